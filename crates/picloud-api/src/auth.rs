@@ -1,0 +1,116 @@
+//! Admin authentication and authorisation.
+//!
+//! [`AdminAuth`] extracts and verifies the bearer key (401 on any failure, one body for all).
+//! Handlers then call [`AdminAuth::require`] for a capability (403) and
+//! [`AdminAuth::app`] to resolve `{app}`. An app-bound key asking for another app gets the
+//! same 404 as for an app that does not exist, so keys cannot probe for other tenants.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use picloud_core::admin_key::{self, AdminKey};
+use picloud_core::app::{App, Slug};
+use picloud_core::capability::Capability;
+use picloud_core::ids::{looks_like_id, AppId};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub struct AdminAuth {
+    pub key: AdminKey,
+    state: AppState,
+}
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(ApiError::unauthorized)?;
+        let (id, secret) = admin_key::parse(presented).ok_or_else(ApiError::unauthorized)?;
+        let stored = state.store.find_admin_key(id).await?;
+        if !admin_key::verify(secret, stored.as_ref().map(|s| s.secret_hash.as_slice())) {
+            return Err(ApiError::unauthorized());
+        }
+        let key = stored.expect("verify fails without a stored key").key;
+        Ok(Self {
+            key,
+            state: state.clone(),
+        })
+    }
+}
+
+impl AdminAuth {
+    /// 403 unless the key holds `cap` (or `InstanceAdmin`).
+    pub fn require(&self, cap: Capability) -> ApiResult<()> {
+        if self.key.has(cap) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this key lacks the {cap} capability"
+            )))
+        }
+    }
+
+    /// 403 unless the key holds one of `caps`.
+    pub fn require_any(&self, caps: &[Capability]) -> ApiResult<()> {
+        if caps.iter().any(|c| self.key.has(*c)) {
+            return Ok(());
+        }
+        let names: Vec<_> = caps.iter().map(|c| c.as_str()).collect();
+        Err(ApiError::forbidden(format!(
+            "this key lacks any of the capabilities {}",
+            names.join(", ")
+        )))
+    }
+
+    /// 403 for app-bound keys: instance-level operations need an unbound key.
+    pub fn require_unbound(&self, what: &str) -> ApiResult<()> {
+        match self.key.app_id {
+            None => Ok(()),
+            Some(_) => Err(ApiError::forbidden(format!(
+                "an app-bound key cannot {what}"
+            ))),
+        }
+    }
+
+    /// Resolves an `{app}` path segment (slug or id) to an app this key may see; 404
+    /// otherwise, whether the app is missing or belongs to someone else.
+    pub async fn app(&self, slug_or_id: &str) -> ApiResult<App> {
+        let store = &self.state.store;
+        let mut app = None;
+        if looks_like_id(slug_or_id) {
+            app = store.get_app(&AppId(slug_or_id.to_owned())).await?;
+        }
+        if app.is_none() {
+            if let Ok(slug) = Slug::parse(slug_or_id) {
+                app = store.get_app_by_slug(&slug).await?;
+            }
+        }
+        app.filter(|a| self.key.can_see(&a.id))
+            .ok_or_else(|| ApiError::not_found("app"))
+    }
+
+    /// [`Self::app`] then [`Self::require_any`].
+    pub async fn app_with_any(&self, slug_or_id: &str, caps: &[Capability]) -> ApiResult<App> {
+        let app = self.app(slug_or_id).await?;
+        self.require_any(caps)?;
+        Ok(app)
+    }
+
+    /// [`Self::app`] then [`Self::require`]: visibility first, so a key bound to another
+    /// app sees 404 rather than learning from a 403 that the app exists.
+    pub async fn app_with(&self, slug_or_id: &str, cap: Capability) -> ApiResult<App> {
+        let app = self.app(slug_or_id).await?;
+        self.require(cap)?;
+        Ok(app)
+    }
+}

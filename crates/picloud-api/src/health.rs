@@ -1,0 +1,78 @@
+//! `/healthz` (the process is alive) and `/readyz` (the database answers and is migrated).
+//! Both answer on every Host so that load balancers probing by IP get an answer.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Readiness must answer fast even when the database hangs rather than refuses.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process is alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Database reachable and migrated", body = Health),
+        (status = 503, description = "Database unreachable or not migrated", body = crate::error::ErrorBody),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
+    match tokio::time::timeout(READY_TIMEOUT, state.store.readiness()).await {
+        Ok(Ok(())) => Ok(Json(Health { status: "ready" })),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the database is unreachable or not migrated",
+            ))
+        }
+        Err(_) => {
+            tracing::warn!("not ready: database did not answer in time");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the database did not answer in time",
+            ))
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/health/realtime", tag = "health",
+    responses((status = 200, description = "Realtime counters of this node", body = RealtimeHealth)))]
+pub async fn realtime(State(state): State<AppState>) -> Json<picloud_realtime::Snapshot> {
+    Json(state.realtime.snapshot())
+}
+
+/// `/health/realtime`: this node's realtime counters.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the shape of `picloud_realtime::Snapshot`
+pub struct RealtimeHealth {
+    /// Open SSE connections.
+    pub connections: i64,
+    /// Topic subscriptions across connections.
+    pub subscribers: i64,
+    pub topics_with_subscribers: u64,
+    pub published_durable: u64,
+    pub published_ephemeral: u64,
+    pub frames_sent: u64,
+    pub gap_repairs: u64,
+    pub resyncs: u64,
+    pub slow_consumer_disconnects: u64,
+    pub token_expirations: u64,
+}

@@ -1,0 +1,45 @@
+//! PiCloud's HTTP surface.
+//!
+//! # Layout
+//! - [`router::build`]: the whole service. Layers (metrics → trace → panic → timeout →
+//!   body limit), then [`dispatch`] picks a plane by Host.
+//! - [`dispatch`]: Host → health (any Host) | control plane (admin hosts) | data plane
+//!   (resolved through [`host::HostResolver`]).
+//! - [`routes`]: control-plane handlers, one file per resource; [`auth`] checks keys and
+//!   capabilities; [`wire`] holds the JSON types; [`json`] and [`error`] give every failure
+//!   the `{"error":{"code","message"}}` shape, with [`json_errors`] as the safety net.
+//! - [`data_plane`]: app-host routes.
+//! - [`health`], [`metrics`], [`openapi`]: operations.
+//! - [`serve`]: runs the service on a listener until shutdown.
+
+pub mod auth;
+pub mod data_plane;
+pub mod dispatch;
+pub mod error;
+pub mod health;
+pub mod host;
+pub mod json;
+pub mod json_errors;
+pub mod metrics;
+pub mod openapi;
+pub mod router;
+pub mod routes;
+pub mod state;
+pub mod wire;
+
+use std::future::Future;
+
+pub use router::build;
+pub use state::{ApiConfig, AppState};
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and lets
+/// in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,120 @@
+//! Assembles the planes and the layers every request passes through.
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::dispatch::{dispatch, Planes};
+use crate::error::ApiError;
+use crate::openapi::ApiDoc;
+use crate::routes::{admin_keys, apps, domains, publish, secrets, tokens, topics};
+use crate::state::AppState;
+use crate::{data_plane, health, metrics};
+
+/// The documented control-plane routes. Registering through `routes!` is what puts a
+/// handler in the OpenAPI document.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(apps::list_apps, apps::create_app))
+        .routes(routes!(apps::get_app, apps::update_app, apps::delete_app))
+        .routes(routes!(domains::list_domains, domains::create_domain))
+        .routes(routes!(
+            domains::get_domain,
+            domains::update_domain,
+            domains::delete_domain
+        ))
+        .routes(routes!(admin_keys::list_keys, admin_keys::create_key))
+        .routes(routes!(admin_keys::delete_key))
+        .routes(routes!(topics::list_topics, topics::create_topic))
+        .routes(routes!(
+            topics::get_topic,
+            topics::update_topic,
+            topics::delete_topic
+        ))
+        .routes(routes!(publish::publish))
+        .routes(routes!(tokens::mint_token))
+        .routes(routes!(secrets::list_secrets))
+        .routes(routes!(secrets::rotate_secret))
+        .routes(routes!(secrets::retire_secret))
+        .routes(routes!(health::realtime))
+}
+
+/// The whole HTTP service.
+pub fn build(state: AppState) -> Router {
+    let openapi_json = crate::openapi::document_json();
+    let (api, _) = api_routes().split_for_parts();
+    let admin = api
+        .route("/metrics", get(metrics::render))
+        .route(
+            "/api/v1/openapi.json",
+            get(
+                move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi_json) },
+            ),
+        )
+        .route_layer(middleware::from_fn_with_state("", metrics::label_route))
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
+        .with_state(state.clone());
+    let health = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route_layer(middleware::from_fn_with_state("", metrics::label_route))
+        .with_state(state.clone());
+    let planes = Planes {
+        state: state.clone(),
+        health,
+        admin,
+        data: data_plane::router(state.clone()),
+    };
+    let timeout = state.config.request_timeout;
+    Router::new()
+        .fallback(dispatch)
+        .with_state(planes)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn(crate::json_errors::ensure_json_errors))
+        .layer(middleware::from_fn_with_state(timeout, request_timeout))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+            .into_response()
+        }))
+        // Spans carry method and path only: a query string may hold a token.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(middleware::from_fn(metrics::record))
+}
+
+/// Bounds the time to produce a response head. Streaming bodies (SSE) are not cut off.
+async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took too long",
+        )
+        .into_response(),
+    }
+}

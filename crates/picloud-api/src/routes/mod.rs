@@ -1,0 +1,10 @@
+//! Admin API handlers, one file per resource. Each handler authenticates with
+//! [`crate::auth::AdminAuth`], checks one capability, and calls one store trait or service.
+
+pub mod admin_keys;
+pub mod apps;
+pub mod domains;
+pub mod publish;
+pub mod secrets;
+pub mod tokens;
+pub mod topics;

@@ -1,0 +1,159 @@
+//! `/api/v1/apps/{app}/topics`: create, list, get, update, delete topics.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use picloud_core::capability::Capability;
+use picloud_core::topic::{AuthMode, NewTopic, Retention, TopicName, TopicPatch};
+use picloud_core::ValidationError;
+
+use crate::auth::AdminAuth;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::json::ApiJson;
+use crate::state::AppState;
+use crate::wire::{CreateTopic, RetentionBody, TopicBody, TopicList, UpdateTopic};
+
+const READ: &[Capability] = &[Capability::AppRead, Capability::AppTopicManage];
+
+fn retention(body: RetentionBody) -> Result<Retention, ValidationError> {
+    Retention {
+        max_messages: body.max_messages,
+        max_age_secs: body.max_age_secs,
+    }
+    .validate()
+}
+
+fn description(d: &str) -> Result<String, ValidationError> {
+    if d.chars().count() > 1000 || d.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(ValidationError::new(
+            "description",
+            "at most 1000 characters, no control characters",
+        ));
+    }
+    Ok(d.to_owned())
+}
+
+/// A `{topic}` path segment. An invalid name cannot exist, so it is a 404 on reads.
+fn topic_segment(s: &str) -> ApiResult<TopicName> {
+    TopicName::parse(s).map_err(|_| ApiError::not_found("topic"))
+}
+
+#[utoipa::path(get, path = "/api/v1/apps/{app}/topics", tag = "topics",
+    params(("app" = String, Path, description = "App slug or id")),
+    security(("admin_key" = [])),
+    responses((status = 200, body = TopicList),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_topics(
+    auth: AdminAuth,
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+) -> ApiResult<ApiJson<TopicList>> {
+    let app = auth.app_with_any(&app, READ).await?;
+    let topics = state.store.list_topics(&app.id).await?;
+    Ok(ApiJson(TopicList {
+        topics: topics.into_iter().map(Into::into).collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/apps/{app}/topics", tag = "topics",
+    params(("app" = String, Path, description = "App slug or id")),
+    request_body = CreateTopic,
+    security(("admin_key" = [])),
+    responses((status = 201, body = TopicBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The app has a topic of that name", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn create_topic(
+    auth: AdminAuth,
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    ApiJson(body): ApiJson<CreateTopic>,
+) -> ApiResult<(StatusCode, ApiJson<TopicBody>)> {
+    let app = auth.app_with(&app, Capability::AppTopicManage).await?;
+    let new = NewTopic {
+        name: TopicName::parse(&body.name)?,
+        description: description(body.description.as_deref().unwrap_or_default())?,
+        external_subscribable: body.external_subscribable.unwrap_or(false),
+        auth_mode: body
+            .auth_mode
+            .as_deref()
+            .map_or(Ok(AuthMode::Token), AuthMode::parse)?,
+        retention: body.retention.map_or(Ok(Retention::DEFAULT), retention)?,
+    };
+    let topic = state.store.create_topic(&app.id, new).await?;
+    Ok((StatusCode::CREATED, ApiJson(topic.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/apps/{app}/topics/{topic}", tag = "topics",
+    params(("app" = String, Path, description = "App slug or id"), ("topic" = String, Path, description = "Topic name")),
+    security(("admin_key" = [])),
+    responses((status = 200, body = TopicBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_topic(
+    auth: AdminAuth,
+    State(state): State<AppState>,
+    Path((app, topic)): Path<(String, String)>,
+) -> ApiResult<ApiJson<TopicBody>> {
+    let app = auth.app_with_any(&app, READ).await?;
+    let name = topic_segment(&topic)?;
+    let topic = state
+        .store
+        .get_topic(&app.id, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("topic"))?;
+    Ok(ApiJson(topic.into()))
+}
+
+#[utoipa::path(patch, path = "/api/v1/apps/{app}/topics/{topic}", tag = "topics",
+    params(("app" = String, Path, description = "App slug or id"), ("topic" = String, Path, description = "Topic name")),
+    request_body = UpdateTopic,
+    security(("admin_key" = [])),
+    responses((status = 200, body = TopicBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn update_topic(
+    auth: AdminAuth,
+    State(state): State<AppState>,
+    Path((app, topic)): Path<(String, String)>,
+    ApiJson(body): ApiJson<UpdateTopic>,
+) -> ApiResult<ApiJson<TopicBody>> {
+    let app = auth.app_with(&app, Capability::AppTopicManage).await?;
+    let name = topic_segment(&topic)?;
+    let patch = TopicPatch {
+        description: body.description.as_deref().map(description).transpose()?,
+        external_subscribable: body.external_subscribable,
+        auth_mode: body.auth_mode.as_deref().map(AuthMode::parse).transpose()?,
+        retention: body.retention.map(retention).transpose()?,
+    };
+    let tightened =
+        patch.external_subscribable == Some(false) || patch.auth_mode == Some(AuthMode::Token);
+    let topic = state
+        .store
+        .update_topic(&app.id, &name, patch)
+        .await?
+        .ok_or_else(|| ApiError::not_found("topic"))?;
+    if tightened {
+        // Streams opened under the old rules must not outlive them: end them, and let
+        // clients reconnect under the new ones.
+        state.realtime.hub.close_topic(&app.id, &name);
+    }
+    Ok(ApiJson(topic.into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/apps/{app}/topics/{topic}", tag = "topics",
+    params(("app" = String, Path, description = "App slug or id"), ("topic" = String, Path, description = "Topic name")),
+    security(("admin_key" = [])),
+    responses((status = 204, description = "Deleted with its history; its live streams end"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_topic(
+    auth: AdminAuth,
+    State(state): State<AppState>,
+    Path((app, topic)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let app = auth.app_with(&app, Capability::AppTopicManage).await?;
+    let name = topic_segment(&topic)?;
+    if !state.store.delete_topic(&app.id, &name).await? {
+        return Err(ApiError::not_found("topic"));
+    }
+    state.realtime.hub.close_topic(&app.id, &name);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,78 @@
+//! Shared server state: the store, the host resolver, configuration, the metrics handle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use picloud_core::host::Host;
+use picloud_core::store::Store;
+use picloud_realtime::Realtime;
+
+use crate::host::HostResolver;
+
+/// HTTP-level configuration, decided by the binary from flags and env.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Hosts that serve the control plane (admin API, dashboard, metrics). Any other Host is
+    /// resolved to an app.
+    pub admin_hosts: Vec<Host>,
+    /// Largest request body any endpoint accepts.
+    pub max_body_bytes: usize,
+    /// Deadline for producing a response (not for streaming one: SSE streams outlive it).
+    pub request_timeout: Duration,
+    /// How long a Host → app resolution may be served from cache without a change event.
+    /// Bounds staleness on nodes that missed an invalidation.
+    pub host_cache_ttl: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            admin_hosts: ["localhost", "127.0.0.1"]
+                .iter()
+                .map(|h| Host::parse(h).expect("valid default host"))
+                .collect(),
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            host_cache_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub resolver: HostResolver,
+    pub config: ApiConfig,
+    pub metrics: PrometheusHandle,
+    pub realtime: Realtime,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, config: ApiConfig, realtime: Realtime) -> Self {
+        let resolver = HostResolver::new(store.clone(), config.host_cache_ttl);
+        Self(Arc::new(Inner {
+            store,
+            resolver,
+            config,
+            metrics: crate::metrics::handle(),
+            realtime,
+        }))
+    }
+}
+
+impl axum::extract::FromRef<AppState> for Realtime {
+    fn from_ref(state: &AppState) -> Realtime {
+        state.realtime.clone()
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,280 @@
+//! JSON wire types of the admin API. Only this crate knows them; core types stay free of
+//! serde so that a storage or domain change never silently changes the API.
+
+use chrono::{DateTime, Utc};
+use picloud_core::admin_key::AdminKey;
+use picloud_core::app::App;
+use picloud_core::domain::Domain;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Serialize, ToSchema)]
+pub struct AppBody {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<App> for AppBody {
+    fn from(a: App) -> Self {
+        Self {
+            id: a.id.0,
+            slug: a.slug.as_str().to_owned(),
+            name: a.name,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApp {
+    /// Lowercase `[a-z0-9-]`, 3–63 characters; the app also answers on `<slug>.localhost`.
+    pub slug: String,
+    /// Display name; defaults to the slug.
+    pub name: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateApp {
+    pub slug: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AppList {
+    pub apps: Vec<AppBody>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next_after: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Page size, 1–500 (default 100).
+    pub limit: Option<u32>,
+    /// Return items after this slug.
+    pub after: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DomainBody {
+    pub id: String,
+    pub app_id: String,
+    pub host: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Domain> for DomainBody {
+    fn from(d: Domain) -> Self {
+        Self {
+            id: d.id,
+            app_id: d.app_id.0,
+            host: d.host.as_str().to_owned(),
+            created_at: d.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DomainList {
+    pub domains: Vec<DomainBody>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainInput {
+    /// A host name without port; normalised (lowercase, no trailing dot).
+    pub host: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AdminKeyBody {
+    pub id: String,
+    pub capabilities: Vec<String>,
+    pub app_id: Option<String>,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<AdminKey> for AdminKeyBody {
+    fn from(k: AdminKey) -> Self {
+        Self {
+            id: k.id,
+            capabilities: k.capabilities.iter().map(|c| c.to_string()).collect(),
+            app_id: k.app_id.map(|a| a.0),
+            label: k.label,
+            created_at: k.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AdminKeyList {
+    pub keys: Vec<AdminKeyBody>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAdminKey {
+    /// Capability names, e.g. `["AppRead", "AppPublish"]`.
+    pub capabilities: Vec<String>,
+    /// Bind the key to one app (slug or id).
+    pub app: Option<String>,
+    pub label: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedAdminKey {
+    /// The key itself. Shown once: only its hash is stored.
+    pub key: String,
+    #[serde(flatten)]
+    pub info: AdminKeyBody,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AppInfo {
+    /// The slug of the app this Host resolved to.
+    pub app: String,
+    /// The PiCloud version serving it.
+    pub version: &'static str,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionBody {
+    /// Keep at most this many messages (null: no count limit).
+    pub max_messages: Option<i64>,
+    /// Keep messages at most this many seconds (null: no age limit).
+    pub max_age_secs: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TopicBody {
+    pub name: String,
+    pub description: String,
+    /// Whether browsers may subscribe (`false`: internal, publish/trigger only).
+    pub external_subscribable: bool,
+    /// `public` or `token`.
+    pub auth_mode: String,
+    pub retention: RetentionBody,
+    /// The newest seq published (0 before the first message).
+    pub last_seq: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<picloud_core::topic::Topic> for TopicBody {
+    fn from(t: picloud_core::topic::Topic) -> Self {
+        Self {
+            name: t.name.to_string(),
+            description: t.description,
+            external_subscribable: t.external_subscribable,
+            auth_mode: t.auth_mode.as_str().to_owned(),
+            retention: RetentionBody {
+                max_messages: t.retention.max_messages,
+                max_age_secs: t.retention.max_age_secs,
+            },
+            last_seq: t.last_seq,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TopicList {
+    pub topics: Vec<TopicBody>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopic {
+    /// 1–128 of `[A-Za-z0-9_-.:@]`, dot-separated segments; `*` is reserved.
+    pub name: String,
+    pub description: Option<String>,
+    /// Default `false`.
+    pub external_subscribable: Option<bool>,
+    /// `public` or `token` (default).
+    pub auth_mode: Option<String>,
+    /// Default: 10,000 messages, 1 day.
+    pub retention: Option<RetentionBody>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTopic {
+    pub description: Option<String>,
+    pub external_subscribable: Option<bool>,
+    pub auth_mode: Option<String>,
+    /// Replaces both limits.
+    pub retention: Option<RetentionBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PublishedBody {
+    pub topic: String,
+    /// Absent for an ephemeral publish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+    pub published_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct PublishQuery {
+    /// `true`: live subscribers only; no storage, no seq, no triggers.
+    pub ephemeral: Option<bool>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MintToken {
+    /// Topic names, or `prefix.*` for every topic under `prefix.`.
+    pub topics: Vec<String>,
+    /// Lifetime, 1 s to 30 days.
+    pub ttl_secs: i64,
+    /// Subscriber id (`sub` claim).
+    pub subject: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MintedToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SecretBody {
+    /// Key id (the JWT `kid`). The key material is never returned.
+    pub kid: String,
+    pub created_at: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+impl From<picloud_core::secret::AppSecret> for SecretBody {
+    fn from(s: picloud_core::secret::AppSecret) -> Self {
+        Self {
+            kid: s.kid,
+            created_at: s.created_at,
+            retired_at: s.retired_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SecretList {
+    pub secrets: Vec<SecretBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedSecret {
+    pub kid: String,
+    /// The key material, base64url without padding. Shown this once, so a tenant backend
+    /// can mint tokens with any JWT library (HS256, header `kid`).
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+}

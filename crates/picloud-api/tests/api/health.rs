@@ -1,0 +1,99 @@
+//! Liveness, readiness (including a database that goes away and comes back) and metrics.
+
+use std::time::{Duration, Instant};
+
+use picloud_api::ApiConfig;
+use picloud_store::testing::{TcpProxy, TestDatabase};
+use picloud_store::{connect, Backend, DatabaseLocation};
+use reqwest::{Method, StatusCode};
+
+use crate::support::{assert_error, send, TestServer};
+
+#[tokio::test]
+async fn readiness_follows_the_database() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    db.open().await.close().await; // migrate directly
+    let proxy = TcpProxy::start(db.postgres_addr()).await;
+    let store = connect(&DatabaseLocation::Postgres(db.url_via(&proxy)))
+        .await
+        .unwrap();
+    let s = TestServer::serve(db, store, ApiConfig::default()).await;
+
+    assert_eq!(
+        send(s.anon(Method::GET, "/readyz")).await.1["status"],
+        "ready"
+    );
+    proxy.cut();
+    assert_error(
+        &send(s.anon(Method::GET, "/readyz")).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+    );
+    // Liveness does not depend on the database; the admin API reports it as 503, not 500.
+    assert_eq!(
+        send(s.anon(Method::GET, "/healthz")).await.0,
+        StatusCode::OK
+    );
+    let got = send(s.admin(Method::GET, "/api/v1/apps")).await;
+    assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, _) = send(s.anon(Method::GET, "/readyz")).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "readiness did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        send(s.admin(Method::GET, "/api/v1/apps")).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn sqlite_readiness() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    assert_eq!(
+        send(s.anon(Method::GET, "/readyz")).await,
+        (StatusCode::OK, serde_json::json!({"status": "ready"}))
+    );
+    assert_eq!(
+        send(s.anon(Method::GET, "/healthz")).await,
+        (StatusCode::OK, serde_json::json!({"status": "ok"}))
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_pattern() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    s.create_app("metrics-demo").await;
+    send(s.admin(Method::GET, "/api/v1/apps/metrics-demo")).await;
+    send(s.on_host("metrics-demo.localhost", "/")).await;
+    send(s.on_host("metrics-demo.localhost", "/no/such/path")).await;
+    let text = s
+        .anon(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        r#"picloud_http_requests_total{route="/api/v1/apps",method="POST",status="201"}"#,
+        r#"picloud_http_requests_total{route="/api/v1/apps/{app}",method="GET",status="200"}"#,
+        r#"picloud_http_requests_total{route="app:/",method="GET",status="200"}"#,
+        r#"picloud_http_requests_total{route="unmatched",method="GET",status="404"}"#,
+        r#"picloud_http_request_duration_seconds_bucket{route="/api/v1/apps/{app}",le="0.005"}"#,
+        "picloud_build_info",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in:\n{text}");
+    }
+    assert!(
+        !text.contains("metrics-demo"),
+        "raw paths never become labels"
+    );
+    assert!(!text.contains("/no/such/path"));
+}

@@ -1,0 +1,15 @@
+//! Admin API and Host dispatch, driven over real sockets against the real router, on SQLite
+//! and on PostgreSQL.
+
+mod sse;
+mod support;
+
+mod apps;
+mod auth;
+mod bad_input;
+mod domains;
+mod health;
+mod openapi;
+mod realtime;
+mod resume;
+mod slow_consumer;

@@ -1,0 +1,621 @@
+//! Realtime over real sockets: publish → SSE, auth, tokens, resume, retention, bad input.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use picloud_store::Backend;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::both_backends;
+use crate::sse::Sse;
+use crate::support::{assert_error, send, TestServer};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+both_backends!(
+    publish_then_receive_on_one_topic,
+    one_stream_many_topics_and_resume,
+    retention_gap_gets_resync_then_live,
+);
+
+async fn setup(backend: Backend) -> TestServer {
+    let s = TestServer::start(backend).await;
+    s.create_app("demo").await;
+    s
+}
+
+/// The wire format of DESIGN §5: headers, `retry:` first, then `id:` + `event: message` +
+/// one `data:` line per durable message, in order.
+async fn publish_then_receive_on_one_topic(backend: Backend) {
+    let s = setup(backend).await;
+    s.create_topic("demo", "chat", true, "public").await;
+    let mut sse = Sse::open(s.app_get("demo", "/realtime/topics/chat"))
+        .await
+        .unwrap();
+    assert_eq!(sse.headers["content-type"], "text/event-stream");
+    assert_eq!(sse.headers["cache-control"], "no-cache, no-transform");
+    assert_eq!(sse.headers["x-accel-buffering"], "no");
+    assert!(sse.headers.get("content-encoding").is_none());
+    let first = sse.next_frame(WAIT).await.unwrap();
+    assert_eq!(first.retry, Some(2000));
+
+    for i in 1..=3 {
+        assert_eq!(
+            s.publish("demo", "chat", json!({"i": i, "text": "line\nbreak"}))
+                .await,
+            i
+        );
+    }
+    let got = sse.messages(3).await;
+    for (k, f) in got.iter().enumerate() {
+        let seq = k as i64 + 1;
+        assert_eq!(f.id.as_deref(), Some(seq.to_string().as_str()));
+        let d = f.json();
+        assert_eq!(d["topic"], "chat");
+        assert_eq!(d["seq"], seq);
+        assert_eq!(d["message"], json!({"i": seq, "text": "line\nbreak"}));
+        assert!(d["published_at"].as_str().unwrap().ends_with('Z'));
+    }
+    // Ephemeral: delivered live, no id, no seq, never replayed.
+    let (status, body) = send(
+        s.admin(
+            Method::POST,
+            "/api/v1/apps/demo/topics/chat/publish?ephemeral=true",
+        )
+        .json(&json!({"typing": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(body.get("seq").is_none());
+    let e = sse.next_event(WAIT).await.unwrap();
+    assert_eq!(e.id, None);
+    assert_eq!(e.json()["message"], json!({"typing": true}));
+    assert_eq!(e.json()["seq"], Value::Null);
+
+    // Resuming from 1 replays 2 and 3 only (not the ephemeral one).
+    let mut again = Sse::open(
+        s.app_get("demo", "/realtime/topics/chat")
+            .header("last-event-id", "1"),
+    )
+    .await
+    .unwrap();
+    let replay = again.messages(2).await;
+    assert_eq!(replay.iter().map(|f| f.seq()).collect::<Vec<_>>(), [2, 3]);
+    assert!(
+        again.next_event(Duration::from_millis(300)).await.is_none(),
+        "nothing else"
+    );
+    // ?last_event_id= works as well (EventSource cannot set headers on the first connect).
+    let mut q = Sse::open(s.app_get("demo", "/realtime/topics/chat?last_event_id=2"))
+        .await
+        .unwrap();
+    assert_eq!(q.messages(1).await[0].seq(), 3);
+}
+
+/// Several topics on one connection; the id carries every position, and resuming with it
+/// yields exactly what was missed on each topic.
+async fn one_stream_many_topics_and_resume(backend: Backend) {
+    let s = setup(backend).await;
+    s.create_topic("demo", "a", true, "public").await;
+    s.create_topic("demo", "b.x", true, "public").await;
+    let mut sse = Sse::open(s.app_get("demo", "/realtime?topic=a&topic=b.x"))
+        .await
+        .unwrap();
+    s.publish("demo", "a", json!(1)).await;
+    s.publish("demo", "b.x", json!(2)).await;
+    s.publish("demo", "a", json!(3)).await;
+    let got = sse.messages(3).await;
+    let topics: Vec<_> = got
+        .iter()
+        .map(|f| f.json()["topic"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(topics, ["a", "b.x", "a"]);
+    let last_id = got[2].id.clone().unwrap();
+    assert_eq!(last_id, "a=2,b.x=1");
+    drop(sse);
+
+    s.publish("demo", "b.x", json!(4)).await;
+    s.publish("demo", "a", json!(5)).await;
+    let mut resumed = Sse::open(
+        s.app_get("demo", "/realtime?topic=a&topic=b.x")
+            .header("last-event-id", &last_id),
+    )
+    .await
+    .unwrap();
+    let missed = resumed.messages(2).await;
+    let mut msgs: Vec<_> = missed.iter().map(|f| f.json()["message"].clone()).collect();
+    msgs.sort_by_key(|v| v.as_i64());
+    assert_eq!(msgs, [json!(4), json!(5)]);
+    assert!(resumed
+        .next_event(Duration::from_millis(300))
+        .await
+        .is_none());
+}
+
+/// A position older than retention gets `resync` (from/to of the lost range), then live.
+async fn retention_gap_gets_resync_then_live(backend: Backend) {
+    let s = setup(backend).await;
+    let (status, _) = send(
+        s.admin(Method::POST, "/api/v1/apps/demo/topics")
+            .json(&json!({
+                "name": "feed", "external_subscribable": true, "auth_mode": "public",
+                "retention": {"max_messages": 5}
+            })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    for i in 1..=20 {
+        s.publish("demo", "feed", json!(i)).await;
+    }
+    // The test pruner runs every 200 ms.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let oldest = s.store_oldest("demo", "feed").await;
+        if oldest == Some(16) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pruner did not run (oldest {oldest:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut sse = Sse::open(
+        s.app_get("demo", "/realtime/topics/feed")
+            .header("last-event-id", "2"),
+    )
+    .await
+    .unwrap();
+    let resync = sse.next_event(WAIT).await.unwrap();
+    assert_eq!(resync.event.as_deref(), Some("resync"));
+    assert_eq!(
+        resync.json(),
+        json!({"topic": "feed", "from": 3, "to": 15, "reason": "retention"})
+    );
+    // Then it continues from now: the next publish, nothing older.
+    s.publish("demo", "feed", json!(21)).await;
+    let live = sse.messages(1).await;
+    assert_eq!(live[0].seq(), 21);
+    assert!(s.realtime_health().await["resyncs"].as_u64().unwrap() >= 1);
+}
+
+/// Who may subscribe: public topics with no token; internal and missing topics are one 404;
+/// every bad token is one 401.
+#[tokio::test]
+async fn subscribe_authorisation() {
+    let s = setup(Backend::Sqlite).await;
+    s.create_app("other").await;
+    s.create_topic("demo", "open", true, "public").await;
+    s.create_topic("demo", "secret", true, "token").await;
+    s.create_topic("demo", "internal", false, "public").await;
+    s.create_topic("other", "secret", true, "token").await;
+
+    assert!(Sse::open(s.app_get("demo", "/realtime/topics/open"))
+        .await
+        .is_ok());
+    let missing = Sse::open(s.app_get("demo", "/realtime/topics/nope"))
+        .await
+        .err()
+        .unwrap();
+    let internal = Sse::open(s.app_get("demo", "/realtime/topics/internal"))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(missing.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        missing, internal,
+        "internal and missing topics are indistinguishable"
+    );
+    let mixed = Sse::open(s.app_get("demo", "/realtime?topic=open&topic=internal"))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(mixed, missing);
+    // Another app's topic is not visible on this app's Host.
+    let foreign_topic = Sse::open(s.app_get("other", "/realtime/topics/open"))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(foreign_topic, missing);
+
+    let good = s.mint("demo", &["secret"], 60).await;
+    assert!(Sse::open(
+        s.app_get("demo", "/realtime/topics/secret")
+            .bearer_auth(&good)
+    )
+    .await
+    .is_ok());
+    assert!(
+        Sse::open(s.app_get("demo", &format!("/realtime/topics/secret?token={good}")))
+            .await
+            .is_ok()
+    );
+
+    let wrong_topic = s.mint("demo", &["open"], 60).await;
+    let foreign = s.mint("other", &["secret"], 60).await;
+    let expired = forge(
+        &s,
+        "demo",
+        json!({"topics": ["secret"], "exp": now() - 5, "iat": now() - 100}),
+    )
+    .await;
+    let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+    parts[2] = URL_SAFE_NO_PAD.encode(b"not the signature at all, no sir");
+    let tampered_sig = parts.join(".");
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+    claims["topics"] = json!(["secret", "everything"]);
+    let tampered_claims = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        good.split('.').nth(2).unwrap()
+    );
+    let alg_none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        good.split('.').nth(1).unwrap()
+    );
+    let mut bodies = vec![Sse::open(s.app_get("demo", "/realtime/topics/secret"))
+        .await
+        .err()
+        .unwrap()];
+    for bad in [
+        &wrong_topic,
+        &foreign,
+        &expired,
+        &tampered_sig,
+        &tampered_claims,
+        &alg_none,
+        &"garbage".to_owned(),
+    ] {
+        bodies.push(
+            Sse::open(
+                s.app_get("demo", "/realtime/topics/secret")
+                    .bearer_auth(bad),
+            )
+            .await
+            .err()
+            .unwrap(),
+        );
+    }
+    for b in &bodies {
+        assert_eq!(b.0, StatusCode::UNAUTHORIZED, "{b:?}");
+        assert_eq!(b.1, bodies[0].1, "every 401 is the same");
+    }
+    // A token for one topic does not open a stream that also names a token topic it lacks.
+    s.create_topic("demo", "secret2", true, "token").await;
+    let partial = Sse::open(
+        s.app_get("demo", "/realtime?topic=secret&topic=secret2")
+            .bearer_auth(&good),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(partial.0, StatusCode::UNAUTHORIZED);
+    let both = s.mint("demo", &["secret", "secret2"], 60).await;
+    assert!(Sse::open(
+        s.app_get("demo", "/realtime?topic=secret&topic=secret2")
+            .bearer_auth(&both)
+    )
+    .await
+    .is_ok());
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Mints a token with a hand-written HS256 (no JWT library): what a tenant backend in any
+/// language does with the secret from a rotation. `claims` gets `aud` added.
+async fn forge(s: &TestServer, app: &str, mut claims: Value) -> String {
+    let (status, created) =
+        send(s.admin(Method::POST, &format!("/api/v1/apps/{app}/secrets/rotate"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (_, app_body) = send(s.admin(Method::GET, &format!("/api/v1/apps/{app}"))).await;
+    claims["aud"] = app_body["id"].clone();
+    sign(
+        created["kid"].as_str().unwrap(),
+        created["secret"].as_str().unwrap(),
+        &claims,
+    )
+}
+
+fn sign(kid: &str, secret_b64: &str, claims: &Value) -> String {
+    let header = json!({"alg": "HS256", "typ": "JWT", "kid": kid});
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let key = URL_SAFE_NO_PAD.decode(secret_b64).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(signing_input.as_bytes());
+    format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// A token minted outside PiCloud with the app secret verifies; after rotation the old key
+/// still verifies until it is retired, then its tokens are refused.
+#[tokio::test]
+async fn independent_tokens_and_key_rotation() {
+    let s = setup(Backend::Sqlite).await;
+    s.create_topic("demo", "room.1", true, "token").await;
+    let old = forge(
+        &s,
+        "demo",
+        json!({"topics": ["room.*"], "sub": "u1", "iat": now(), "exp": now() + 600}),
+    )
+    .await;
+    assert!(
+        Sse::open(
+            s.app_get("demo", "/realtime/topics/room.1")
+                .bearer_auth(&old)
+        )
+        .await
+        .is_ok(),
+        "hand-made HS256 token verifies"
+    );
+    let old_kid = {
+        let (_, list) = send(s.admin(Method::GET, "/api/v1/apps/demo/secrets")).await;
+        list["secrets"][0]["kid"].as_str().unwrap().to_owned()
+    };
+    let newer = forge(
+        &s,
+        "demo",
+        json!({"topics": ["room.1"], "iat": now(), "exp": now() + 600}),
+    )
+    .await;
+    let (_, list) = send(s.admin(Method::GET, "/api/v1/apps/demo/secrets")).await;
+    assert_eq!(list["secrets"].as_array().unwrap().len(), 2);
+    assert!(
+        !list.to_string().contains("\"secret\""),
+        "key material is never listed"
+    );
+    // Both keys active: both tokens verify; PiCloud-minted tokens use the newest key.
+    assert!(Sse::open(
+        s.app_get("demo", "/realtime/topics/room.1")
+            .bearer_auth(&old)
+    )
+    .await
+    .is_ok());
+    assert!(Sse::open(
+        s.app_get("demo", "/realtime/topics/room.1")
+            .bearer_auth(&newer)
+    )
+    .await
+    .is_ok());
+    let minted = s.mint("demo", &["room.1"], 60).await;
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(minted.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_ne!(header["kid"], old_kid.as_str());
+
+    let retire = send(s.admin(
+        Method::POST,
+        &format!("/api/v1/apps/demo/secrets/{old_kid}/retire"),
+    ))
+    .await;
+    assert_eq!(retire.0, StatusCode::NO_CONTENT);
+    let refused = Sse::open(
+        s.app_get("demo", "/realtime/topics/room.1")
+            .bearer_auth(&old),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(refused.0, StatusCode::UNAUTHORIZED);
+    assert!(Sse::open(
+        s.app_get("demo", "/realtime/topics/room.1")
+            .bearer_auth(&newer)
+    )
+    .await
+    .is_ok());
+    assert!(Sse::open(
+        s.app_get("demo", "/realtime/topics/room.1")
+            .bearer_auth(&minted)
+    )
+    .await
+    .is_ok());
+    let again = send(s.admin(
+        Method::POST,
+        &format!("/api/v1/apps/demo/secrets/{old_kid}/retire"),
+    ))
+    .await;
+    assert_error(&again, StatusCode::NOT_FOUND, "not_found");
+}
+
+/// Before a token expires the stream warns, then ends with `token_expired`.
+#[tokio::test]
+async fn token_expiry_mid_stream() {
+    let s = setup(Backend::Sqlite).await;
+    s.create_topic("demo", "t", true, "token").await;
+    let token = s.mint("demo", &["t"], 3).await; // test warning window: 2 s
+    let mut sse = Sse::open(s.app_get("demo", "/realtime/topics/t").bearer_auth(&token))
+        .await
+        .unwrap();
+    let warn = sse.next_event(WAIT).await.unwrap();
+    assert_eq!(warn.event.as_deref(), Some("token_expiring"));
+    assert!(warn.json()["expires_in"].as_i64().unwrap() <= 2);
+    let end = sse.next_event(WAIT).await.unwrap();
+    assert_eq!(end.event.as_deref(), Some("error"));
+    assert_eq!(end.json(), json!({"code": "token_expired"}));
+    assert!(sse.next_frame(WAIT).await.is_none(), "the stream ends");
+}
+
+/// Keepalive comments flow on an idle stream; deleting a topic ends its streams; the hub
+/// forgets channels with no subscribers.
+#[tokio::test]
+async fn keepalive_topic_deletion_and_channel_gc() {
+    let s = setup(Backend::Sqlite).await;
+    s.create_topic("demo", "t", true, "public").await;
+    let mut sse = Sse::open(s.app_get("demo", "/realtime/topics/t"))
+        .await
+        .unwrap();
+    sse.next_frame(WAIT).await.unwrap(); // retry
+    let keepalive = sse.next_frame(Duration::from_secs(3)).await.unwrap();
+    assert_eq!(keepalive.comment.as_deref(), Some("keepalive"));
+    let h = s.realtime_health().await;
+    assert_eq!(
+        (
+            h["connections"].as_i64(),
+            h["topics_with_subscribers"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+
+    assert_eq!(
+        send(s.admin(Method::DELETE, "/api/v1/apps/demo/topics/t"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let end = sse.next_event(WAIT).await.unwrap();
+    assert_eq!(end.json(), json!({"code": "topic_closed", "topic": "t"}));
+    assert!(sse.next_frame(WAIT).await.is_none());
+    drop(sse);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let h = s.realtime_health().await;
+        if h["connections"] == 0 && h["topics_with_subscribers"] == 0 && h["subscribers"] == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not released: {h}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = s
+        .anon(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("picloud_realtime_connections 0"), "{text}");
+    assert!(text.contains("picloud_realtime_frames_sent_total"));
+}
+
+/// Bad input on publish and subscribe gets clear errors and stores nothing.
+#[tokio::test]
+async fn realtime_bad_input() {
+    let s = setup(Backend::Sqlite).await;
+    s.create_topic("demo", "t", true, "public").await;
+    let publish = |topic: &str| {
+        s.admin(
+            Method::POST,
+            &format!("/api/v1/apps/demo/topics/{topic}/publish"),
+        )
+    };
+    assert_error(
+        &send(publish("t").body("{not json")).await,
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+    );
+    assert_error(
+        &send(publish("t").body("")).await,
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+    );
+    let big = json!({"x": "y".repeat(70 * 1024)});
+    assert_error(
+        &send(publish("t").json(&big)).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+    for bad in ["a*b", "a..b", "%20", "x%2Fy"] {
+        assert_error(
+            &send(publish(bad).json(&json!(1))).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        );
+    }
+    let topic = send(s.admin(Method::GET, "/api/v1/apps/demo/topics/t"))
+        .await
+        .1;
+    assert_eq!(topic["last_seq"], 0, "nothing was stored");
+
+    for (name, code) in [
+        ("*", StatusCode::UNPROCESSABLE_ENTITY),
+        ("a\u{1}b", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let got = send(
+            s.admin(Method::POST, "/api/v1/apps/demo/topics")
+                .json(&json!({"name": name})),
+        )
+        .await;
+        assert_error(&got, code, "invalid_field");
+    }
+    let dup = send(
+        s.admin(Method::POST, "/api/v1/apps/demo/topics")
+            .json(&json!({"name": "t"})),
+    )
+    .await;
+    assert_error(&dup, StatusCode::CONFLICT, "conflict");
+    let bad_mode = send(
+        s.admin(Method::POST, "/api/v1/apps/demo/topics")
+            .json(&json!({"name": "u", "auth_mode": "open"})),
+    )
+    .await;
+    assert_error(&bad_mode, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    let bad_retention = send(
+        s.admin(Method::POST, "/api/v1/apps/demo/topics")
+            .json(&json!({"name": "u", "retention": {"max_messages": 0}})),
+    )
+    .await;
+    assert_error(
+        &bad_retention,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    );
+
+    for garbage in ["abc", "-4", "t=x", "9999999999999999999999"] {
+        let got = Sse::open(
+            s.app_get("demo", "/realtime/topics/t")
+                .header("last-event-id", garbage),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert_eq!(got.0, StatusCode::BAD_REQUEST, "{garbage}");
+        assert_eq!(got.1["error"]["code"], "invalid_last_event_id");
+    }
+    let many: Vec<_> = (0..300).map(|i| format!("topic=t{i}")).collect();
+    let got = Sse::open(s.app_get("demo", &format!("/realtime?{}", many.join("&"))))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(got.0, StatusCode::BAD_REQUEST);
+    assert_eq!(got.1["error"]["code"], "too_many_topics");
+    let none = Sse::open(s.app_get("demo", "/realtime"))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(none.1["error"]["code"], "invalid_topic");
+    let bad_name = Sse::open(s.app_get("demo", "/realtime/topics/a*"))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(bad_name.1["error"]["code"], "invalid_topic");
+
+    let bad_mint = send(
+        s.admin(Method::POST, "/api/v1/apps/demo/tokens")
+            .json(&json!({"topics": [], "ttl_secs": 60})),
+    )
+    .await;
+    assert_error(&bad_mint, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    let bad_ttl = send(
+        s.admin(Method::POST, "/api/v1/apps/demo/tokens")
+            .json(&json!({"topics": ["t"], "ttl_secs": 0})),
+    )
+    .await;
+    assert_error(&bad_ttl, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+}

@@ -1,0 +1,89 @@
+//! Command-line flags.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "picloud-bench",
+    version,
+    about = "Drives a real PiCloud (and Nchan, side by side) over loopback and prints one JSON summary on stdout; progress on stderr."
+)]
+pub struct Args {
+    /// Which server(s) to measure. With `both`, each scenario runs on PiCloud then Nchan and
+    /// the summary adds PiCloud/Nchan ratios.
+    #[arg(long, value_enum, default_value_t = TargetArg::Both)]
+    pub target: TargetArg,
+
+    #[arg(long, value_enum, default_value_t = ScenarioArg::All)]
+    pub scenario: ScenarioArg,
+
+    /// The PiCloud binary (default: `picloud` next to this executable, i.e. target/release/picloud).
+    #[arg(long)]
+    pub picloud_bin: Option<PathBuf>,
+
+    /// CPU the server is pinned to (`taskset -c`).
+    #[arg(long, default_value_t = 0)]
+    pub server_cpu: usize,
+
+    /// CPU this tool (the whole load generator) is pinned to.
+    #[arg(long, default_value_t = 1)]
+    pub client_cpu: usize,
+
+    /// Multiplies connection, topic and subscriber counts (1.0 = the full sizes). Rates and
+    /// durations are not scaled.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+
+    /// Length of each publishing window.
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+
+    /// Publisher connections for the as-fast-as-possible runs of S2 and S4.
+    #[arg(long, default_value_t = 8)]
+    pub publishers: usize,
+
+    /// Size of each published JSON message in bytes (approximate).
+    #[arg(long, default_value_t = 64)]
+    pub payload_bytes: usize,
+
+    /// S5's fixed publish rate (messages per second).
+    #[arg(long, default_value_t = 5000.0)]
+    pub s5_rate: f64,
+
+    /// Publisher connections for S5's fixed-rate run. Each has one request in flight, so
+    /// the rate is reachable only while publish latency < conns / rate (16 / 5000 = 3.2 ms).
+    #[arg(long, default_value_t = 64)]
+    pub s5_rate_conns: usize,
+
+    /// Topics S5 publishes to, round-robin (1: every message on one topic). PiCloud's
+    /// group commit costs per distinct topic in a batch, so this matters.
+    #[arg(long, default_value_t = 16)]
+    pub s5_topics: usize,
+
+    /// PostgreSQL server for S5 (without a database; a fresh one is created and dropped).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    pub postgres_url: String,
+
+    /// The Nchan (nginx) config to copy to /tmp/nchan-bench/nginx.conf.
+    #[arg(long, default_value = "/work/shared/bench/nchan.conf")]
+    pub nchan_conf: PathBuf,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetArg {
+    Picloud,
+    Nchan,
+    Both,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScenarioArg {
+    S1,
+    S2,
+    S3,
+    S4,
+    S5,
+    All,
+}

@@ -1,0 +1,255 @@
+//! The scenarios, their shared context and the measurements they share.
+//!
+//! Every scenario starts its own server (fresh data, nothing left from an earlier one),
+//! closes its subscribers before stopping it, and reports the server's log summary under
+//! `"server"`. An error becomes `{"error": …}` for that scenario only.
+
+mod s1;
+mod s2;
+mod s3;
+mod s4;
+mod s5;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::cli::Args;
+use crate::latency::{self, Payload};
+use crate::publisher::{self, round1, round3, Plan};
+use crate::server::{Backend, Kind, Server};
+use crate::sse_client::Subscribers;
+use crate::sys;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    S1,
+    S2,
+    S3,
+    S4,
+    S5,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 5] = [
+        Scenario::S1,
+        Scenario::S2,
+        Scenario::S3,
+        Scenario::S4,
+        Scenario::S5,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::S1 => "s1",
+            Scenario::S2 => "s2",
+            Scenario::S3 => "s3",
+            Scenario::S4 => "s4",
+            Scenario::S5 => "s5",
+        }
+    }
+}
+
+pub struct Ctx {
+    pub args: Args,
+    pub picloud_bin: PathBuf,
+    /// Time zero of the payload timestamps (publishers and subscribers share the process).
+    pub epoch: Instant,
+    pub payload: Arc<Payload>,
+    pub clk_tck: f64,
+}
+
+impl Ctx {
+    /// `full` × `--scale`, at least 1.
+    pub fn scaled(&self, full: usize) -> usize {
+        ((full as f64 * self.args.scale).round() as usize).max(1)
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(self.args.duration_secs)
+    }
+
+    pub async fn start(&self, kind: Kind, backend: Backend) -> Result<Server> {
+        match kind {
+            Kind::Picloud => {
+                Server::start_picloud(
+                    &self.picloud_bin,
+                    self.args.server_cpu,
+                    backend,
+                    &self.args.postgres_url,
+                )
+                .await
+            }
+            Kind::Nchan => Server::start_nchan(&self.args.nchan_conf, self.args.server_cpu).await,
+        }
+    }
+
+    /// Opens `n` subscribers, subscriber `i` on topic `topic_of(i)`.
+    pub async fn subscribe(
+        &self,
+        server: &Server,
+        n: usize,
+        topic_of: impl Fn(usize) -> usize,
+    ) -> Result<Subscribers> {
+        let ep = &server.endpoint;
+        let reqs = (0..n).map(|i| ep.subscribe_request(topic_of(i))).collect();
+        let subs =
+            Subscribers::connect(ep.addr, reqs, self.epoch, Duration::from_secs(180)).await?;
+        if subs.connected() == 0 {
+            anyhow::bail!(
+                "no subscriber connected: {}",
+                subs.first_error().unwrap_or_default()
+            );
+        }
+        Ok(subs)
+    }
+}
+
+pub async fn run(ctx: &Ctx, kind: Kind, s: Scenario) -> Value {
+    let r = match s {
+        Scenario::S1 => s1::run(ctx, kind).await,
+        Scenario::S2 => s2::run(ctx, kind).await,
+        Scenario::S3 => s3::run(ctx, kind).await,
+        Scenario::S4 => s4::run(ctx, kind).await,
+        Scenario::S5 => s5::run(ctx).await,
+    };
+    r.unwrap_or_else(|e| json!({ "error": format!("{e:#}") }))
+}
+
+/// Stops the server and puts its report next to the result (or the error).
+pub async fn finish(result: Result<Value>, server: Server) -> Result<Value> {
+    let report = server.stop().await;
+    let mut v = result.unwrap_or_else(|e| json!({ "error": format!("{e:#}") }));
+    v["server"] = report;
+    Ok(v)
+}
+
+/// Publishes per `plan` while measuring the server's CPU and the tool's own. No
+/// subscribers involved.
+pub async fn publish_run(ctx: &Ctx, server: &Server, plan: Plan) -> Result<Value> {
+    let cpu0 = server.cpu_secs(ctx.clk_tck)?;
+    let self0 = sys::self_cpu_secs();
+    let out = publisher::run(&server.endpoint, plan, ctx.payload.clone(), ctx.epoch).await?;
+    let cpu = server.cpu_secs(ctx.clk_tck)? - cpu0;
+    let wall = out.elapsed.as_secs_f64();
+    let mut v = out.to_json(&plan);
+    v["durable"] = json!(plan.durable);
+    v["server_cpu_secs"] = json!(round3(cpu));
+    v["server_cpu_util"] = json!(round3(cpu / wall));
+    v["server_cpu_us_per_publish"] = json!(round3(cpu * 1e6 / out.ok.max(1) as f64));
+    v["server_rss_bytes"] = json!(server.rss_bytes()?);
+    v["client_cpu_util"] = json!(round3((sys::self_cpu_secs() - self0) / wall));
+    Ok(v)
+}
+
+/// Publishes per `plan` to topics with `fanout` subscribers each, then waits for the
+/// deliveries to drain (until all arrived, 1 s without progress, or 10 s), and reports
+/// deliveries, loss, publish→receive latency and server CPU over the whole window.
+pub async fn delivery_run(
+    ctx: &Ctx,
+    server: &Server,
+    subs: &Subscribers,
+    plan: Plan,
+    fanout: u64,
+) -> Result<Value> {
+    let stats = &subs.stats;
+    let _ = stats.take_latency();
+    let m0 = stats.messages();
+    let closed0 = stats.closed.load(std::sync::atomic::Ordering::Relaxed);
+    let cpu0 = server.cpu_secs(ctx.clk_tck)?;
+    let self0 = sys::self_cpu_secs();
+    let t0 = Instant::now();
+    let out = publisher::run(&server.endpoint, plan, ctx.payload.clone(), ctx.epoch).await?;
+    let expected = out.ok * fanout;
+    let drain_start = Instant::now();
+    let mut last = stats.messages() - m0;
+    let mut last_change = drain_start;
+    loop {
+        let got = stats.messages() - m0;
+        if got >= expected {
+            last_change = Instant::now();
+            break;
+        }
+        if got != last {
+            last = got;
+            last_change = Instant::now();
+        }
+        if last_change.elapsed() > Duration::from_secs(1)
+            || drain_start.elapsed() > Duration::from_secs(10)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let received = stats.messages() - m0;
+    let window = (last_change - t0).as_secs_f64();
+    let cpu = server.cpu_secs(ctx.clk_tck)? - cpu0;
+    let client_cpu = sys::self_cpu_secs() - self0;
+    let e2e = stats.take_latency();
+    let closed = stats.closed.load(std::sync::atomic::Ordering::Relaxed) - closed0;
+    let loss = expected as i64 - received as i64;
+    crate::progress!(
+        "  {} publishes ok ({} failed), {received}/{expected} deliveries in {window:.2} s = {:.0}/s, e2e p50 {} ms p99 {} ms, server cpu {cpu:.2} s",
+        out.ok,
+        out.failed(),
+        received as f64 / window,
+        e2e.value_at_quantile(0.5) as f64 / 1000.0,
+        e2e.value_at_quantile(0.99) as f64 / 1000.0,
+    );
+    let mut v = out.to_json(&plan);
+    v["durable"] = json!(plan.durable);
+    v["fanout"] = json!(fanout);
+    v["expected_deliveries"] = json!(expected);
+    v["received_deliveries"] = json!(received);
+    v["loss"] = json!(loss);
+    v["loss_pct"] = json!(round3(100.0 * loss.max(0) as f64 / expected.max(1) as f64));
+    v["delivery_window_secs"] = json!(round3(window));
+    v["deliveries_per_sec"] = json!(round1(received as f64 / window.max(1e-9)));
+    v["e2e_latency_ms"] = latency::summary(&e2e);
+    v["server_cpu_secs"] = json!(round3(cpu));
+    v["server_cpu_util"] = json!(round3(cpu / window.max(1e-9)));
+    v["server_cpu_us_per_delivery"] = json!(round3(cpu * 1e6 / received.max(1) as f64));
+    v["server_rss_bytes"] = json!(server.rss_bytes()?);
+    v["client_cpu_util"] = json!(round3(client_cpu / window.max(1e-9)));
+    v["streams_closed_during_run"] = json!(closed);
+    Ok(v)
+}
+
+/// The subscriber figures every delivery scenario reports.
+pub fn subscribers_json(subs: &Subscribers) -> Value {
+    json!({
+        "subscribers": subs.n,
+        "connected": subs.connected(),
+        "failed": subs.stats.failed.load(std::sync::atomic::Ordering::Relaxed),
+        "connect_secs": round3(subs.connect_secs),
+        "first_error": subs.first_error(),
+    })
+}
+
+fn num(v: &Value, path: &[&str]) -> Option<f64> {
+    path.iter().try_fold(v, |v, k| v.get(k))?.as_f64()
+}
+
+/// PiCloud/Nchan for the figures that compare (S1–S4), `null` when either side is missing.
+pub fn ratios(results: &Value) -> Value {
+    let r = |pi: &[&str], nc: &[&str]| -> Value {
+        match (num(&results["picloud"], pi), num(&results["nchan"], nc)) {
+            (Some(a), Some(b)) if b != 0.0 => json!((a / b * 1000.0).round() / 1000.0),
+            _ => Value::Null,
+        }
+    };
+    json!({
+        "s1_bytes_per_conn": r(&["s1", "bytes_per_conn"], &["s1", "bytes_per_conn"]),
+        "s2_deliveries_per_sec_ephemeral": r(&["s2", "runs", "ephemeral", "deliveries_per_sec"], &["s2", "runs", "plain", "deliveries_per_sec"]),
+        "s2_deliveries_per_sec_durable": r(&["s2", "runs", "durable", "deliveries_per_sec"], &["s2", "runs", "plain", "deliveries_per_sec"]),
+        "s2_server_cpu_us_per_delivery_ephemeral": r(&["s2", "runs", "ephemeral", "server_cpu_us_per_delivery"], &["s2", "runs", "plain", "server_cpu_us_per_delivery"]),
+        "s3_e2e_p50_ms": r(&["s3", "run", "e2e_latency_ms", "p50_ms"], &["s3", "run", "e2e_latency_ms", "p50_ms"]),
+        "s3_e2e_p99_ms": r(&["s3", "run", "e2e_latency_ms", "p99_ms"], &["s3", "run", "e2e_latency_ms", "p99_ms"]),
+        "s4_deliveries_per_sec_ephemeral": r(&["s4", "runs", "ephemeral", "deliveries_per_sec"], &["s4", "runs", "plain", "deliveries_per_sec"]),
+        "s4_deliveries_per_sec_durable": r(&["s4", "runs", "durable", "deliveries_per_sec"], &["s4", "runs", "plain", "deliveries_per_sec"]),
+        "how_to_read": "PiCloud figure / Nchan figure from this one run. deliveries_per_sec: >1 means PiCloud delivers more. bytes_per_conn, cpu_us_per_delivery, latency: <1 means PiCloud uses less / is faster.",
+    })
+}

@@ -1,0 +1,48 @@
+//! S4: many topics. 10,000 subscribers, one per topic on 10,000 topics; publish round-robin
+//! across the topics as fast as `--publishers` connections allow. PiCloud: ephemeral, then
+//! durable; Nchan: plain.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::{json, Map, Value};
+
+use super::{delivery_run, finish, s2, subscribers_json, Ctx};
+use crate::publisher::{Pace, Plan};
+use crate::server::{Backend, Kind, Server};
+
+pub async fn run(ctx: &Ctx, kind: Kind) -> Result<Value> {
+    let server = ctx.start(kind, Backend::Sqlite).await?;
+    let r = body(ctx, &server).await;
+    finish(r, server).await
+}
+
+async fn body(ctx: &Ctx, server: &Server) -> Result<Value> {
+    let n = ctx.scaled(10_000);
+    server.endpoint.create_topics(n).await?;
+    let subs = ctx.subscribe(server, n, |i| i).await?;
+    let mut runs = Map::new();
+    for &(name, durable) in s2::variants(server.endpoint.kind) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        crate::progress!(
+            "  s4 {name}: {} publishers, max rate, round-robin over {n} topics",
+            ctx.args.publishers
+        );
+        let plan = Plan {
+            conns: ctx.args.publishers,
+            pace: Pace::Saturate,
+            duration: ctx.duration(),
+            durable,
+            topics: n,
+        };
+        runs.insert(
+            name.into(),
+            delivery_run(ctx, server, &subs, plan, 1).await?,
+        );
+    }
+    let mut v = subscribers_json(&subs);
+    subs.close().await;
+    v["topics"] = json!(n);
+    v["runs"] = Value::Object(runs);
+    Ok(v)
+}

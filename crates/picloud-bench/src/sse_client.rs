@@ -1,0 +1,393 @@
+//! Lean SSE subscribers: one raw `TcpStream` and one small task each, no HTTP library.
+//!
+//! A subscriber writes its GET, reads the response head (200 = connected), then waits for
+//! readiness and reads into one 64 KiB buffer shared by every subscriber of the thread (the
+//! runtime is single-threaded, so a read never overlaps another). Frames are found by
+//! scanning for `\n\n` with memchr; a frame is a message when the byte before its `\n\n`
+//! is `}` (the end of its JSON `data:` line; retry, keepalive and comment frames end
+//! otherwise; PiCloud's rare `error`/`resync` events would count too, but an error event
+//! also ends the stream, which is reported). Every `SAMPLE_EVERY`-th message of a
+//! subscriber (offset per subscriber, so different subscribers sample different messages)
+//! is searched for the payload's `"t":` and its send time parsed for the latency
+//! histogram. Nothing else of a frame is looked at.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use hdrhistogram::Histogram;
+use memchr::memmem;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::http::{connect_stream, parse_status};
+use crate::latency;
+
+pub const SAMPLE_EVERY: u64 = 16;
+const READ_BUF: usize = 64 * 1024;
+/// How far back from a frame's end the payload's `"t":` may be (PiCloud appends
+/// `},"published_at":"…"}` after the message; Nchan nothing).
+const TAIL_WINDOW: usize = 120;
+/// Subscribers in their connect phase at once (keeps the server's accept backlog sane).
+const CONNECT_CONCURRENCY: usize = 256;
+
+static FRAME_END: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\n\n"));
+static T_KEY: LazyLock<memmem::FinderRev<'static>> =
+    LazyLock::new(|| memmem::FinderRev::new(br#""t":"#));
+
+thread_local! {
+    static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
+}
+
+#[derive(Default)]
+pub struct SubStats {
+    pub connected: AtomicU64,
+    pub failed: AtomicU64,
+    /// Streams that ended (server closed or error) after connecting.
+    pub closed: AtomicU64,
+    pub messages: AtomicU64,
+    pub bytes: AtomicU64,
+    pub latency: Mutex<Option<Histogram<u64>>>,
+    pub first_error: Mutex<Option<String>>,
+}
+
+impl SubStats {
+    fn error(&self, e: String) {
+        let mut first = self.first_error.lock().expect("lock");
+        if first.is_none() {
+            *first = Some(e);
+        }
+    }
+
+    pub fn messages(&self) -> u64 {
+        self.messages.load(Relaxed)
+    }
+
+    /// Takes the latency samples gathered so far and starts a new histogram.
+    pub fn take_latency(&self) -> Histogram<u64> {
+        self.latency
+            .lock()
+            .expect("lock")
+            .replace(latency::histogram())
+            .unwrap_or_else(latency::histogram)
+    }
+}
+
+pub struct Subscribers {
+    tasks: JoinSet<()>,
+    pub stats: Arc<SubStats>,
+    pub n: usize,
+    pub connect_secs: f64,
+}
+
+impl Subscribers {
+    /// Opens `requests.len()` streams (one per request) and waits until every one is
+    /// connected or failed, or `timeout` passes.
+    pub async fn connect(
+        addr: SocketAddr,
+        requests: Vec<Vec<u8>>,
+        epoch: Instant,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let n = requests.len();
+        let stats = Arc::new(SubStats {
+            latency: Mutex::new(Some(latency::histogram())),
+            ..SubStats::default()
+        });
+        let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+        let mut tasks = JoinSet::new();
+        let started = Instant::now();
+        for (i, req) in requests.into_iter().enumerate() {
+            let stats = stats.clone();
+            let gate = gate.clone();
+            tasks.spawn(async move {
+                let offset = i as u64 % SAMPLE_EVERY;
+                if let Err(e) = subscriber(addr, req, offset, epoch, &stats, &gate).await {
+                    stats.error(format!("{e:#}"));
+                }
+            });
+        }
+        let mut last_report = Instant::now();
+        loop {
+            let ok = stats.connected.load(Relaxed) as usize;
+            let failed = stats.failed.load(Relaxed) as usize;
+            if ok + failed >= n {
+                break;
+            }
+            if started.elapsed() > timeout {
+                crate::progress!("subscribers: timeout with {ok}/{n} connected, {failed} failed");
+                break;
+            }
+            if last_report.elapsed() > Duration::from_secs(2) {
+                crate::progress!("subscribers: {ok}/{n} connected, {failed} failed");
+                last_report = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let connect_secs = started.elapsed().as_secs_f64();
+        let s = Self {
+            tasks,
+            stats,
+            n,
+            connect_secs,
+        };
+        crate::progress!(
+            "subscribers: {}/{n} connected in {connect_secs:.2} s, {} failed{}",
+            s.connected(),
+            s.stats.failed.load(Relaxed),
+            s.first_error()
+                .map(|e| format!(" (first error: {e})"))
+                .unwrap_or_default()
+        );
+        Ok(s)
+    }
+
+    pub fn connected(&self) -> u64 {
+        self.stats.connected.load(Relaxed)
+    }
+
+    pub fn first_error(&self) -> Option<String> {
+        self.stats.first_error.lock().expect("lock").clone()
+    }
+
+    /// Closes every stream (RST, see `set_linger_zero`) and waits for the tasks to end.
+    pub async fn close(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn subscriber(
+    addr: SocketAddr,
+    req: Vec<u8>,
+    sample_offset: u64,
+    epoch: Instant,
+    stats: &SubStats,
+    gate: &Semaphore,
+) -> Result<()> {
+    let permit = gate.acquire().await?;
+    let opened = async {
+        let mut stream = connect_stream(addr).await?;
+        stream.write_all(&req).await?;
+        let mut head = Vec::with_capacity(1024);
+        let head_end = loop {
+            if let Some(i) = memmem::find(&head, b"\r\n\r\n") {
+                break i;
+            }
+            if head.len() > 16 * 1024 {
+                bail!("response head over 16 KiB");
+            }
+            head.reserve(1024);
+            if stream.read_buf(&mut head).await? == 0 {
+                bail!("closed before the response head");
+            }
+        };
+        let status = parse_status(&head)?;
+        if status != 200 {
+            bail!(
+                "status {status}: {}",
+                String::from_utf8_lossy(&head[head_end + 4..])
+            );
+        }
+        Ok((stream, head.split_off(head_end + 4)))
+    }
+    .await;
+    drop(permit);
+    let (stream, rest) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            stats.failed.fetch_add(1, Relaxed);
+            return Err(e);
+        }
+    };
+    stats.connected.fetch_add(1, Relaxed);
+    let mut scan = Scanner {
+        until_sample: sample_offset + 1,
+        ..Scanner::default()
+    };
+    if !rest.is_empty() {
+        scan.feed(&rest, stats, epoch);
+    }
+    loop {
+        if let Err(e) = stream.readable().await {
+            stats.closed.fetch_add(1, Relaxed);
+            return Err(e.into());
+        }
+        let r = BUF.with_borrow_mut(|buf| match stream.try_read(buf) {
+            Ok(0) => Ok(false),
+            Ok(n) => {
+                scan.feed(&buf[..n], stats, epoch);
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
+            Err(e) => Err(e),
+        });
+        match r {
+            Ok(true) => {}
+            Ok(false) => {
+                stats.closed.fetch_add(1, Relaxed);
+                bail!("stream closed by the server");
+            }
+            Err(e) => {
+                stats.closed.fetch_add(1, Relaxed);
+                return Err(e.into());
+            }
+        }
+    }
+}
+
+/// Frame counting across reads.
+#[derive(Default)]
+struct Scanner {
+    /// The last two bytes of the previous read (a `\n\n` may straddle two reads).
+    tail: [u8; 2],
+    /// Messages until the next sample (the first countdown is staggered per subscriber).
+    until_sample: u64,
+    /// The previous sample could not be read (frame split across reads): take the next.
+    want_sample: bool,
+}
+
+/// What one read adds up to; the histogram is locked at most once per read.
+struct Acc<'a> {
+    stats: &'a SubStats,
+    now_ns: u64,
+    messages: u64,
+    hist: Option<MutexGuard<'a, Option<Histogram<u64>>>>,
+}
+
+impl Scanner {
+    fn feed(&mut self, data: &[u8], stats: &SubStats, epoch: Instant) {
+        let mut acc = Acc {
+            stats,
+            now_ns: epoch.elapsed().as_nanos() as u64,
+            messages: 0,
+            hist: None,
+        };
+        // Start of the current frame within `data` (0 when it began in an earlier read).
+        let mut frame_start = 0usize;
+        // A `\n\n` split across the previous read and this one.
+        if data[0] == b'\n' && self.tail[1] == b'\n' && self.tail[0] != b'\n' {
+            self.frame_end(&[], self.tail[0], &mut acc);
+            frame_start = 1;
+        }
+        for pos in FRAME_END.find_iter(data) {
+            if pos < frame_start {
+                continue;
+            }
+            let before = if pos > 0 { data[pos - 1] } else { self.tail[1] };
+            self.frame_end(&data[frame_start..pos], before, &mut acc);
+            frame_start = pos + 2;
+        }
+        self.tail = match data {
+            [.., a, b] => [*a, *b],
+            [b] => [self.tail[1], *b],
+            [] => self.tail,
+        };
+        stats.messages.fetch_add(acc.messages, Relaxed);
+        stats.bytes.fetch_add(data.len() as u64, Relaxed);
+    }
+
+    /// `frame` is the part of the frame in this read (all of it, or its end when it began
+    /// in an earlier read); `before` is the byte before its `\n\n`. A message frame ends
+    /// in `}` (its JSON data line); retry, keepalive and comment frames do not.
+    fn frame_end(&mut self, frame: &[u8], before: u8, acc: &mut Acc<'_>) {
+        if before != b'}' {
+            return;
+        }
+        acc.messages += 1;
+        self.until_sample = self.until_sample.saturating_sub(1);
+        if self.until_sample > 0 && !self.want_sample {
+            return;
+        }
+        self.until_sample = SAMPLE_EVERY;
+        // Only sampled frames are searched; a tail split across reads defers the sample
+        // to the next message.
+        let tail = &frame[frame.len().saturating_sub(TAIL_WINDOW)..];
+        match T_KEY.rfind(tail).and_then(|i| parse_digits(&tail[i + 4..])) {
+            Some(t) => {
+                let us = acc.now_ns.saturating_sub(t) / 1000;
+                let stats = acc.stats;
+                let guard = acc
+                    .hist
+                    .get_or_insert_with(|| stats.latency.lock().expect("lock"));
+                if let Some(h) = guard.as_mut() {
+                    h.saturating_record(us.max(1));
+                }
+                self.want_sample = false;
+            }
+            None => self.want_sample = true,
+        }
+    }
+}
+
+fn parse_digits(s: &[u8]) -> Option<u64> {
+    let mut v: u64 = 0;
+    let mut any = false;
+    for &b in s {
+        if b.is_ascii_digit() {
+            v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+            any = true;
+        } else {
+            break;
+        }
+    }
+    any.then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(chunks: &[&[u8]]) -> (u64, u64) {
+        let stats = SubStats {
+            latency: Mutex::new(Some(latency::histogram())),
+            ..SubStats::default()
+        };
+        let mut s = Scanner {
+            until_sample: SAMPLE_EVERY,
+            ..Scanner::default()
+        };
+        let epoch = Instant::now() - Duration::from_secs(1);
+        for c in chunks {
+            s.feed(c, &stats, epoch);
+        }
+        let samples = stats.take_latency().len();
+        (stats.messages(), samples)
+    }
+
+    const PI: &[u8] = b"id: 5\nevent: message\ndata: {\"topic\":\"t1\",\"seq\":5,\"message\":{\"pad\":\"xx\",\"t\":1000},\"published_at\":\"2024-01-01T00:00:00.000Z\"}\n\n";
+    const NCHAN: &[u8] = b"id: 1700000000:0\ndata: {\"pad\":\"xx\",\"t\":1000}\n\n";
+
+    #[test]
+    fn counts_messages_not_control_frames() {
+        let mut all = b"retry: 2000\n\n: keepalive\n\n".to_vec();
+        for _ in 0..32 {
+            all.extend_from_slice(PI);
+        }
+        all.extend_from_slice(b"\r\n1a\r\n: keepalive\n\n");
+        assert_eq!(frames(&[&all]), (32, 2));
+        // Every split point gives the same count.
+        for cut in 1..all.len() {
+            let (a, b) = all.split_at(cut);
+            assert_eq!(frames(&[a, b]).0, 32, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn nchan_frames() {
+        let mut all = b": hi\n\n".to_vec();
+        for _ in 0..16 {
+            all.extend_from_slice(NCHAN);
+        }
+        assert_eq!(frames(&[&all]), (16, 1));
+        for cut in 1..all.len() {
+            let (a, b) = all.split_at(cut);
+            assert_eq!(frames(&[a, b]).0, 16, "cut at {cut}");
+        }
+    }
+}

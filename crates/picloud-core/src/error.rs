@@ -1,0 +1,33 @@
+//! Errors shared across crates. Only validation messages ever reach a client verbatim.
+
+/// Input that breaks a rule. The message is safe to show to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint was hit (duplicate slug, duplicate domain, …). The string names
+    /// what was duplicated and is safe to show.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The database could not be reached or did not answer in time. Retryable.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a broken database. Never shown to clients.
+    #[error("database error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,39 @@
+//! Messages: what a publish produces and what subscribers receive.
+
+use std::sync::Arc;
+
+use crate::ids::AppId;
+use crate::topic::TopicName;
+
+/// Largest message payload (serialised JSON) a publish accepts by default.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// One message, durable (`seq` set) or ephemeral (`seq` none). The payload is kept as the
+/// JSON text it was published with: it is validated once on the way in and never parsed
+/// again, only copied into frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub app_id: AppId,
+    pub topic: TopicName,
+    pub seq: Option<i64>,
+    pub payload: Arc<str>,
+    /// Unix epoch milliseconds.
+    pub published_at: i64,
+}
+
+/// One item of a publish batch handed to [`crate::store::MessageStore::publish`].
+#[derive(Debug, Clone)]
+pub struct PublishItem {
+    pub app_id: AppId,
+    pub topic: TopicName,
+    pub payload: Arc<str>,
+    pub published_at: i64,
+}
+
+/// The app's view of publishing: the seam every publisher goes through (admin API, CLI via
+/// the API, scripts later). Implemented by `picloud-realtime`'s `Publisher`.
+pub trait Broadcaster: Send + Sync {
+    /// Hands a committed (or ephemeral) message to live subscribers. Never fails the
+    /// publish: delivery problems are counted and repaired from history by subscribers.
+    fn broadcast(&self, message: Arc<Message>);
+}

@@ -1,0 +1,117 @@
+//! SSE frames, rendered to bytes once and shared.
+//!
+//! A durable message's frame is `id: <position>\n` followed by the message body
+//! (`event: message\ndata: {...}\n\n`). The body is the same for every subscriber, so it is
+//! rendered once per message ([`MessageFrame`]) and only the `id:` line is per stream (a
+//! single-topic stream's id is the seq; a multi-topic stream's id carries every position).
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use chrono::{DateTime, SecondsFormat};
+use picloud_core::message::Message;
+
+/// A message with its frames, rendered once and shared by every subscriber.
+#[derive(Debug)]
+pub struct MessageFrame {
+    pub message: Arc<Message>,
+    /// `event: message\ndata: {"topic","seq","message","published_at"}\n\n`
+    pub body: Bytes,
+    /// The whole frame as a single-topic stream sends it: `id: <seq>\n` + `body` (just
+    /// `body` for an ephemeral message). Most subscribers use this one: no per-delivery copy.
+    pub single: Bytes,
+}
+
+impl MessageFrame {
+    pub fn new(message: Arc<Message>) -> Self {
+        let body = render_body(&message);
+        let single = match message.seq {
+            Some(seq) => with_id(&seq.to_string(), &body),
+            None => body.clone(),
+        };
+        Self {
+            message,
+            body,
+            single,
+        }
+    }
+}
+
+fn render_body(m: &Message) -> Bytes {
+    let published_at = DateTime::from_timestamp_millis(m.published_at)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut b = BytesMut::with_capacity(m.payload.len() + m.topic.as_str().len() + 96);
+    b.put_slice(b"event: message\ndata: {\"topic\":\"");
+    // Topic names cannot contain '"' or '\\' (see TopicName), so no escaping is needed.
+    b.put_slice(m.topic.as_str().as_bytes());
+    b.put_slice(b"\",\"seq\":");
+    match m.seq {
+        Some(seq) => b.put_slice(seq.to_string().as_bytes()),
+        None => b.put_slice(b"null"),
+    }
+    b.put_slice(b",\"message\":");
+    // Payloads are compact JSON (no raw newlines): normalised at publish.
+    b.put_slice(m.payload.as_bytes());
+    b.put_slice(b",\"published_at\":\"");
+    b.put_slice(published_at.as_bytes());
+    b.put_slice(b"\"}\n\n");
+    b.freeze()
+}
+
+/// `id: <id>\n` + `body`.
+pub fn with_id(id: &str, body: &Bytes) -> Bytes {
+    let mut b = BytesMut::with_capacity(id.len() + 5 + body.len());
+    b.put_slice(b"id: ");
+    b.put_slice(id.as_bytes());
+    b.put_u8(b'\n');
+    b.put_slice(body);
+    b.freeze()
+}
+
+/// A named event with a JSON data line.
+pub fn event(name: &str, data: &serde_json::Value) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+/// `retry: <ms>` alone: tells the client how long to wait before reconnecting.
+pub fn retry(ms: u64) -> Bytes {
+    Bytes::from(format!("retry: {ms}\n\n"))
+}
+
+/// A comment frame, ignored by clients; keeps proxies from cutting an idle stream.
+pub fn keepalive() -> Bytes {
+    Bytes::from_static(b": keepalive\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use picloud_core::ids::AppId;
+    use picloud_core::topic::TopicName;
+
+    #[test]
+    fn message_frames_follow_the_protocol() {
+        let m = Arc::new(Message {
+            app_id: AppId("a".into()),
+            topic: TopicName::parse("chat").unwrap(),
+            seq: Some(7),
+            payload: Arc::from(r#"{"text":"hi\nthere"}"#),
+            published_at: 1_700_000_000_123,
+        });
+        let f = MessageFrame::new(m);
+        let framed = f.single.clone();
+        assert_eq!(
+            std::str::from_utf8(&framed).unwrap(),
+            "id: 7\nevent: message\ndata: {\"topic\":\"chat\",\"seq\":7,\"message\":{\"text\":\"hi\\nthere\"},\"published_at\":\"2023-11-14T22:13:20.123Z\"}\n\n"
+        );
+        let data = std::str::from_utf8(&f.body)
+            .unwrap()
+            .split_once("data: ")
+            .unwrap()
+            .1
+            .trim_end();
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(v["message"]["text"], "hi\nthere");
+    }
+}

@@ -1,0 +1,122 @@
+//! The in-process fan-out: one broadcast channel per (app, topic) with live subscribers.
+//!
+//! A channel exists only while someone listens: it is created by the first subscriber and
+//! removed when the last one leaves, so idle topics cost nothing. A publish with no listener
+//! is a map lookup. Each channel's ring buffer is bounded (`capacity` frames, shared by all
+//! its subscribers); a subscriber that falls further behind gets `Lagged` and repairs the gap
+//! from history instead of holding memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use picloud_core::ids::AppId;
+use picloud_core::message::{Broadcaster, Message};
+use picloud_core::topic::TopicName;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::{Stream, StreamExt};
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::frame::MessageFrame;
+use crate::stats::Stats;
+
+type Key = (AppId, TopicName);
+
+pub struct Hub {
+    /// A std Mutex: held for a map lookup only, never across an await.
+    channels: Mutex<HashMap<Key, broadcast::Sender<Arc<MessageFrame>>>>,
+    capacity: usize,
+    stats: Arc<Stats>,
+}
+
+impl Hub {
+    pub fn new(capacity: usize, stats: Arc<Stats>) -> Arc<Self> {
+        Arc::new(Self {
+            channels: Mutex::new(HashMap::new()),
+            capacity,
+            stats,
+        })
+    }
+
+    /// Starts listening to a topic. Frames broadcast from now on reach the receiver.
+    pub fn subscribe(self: &Arc<Self>, app: &AppId, topic: &TopicName) -> Subscription {
+        let key = (app.clone(), topic.clone());
+        let mut channels = self.channels.lock().expect("hub lock");
+        let rx = channels
+            .entry(key.clone())
+            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .subscribe();
+        self.stats.subscribers.inc();
+        Subscription {
+            stream: Some(BroadcastStream::new(rx)),
+            key,
+            hub: self.clone(),
+        }
+    }
+
+    /// Ends every live stream of a topic (it was deleted): their receivers see `Closed`.
+    pub fn close_topic(&self, app: &AppId, topic: &TopicName) {
+        let key = (app.clone(), topic.clone());
+        self.channels.lock().expect("hub lock").remove(&key);
+    }
+
+    /// Topics with at least one subscriber.
+    pub fn channel_count(&self) -> usize {
+        self.channels.lock().expect("hub lock").len()
+    }
+
+    fn sender(
+        &self,
+        app: &AppId,
+        topic: &TopicName,
+    ) -> Option<broadcast::Sender<Arc<MessageFrame>>> {
+        // Borrowed-key lookup would need a custom Borrow impl for the tuple; the clone is two
+        // small strings, and only for topics that have listeners is the frame ever rendered.
+        let key = (app.clone(), topic.clone());
+        self.channels.lock().expect("hub lock").get(&key).cloned()
+    }
+}
+
+impl Broadcaster for Hub {
+    fn broadcast(&self, message: Arc<Message>) {
+        let Some(tx) = self.sender(&message.app_id, &message.topic) else {
+            return;
+        };
+        let _ = tx.send(Arc::new(MessageFrame::new(message)));
+    }
+}
+
+/// One subscriber's stream of frames (`Err` = lagged by n frames). Dropping it removes the
+/// topic's channel if it was the last subscriber.
+pub struct Subscription {
+    stream: Option<BroadcastStream<Arc<MessageFrame>>>,
+    key: Key,
+    hub: Arc<Hub>,
+}
+
+impl Stream for Subscription {
+    type Item = Result<Arc<MessageFrame>, BroadcastStreamRecvError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.stream.as_mut() {
+            Some(s) => s.poll_next_unpin(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.stats.subscribers.dec();
+        drop(self.stream.take());
+        let mut channels = self.hub.channels.lock().expect("hub lock");
+        if let Some(tx) = channels.get(&self.key) {
+            if tx.receiver_count() == 0 {
+                channels.remove(&self.key);
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The publish path (DESIGN §3): group commit, then broadcast after commit.
+//!
+//! Callers hand a message to [`Publisher::publish`] and wait for its seq. One writer task
+//! drains whatever is queued (up to a batch limit) and commits it in one transaction, so N
+//! concurrent publishers cost one commit rather than N. After the commit it broadcasts the
+//! batch in seq order and answers each caller. A single writer per node also means this
+//! node's broadcasts of a topic leave in seq order; across nodes, subscribers repair any
+//! reordering from history.
+//!
+//! If a batch fails, its items are retried one by one so that one bad item (say, an app
+//! deleted a moment ago) fails alone.
+
+use std::sync::Arc;
+
+use picloud_core::ids::AppId;
+use picloud_core::message::{Broadcaster, Message, PublishItem};
+use picloud_core::store::Store;
+use picloud_core::topic::TopicName;
+use picloud_core::StoreError;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::stats::Stats;
+
+/// Most items committed in one transaction.
+const MAX_BATCH_ITEMS: usize = 512;
+/// Most payload bytes committed in one transaction.
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Queue depth before publishers wait (backpressure instead of unbounded memory).
+const QUEUE: usize = 8192;
+
+/// A committed publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub seq: i64,
+    /// Unix epoch milliseconds.
+    pub published_at: i64,
+}
+
+struct Pending {
+    item: PublishItem,
+    reply: oneshot::Sender<Result<i64, StoreError>>,
+}
+
+#[derive(Clone)]
+pub struct Publisher {
+    queue: mpsc::Sender<Pending>,
+    broadcaster: Arc<dyn Broadcaster>,
+    stats: Arc<Stats>,
+}
+
+impl Publisher {
+    /// Starts the writer task. It ends when every `Publisher` clone is dropped.
+    pub fn start(
+        store: Arc<dyn Store>,
+        broadcaster: Arc<dyn Broadcaster>,
+        stats: Arc<Stats>,
+    ) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(writer(rx, store, broadcaster.clone(), stats.clone()));
+        Self {
+            queue,
+            broadcaster,
+            stats,
+        }
+    }
+
+    /// Durable publish: stored, seq assigned, outbox written, then broadcast. `payload` must
+    /// be compact JSON (the API normalises it).
+    pub async fn publish(
+        &self,
+        app: AppId,
+        topic: TopicName,
+        payload: Arc<str>,
+    ) -> Result<Published, StoreError> {
+        let published_at = chrono::Utc::now().timestamp_millis();
+        let (reply, answer) = oneshot::channel();
+        let item = PublishItem {
+            app_id: app,
+            topic,
+            payload,
+            published_at,
+        };
+        self.queue
+            .send(Pending { item, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("publisher stopped".into()))?;
+        let seq = answer
+            .await
+            .map_err(|_| StoreError::Unavailable("publisher stopped".into()))??;
+        Ok(Published { seq, published_at })
+    }
+
+    /// Ephemeral publish: live subscribers only, no seq, no history, no triggers.
+    pub fn publish_ephemeral(&self, app: AppId, topic: TopicName, payload: Arc<str>) -> i64 {
+        let published_at = chrono::Utc::now().timestamp_millis();
+        self.stats.published_ephemeral.add(1);
+        self.broadcaster.broadcast(Arc::new(Message {
+            app_id: app,
+            topic,
+            seq: None,
+            payload,
+            published_at,
+        }));
+        published_at
+    }
+}
+
+async fn writer(
+    mut rx: mpsc::Receiver<Pending>,
+    store: Arc<dyn Store>,
+    broadcaster: Arc<dyn Broadcaster>,
+    stats: Arc<Stats>,
+) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH_ITEMS);
+    while let Some(first) = rx.recv().await {
+        let mut bytes = first.item.payload.len();
+        batch.push(first);
+        while batch.len() < MAX_BATCH_ITEMS && bytes < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(p) => {
+                    bytes += p.item.payload.len();
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let items: Vec<PublishItem> = batch.iter().map(|p| p.item.clone()).collect();
+        match store.publish(&items).await {
+            Ok(seqs) => finish(
+                batch.drain(..).zip(seqs.into_iter().map(Ok)),
+                &*broadcaster,
+                &stats,
+            ),
+            Err(e) if batch.len() == 1 => {
+                let p = batch.pop().expect("one item");
+                let _ = p.reply.send(Err(e));
+            }
+            Err(_) => {
+                // Find the bad item(s): each alone, in the original order.
+                for p in batch.drain(..) {
+                    let result = store
+                        .publish(std::slice::from_ref(&p.item))
+                        .await
+                        .map(|s| s[0]);
+                    finish(std::iter::once((p, result)), &*broadcaster, &stats);
+                }
+            }
+        }
+    }
+}
+
+fn finish(
+    done: impl Iterator<Item = (Pending, Result<i64, StoreError>)>,
+    broadcaster: &dyn Broadcaster,
+    stats: &Stats,
+) {
+    for (p, result) in done {
+        if let Ok(seq) = &result {
+            stats.published_durable.add(1);
+            let PublishItem {
+                app_id,
+                topic,
+                payload,
+                published_at,
+            } = p.item;
+            broadcaster.broadcast(Arc::new(Message {
+                app_id,
+                topic,
+                seq: Some(*seq),
+                payload,
+                published_at,
+            }));
+        }
+        let _ = p.reply.send(result);
+    }
+}

@@ -1,0 +1,151 @@
+//! The SSE endpoint (DESIGN §5): `GET /realtime/topics/{topic}` and
+//! `GET /realtime?topic=a&topic=b` on an app's Host.
+//!
+//! Order of checks: parse (400) → every topic exists and is external (else one 404 for
+//! all cases) → token for token-mode topics (else one generic 401) → subscribe to the hub
+//! *before* reading positions or history (so nothing committed in between is missed) →
+//! stream ([`stream`]).
+
+mod request;
+mod stream;
+
+use axum::body::Body;
+use axum::extract::{Extension, Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use picloud_core::app::AppRef;
+use picloud_core::topic::{AuthMode, TopicName};
+
+use crate::token::{Grant, VerifyError};
+use crate::Realtime;
+
+pub use request::{parse, BadRequest, SubscribeRequest};
+
+pub async fn subscribe_one(
+    State(rt): State<Realtime>,
+    Extension(app): Extension<AppRef>,
+    Path(topic): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    subscribe(rt, app, Some(&topic), query.as_deref(), &headers).await
+}
+
+pub async fn subscribe_many(
+    State(rt): State<Realtime>,
+    Extension(app): Extension<AppRef>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    subscribe(rt, app, None, query.as_deref(), &headers).await
+}
+
+async fn subscribe(
+    rt: Realtime,
+    app: AppRef,
+    path_topic: Option<&str>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
+    let req = match request::parse(path_topic, query, headers, rt.config.max_topics_per_stream) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.code, &e.message),
+    };
+    let grant = match authorize(&rt, &app, &req).await {
+        Ok(g) => g,
+        Err(res) => return res,
+    };
+    let body = stream::open(rt, app, req, grant).await;
+    match body {
+        Ok(body) => sse_response(body),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot open stream");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is unavailable; retry shortly",
+            )
+        }
+    }
+}
+
+/// `Ok(Some(grant))` when a token was needed and verified (its expiry then bounds the
+/// stream); `Ok(None)` for public topics only.
+async fn authorize(
+    rt: &Realtime,
+    app: &AppRef,
+    req: &SubscribeRequest,
+) -> Result<Option<Grant>, Response> {
+    let mut needs_token: Vec<&TopicName> = Vec::new();
+    for name in &req.topics {
+        match rt.store.get_topic(&app.id, name).await {
+            Ok(Some(t)) if t.external_subscribable => {
+                if t.auth_mode == AuthMode::Token {
+                    needs_token.push(name);
+                }
+            }
+            Ok(_) => return Err(error(StatusCode::NOT_FOUND, "not_found", "topic not found")),
+            Err(e) => {
+                tracing::warn!(error = %e, "topic lookup failed");
+                return Err(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database is unavailable; retry shortly",
+                ));
+            }
+        }
+    }
+    let unauthorized = || {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid subscriber token is required",
+        )
+    };
+    let Some(token) = &req.token else {
+        return if needs_token.is_empty() {
+            Ok(None)
+        } else {
+            Err(unauthorized())
+        };
+    };
+    // A token that is presented is always checked, even for public topics: a client with a
+    // broken token should learn it now, not when a token-mode topic is added.
+    let grant = match rt.tokens.verify(&app.id, token).await {
+        Ok(g) => g,
+        Err(VerifyError::Invalid) => return Err(unauthorized()),
+        Err(VerifyError::Store(e)) => {
+            tracing::warn!(error = %e, "secret lookup failed");
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is unavailable; retry shortly",
+            ));
+        }
+    };
+    if needs_token.iter().any(|t| !grant.allows(t.as_str())) {
+        return Err(unauthorized());
+    }
+    Ok((!needs_token.is_empty()).then_some(grant))
+}
+
+fn sse_response(body: Body) -> Response {
+    let mut res = Response::new(body);
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    res
+}
+
+/// The `{"error":{"code","message"}}` shape of the admin API, for the data plane.
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    (status, axum::Json(body)).into_response()
+}

@@ -1,0 +1,341 @@
+//! One subscriber connection: catch up from history, then stream live frames, repairing
+//! gaps from history and de-duplicating by seq.
+//!
+//! Per topic the stream keeps `pos`, the last seq it sent. A live frame with
+//! `seq <= pos` is a duplicate (already replayed) and skipped; `seq == pos + 1` is sent;
+//! a higher seq means frames were missed (another node's order, a broadcast hiccup), so the
+//! gap is read from history first. A `Lagged` receiver (fell behind the hub's ring buffer)
+//! reads everything after `pos` from history. Only when history no longer has the next seq
+//! (retention) does the client get `resync`, and the stream continues from the topic's
+//! current end.
+//!
+//! Memory per connection is bounded: the hub's ring buffers are shared, history is read
+//! in pages, and hyper pulls frames only as fast as the socket drains (backpressure).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use picloud_core::app::AppRef;
+use picloud_core::message::Message;
+use picloud_core::topic::TopicName;
+use picloud_core::StoreError;
+use serde_json::json;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::StreamMap;
+
+use super::SubscribeRequest;
+use crate::frame::{self, MessageFrame};
+use crate::position;
+use crate::token::Grant;
+use crate::Realtime;
+
+/// History read per query while catching up or repairing.
+const PAGE: u32 = 500;
+/// Lag events tolerated within [`LAG_WINDOW`] before a consumer counts as too slow.
+const MAX_LAGS: usize = 5;
+const LAG_WINDOW: Duration = Duration::from_secs(30);
+
+type Live =
+    Pin<Box<dyn Stream<Item = Option<Result<Arc<MessageFrame>, BroadcastStreamRecvError>>> + Send>>;
+
+struct TopicState {
+    name: TopicName,
+    pos: i64,
+}
+
+/// Subscribes, reads where each topic starts, and returns the streaming body.
+pub(super) async fn open(
+    rt: Realtime,
+    app: AppRef,
+    req: SubscribeRequest,
+    grant: Option<Grant>,
+) -> Result<Body, StoreError> {
+    let mut live: StreamMap<usize, Live> = StreamMap::with_capacity(req.topics.len());
+    for (i, name) in req.topics.iter().enumerate() {
+        // `Some(frame)`… then a final `None` when the channel closes (topic deleted).
+        let sub = rt
+            .hub
+            .subscribe(&app.id, name)
+            .map(Some)
+            .chain(futures_util::stream::iter([None]));
+        live.insert(i, Box::pin(sub));
+    }
+    // Read the topics' ends only now that we listen: anything committed later is in `live`.
+    let mut topics = Vec::with_capacity(req.topics.len());
+    let mut start = Vec::with_capacity(req.topics.len());
+    for (name, resume) in req.topics.iter().zip(&req.positions) {
+        let last = rt
+            .store
+            .get_topic(&app.id, name)
+            .await?
+            .map_or(0, |t| t.last_seq);
+        topics.push(TopicState {
+            name: name.clone(),
+            pos: resume.unwrap_or(last),
+        });
+        start.push((*resume, last));
+    }
+    let frames = run(rt, app, topics, start, live, grant);
+    Ok(Body::from_stream(frames.map(Ok::<Bytes, Infallible>)))
+}
+
+/// A pending read from history for topic `topic`: up to `until` (a gap before a live
+/// frame, which is sent afterwards) or to the end (`None`: catch-up or lag).
+struct Repair {
+    topic: usize,
+    until: Option<i64>,
+    then: Option<Arc<MessageFrame>>,
+}
+
+fn run(
+    rt: Realtime,
+    app: AppRef,
+    mut topics: Vec<TopicState>,
+    start: Vec<(Option<i64>, i64)>,
+    mut live: StreamMap<usize, Live>,
+    grant: Option<Grant>,
+) -> impl Stream<Item = Bytes> {
+    async_stream::stream! {
+        let _conn = ConnectionGuard::new(&rt);
+        yield frame::retry(rt.config.retry_ms);
+
+        // Catch-up first: a resuming client gets everything after its position.
+        let mut work: VecDeque<Repair> = VecDeque::new();
+        for (i, (resume, last)) in start.iter().copied().enumerate() {
+            let Some(from) = resume else { continue };
+            if from > last {
+                // A position this topic never reached (it was recreated): start over.
+                rt.stats.resyncs.add(1);
+                yield frame::event("resync", &json!({"topic": topics[i].name.as_str(), "from": from, "to": last, "reason": "position_ahead"}));
+                topics[i].pos = last;
+            } else {
+                work.push_back(Repair { topic: i, until: None, then: None });
+            }
+        }
+
+        let mut heartbeat = tokio::time::interval(rt.config.heartbeat);
+        heartbeat.reset(); // the first tick would fire at once
+        let expires_at = grant.as_ref().map(|g| g.expires_at);
+        let warn_at = expires_at.map(|exp| deadline(exp - rt.config.token_warning.as_secs() as i64));
+        let expire_at = expires_at.map(deadline);
+        let mut warned = false;
+        let mut lags: VecDeque<Instant> = VecDeque::new();
+        let mut buf: Vec<Bytes> = Vec::new();
+        // Created once: a timer or waiter registered per loop turn would cost more than the
+        // frame it guards.
+        let shutdown = rt.shutdown.clone().cancelled_owned();
+        let expire = sleep_until(expire_at);
+        let warn = sleep_until(warn_at);
+        tokio::pin!(shutdown, expire, warn);
+        loop {
+            // History before live: one page per turn, so a deep catch-up streams out as it
+            // is read instead of piling up in memory.
+            if let Some(r) = work.front() {
+                let (i, until) = (r.topic, r.until);
+                let more = match repair_page(&rt, &app, &mut topics, i, until, &mut buf).await {
+                    Ok(more) => more,
+                    Err(e) => { yield store_error(&e); return; }
+                };
+                rt.stats.frames_sent.add(buf.len() as u64);
+                for b in buf.drain(..) { yield b }
+                if !more {
+                    if let Some(f) = work.pop_front().and_then(|r| r.then) {
+                        let seq = f.message.seq.unwrap_or_default();
+                        if seq == topics[i].pos + 1 {
+                            topics[i].pos = seq;
+                            rt.record_send(f.message.published_at);
+                            yield live_frame(&f, &topics);
+                        }
+                    }
+                }
+                continue;
+            }
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => {
+                    // Reconnect soon, to whichever node is up.
+                    yield frame::retry(250);
+                    yield frame::event("error", &json!({"code": "server_shutdown"}));
+                    return;
+                }
+                _ = &mut expire => {
+                    rt.stats.token_expirations.add(1);
+                    yield frame::event("error", &json!({"code": "token_expired"}));
+                    return;
+                }
+                _ = &mut warn, if !warned => {
+                    warned = true;
+                    let left = expires_at.unwrap_or_default() - chrono::Utc::now().timestamp();
+                    yield frame::event("token_expiring", &json!({"expires_in": left.max(0)}));
+                }
+                _ = heartbeat.tick() => yield frame::keepalive(),
+                next = live.next() => {
+                    let Some((i, item)) = next else { return };
+                    match item {
+                        Some(Ok(f)) => {
+                            let Some(seq) = f.message.seq else {
+                                // Ephemeral: no position, no history, no id.
+                                rt.stats.frames_sent.add(1);
+                                yield f.body.clone();
+                                continue;
+                            };
+                            if seq <= topics[i].pos {
+                                continue; // already sent (replayed or repaired)
+                            }
+                            if seq > topics[i].pos + 1 {
+                                rt.stats.gap_repairs.add(1);
+                                work.push_back(Repair { topic: i, until: Some(seq - 1), then: Some(f) });
+                                continue;
+                            }
+                            topics[i].pos = seq;
+                            rt.record_send(f.message.published_at);
+                            yield live_frame(&f, &topics);
+                        }
+                        Some(Err(BroadcastStreamRecvError::Lagged(_))) => {
+                            let now = Instant::now();
+                            lags.push_back(now);
+                            while lags.front().is_some_and(|t| now.duration_since(*t) > LAG_WINDOW) {
+                                lags.pop_front();
+                            }
+                            if lags.len() > MAX_LAGS {
+                                rt.stats.slow_consumer_disconnects.add(1);
+                                yield frame::event("error", &json!({"code": "slow_consumer"}));
+                                return;
+                            }
+                            rt.stats.gap_repairs.add(1);
+                            work.push_back(Repair { topic: i, until: None, then: None });
+                        }
+                        None => {
+                            yield frame::event("error", &json!({"code": "topic_closed", "topic": topics[i].name.as_str()}));
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads one page of history after `topics[i].pos` into `out` as frames, advancing `pos`.
+/// Returns whether more remains (before `until`, or before the end when `until` is none).
+/// A hole in history (pruned by retention) becomes one `resync` frame and a jump to the
+/// topic's current end.
+async fn repair_page(
+    rt: &Realtime,
+    app: &AppRef,
+    topics: &mut [TopicState],
+    i: usize,
+    until: Option<i64>,
+    out: &mut Vec<Bytes>,
+) -> Result<bool, StoreError> {
+    let page = rt
+        .store
+        .read_after(&app.id, &topics[i].name, topics[i].pos, PAGE)
+        .await?;
+    let full = page.len() == PAGE as usize;
+    for m in &page {
+        let seq = m.seq.unwrap_or_default();
+        if until.is_some_and(|u| seq > u) {
+            return Ok(false);
+        }
+        if seq != topics[i].pos + 1 {
+            resync(rt, app, topics, i, seq - 1, out).await?;
+            return Ok(false);
+        }
+        topics[i].pos = seq;
+        out.push(history_frame(m, topics));
+    }
+    match until {
+        Some(u) if topics[i].pos >= u => Ok(false),
+        Some(u) if !full => {
+            // The gap ends in messages history no longer has.
+            resync(rt, app, topics, i, u, out).await?;
+            Ok(false)
+        }
+        _ => Ok(full),
+    }
+}
+
+async fn resync(
+    rt: &Realtime,
+    app: &AppRef,
+    topics: &mut [TopicState],
+    i: usize,
+    missing_to: i64,
+    out: &mut Vec<Bytes>,
+) -> Result<(), StoreError> {
+    let last = rt
+        .store
+        .get_topic(&app.id, &topics[i].name)
+        .await?
+        .map_or(missing_to, |t| t.last_seq);
+    rt.stats.resyncs.add(1);
+    out.push(frame::event(
+        "resync",
+        &json!({"topic": topics[i].name.as_str(), "from": topics[i].pos + 1, "to": missing_to, "reason": "retention"}),
+    ));
+    topics[i].pos = last;
+    Ok(())
+}
+
+fn history_frame(m: &Message, topics: &[TopicState]) -> Bytes {
+    let f = MessageFrame::new(Arc::new(m.clone()));
+    if topics.len() > 1 {
+        frame::with_id(&multi_id(topics), &f.body)
+    } else {
+        f.single
+    }
+}
+
+/// The frame a live message goes out as on this stream.
+fn live_frame(f: &MessageFrame, topics: &[TopicState]) -> Bytes {
+    if topics.len() > 1 {
+        frame::with_id(&multi_id(topics), &f.body)
+    } else {
+        f.single.clone()
+    }
+}
+
+/// The id of a multi-topic stream's event: every topic's position.
+fn multi_id(topics: &[TopicState]) -> String {
+    position::render_multi(topics.iter().map(|t| (&t.name, t.pos)))
+}
+
+fn store_error(e: &StoreError) -> Bytes {
+    tracing::warn!(error = %e, "stream ended by a database error");
+    frame::event("error", &json!({"code": "unavailable"}))
+}
+
+fn deadline(unix_secs: i64) -> tokio::time::Instant {
+    let now = chrono::Utc::now().timestamp();
+    tokio::time::Instant::now() + Duration::from_secs(unix_secs.saturating_sub(now).max(0) as u64)
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Counts the connection while its stream lives.
+struct ConnectionGuard(Arc<crate::stats::Stats>);
+
+impl ConnectionGuard {
+    fn new(rt: &Realtime) -> Self {
+        rt.stats.connections.inc();
+        Self(rt.stats.clone())
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.dec();
+    }
+}

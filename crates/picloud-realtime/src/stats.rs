@@ -1,0 +1,82 @@
+//! Realtime counters: plain atomics on the hot path, read by `/health/realtime` and copied
+//! into Prometheus at scrape time (a registry lookup per frame would cost more than the
+//! frame).
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use serde::Serialize;
+
+#[derive(Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`; returns the value before.
+    pub fn add(&self, n: u64) -> u64 {
+        self.0.fetch_add(n, Ordering::Relaxed)
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Default)]
+pub struct Stats {
+    /// Open SSE connections.
+    pub connections: Gauge,
+    /// Topic subscriptions across connections (a multi-topic stream counts each topic).
+    pub subscribers: Gauge,
+    pub published_durable: Counter,
+    pub published_ephemeral: Counter,
+    pub frames_sent: Counter,
+    pub gap_repairs: Counter,
+    pub resyncs: Counter,
+    pub slow_consumer_disconnects: Counter,
+    pub token_expirations: Counter,
+}
+
+/// The `/health/realtime` document.
+#[derive(Serialize, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub connections: i64,
+    pub subscribers: i64,
+    pub topics_with_subscribers: usize,
+    pub published_durable: u64,
+    pub published_ephemeral: u64,
+    pub frames_sent: u64,
+    pub gap_repairs: u64,
+    pub resyncs: u64,
+    pub slow_consumer_disconnects: u64,
+    pub token_expirations: u64,
+}
+
+impl Stats {
+    pub fn snapshot(&self, topics_with_subscribers: usize) -> Snapshot {
+        Snapshot {
+            connections: self.connections.get(),
+            subscribers: self.subscribers.get(),
+            topics_with_subscribers,
+            published_durable: self.published_durable.get(),
+            published_ephemeral: self.published_ephemeral.get(),
+            frames_sent: self.frames_sent.get(),
+            gap_repairs: self.gap_repairs.get(),
+            resyncs: self.resyncs.get(),
+            slow_consumer_disconnects: self.slow_consumer_disconnects.get(),
+            token_expirations: self.token_expirations.get(),
+        }
+    }
+}

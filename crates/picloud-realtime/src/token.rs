@@ -1,0 +1,218 @@
+//! Subscriber tokens: HS256 JWTs signed with one of the app's secrets (DESIGN §6).
+//!
+//! Header `{"alg":"HS256","typ":"JWT","kid":<secret id>}`; claims `aud` (app id), `sub`
+//! (optional subscriber id), `topics` (names, or `prefix.*`), `iat`, `exp`. Any JWT library
+//! holding the app secret can mint one. Verification accepts HS256 only (so `alg: none` and
+//! algorithm confusion fail), requires a known active `kid`, checks `aud` and `exp`, and
+//! answers every failure with the same [`InvalidToken`]: callers must not say which check
+//! failed. HMAC comparison is constant-time inside `jsonwebtoken`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use moka::future::Cache;
+use picloud_core::ids::AppId;
+use picloud_core::secret::AppSecret;
+use picloud_core::store::Store;
+use picloud_core::topic::TopicPattern;
+use picloud_core::{StoreError, ValidationError};
+use serde::{Deserialize, Serialize};
+
+/// Longest lifetime a minted token may have.
+pub const MAX_TTL_SECS: i64 = 30 * 24 * 3600;
+/// Most topic patterns in one token.
+pub const MAX_TOKEN_TOPICS: usize = 100;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub aud: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    pub topics: Vec<String>,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// A verified token: what it grants and until when.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub subject: Option<String>,
+    pub patterns: Vec<TopicPattern>,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+impl Grant {
+    pub fn allows(&self, topic: &str) -> bool {
+        self.patterns.iter().any(|p| p.matches(topic))
+    }
+}
+
+/// Mints and verifies tokens, with the app's active secrets cached.
+#[derive(Clone)]
+pub struct TokenService {
+    store: Arc<dyn Store>,
+    /// App → its active secrets. Invalidated on rotation and retirement on this node; the
+    /// TTL bounds how long another node may keep accepting a retired key.
+    keys: Cache<AppId, Arc<Vec<AppSecret>>>,
+}
+
+impl TokenService {
+    pub fn new(store: Arc<dyn Store>, key_cache_ttl: Duration) -> Self {
+        Self {
+            store,
+            keys: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(key_cache_ttl)
+                .build(),
+        }
+    }
+
+    async fn active_keys(&self, app: &AppId) -> Result<Arc<Vec<AppSecret>>, StoreError> {
+        if let Some(keys) = self.keys.get(app).await {
+            return Ok(keys);
+        }
+        let keys: Vec<_> = self
+            .store
+            .list_secrets(app)
+            .await?
+            .into_iter()
+            .filter(AppSecret::is_active)
+            .collect();
+        let keys = Arc::new(keys);
+        self.keys.insert(app.clone(), keys.clone()).await;
+        Ok(keys)
+    }
+
+    /// Forgets the cached keys of an app (after rotation or retirement).
+    pub async fn invalidate(&self, app: &AppId) {
+        self.keys.invalidate(app).await;
+    }
+
+    /// Adds a new active secret (the newest signs from now on). Old ones stay valid until
+    /// retired.
+    pub async fn rotate(&self, app: &AppId) -> Result<AppSecret, StoreError> {
+        let secret = AppSecret::generate();
+        self.store.add_secret(app, &secret).await?;
+        self.invalidate(app).await;
+        Ok(secret)
+    }
+
+    pub async fn retire(&self, app: &AppId, kid: &str) -> Result<bool, StoreError> {
+        let done = self.store.retire_secret(app, kid).await?;
+        self.invalidate(app).await;
+        Ok(done)
+    }
+
+    /// Mints a token for `topics`, valid `ttl_secs`, signed with the newest active secret
+    /// (created on first use).
+    pub async fn mint(
+        &self,
+        app: &AppId,
+        topics: &[String],
+        ttl_secs: i64,
+        subject: Option<String>,
+    ) -> Result<(String, i64), MintError> {
+        if topics.is_empty() || topics.len() > MAX_TOKEN_TOPICS {
+            return Err(ValidationError::new("topics", "must list 1 to 100 topics").into());
+        }
+        for t in topics {
+            TopicPattern::parse(t)?;
+        }
+        if !(1..=MAX_TTL_SECS).contains(&ttl_secs) {
+            return Err(ValidationError::new("ttl_secs", "must be 1 to 2592000 (30 days)").into());
+        }
+        if let Some(s) = &subject {
+            if s.is_empty() || s.len() > 256 || s.chars().any(char::is_control) {
+                return Err(ValidationError::new(
+                    "subject",
+                    "must be 1 to 256 characters, no control characters",
+                )
+                .into());
+            }
+        }
+        let mut keys = self.active_keys(app).await?;
+        if keys.is_empty() {
+            self.rotate(app).await?;
+            keys = self.active_keys(app).await?;
+        }
+        let key = keys.last().expect("an active key after rotation");
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            aud: app.0.clone(),
+            sub: subject,
+            topics: topics.to_vec(),
+            iat: now,
+            exp: now + ttl_secs,
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&key.secret))
+            .map_err(|e| MintError::Internal(e.to_string()))?;
+        Ok((token, claims.exp))
+    }
+
+    /// Verifies a token for `app`: signed by one of its active secrets, for this app, not
+    /// expired, with valid topic patterns.
+    pub async fn verify(&self, app: &AppId, token: &str) -> Result<Grant, VerifyError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
+        if header.alg != Algorithm::HS256 {
+            return Err(VerifyError::Invalid);
+        }
+        let kid = header.kid.ok_or(VerifyError::Invalid)?;
+        let keys = self.active_keys(app).await.map_err(VerifyError::Store)?;
+        let key = keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or(VerifyError::Invalid)?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[app.as_str()]);
+        validation.set_required_spec_claims(&["exp", "aud"]);
+        validation.leeway = 0;
+        let data = jsonwebtoken::decode::<Claims>(
+            token,
+            &DecodingKey::from_secret(&key.secret),
+            &validation,
+        )
+        .map_err(|_| VerifyError::Invalid)?;
+        let patterns = data
+            .claims
+            .topics
+            .iter()
+            .map(|t| TopicPattern::parse(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| VerifyError::Invalid)?;
+        Ok(Grant {
+            subject: data.claims.sub,
+            patterns,
+            expires_at: data.claims.exp,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub enum MintError {
+    Validation(ValidationError),
+    Store(StoreError),
+    Internal(String),
+}
+
+impl From<ValidationError> for MintError {
+    fn from(e: ValidationError) -> Self {
+        Self::Validation(e)
+    }
+}
+
+impl From<StoreError> for MintError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+#[derive(Debug)]
+pub enum VerifyError {
+    /// Bad, expired, foreign, tampered or unknown-key token. Never say which.
+    Invalid,
+    Store(StoreError),
+}

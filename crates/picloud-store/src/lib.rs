@@ -1,0 +1,56 @@
+//! sqlx implementations of the `picloud-core` store traits, for SQLite and PostgreSQL.
+//!
+//! # Layout
+//! - [`connect`]: opens the database named by `DATABASE_URL` (or the SQLite file in the
+//!   data dir), applies migrations, returns a [`SqlStore`].
+//! - `db`: the [`Db`] pool enum and the `on_pool!` macro that runs one SQL text on either
+//!   backend; `error`: sqlx errors → `StoreError`.
+//! - `apps`, `domains`, `admin_keys`, `health`, `topics`, `messages`, `secrets`: one file
+//!   per store trait.
+//! - `migrate`: the embedded migrators (`migrations/sqlite`, `migrations/postgres`).
+//! - `testing` (feature): throwaway SQLite files and PostgreSQL databases for tests.
+//!
+//! Where the two SQL dialects agree (most statements, thanks to `$n` placeholders, which
+//! SQLite accepts too), one query text serves both; where they differ, the method matches on
+//! [`Db`] and the divergence is in plain sight.
+
+mod admin_keys;
+mod apps;
+mod connect;
+mod db;
+mod domains;
+mod error;
+mod health;
+mod messages;
+mod migrate;
+mod secrets;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod topics;
+
+pub use connect::{connect, ConnectError, DatabaseLocation};
+pub use db::{Backend, Db};
+
+/// The store: one pool, either backend. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    db: Db,
+}
+
+impl SqlStore {
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match &self.db {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}

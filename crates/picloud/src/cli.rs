@@ -1,0 +1,172 @@
+//! Command-line interface. Every flag has a `PICLOUD_*` (or standard) env equivalent.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "picloud",
+    version,
+    about = "PiCloud: multi-tenant serverless pub/sub"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (applies pending migrations first).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DbArgs),
+    /// Subscriber tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Publish a message through a running server (so live subscribers get it).
+    Publish(PublishArgs),
+    /// Administer the instance offline, straight against the database.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Admin keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Create an admin key; prints it alone on the last line of stdout (shown once).
+    Create(KeyCreateArgs),
+    /// List admin keys (never their secrets).
+    List(DbArgs),
+    /// Revoke an admin key by id.
+    Revoke {
+        /// Key id: the 16 hex characters after `pk_`.
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Mint a subscriber token offline (straight against the database); prints it alone on
+    /// the last line of stdout.
+    Mint(TokenMintArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TokenMintArgs {
+    /// App slug or id.
+    #[arg(long)]
+    pub app: String,
+    /// A topic name, or `prefix.*`; repeat for several.
+    #[arg(long = "topic", required = true)]
+    pub topics: Vec<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl_secs: i64,
+    /// Subscriber id (the `sub` claim).
+    #[arg(long)]
+    pub subject: Option<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// App slug or id.
+    pub app: String,
+    pub topic: String,
+    /// The message as JSON; `-` or absent reads it from stdin.
+    pub message: Option<String>,
+    /// Live subscribers only: no storage, no seq, no triggers.
+    #[arg(long)]
+    pub ephemeral: bool,
+    /// The server's admin URL.
+    #[arg(long, env = "PICLOUD_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// An admin key with AppPublish.
+    #[arg(long, env = "PICLOUD_ADMIN_KEY", hide_env_values = true)]
+    pub key: String,
+}
+
+#[derive(Args, Debug)]
+pub struct KeyCreateArgs {
+    /// A capability to grant; repeat for several (AppRead, AppWrite, AppTopicManage,
+    /// AppPublish, ScriptDeploy, SecretsManage, InstanceAdmin).
+    #[arg(long = "capability", required = true)]
+    pub capabilities: Vec<String>,
+    /// Bind the key to one app (slug or id).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// A note to recognise the key by.
+    #[arg(long, default_value = "")]
+    pub label: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// Where the database is.
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    /// Directory for the SQLite database and (later) file blobs.
+    #[arg(long, env = "PICLOUD_DATA_DIR", default_value = "./picloud-data")]
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL; unset for SQLite in the data dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PICLOUD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Hosts that serve the admin API and dashboard, comma-separated.
+    #[arg(
+        long,
+        env = "PICLOUD_ADMIN_HOSTS",
+        default_value = "localhost,127.0.0.1",
+        value_delimiter = ','
+    )]
+    pub admin_hosts: Vec<String>,
+    /// Log format.
+    #[arg(long, env = "PICLOUD_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "PICLOUD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Seconds a request may take to produce its response head.
+    #[arg(long, env = "PICLOUD_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Seconds between SSE keepalive comments (proxies cut idle streams at 60–100 s).
+    #[arg(long, env = "PICLOUD_REALTIME_HEARTBEAT_SEC", default_value_t = 15)]
+    pub realtime_heartbeat_sec: u64,
+    /// Largest message payload a publish accepts, in bytes.
+    #[arg(long, env = "PICLOUD_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub max_message_bytes: usize,
+    /// Seconds to let in-flight requests finish after SIGINT/SIGTERM before exiting.
+    #[arg(long, env = "PICLOUD_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}

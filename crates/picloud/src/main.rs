@@ -1,0 +1,72 @@
+//! The `picloud` binary: parses arguments and hands over to a command. Nothing else.
+//!
+//! # Layout
+//! - `cli`: clap definitions (flags and `PICLOUD_*` env).
+//! - `serve`: `picloud serve` (store → bootstrap → router → serve until shutdown).
+//! - `admin`: offline admin commands; `realtime_cmd`: `token mint`, `publish`; `shutdown`: the signal-driven shutdown token;
+//!   `logging`: tracing setup.
+
+mod admin;
+mod cli;
+mod logging;
+mod realtime_cmd;
+mod serve;
+mod shutdown;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{AdminCommand, Cli, Command, DbArgs, LogFormat, TokenCommand};
+use picloud_store::{DatabaseLocation, SqlStore};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => {
+            logging::init(args.log_format, "info");
+            serve::run(args, shutdown::Shutdown::on_signals()).await
+        }
+        Command::Migrate(db) => {
+            logging::init(LogFormat::Text, "warn");
+            migrate(&db).await
+        }
+        Command::Token {
+            command: TokenCommand::Mint(args),
+        } => {
+            logging::init(LogFormat::Text, "warn");
+            realtime_cmd::mint(args).await
+        }
+        Command::Publish(args) => {
+            logging::init(LogFormat::Text, "warn");
+            realtime_cmd::publish(args).await
+        }
+        Command::Admin {
+            command: AdminCommand::Key { command },
+        } => {
+            logging::init(LogFormat::Text, "warn");
+            admin::key(command).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens (and migrates) the database the flags point at.
+pub(crate) async fn open_store(db: &DbArgs) -> anyhow::Result<SqlStore> {
+    let location = DatabaseLocation::from_config(db.database_url.as_deref(), &db.data_dir)?;
+    tracing::info!(database = %location.describe(), "opening database");
+    Ok(picloud_store::connect(&location).await?)
+}
+
+async fn migrate(db: &DbArgs) -> anyhow::Result<()> {
+    let store = open_store(db).await?;
+    store.close().await;
+    eprintln!("migrations applied");
+    Ok(())
+}

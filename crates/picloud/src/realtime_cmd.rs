@@ -1,0 +1,72 @@
+//! `picloud token mint` (offline) and `picloud publish` (through the server's admin API, so
+//! the message reaches live subscribers; an offline publish could only reach history).
+
+use std::io::Read;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use picloud_realtime::token::MintError;
+use picloud_realtime::TokenService;
+
+use crate::cli::{PublishArgs, TokenMintArgs};
+
+pub async fn mint(args: TokenMintArgs) -> anyhow::Result<()> {
+    let store = crate::open_store(&args.db).await?;
+    let app = crate::admin::find_app(&store, &args.app).await?;
+    let tokens = TokenService::new(Arc::new(store.clone()), std::time::Duration::from_secs(1));
+    let minted = tokens
+        .mint(&app, &args.topics, args.ttl_secs, args.subject)
+        .await;
+    store.close().await;
+    let (token, exp) = minted.map_err(|e| match e {
+        MintError::Validation(v) => anyhow::anyhow!(v),
+        MintError::Store(s) => anyhow::anyhow!(s),
+        MintError::Internal(s) => anyhow::anyhow!(s),
+    })?;
+    let expires = chrono::DateTime::from_timestamp(exp, 0).unwrap_or_default();
+    eprintln!("Subscriber token for {} (expires {expires}):", args.app);
+    println!("{token}");
+    Ok(())
+}
+
+pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
+    let body = match args.message.as_deref() {
+        Some(m) if m != "-" => m.to_owned(),
+        _ => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the message from stdin")?;
+            s
+        }
+    };
+    serde_json::from_str::<serde_json::Value>(&body).context("the message is not valid JSON")?;
+    let mut url = format!(
+        "{}/api/v1/apps/{}/topics/{}/publish",
+        args.server.trim_end_matches('/'),
+        args.app,
+        args.topic
+    );
+    if args.ephemeral {
+        url.push_str("?ephemeral=true");
+    }
+    let res = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&args.key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", args.server))?;
+    let status = res.status();
+    let text = res.text().await.unwrap_or_default();
+    if !status.is_success() {
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or(text);
+        bail!("{status}: {message}");
+    }
+    println!("{text}");
+    Ok(())
+}

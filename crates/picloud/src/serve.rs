@@ -1,0 +1,104 @@
+//! `picloud serve`: open the database, bootstrap on first start, serve until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use picloud_api::{ApiConfig, AppState};
+use picloud_core::admin_key;
+use picloud_core::capability::Capability;
+use picloud_core::host::Host;
+use picloud_core::store::AdminKeyStore;
+use picloud_store::SqlStore;
+
+use crate::cli::ServeArgs;
+use crate::shutdown::Shutdown;
+
+pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    let config = api_config(&args)?;
+    let store = crate::open_store(&args.db).await?;
+    bootstrap(&store).await?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let admin_host = config
+        .admin_hosts
+        .first()
+        .map_or_else(|| addr.ip().to_string(), Host::to_string);
+    tracing::info!(
+        %addr,
+        admin_api = %format!("http://{admin_host}:{}/api/v1", addr.port()),
+        apps = %format!("http://<slug>.localhost:{}/", addr.port()),
+        "PiCloud {} listening",
+        env!("CARGO_PKG_VERSION"),
+    );
+
+    let store_dyn: Arc<dyn picloud_core::store::Store> = Arc::new(store.clone());
+    let realtime = picloud_realtime::Realtime::start(
+        store_dyn.clone(),
+        picloud_realtime::RealtimeConfig {
+            heartbeat: Duration::from_secs(args.realtime_heartbeat_sec.max(1)),
+            max_payload_bytes: args.max_message_bytes,
+            ..Default::default()
+        },
+        shutdown.token(),
+    );
+    let state = AppState::new(store_dyn, config, realtime);
+    let router = picloud_api::build(state);
+    let drain = shutdown.clone();
+    let server = tokio::spawn(picloud_api::serve(listener, router, async move {
+        drain.wait().await
+    }));
+
+    shutdown.wait().await;
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    match tokio::time::timeout(grace, server).await {
+        Ok(joined) => joined.context("server task")?.context("server")?,
+        Err(_) => tracing::warn!(
+            ?grace,
+            "in-flight requests still running after grace period; exiting"
+        ),
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn api_config(args: &ServeArgs) -> anyhow::Result<ApiConfig> {
+    let admin_hosts = args
+        .admin_hosts
+        .iter()
+        .filter(|h| !h.trim().is_empty())
+        .map(|h| Host::parse(h).with_context(|| format!("invalid admin host {h:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(
+        !admin_hosts.is_empty(),
+        "at least one admin host is required"
+    );
+    Ok(ApiConfig {
+        admin_hosts,
+        max_body_bytes: args.max_body_bytes,
+        request_timeout: Duration::from_secs(args.request_timeout_secs),
+        ..ApiConfig::default()
+    })
+}
+
+/// On the first start against an empty database, creates an `InstanceAdmin` key and prints
+/// it once on stdout. Never through the logger: logs are kept and shipped, a terminal is not.
+async fn bootstrap(store: &SqlStore) -> anyhow::Result<()> {
+    let issued = admin_key::issue(vec![Capability::InstanceAdmin], None, "bootstrap".into())?;
+    let created = store
+        .create_bootstrap_admin_key((&issued).into())
+        .await
+        .context("cannot create the bootstrap admin key")?;
+    if created {
+        tracing::info!(key_id = %issued.key.id, "bootstrap admin key created (printed on stdout)");
+        println!(
+            "\nBootstrap admin key (InstanceAdmin). It is shown this once; store it now:\n{}\n",
+            issued.plaintext
+        );
+    }
+    Ok(())
+}

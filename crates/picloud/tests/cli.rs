@@ -1,0 +1,681 @@
+//! The real `picloud` binary as a user runs it: fresh start, bootstrap key, offline admin
+//! commands, signals, a database that is not there, and logs that never carry a key.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use picloud_store::testing::TestDatabase;
+use picloud_store::Backend;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_picloud");
+
+/// A `picloud serve` child process with its output captured line by line.
+struct Server {
+    child: Child,
+    port: u16,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+fn capture(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+impl Server {
+    /// Starts `picloud serve` on a free port with `env`, and waits until it listens.
+    fn start(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .env_clear()
+            .env("PICLOUD_LISTEN", "127.0.0.1:0")
+            .env("PICLOUD_DATA_DIR", data_dir)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn picloud");
+        let stdout = capture(child.stdout.take().unwrap());
+        let stderr = capture(child.stderr.take().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            let found = stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| listening_port(l));
+            if let Some(p) = found {
+                break p;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "picloud exited early ({status}): {:?}",
+                    stderr.lock().unwrap()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "picloud did not start: {:?}",
+                stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Self {
+            child,
+            port,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn bootstrap_key(&self) -> Option<String> {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.starts_with("pk_"))
+            .cloned()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Sends `signal` and waits for the process to exit.
+    fn stop(mut self, signal: &str) -> (ExitStatus, String, String) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "picloud did not stop on SIG{signal}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        std::thread::sleep(Duration::from_millis(100)); // let the readers drain
+        let out = self.stdout.lock().unwrap().join("\n");
+        let err = self.stderr.lock().unwrap().join("\n");
+        (status, out, err)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// The port from the "listening" log line, in text (`addr=127.0.0.1:N`) or JSON format.
+fn listening_port(line: &str) -> Option<u16> {
+    if !line.contains("listening") {
+        return None;
+    }
+    let at = line.find("127.0.0.1:")? + "127.0.0.1:".len();
+    let digits: String = line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Runs a one-shot `picloud` command; returns (success, stdout, stderr).
+fn run(args: &[&str], data_dir: &Path, database_url: Option<&str>) -> (bool, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_clear().env("PICLOUD_DATA_DIR", data_dir);
+    if let Some(url) = database_url {
+        cmd.env("DATABASE_URL", url);
+    }
+    let out = cmd.output().expect("run picloud");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    host: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .header("host", host);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// The README's promise: a fresh start on SQLite prints a bootstrap key once, the key
+/// creates an app, and the app answers on `<slug>.localhost`. No log line carries the key.
+#[tokio::test]
+async fn fresh_sqlite_start_bootstraps_and_serves_an_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("PICLOUD_LOG_FORMAT", "json")]);
+    let key = server
+        .bootstrap_key()
+        .expect("bootstrap key printed on first start");
+    assert!(
+        dir.path().join("picloud.db").exists(),
+        "SQLite file in the data dir"
+    );
+
+    let (status, app) = call(
+        reqwest::Method::POST,
+        &server.url("/api/v1/apps"),
+        "localhost",
+        Some(&key),
+        Some(json!({"slug": "demo"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{app}");
+    let (status, info) = call(
+        reqwest::Method::GET,
+        &server.url("/"),
+        &format!("demo.localhost:{}", server.port),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        info,
+        json!({"app": "demo", "version": env!("CARGO_PKG_VERSION")})
+    );
+    let (status, _) = call(
+        reqwest::Method::GET,
+        &server.url("/api/v1/apps"),
+        "localhost",
+        Some("pk_0000000000000000_wrong"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    let (status, stdout, stderr) = server.stop("TERM");
+    assert!(status.success(), "graceful exit on SIGTERM: {status}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+    let secret = &key[20..];
+    assert!(!stderr.contains(secret), "the key leaked into the logs");
+    assert_eq!(
+        stdout.matches(secret).count(),
+        1,
+        "the key is printed exactly once"
+    );
+    for line in stderr.lines() {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+
+    // A second start finds a bootstrapped instance: no new key; the old one still works.
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.bootstrap_key(), None);
+    let (status, list) = call(
+        reqwest::Method::GET,
+        &server.url("/api/v1/apps"),
+        "localhost",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["apps"][0]["slug"], "demo");
+    let (status, _, stderr) = server.stop("INT");
+    assert!(status.success(), "graceful exit on SIGINT: {status}");
+    assert!(
+        !stderr.contains(secret),
+        "the key leaked into the text logs"
+    );
+}
+
+/// `picloud admin key create` works offline against PostgreSQL and prints the key alone on
+/// the last line of stdout; the server then accepts it with exactly its capabilities.
+#[tokio::test]
+async fn offline_admin_keys_on_postgres() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let url = db.database_url.clone().unwrap();
+    let dir = db.data_dir();
+
+    let (ok, _, err) = run(&["migrate"], dir, Some(&url));
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(
+        &[
+            "admin",
+            "key",
+            "create",
+            "--capability",
+            "AppRead",
+            "--capability",
+            "AppWrite",
+            "--label",
+            "ops",
+        ],
+        dir,
+        Some(&url),
+    );
+    assert!(ok, "{err}");
+    let writer = out.lines().last().unwrap().to_owned();
+    assert!(
+        writer.starts_with("pk_") && writer.len() == 3 + 16 + 1 + 43,
+        "{out}"
+    );
+
+    let server = Server::start(dir, &[("DATABASE_URL", &url)]);
+    // Keys already exist but the instance was never bootstrapped: it still gets its admin key.
+    let admin = server
+        .bootstrap_key()
+        .expect("bootstrap on a fresh PostgreSQL database");
+    let (status, _) = call(
+        reqwest::Method::POST,
+        &server.url("/api/v1/apps"),
+        "localhost",
+        Some(&writer),
+        Some(json!({"slug": "demo"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = call(
+        reqwest::Method::GET,
+        &server.url("/api/v1/admin-keys"),
+        "localhost",
+        Some(&writer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "AppRead+AppWrite is not InstanceAdmin");
+    let (status, _) = call(
+        reqwest::Method::GET,
+        &server.url("/api/v1/admin-keys"),
+        "localhost",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // An app-bound key, created offline while the server runs.
+    let (ok, out, err) = run(
+        &[
+            "admin",
+            "key",
+            "create",
+            "--capability",
+            "AppRead",
+            "--app",
+            "demo",
+        ],
+        dir,
+        Some(&url),
+    );
+    assert!(ok, "{err}");
+    let bound = out.lines().last().unwrap().to_owned();
+    let (status, list) = call(
+        reqwest::Method::GET,
+        &server.url("/api/v1/apps"),
+        "localhost",
+        Some(&bound),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["apps"].as_array().unwrap().len(), 1);
+
+    // Listing shows ids, never secrets; revoking takes effect immediately.
+    let (ok, out, _) = run(&["admin", "key", "list"], dir, Some(&url));
+    assert!(ok);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(!out.contains(&writer[20..]));
+    let (ok, _, err) = run(&["admin", "key", "revoke", &writer[3..19]], dir, Some(&url));
+    assert!(ok, "{err}");
+    let (status, _) = call(
+        reqwest::Method::GET,
+        &server.url("/api/v1/apps"),
+        "localhost",
+        Some(&writer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // Bad input to the CLI: clear message, non-zero exit, nothing created.
+    let (ok, _, err) = run(
+        &["admin", "key", "create", "--capability", "Root"],
+        dir,
+        Some(&url),
+    );
+    assert!(!ok && err.contains("unknown capability"), "{err}");
+    let (ok, _, err) = run(
+        &[
+            "admin",
+            "key",
+            "create",
+            "--capability",
+            "AppRead",
+            "--app",
+            "nope",
+        ],
+        dir,
+        Some(&url),
+    );
+    assert!(!ok && err.contains("no app"), "{err}");
+    let (ok, _, err) = run(
+        &[
+            "admin",
+            "key",
+            "create",
+            "--capability",
+            "InstanceAdmin",
+            "--app",
+            "demo",
+        ],
+        dir,
+        Some(&url),
+    );
+    assert!(!ok && err.contains("cannot be bound"), "{err}");
+    let (_, out, _) = run(&["admin", "key", "list"], dir, Some(&url));
+    assert_eq!(out.lines().count(), 2, "{out}");
+
+    let (status, _, stderr) = server.stop("TERM");
+    assert!(status.success());
+    for key in [&admin, &writer, &bound] {
+        assert!(!stderr.contains(&key[20..]), "a key leaked into the logs");
+    }
+}
+
+/// A database that is not there at start: a clear message naming it (without its
+/// password) and a non-zero exit, promptly.
+#[test]
+fn unreachable_database_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let (ok, _, err) = run(
+        &["serve", "--listen", "127.0.0.1:0"],
+        dir.path(),
+        Some("postgres://picloud:hunter2@127.0.0.1:1/nowhere"),
+    );
+    assert!(!ok);
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(
+        err.contains("cannot connect to PostgreSQL postgres://picloud:***@127.0.0.1:1/nowhere"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+
+    let (ok, _, err) = run(&["serve"], dir.path(), Some("mysql://localhost/x"));
+    assert!(
+        !ok && err.contains("unsupported DATABASE_URL scheme \"mysql\""),
+        "{err}"
+    );
+
+    // A data dir that cannot be created (a file is in the way).
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let (ok, _, err) = run(&["migrate"], &file, None);
+    assert!(!ok && err.contains("cannot create data dir"), "{err}");
+}
+
+/// `picloud token mint` (offline) gives a token the server accepts, and `picloud publish`
+/// goes through the server so a live subscriber receives the message.
+#[tokio::test]
+async fn token_mint_and_publish_commands_reach_a_live_subscriber() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let key = server.bootstrap_key().unwrap();
+    let (apps, topics) = (
+        server.url("/api/v1/apps"),
+        server.url("/api/v1/apps/demo/topics"),
+    );
+    let created = call(
+        reqwest::Method::POST,
+        &apps,
+        "localhost",
+        Some(&key),
+        Some(json!({"slug": "demo"})),
+    )
+    .await;
+    assert_eq!(created.0, 201);
+    let topic = json!({"name": "chat", "external_subscribable": true, "auth_mode": "token"});
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            &topics,
+            "localhost",
+            Some(&key),
+            Some(topic)
+        )
+        .await
+        .0,
+        201
+    );
+
+    let (ok, out, err) = run(
+        &[
+            "token",
+            "mint",
+            "--app",
+            "demo",
+            "--topic",
+            "chat",
+            "--ttl-secs",
+            "120",
+        ],
+        dir.path(),
+        None,
+    );
+    assert!(ok, "{err}");
+    let token = out.lines().last().unwrap().to_owned();
+    assert_eq!(token.split('.').count(), 3, "a compact JWT: {token}");
+
+    let mut stream = reqwest::Client::new()
+        .get(server.url("/realtime/topics/chat"))
+        .header("host", "demo.localhost")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+
+    let server_url = server.url("");
+    let publish = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("publish")
+            .args(args)
+            .env_clear()
+            .env("PICLOUD_SERVER", &server_url)
+            .env("PICLOUD_ADMIN_KEY", &key);
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = publish(&["demo", "chat", r#"{"hello":"world"}"#]);
+    assert!(ok, "{err}");
+    let published: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(published["seq"], 1);
+
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains("event: message") {
+        assert!(Instant::now() < deadline, "no message: {seen:?}");
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("id: 1\nevent: message\ndata: {\"topic\":\"chat\",\"seq\":1,\"message\":{\"hello\":\"world\"}"), "{seen}");
+
+    // Bad input: clear errors, non-zero exits.
+    let (ok, _, err) = publish(&["demo", "chat", "{not json"]);
+    assert!(!ok && err.contains("not valid JSON"), "{err}");
+    let (ok, _, err) = publish(&["demo", "bad*topic", "1"]);
+    assert!(!ok && err.contains("422"), "{err}");
+    let (ok, _, err) = run(
+        &[
+            "token",
+            "mint",
+            "--app",
+            "demo",
+            "--topic",
+            "a*",
+            "--ttl-secs",
+            "60",
+        ],
+        dir.path(),
+        None,
+    );
+    assert!(!ok && err.contains("topic"), "{err}");
+    let (status, _, stderr) = server.stop("TERM");
+    assert!(status.success());
+    assert!(!stderr.contains(&token), "a token leaked into the logs");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A subscriber that stops reading does not make the server hold what it misses: memory
+/// stays bounded while far more than that is published, and the stalled subscriber can
+/// still resume from history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_subscriber_does_not_grow_server_memory() {
+    use tokio::io::AsyncWriteExt;
+    const MESSAGES: usize = 8_000;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("RUST_LOG", "info")]);
+    let key = server.bootstrap_key().unwrap();
+    let post = |url: String, body: Value| {
+        let key = key.clone();
+        async move {
+            call(
+                reqwest::Method::POST,
+                &url,
+                "localhost",
+                Some(&key),
+                Some(body),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(
+        post(server.url("/api/v1/apps"), json!({"slug": "demo"})).await,
+        201
+    );
+    let topic = json!({"name": "firehose", "external_subscribable": true, "auth_mode": "public"});
+    assert_eq!(
+        post(server.url("/api/v1/apps/demo/topics"), topic).await,
+        201
+    );
+
+    // A subscriber with a tiny receive window that never reads.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket
+        .connect(([127, 0, 0, 1], server.port).into())
+        .await
+        .unwrap();
+    stalled
+        .write_all(b"GET /realtime/topics/firehose HTTP/1.1\r\nHost: demo.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, health) = call(
+        reqwest::Method::GET,
+        &server.url("/health/realtime"),
+        "localhost",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        health["connections"], 1,
+        "the stalled subscriber is connected: {health}"
+    );
+    let pid = server.child.id();
+    let before = rss_kib(pid);
+
+    // Two rounds of 8,000 × 2 KiB (16 MiB each). Bounded buffers fill during the first
+    // round; if the server kept what the stalled subscriber misses, the second round would
+    // grow memory by about as much again.
+    let pad = "x".repeat(2000);
+    let url = server.url("/api/v1/apps/demo/topics/firehose/publish");
+    let mut rss = vec![before];
+    for round in 0..2 {
+        let publishers: Vec<_> = (0..8)
+            .map(|p| {
+                let (url, key, pad) = (url.clone(), key.clone(), pad.clone());
+                tokio::spawn(async move {
+                    let client = reqwest::Client::new();
+                    for i in 0..MESSAGES / 8 {
+                        let body = json!({"r": round, "p": p, "i": i, "pad": pad});
+                        let res = client
+                            .post(&url)
+                            .header("host", "localhost")
+                            .bearer_auth(&key)
+                            .json(&body)
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(res.status(), 201);
+                    }
+                })
+            })
+            .collect();
+        for p in publishers {
+            p.await.unwrap();
+        }
+        rss.push(rss_kib(pid));
+    }
+    let round_kib = (MESSAGES * 2) as u64;
+    eprintln!("server RSS (KiB) before / after round 1 / after round 2: {rss:?}; {round_kib} KiB published per round to a stalled subscriber");
+    let second = rss[2].saturating_sub(rss[1]);
+    assert!(
+        second < round_kib / 4,
+        "RSS grew {second} KiB in the second round of {round_kib} KiB: the stalled subscriber is being buffered"
+    );
+    drop(stalled);
+    let (status, _, _) = server.stop("TERM");
+    assert!(status.success());
+}
