@@ -116,7 +116,7 @@ impl Realtime {
     /// frame in 16 (a clock read and a histogram insert per delivery would cost more than
     /// the delivery itself at fan-out rates).
     pub(crate) fn record_send(&self, published_at_ms: i64) {
-        if self.stats.frames_sent.add(1) % 16 == 0 {
+        if self.stats.frames_sent.add(1).is_multiple_of(16) {
             let lag_ms = chrono::Utc::now().timestamp_millis() - published_at_ms;
             self.lag.record(lag_ms.max(0) as f64 / 1000.0);
         }
