@@ -619,3 +619,38 @@ async fn realtime_bad_input() {
     .await;
     assert_error(&bad_ttl, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
 }
+
+/// A front end on another origin subscribes with `fetch` and a bearer token: the preflight
+/// is answered, the stream carries the CORS header, and no credentials are ever allowed.
+#[tokio::test]
+async fn streams_answer_cors_for_other_origins() {
+    let s = setup(Backend::Sqlite).await;
+    s.create_topic("demo", "chat", true, "token").await;
+    let mut pre = s
+        .app_get("demo", "/realtime/topics/chat")
+        .header("origin", "https://front.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization,last-event-id")
+        .build()
+        .unwrap();
+    *pre.method_mut() = Method::OPTIONS;
+    let res = reqwest::Client::new().execute(pre).await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let h = res.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    let allowed = h["access-control-allow-headers"].to_str().unwrap();
+    assert!(allowed.contains("authorization") && allowed.contains("last-event-id"));
+    assert!(h.get("access-control-allow-credentials").is_none());
+
+    let token = s.mint("demo", &["chat"], 60).await;
+    let mut sse = Sse::open(
+        s.app_get("demo", "/realtime/topics/chat")
+            .header("origin", "https://front.example")
+            .bearer_auth(&token),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sse.headers["access-control-allow-origin"], "*");
+    s.publish("demo", "chat", json!("hi")).await;
+    assert_eq!(sse.messages(1).await[0].json()["message"], "hi");
+}
