@@ -5,6 +5,8 @@
 //! [`AdminAuth::app`] to resolve `{app}`. An app-bound key asking for another app gets the
 //! same 404 as for an app that does not exist, so keys cannot probe for other tenants.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -36,11 +38,19 @@ impl FromRequestParts<AppState> for AdminAuth {
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
         let (id, secret) = admin_key::parse(presented).ok_or_else(ApiError::unauthorized)?;
-        let stored = state.store.find_admin_key(id).await?;
+        let stored = match state.lookups.keys().get(id).await {
+            Some(hit) => hit,
+            None => {
+                let found = state.store.find_admin_key(id).await?.map(Arc::new);
+                state.lookups.keys().insert(id.to_owned(), found.clone()).await;
+                found
+            }
+        };
+        // The secret is checked on every request, cached or not, in constant time.
         if !admin_key::verify(secret, stored.as_ref().map(|s| s.secret_hash.as_slice())) {
             return Err(ApiError::unauthorized());
         }
-        let key = stored.expect("verify fails without a stored key").key;
+        let key = stored.expect("verify fails without a stored key").key.clone();
         Ok(Self {
             key,
             state: state.clone(),
@@ -85,6 +95,20 @@ impl AdminAuth {
     /// Resolves an `{app}` path segment (slug or id) to an app this key may see; 404
     /// otherwise, whether the app is missing or belongs to someone else.
     pub async fn app(&self, slug_or_id: &str) -> ApiResult<App> {
+        let cache = self.state.lookups.apps();
+        let app = match cache.get(slug_or_id).await {
+            Some(hit) => hit,
+            None => {
+                let found = self.lookup_app(slug_or_id).await?;
+                cache.insert(slug_or_id.to_owned(), found.clone()).await;
+                found
+            }
+        };
+        app.filter(|a| self.key.can_see(&a.id))
+            .ok_or_else(|| ApiError::not_found("app"))
+    }
+
+    async fn lookup_app(&self, slug_or_id: &str) -> ApiResult<Option<App>> {
         let store = &self.state.store;
         let mut app = None;
         if looks_like_id(slug_or_id) {
@@ -95,8 +119,7 @@ impl AdminAuth {
                 app = store.get_app_by_slug(&slug).await?;
             }
         }
-        app.filter(|a| self.key.can_see(&a.id))
-            .ok_or_else(|| ApiError::not_found("app"))
+        Ok(app)
     }
 
     /// [`Self::app`] then [`Self::require_any`].

@@ -20,6 +20,7 @@ pub mod health;
 pub mod host;
 pub mod json;
 pub mod json_errors;
+pub mod lookup_cache;
 pub mod metrics;
 pub mod openapi;
 pub mod router;

@@ -9,6 +9,7 @@ use picloud_core::store::Store;
 use picloud_realtime::Realtime;
 
 use crate::host::HostResolver;
+use crate::lookup_cache::LookupCache;
 
 /// HTTP-level configuration, decided by the binary from flags and env.
 #[derive(Clone, Debug)]
@@ -23,6 +24,9 @@ pub struct ApiConfig {
     /// How long a Host → app resolution may be served from cache without a change event.
     /// Bounds staleness on nodes that missed an invalidation.
     pub host_cache_ttl: Duration,
+    /// How long a verified admin key may be served from cache: how long a key revoked
+    /// offline or on another node keeps working here.
+    pub admin_key_cache_ttl: Duration,
 }
 
 impl Default for ApiConfig {
@@ -35,6 +39,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             host_cache_ttl: Duration::from_secs(30),
+            admin_key_cache_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -45,6 +50,7 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub store: Arc<dyn Store>,
     pub resolver: HostResolver,
+    pub lookups: LookupCache,
     pub config: ApiConfig,
     pub metrics: PrometheusHandle,
     pub realtime: Realtime,
@@ -53,13 +59,26 @@ pub struct Inner {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ApiConfig, realtime: Realtime) -> Self {
         let resolver = HostResolver::new(store.clone(), config.host_cache_ttl);
+        let lookups = LookupCache::new(config.admin_key_cache_ttl, config.host_cache_ttl);
         Self(Arc::new(Inner {
             store,
             resolver,
+            lookups,
             config,
             metrics: crate::metrics::handle(),
             realtime,
         }))
+    }
+}
+
+impl AppState {
+    /// Call after any change to apps or domains through this node: every cached
+    /// resolution and lookup that could depend on it is dropped.
+    pub fn apps_changed(&self) {
+        self.resolver.invalidate_all();
+        self.lookups.invalidate_apps();
+        // Deleting an app deletes its bound keys.
+        self.lookups.invalidate_keys();
     }
 }
 

@@ -55,6 +55,7 @@ pub async fn create_key(
     };
     let issued = admin_key::issue(capabilities, app_id, body.label.unwrap_or_default())?;
     state.store.create_admin_key((&issued).into()).await?;
+    state.lookups.invalidate_keys();
     let key = issued.key;
     tracing::info!(new_key = %key.id, by = %auth.key.id, "admin key created");
     Ok((
@@ -81,6 +82,7 @@ pub async fn delete_key(
     if !state.store.delete_admin_key(&id).await? {
         return Err(ApiError::not_found("admin key"));
     }
+    state.lookups.invalidate_keys();
     tracing::info!(revoked = %id, by = %auth.key.id, "admin key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -64,7 +64,7 @@ pub async fn create_app(
     let name = validate_name(body.name.as_deref().unwrap_or(slug.as_str()))?;
     let app = state.store.create_app(NewApp { slug, name }).await?;
     // A miss for `<slug>.localhost` may be cached from before the app existed.
-    state.resolver.invalidate_all();
+    state.apps_changed();
     tracing::info!(app = %app.slug, key = %auth.key.id, "app created");
     Ok((StatusCode::CREATED, ApiJson(app.into())))
 }
@@ -105,7 +105,7 @@ pub async fn update_app(
         .update_app(&app.id, patch)
         .await?
         .ok_or_else(|| ApiError::not_found("app"))?;
-    state.resolver.invalidate_all();
+    state.apps_changed();
     Ok(ApiJson(updated.into()))
 }
 
@@ -125,7 +125,7 @@ pub async fn delete_app(
     if !state.store.delete_app(&app.id).await? {
         return Err(ApiError::not_found("app"));
     }
-    state.resolver.invalidate_all();
+    state.apps_changed();
     tracing::info!(app = %app.slug, key = %auth.key.id, "app deleted");
     Ok(StatusCode::NO_CONTENT)
 }

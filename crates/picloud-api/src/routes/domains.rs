@@ -61,7 +61,7 @@ pub async fn create_domain(
     let app = auth.app_with(&app, Capability::AppWrite).await?;
     let host = claimable_host(&state, &body.host)?;
     let domain = state.store.add_domain(&app.id, &host).await?;
-    state.resolver.invalidate_all();
+    state.apps_changed();
     Ok((StatusCode::CREATED, ApiJson(domain.into())))
 }
 
@@ -114,7 +114,7 @@ pub async fn update_domain(
         .update_domain(&app.id, &existing.id, &host)
         .await?
         .ok_or_else(|| ApiError::not_found("domain"))?;
-    state.resolver.invalidate_all();
+    state.apps_changed();
     Ok(ApiJson(updated.into()))
 }
 
@@ -139,7 +139,7 @@ pub async fn delete_domain(
     if !state.store.delete_domain(&app.id, &existing.id).await? {
         return Err(ApiError::not_found("domain"));
     }
-    state.resolver.invalidate_all();
+    state.apps_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -226,3 +226,56 @@ async fn admin_keys_api(backend: picloud_store::Backend) {
         "not_found",
     );
 }
+
+/// Keys and apps are cached per node. A change through this node's API is seen at once; a
+/// change behind its back (offline CLI, another node) within the cache TTL, never later.
+#[tokio::test]
+async fn cached_lookups_follow_revocation_and_app_changes() {
+    use picloud_core::store::AdminKeyStore;
+    let config = picloud_api::ApiConfig {
+        admin_key_cache_ttl: std::time::Duration::from_millis(300),
+        ..picloud_api::ApiConfig::default()
+    };
+    let s = TestServer::start_with(picloud_store::Backend::Sqlite, config).await;
+    s.create_app("demo").await;
+    let key = s.key(&[Capability::AppRead], None).await;
+    let get = || s.with_key(&key, Method::GET, "/api/v1/apps/demo");
+    assert_eq!(send(get()).await.0, StatusCode::OK);
+
+    // Revoked straight in the database, as `picloud admin key revoke` does.
+    assert!(s.store.delete_admin_key(&key[3..19]).await.unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let got = send(get()).await;
+        if got.0 == StatusCode::UNAUTHORIZED {
+            assert_error(&got, StatusCode::UNAUTHORIZED, "unauthorized");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "revoked key still works");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // A cached app lookup does not outlive the app's deletion through the API.
+    assert_eq!(
+        send(s.admin(Method::GET, "/api/v1/apps/demo")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(s.admin(Method::DELETE, "/api/v1/apps/demo")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &send(s.admin(Method::GET, "/api/v1/apps/demo")).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &send(
+            s.admin(Method::POST, "/api/v1/apps/demo/topics/t/publish")
+                .json(&serde_json::json!(1)),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}

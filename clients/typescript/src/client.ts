@@ -1,0 +1,141 @@
+/**
+ * `createClient`: the subscription registry in front of one upstream (a Connection, or a tab-shared
+ * one). Every subscription is a listener with its topics and its own per-topic position; the
+ * upstream carries the union of all listeners' topics, and each message is handed to the
+ * listeners of its topic whose position it passes (so a replay asked for by one listener is not
+ * seen twice by another).
+ */
+import { type ConnectionState, PiCloudError } from './codes';
+import { Connection, type Source } from './connection';
+import { endpoint } from './endpoint';
+import { parsePosition } from './position';
+import { shared } from './shared';
+import type { ClientOptions, FetchLike, PiCloudClient, RawMessage, Sink, SubscribeOptions } from './types';
+
+interface Listener {
+  topics: string[];
+  seen: Map<string, number>;
+  cb: (m: RawMessage) => void;
+  o: SubscribeOptions<unknown>;
+}
+
+/** User code must not break the stream: its exceptions are rethrown outside of it. */
+const safe = (f: () => void) => {
+  try {
+    f();
+  } catch (e) {
+    setTimeout(() => {
+      throw e;
+    });
+  }
+};
+
+export function createClient(options: ClientOptions): PiCloudClient {
+  const o = options;
+  const url = o.url.replace(/\/+$/, '');
+  const fetchFn: FetchLike = o.fetch ?? ((i, init) => fetch(i, init));
+  const refreshable = !!o.getToken;
+  let cached: Promise<string | null> | undefined;
+  const token = (fresh: boolean): Promise<string | null> => {
+    if (!o.getToken) return Promise.resolve(o.token ?? null);
+    if (fresh || !cached) {
+      const p = (cached = Promise.resolve().then(o.getToken).then((t) => t ?? null));
+      p.catch(() => cached === p && (cached = undefined));
+    }
+    return cached;
+  };
+
+  const listeners = new Set<Listener>();
+  const each = (f: (l: Listener) => void, topic?: string) => {
+    for (const l of listeners) if (topic === undefined || l.topics.includes(topic)) safe(() => f(l));
+  };
+  const sink: Sink = {
+    message: (m) =>
+      each((l) => {
+        if (m.seq !== null) {
+          const s = l.seen.get(m.topic);
+          if (s !== undefined && m.seq <= s) return;
+          l.seen.set(m.topic, m.seq);
+        }
+        let message = m.message;
+        if (l.o.validate) {
+          try {
+            message = l.o.validate.parse(message);
+          } catch (e) {
+            l.o.onError?.(new PiCloudError('invalid_message', String(e)));
+            return;
+          }
+        }
+        l.cb({ ...m, message });
+      }, m.topic),
+    resync: (e) =>
+      each((l) => {
+        l.seen.set(e.topic, e.to);
+        l.o.onResync?.(e);
+      }, e.topic),
+    status: (e) => each((l) => l.o.onStatus?.(e)),
+    error: (e) => each((l) => l.o.onError?.(e)),
+  };
+
+  const make = (s: Sink) =>
+    new Connection(
+      {
+        url,
+        fetch: fetchFn,
+        token,
+        refreshable,
+        minMs: o.backoff?.minMs ?? 500,
+        maxMs: o.backoff?.maxMs ?? 30000,
+        idleMs: o.idleTimeoutMs ?? 45000,
+      },
+      s,
+    );
+  let h = 0;
+  for (const c of `${url}\n${o.token ?? ''}\n${o.shareKey ?? ''}`) h = (h * 31 + c.charCodeAt(0)) | 0;
+  const source: Source = (o.shareAcrossTabs !== false && shared(h.toString(36), make, sink)) || make(sink);
+
+  const sync = (from?: Record<string, number>, kick?: boolean) =>
+    source.update([...new Set([...listeners].flatMap((l) => l.topics))], from, kick);
+
+  // Page visibility: close while hidden (after a grace period), resume from the same position.
+  const doc = (globalThis as { document?: Document }).document;
+  if (o.pauseWhenHidden && doc) {
+    let t: ReturnType<typeof setTimeout> | undefined;
+    doc.addEventListener('visibilitychange', () => {
+      clearTimeout(t);
+      if (!doc.hidden) source.resume();
+      else t = setTimeout(() => source.pause(), o.pauseWhenHidden === true ? 5000 : +o.pauseWhenHidden!);
+    });
+  }
+
+  // Closing is deferred by a tick so an unsubscribe/subscribe pair (React StrictMode) keeps the stream.
+  let closing: ReturnType<typeof setTimeout> | undefined;
+  return {
+    url,
+    get state(): ConnectionState {
+      return source.state;
+    },
+    subscribe(topics, onMessage, so = {}) {
+      const list = [...new Set(typeof topics === 'string' ? [topics] : topics)];
+      const from = parsePosition(so.lastEventId, list);
+      const l: Listener = { topics: list, seen: new Map(), cb: onMessage as (m: RawMessage) => void, o: so as SubscribeOptions<unknown> };
+      for (const t of list) {
+        const p = from[t] ?? source.position(t);
+        if (p !== undefined) l.seen.set(t, p);
+      }
+      listeners.add(l);
+      clearTimeout(closing);
+      sync(from, true);
+      return () => {
+        if (!listeners.delete(l)) return;
+        if (listeners.size) sync();
+        else closing = setTimeout(() => listeners.size || source.close());
+      };
+    },
+    endpoint: (path) => endpoint(url, path, fetchFn, token, refreshable),
+    close() {
+      listeners.clear();
+      source.close();
+    },
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * Protocol values, mirrored from `docs/protocol.md`: connection states, the error codes a server
+ * answers with (before the stream or in its final `event: error`), and the codes this client adds.
+ */
+
+/** The connection state machine. `closed` is both "not started" and "gave up / closed by you". */
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** Error codes: the server's (HTTP answers and final `event: error`) and the client's own. */
+export const ErrorCode = {
+  // Answers before the stream (HTTP status in brackets).
+  InvalidTopic: 'invalid_topic', // 400
+  TooManyTopics: 'too_many_topics', // 400
+  InvalidLastEventId: 'invalid_last_event_id', // 400
+  UnknownHost: 'unknown_host', // 404
+  NotFound: 'not_found', // 404: missing or not external_subscribable
+  Unauthorized: 'unauthorized', // 401
+  // Final `event: error` codes (Unavailable also answers 503 before the stream).
+  TokenExpired: 'token_expired',
+  TopicClosed: 'topic_closed',
+  ServerShutdown: 'server_shutdown',
+  SlowConsumer: 'slow_consumer',
+  Unavailable: 'unavailable',
+  // The client's own.
+  Network: 'network', // fetch failed or the stream broke
+  Idle: 'idle', // no byte (not even a keepalive) for `idleTimeoutMs`
+  Http: 'http', // an unexpected answer (no PiCloud error body)
+  InvalidMessage: 'invalid_message', // `validate` rejected a message
+  TokenProvider: 'token_provider', // getToken() threw
+  TokenExpiring: 'token_expiring', // reconnecting with a fresh token before expiry
+  TopicsChanged: 'topics_changed', // re-opened to add topics
+  Paused: 'paused', // closed while the page is hidden
+  Closed: 'closed', // closed by the application
+} as const;
+
+/** One of {@link ErrorCode}'s values, or a code a newer server sends. */
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode] | (string & {});
+
+/** Every error this library reports or throws. */
+export class PiCloudError extends Error {
+  /** A stable code from {@link ErrorCode}. */
+  readonly code: ErrorCodeValue;
+  /** The HTTP status when the error is an HTTP answer. */
+  readonly status: number | undefined;
+  /** True when the client stopped because of it (no further reconnect). */
+  readonly fatal: boolean;
+  /** The parsed response body (endpoint calls), when there was one. */
+  readonly body: unknown;
+
+  constructor(code: ErrorCodeValue, message: string, status?: number, fatal = false, body?: unknown) {
+    super(message);
+    this.name = 'PiCloudError';
+    this.code = code;
+    this.status = status;
+    this.fatal = fatal;
+    this.body = body;
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * One upstream SSE connection carrying a set of topics, and its state machine:
+ *
+ *   closed → connecting → open ⇄ reconnecting → … → closed (close(), pause, or a fatal answer)
+ *
+ * Every transition goes through `set`, which emits `{old, new, code}`. The connection keeps one
+ * resume position per topic (from `id:` lines and message seqs) and sends it back as
+ * `Last-Event-ID` on every reconnect, so the server's resume invariant (docs/protocol.md) gives
+ * every message exactly once; a message at or below the position is dropped as a duplicate.
+ *
+ * Each (re)start bumps `gen`; an await that comes back to an older generation stops there, which is
+ * how close() and re-opens cancel a loop without races.
+ */
+import { backoffDelay } from './backoff';
+import { type ConnectionState, PiCloudError } from './codes';
+import { formatPosition, parsePosition } from './position';
+import type { FetchLike, Sink, StatusEvent } from './types';
+import { readStream } from './transport/sse';
+
+export interface ConnectionConfig {
+  url: string;
+  fetch: FetchLike;
+  /** Current token (`fresh`: ask the provider for a new one); rejects if the provider threw. */
+  token: (fresh: boolean) => Promise<string | null>;
+  /** Whether a 401 can be cured by a new token. */
+  refreshable: boolean;
+  minMs: number;
+  maxMs: number;
+  idleMs: number;
+}
+
+/** What a client needs from an upstream: a Connection, or a tab-shared one. */
+export interface Source {
+  readonly state: ConnectionState;
+  /** Wanted topics; `from`: positions asked for by a new subscriber; `kick`: restart if closed. */
+  update(topics: string[], from?: Record<string, number>, kick?: boolean): void;
+  position(topic: string): number | undefined;
+  pause(): void;
+  resume(): void;
+  close(): void;
+}
+
+export class Connection implements Source {
+  state: ConnectionState = 'closed';
+  readonly pos = new Map<string, number>();
+  private topics: string[] = [];
+  private gen = 0;
+  private ctrl: AbortController | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private idle: ReturnType<typeof setTimeout> | undefined;
+  /** The server's `retry:`; it replaces minMs as the backoff base. */
+  private retryMs: number | undefined;
+  /** Why the current stream is ending, when we know better than "it ended": an `event: error` code, or our own abort. */
+  private why: string | undefined;
+  private fresh = false;
+  private paused = false;
+
+  constructor(
+    private readonly c: ConnectionConfig,
+    private readonly sink: Sink,
+  ) {}
+
+  position(topic: string): number | undefined {
+    return this.pos.get(topic);
+  }
+
+  update(topics: string[], from: Record<string, number> = {}, kick = false): void {
+    let reopen = topics.some((t) => !this.topics.includes(t));
+    for (const t of this.topics) if (!topics.includes(t)) this.pos.delete(t);
+    for (const t of topics) {
+      const p = from[t];
+      const cur = this.pos.get(t);
+      if (p !== undefined && (cur === undefined || p < cur)) {
+        this.pos.set(t, p);
+        reopen = true;
+      }
+    }
+    // Fewer topics: keep the stream (messages of dropped topics are ignored); the next reconnect asks for fewer.
+    this.topics = topics;
+    if (!topics.length) this.close();
+    else if (!this.paused && (reopen || (kick && this.state === 'closed'))) this.start();
+  }
+
+  pause(): void {
+    if (this.state !== 'closed') {
+      this.paused = true;
+      this.stop('paused');
+    }
+  }
+
+  resume(): void {
+    if (this.paused) {
+      this.paused = false;
+      if (this.topics.length) this.start();
+    }
+  }
+
+  close(): void {
+    this.topics = [];
+    this.pos.clear();
+    this.paused = false;
+    this.stop('closed');
+  }
+
+  /** Cancels whatever runs (stream, backoff timer) without a state change. */
+  private halt(): void {
+    this.gen++;
+    this.ctrl?.abort();
+    clearTimeout(this.timer);
+    clearTimeout(this.idle);
+  }
+
+  private stop(code: string): void {
+    this.halt();
+    this.set('closed', code);
+  }
+
+  private start(): void {
+    this.halt();
+    this.set('connecting', this.state === 'closed' ? undefined : 'topics_changed');
+    void this.loop(this.gen);
+  }
+
+  private set(s: ConnectionState, code?: string): void {
+    if (s === this.state) return;
+    const e: StatusEvent = { old: this.state, new: s };
+    if (code) e.code = code;
+    this.state = s;
+    this.sink.status(e);
+  }
+
+  private async loop(gen: number): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const ctrl = (this.ctrl = new AbortController());
+      this.why = undefined;
+      let err: PiCloudError;
+      try {
+        let token: string | null;
+        try {
+          token = await this.c.token(this.fresh);
+        } catch (e) {
+          throw new PiCloudError('token_provider', String(e));
+        }
+        this.fresh = false;
+        if (gen !== this.gen) return;
+        const headers: Record<string, string> = {};
+        if (token) headers.authorization = `Bearer ${token}`;
+        const id = formatPosition(this.pos, this.topics);
+        if (id) headers['last-event-id'] = id;
+        const url = `${this.c.url}/realtime?${this.topics.map((t) => `topic=${encodeURIComponent(t)}`).join('&')}`;
+        await readStream(this.c.fetch, url, headers, ctrl.signal, {
+          open: () => {
+            if (gen !== this.gen) return;
+            attempt = 0;
+            this.set('open');
+            this.arm(gen);
+          },
+          event: (e) => gen === this.gen && this.onEvent(e.event, e.data, e.id),
+          retry: (ms) => {
+            this.retryMs = ms;
+          },
+          data: () => this.arm(gen),
+        });
+        err = new PiCloudError('network', 'the stream ended');
+      } catch (e) {
+        err = e instanceof PiCloudError ? e : new PiCloudError('network', String(e));
+      }
+      clearTimeout(this.idle);
+      if (gen !== this.gen) return;
+      const code = this.why ?? err.code;
+      const status = err.status;
+      let delay = backoffDelay(attempt, this.retryMs ?? this.c.minMs, this.c.maxMs);
+      if (code === 'unauthorized' || code === 'token_expired' || code === 'token_expiring' || status === 401) {
+        if (!this.c.refreshable) return this.fail(err, code);
+        this.fresh = true;
+        if (!attempt) delay = 0; // a refresh is the cure: try it at once, then back off
+      } else if (code === 'token_provider') {
+        this.sink.error(err);
+      } else if (status && status < 500 && status !== 408 && status !== 429) {
+        return this.fail(err, code);
+      }
+      this.set('reconnecting', code);
+      await new Promise((r) => {
+        this.timer = setTimeout(r, delay);
+      });
+      if (gen !== this.gen) return;
+    }
+  }
+
+  private fail(err: PiCloudError, code: string): void {
+    this.stop(code);
+    this.sink.error(new PiCloudError(code, err.message, err.status, true, err.body));
+  }
+
+  /** Reconnect when the server went silent longer than its heartbeat allows (a dead TCP path). */
+  private arm(gen: number): void {
+    clearTimeout(this.idle);
+    if (this.c.idleMs > 0)
+      this.idle = setTimeout(() => {
+        if (gen === this.gen) this.abort('idle');
+      }, this.c.idleMs);
+  }
+
+  private abort(why: string): void {
+    this.why = why;
+    this.ctrl?.abort();
+  }
+
+  private onEvent(event: string | undefined, data: string, id: string | undefined): void {
+    let d: Record<string, unknown>;
+    try {
+      d = JSON.parse(data) as Record<string, unknown>;
+    } catch {
+      return; // `data:` is always compact JSON; anything else is not ours
+    }
+    const topic = d.topic as string;
+    if (event === 'message' || event === undefined) {
+      if (!this.topics.includes(topic)) return;
+      const seq = typeof d.seq === 'number' ? d.seq : null;
+      if (seq !== null) {
+        const cur = this.pos.get(topic);
+        if (cur !== undefined && seq <= cur) return; // already delivered
+        this.pos.set(topic, seq);
+      }
+      const at = parsePosition(id, this.topics);
+      for (const t in at) if (this.topics.includes(t)) this.pos.set(t, at[t]!);
+      const m = { topic, seq, message: d.message, publishedAt: d.published_at as string } as {
+        topic: string;
+        seq: number | null;
+        message: unknown;
+        publishedAt: string;
+        id?: string;
+      };
+      if (seq !== null) m.id = formatPosition(this.pos, this.topics);
+      this.sink.message(m);
+    } else if (event === 'resync') {
+      // The stream goes on from `to` (the topic's end): later seqs are new, even if lower than ours.
+      if (this.topics.includes(topic)) this.pos.set(topic, d.to as number);
+      this.sink.resync(d as unknown as Parameters<Sink['resync']>[0]);
+    } else if (event === 'token_expiring') {
+      if (this.c.refreshable) this.abort('token_expiring');
+    } else if (event === 'error') {
+      this.why = d.code as string;
+    }
+  }
+}

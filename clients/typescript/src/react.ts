@@ -1,0 +1,118 @@
+/**
+ * React bindings: `<PiCloudProvider client>`, `useTopic` and `useEndpoint`.
+ *
+ * Subscriptions live in effects and end in their cleanup, so StrictMode's mount → unmount → mount
+ * leaves exactly one subscription; the client defers closing its stream by a tick, so that double
+ * mount does not even reconnect.
+ */
+import { createContext, createElement, type ReactNode, useContext, useEffect, useRef, useState, useCallback } from 'react';
+import type { ConnectionState, PiCloudError } from './codes';
+import type { PiCloudClient, QueryValue, ResyncEvent, TopicMessage, Validator } from './types';
+
+const Ctx = createContext<PiCloudClient | null>(null);
+
+export function PiCloudProvider(props: { client: PiCloudClient; children?: ReactNode }): ReactNode {
+  return createElement(Ctx.Provider, { value: props.client }, props.children);
+}
+
+/** The client from `options.client`, else from the nearest `<PiCloudProvider>`. */
+export function useClient(client?: PiCloudClient): PiCloudClient {
+  const c = useContext(Ctx);
+  const r = client ?? c;
+  if (!r) throw new Error('@picloud/client/react: pass `client` or wrap the tree in <PiCloudProvider client={…}>');
+  return r;
+}
+
+export interface UseTopicOptions<T> {
+  client?: PiCloudClient;
+  /** How many recent messages `messages` keeps (default 100; 0 keeps none, only `last`). */
+  keep?: number;
+  /** Subscribe only while true (default true). */
+  enabled?: boolean;
+  lastEventId?: string;
+  validate?: Validator<T>;
+  onMessage?: (message: TopicMessage<T>) => void;
+  onResync?: (event: ResyncEvent) => void;
+}
+
+export interface TopicState<T> {
+  /** The last `keep` messages, oldest first. */
+  messages: TopicMessage<T>[];
+  last: TopicMessage<T> | undefined;
+  status: ConnectionState;
+  error: PiCloudError | undefined;
+}
+
+export function useTopic<T = unknown>(topics: string | readonly string[], options: UseTopicOptions<T> = {}): TopicState<T> {
+  const client = useClient(options.client);
+  const opts = useRef(options);
+  opts.current = options;
+  const key = (typeof topics === 'string' ? [topics] : [...topics]).join('\n');
+  const enabled = options.enabled !== false;
+  const [state, setState] = useState<TopicState<T>>(() => ({ messages: [], last: undefined, status: client.state, error: undefined }));
+  useEffect(() => {
+    if (!enabled) return;
+    const keep = opts.current.keep ?? 100;
+    const merge = (p: Partial<TopicState<T>>) => setState((s) => ({ ...s, ...p }));
+    setState({ messages: [], last: undefined, status: client.state, error: undefined });
+    const un = client.subscribe<T>(
+      key.split('\n'),
+      (m) => {
+        setState((s) => ({ ...s, last: m, messages: keep > 0 ? [...s.messages, m].slice(-keep) : s.messages, error: undefined }));
+        opts.current.onMessage?.(m);
+      },
+      {
+        ...(opts.current.lastEventId !== undefined && { lastEventId: opts.current.lastEventId }),
+        ...(opts.current.validate && { validate: opts.current.validate }),
+        onStatus: (e) => merge({ status: e.new }),
+        onError: (error) => merge({ error }),
+        onResync: (e) => opts.current.onResync?.(e),
+      },
+    );
+    merge({ status: client.state });
+    return un;
+  }, [client, key, enabled]);
+  return state;
+}
+
+export interface UseEndpointOptions<T> {
+  client?: PiCloudClient;
+  query?: Record<string, QueryValue>;
+  validate?: Validator<T>;
+  /** Fetch only while true (default true). */
+  enabled?: boolean;
+}
+
+export interface EndpointState<T> {
+  data: T | undefined;
+  error: PiCloudError | Error | undefined;
+  loading: boolean;
+  /** Fetch again (e.g. after a resync). */
+  refetch: () => void;
+}
+
+/** GET `path` on mount and whenever `path` or `query` change; aborted on unmount. */
+export function useEndpoint<T = unknown>(path: string, options: UseEndpointOptions<T> = {}): EndpointState<T> {
+  const client = useClient(options.client);
+  const validate = useRef(options.validate);
+  validate.current = options.validate;
+  const q = JSON.stringify(options.query ?? {});
+  const enabled = options.enabled !== false;
+  const [n, setN] = useState(0);
+  const refetch = useCallback(() => setN((x) => x + 1), []);
+  const [state, setState] = useState<Omit<EndpointState<T>, 'refetch'>>({ data: undefined, error: undefined, loading: enabled });
+  useEffect(() => {
+    if (!enabled) return;
+    const ac = new AbortController();
+    setState((s) => ({ ...s, loading: true }));
+    client
+      .endpoint(path)
+      .get<T>({ query: JSON.parse(q) as Record<string, QueryValue>, signal: ac.signal, ...(validate.current && { validate: validate.current }) })
+      .then(
+        (data) => ac.signal.aborted || setState({ data, error: undefined, loading: false }),
+        (error: Error) => ac.signal.aborted || setState((s) => ({ ...s, error, loading: false })),
+      );
+    return () => ac.abort();
+  }, [client, path, q, enabled, n]);
+  return { ...state, refetch };
+}

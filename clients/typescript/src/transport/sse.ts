@@ -1,0 +1,74 @@
+/**
+ * One SSE request over streaming `fetch` (so headers such as `Authorization` and `Last-Event-ID`
+ * can be sent, which `EventSource` cannot). Frames are parsed by `eventsource-parser`; bytes are
+ * decoded with a streaming `TextDecoder`, so a UTF-8 character split across chunks is kept whole.
+ */
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { PiCloudError } from '../codes';
+import type { FetchLike } from '../types';
+
+export interface StreamHandlers {
+  /** The server answered 200 with an event stream. */
+  open(): void;
+  event(e: EventSourceMessage): void;
+  retry(ms: number): void;
+  /** Any bytes arrived (keepalive comments included). */
+  data(): void;
+}
+
+/**
+ * Resolves when the server ends the stream; rejects with a {@link PiCloudError} for a non-200
+ * answer (code from the `{"error":{"code","message"}}` body) or a broken connection.
+ */
+export async function readStream(
+  fetchFn: FetchLike,
+  url: string,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+  h: StreamHandlers,
+): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetchFn(url, { headers: { accept: 'text/event-stream', ...headers }, signal, cache: 'no-store' });
+  } catch (e) {
+    throw new PiCloudError('network', String(e));
+  }
+  if (!res.ok || !res.body || !/^text\/event-stream/.test(res.headers.get('content-type') ?? '')) {
+    throw await httpError(res);
+  }
+  h.open();
+  const parser = createParser({ onEvent: h.event, onRetry: h.retry });
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      h.data();
+      parser.feed(decoder.decode(value, { stream: true }));
+    }
+  } catch (e) {
+    throw new PiCloudError('network', String(e));
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+/** Turns an error answer into a PiCloudError, reading PiCloud's `{"error":{"code","message"}}` body. */
+export async function httpError(res: Response): Promise<PiCloudError> {
+  let body: unknown;
+  try {
+    const text = await res.text();
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON: keep the status only
+  }
+  const err = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  return new PiCloudError(
+    typeof err?.code === 'string' ? err.code : 'http',
+    typeof err?.message === 'string' ? err.message : `HTTP ${res.status}`,
+    res.status,
+    false,
+    body,
+  );
+}

@@ -1,0 +1,118 @@
+import type { BackoffOptions } from './backoff';
+import type { ConnectionState, PiCloudError } from './codes';
+
+/** Anything with `parse(input)` that returns the value or throws: a Zod schema works as is. */
+export interface Validator<T> {
+  parse(input: unknown): T;
+}
+
+/** Returns a subscriber token (or null for none); called again on 401 and before expiry. */
+export type GetToken = () => string | null | undefined | Promise<string | null | undefined>;
+
+/** The subset of `fetch` this library uses. */
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+export interface ClientOptions {
+  /** The app's base URL, e.g. `https://demo.example.com` or `http://demo.localhost:8080`. */
+  url: string;
+  /** A fixed subscriber token: a 401 with it is final. */
+  token?: string;
+  /** A token provider: called at connect, on 401 and on `token_expiring` / `token_expired`. */
+  getToken?: GetToken;
+  /** The `fetch` to use (default: the global one, looked up at call time). */
+  fetch?: FetchLike;
+  /** Reconnect backoff bounds. */
+  backoff?: BackoffOptions;
+  /** Reconnect when nothing (not even a keepalive) arrived for this long; default 45000, 0 = never. */
+  idleTimeoutMs?: number;
+  /** Close the stream while the page is hidden: `true` after 5 s, or after this many ms. Default off. */
+  pauseWhenHidden?: boolean | number;
+  /** Share one upstream stream between the tabs of this origin (Web Locks + BroadcastChannel); default true. */
+  shareAcrossTabs?: boolean;
+  /** Extra key telling apart clients that must not share a stream (e.g. a user id when tokens differ). */
+  shareKey?: string;
+}
+
+/** A message delivered to `onMessage`. */
+export interface TopicMessage<T = unknown> {
+  topic: string;
+  /** The topic's sequence number; `null` for an ephemeral message. */
+  seq: number | null;
+  message: T;
+  /** RFC 3339 UTC with milliseconds. */
+  publishedAt: string;
+  /** The resume position after this message (pass it as `lastEventId` later); absent when ephemeral. */
+  id?: string;
+}
+
+/** Messages `from..=to` of `topic` are gone: refetch your state. */
+export interface ResyncEvent {
+  topic: string;
+  from: number;
+  to: number;
+  reason: 'retention' | 'position_ahead' | (string & {});
+}
+
+/** A transition of the connection state machine. */
+export interface StatusEvent {
+  old: ConnectionState;
+  new: ConnectionState;
+  /** Why (an {@link ErrorCode} value), when there is a reason. */
+  code?: string;
+}
+
+export interface SubscribeOptions<T = unknown> {
+  /** Resume after this position (an `id` you kept): every later message is delivered. */
+  lastEventId?: string;
+  /** Validates each message; a rejected message is skipped and reported to `onError`. */
+  validate?: Validator<T>;
+  onStatus?: (event: StatusEvent) => void;
+  onResync?: (event: ResyncEvent) => void;
+  onError?: (error: PiCloudError) => void;
+}
+
+export type Unsubscribe = () => void;
+
+export type QueryValue = string | number | boolean | null | undefined | readonly (string | number | boolean)[];
+
+export interface RequestOptions<T = unknown> {
+  query?: Record<string, QueryValue>;
+  /** Sent as JSON. */
+  body?: unknown;
+  validate?: Validator<T>;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** A script endpoint of the app. Resolves with the JSON answer (text if not JSON, undefined if empty). */
+export interface Endpoint {
+  get<T = unknown>(options?: RequestOptions<T>): Promise<T>;
+  post<T = unknown>(options?: RequestOptions<T>): Promise<T>;
+  put<T = unknown>(options?: RequestOptions<T>): Promise<T>;
+  delete<T = unknown>(options?: RequestOptions<T>): Promise<T>;
+}
+
+export interface PiCloudClient {
+  readonly url: string;
+  /** The state of the (possibly shared) upstream connection. */
+  readonly state: ConnectionState;
+  subscribe<T = unknown>(
+    topics: string | readonly string[],
+    onMessage: (message: TopicMessage<T>) => void,
+    options?: SubscribeOptions<T>,
+  ): Unsubscribe;
+  endpoint(path: string): Endpoint;
+  /** Ends every subscription and the connection. */
+  close(): void;
+}
+
+/** A message as it comes off the wire (before validation). @internal */
+export type RawMessage = TopicMessage<unknown>;
+
+/** Where a connection reports. @internal */
+export interface Sink {
+  message(m: RawMessage): void;
+  resync(e: ResyncEvent): void;
+  status(e: StatusEvent): void;
+  error(e: PiCloudError): void;
+}

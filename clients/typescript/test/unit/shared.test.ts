@@ -1,0 +1,90 @@
+// Shows one upstream per browser: two clients standing for two tabs (same origin, same
+// configuration) share one stream through Web Locks + BroadcastChannel (Node's, with a minimal
+// lock manager standing in for navigator.locks); both get every message; when the leader tab
+// goes, the other takes over from the last position; opting out gives each its own stream.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createClient } from '../../src/index';
+import { msg, mockSse } from '../support/mock-sse';
+
+/** The part of the Web Locks API the client uses: exclusive locks granted in request order. */
+function fakeLocks() {
+  const queues = new Map<string, { cb: () => Promise<void>; resolve: (v: unknown) => void; reject: (e: unknown) => void }[]>();
+  const held = new Set<string>();
+  const grant = (name: string) => {
+    const q = queues.get(name) ?? [];
+    if (held.has(name) || !q.length) return;
+    const w = q.shift()!;
+    held.add(name);
+    w.cb().then(w.resolve, w.reject).finally(() => {
+      held.delete(name);
+      grant(name);
+    });
+  };
+  return {
+    request(name: string, opts: { signal: AbortSignal }, cb: () => Promise<void>) {
+      return new Promise((resolve, reject) => {
+        const w = { cb, resolve, reject };
+        queues.set(name, [...(queues.get(name) ?? []), w]);
+        opts.signal.addEventListener('abort', () => {
+          const q = queues.get(name)!;
+          if (q.includes(w)) {
+            q.splice(q.indexOf(w), 1);
+            reject(new DOMException('aborted', 'AbortError'));
+          }
+        });
+        queueMicrotask(() => grant(name));
+      });
+    },
+  };
+}
+
+afterEach(() => vi.unstubAllGlobals());
+
+describe('one stream per browser', () => {
+  it('shares one upstream and hands over on leader exit', async () => {
+    vi.stubGlobal('navigator', { locks: fakeLocks() });
+    const m = mockSse();
+    const opts = { url: `http://shared-${Math.random()}`, fetch: m.fetch, backoff: { minMs: 1, maxMs: 2 } };
+    const tab1 = createClient(opts);
+    const tab2 = createClient(opts);
+    const got1: string[] = [];
+    const got2: string[] = [];
+    tab1.subscribe('chat', (x) => got1.push(`${x.topic}${x.seq}`));
+    const r0 = await m.request(0);
+    r0.push(`retry: 1\n\n${msg('chat', 1, 1)}`);
+    await vi.waitFor(() => expect(got1).toEqual(['chat1']));
+
+    tab2.subscribe(['chat', 'news'], (x) => got2.push(`${x.topic}${x.seq}`));
+    const r1 = await m.request(1); // the leader re-opens with the union
+    expect(r1.url).toContain('topic=chat&topic=news');
+    expect(r1.headers['last-event-id']).toBe('chat=1');
+    r1.push(msg('chat', 2, 2, 'chat=2,news=0') + msg('news', 1, 1, 'chat=2,news=1'));
+    await vi.waitFor(() => expect(got2).toEqual(['chat2', 'news1']));
+    expect(got1).toEqual(['chat1', 'chat2']);
+    await vi.waitFor(() => expect(tab2.state).toBe('open'));
+    expect(m.reqs.filter((r) => !r.aborted)).toHaveLength(1);
+
+    tab1.close(); // the leader tab goes away
+    const r2 = await m.request(2);
+    expect(r1.aborted).toBe(true);
+    expect(r2.headers['last-event-id']).toBe('chat=2,news=1');
+    r2.push(`retry: 1\n\n${msg('news', 2, 2, 'chat=2,news=2')}`);
+    await vi.waitFor(() => expect(got2).toEqual(['chat2', 'news1', 'news2']));
+    tab2.close();
+    await vi.waitFor(() => expect(r2.aborted).toBe(true));
+  });
+
+  it('gives each client its own stream with shareAcrossTabs: false', async () => {
+    vi.stubGlobal('navigator', { locks: fakeLocks() });
+    const m = mockSse();
+    const opts = { url: 'http://own', fetch: m.fetch, shareAcrossTabs: false };
+    const a = createClient(opts);
+    const b = createClient(opts);
+    a.subscribe('chat', () => {});
+    b.subscribe('chat', () => {});
+    await m.request(1);
+    expect(m.reqs.filter((r) => !r.aborted)).toHaveLength(2);
+    a.close();
+    b.close();
+  });
+});

@@ -1,0 +1,36 @@
+// Shows the Svelte stores: topicStore subscribes with its first store subscriber, accumulates
+// messages and status, and closes the stream with its last; endpointStore fetches and refetches.
+import { get } from 'svelte/store';
+import { describe, expect, it, vi } from 'vitest';
+import { createClient } from '../../src/index';
+import { endpointStore, topicStore } from '../../src/svelte';
+import { msg, mockSse } from '../support/mock-sse';
+
+describe('svelte', () => {
+  it('topicStore follows its subscribers', async () => {
+    const m = mockSse();
+    const c = createClient({ url: 'http://x', fetch: m.fetch, shareAcrossTabs: false });
+    const store = topicStore<{ n: number }>(c, 'chat', { keep: 2 });
+    expect(get(store).status).toBe('connecting'); // get() subscribes and unsubscribes at once
+    const states: string[] = [];
+    const stop = store.subscribe((s) => states.push(`${s.status}:${s.messages.map((x) => x.message.n).join(',')}`));
+    const r0 = await m.request(0);
+    r0.push(`retry: 1\n\n${msg('chat', 1, { n: 1 })}${msg('chat', 2, { n: 2 })}${msg('chat', 3, { n: 3 })}`);
+    await vi.waitFor(() => expect(states.at(-1)).toBe('open:2,3'));
+    stop();
+    await vi.waitFor(() => expect(r0.aborted).toBe(true));
+  });
+
+  it('endpointStore fetches on first subscriber and on refetch', async () => {
+    let n = 0;
+    const fetch = async () => new Response(JSON.stringify({ n: ++n }), { headers: { 'content-type': 'application/json' } });
+    const c = createClient({ url: 'http://x', fetch });
+    const store = endpointStore<{ n: number }>(c, '/count');
+    const seen: unknown[] = [];
+    const stop = store.subscribe((s) => seen.push(s.data));
+    await vi.waitFor(() => expect(seen.at(-1)).toEqual({ n: 1 }));
+    store.refetch();
+    await vi.waitFor(() => expect(seen.at(-1)).toEqual({ n: 2 }));
+    stop();
+  });
+});

@@ -1,0 +1,13 @@
+import { defineConfig } from 'tsup';
+
+export default defineConfig({
+  entry: { index: 'src/index.ts', react: 'src/react.ts', svelte: 'src/svelte.ts' },
+  format: ['esm', 'cjs'],
+  dts: true,
+  clean: true,
+  sourcemap: true,
+  target: 'es2020',
+  splitting: false,
+  treeshake: true,
+  external: ['react', 'svelte', 'svelte/store', 'eventsource-parser'],
+});
