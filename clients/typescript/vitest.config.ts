@@ -1,10 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
 // Three projects: `unit` (no network but a local http server), `e2e` (the real picloud binary),
-// `browser` (real Chromium + the real binary). e2e and browser run one file at a time: the
-// machine is small and shared, and each file starts its own server.
+// `browser` (real Chromium + the real binary). Files run one at a time: the machine is small
+// and shared, and each e2e file starts its own server.
 export default defineConfig({
   test: {
+    fileParallelism: false,
     projects: [
       {
         test: {
@@ -21,7 +22,6 @@ export default defineConfig({
           environment: 'node',
           testTimeout: 90_000,
           hookTimeout: 90_000,
-          fileParallelism: false,
         },
       },
       {
@@ -31,7 +31,6 @@ export default defineConfig({
           environment: 'node',
           testTimeout: 180_000,
           hookTimeout: 180_000,
-          fileParallelism: false,
         },
       },
     ],

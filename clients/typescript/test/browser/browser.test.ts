@@ -1,0 +1,153 @@
+// Shows the built ESM bundle in a real browser (Debian's Chromium driven by playwright-core)
+// against the real picloud binary: a page subscribes and receives a publish; a second tab of the
+// same origin shares the first tab's upstream connection (the server counts one in
+// /health/realtime); when the leader tab closes the other takes over and misses nothing; a page
+// that opts out (shareAcrossTabs: false) opens its own.
+//
+// The page is served from http://127.0.0.1:<port> and subscribes to http://demo.localhost:<port>
+// (Chromium resolves *.localhost to loopback), a cross-origin request: it needs CORS on the
+// data plane's /realtime routes. If the server does not answer CORS yet, the test says so loudly
+// and runs Chromium with --disable-web-security so the rest is still verified
+// (PICLOUD_REQUIRE_CORS=1 makes that a failure instead).
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { extname, join, resolve } from 'node:path';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appFetch, PiCloud, until } from '../support/picloud';
+
+const ROOT = resolve(__dirname, '../..');
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const FILES: Record<string, string> = {
+  '/': join(__dirname, 'page.html'),
+  '/dist/index.js': join(ROOT, 'dist/index.js'),
+  '/eventsource-parser/index.js': join(ROOT, 'node_modules/eventsource-parser/dist/index.js'),
+};
+
+let pc: PiCloud;
+let web: Server;
+let origin: string;
+let ctx: BrowserContext;
+let profile: string;
+let cors = false;
+
+interface Received {
+  topic: string;
+  seq: number | null;
+  message: unknown;
+}
+type PageWindow = { received: Received[]; errors: unknown[]; client: { state: string }; locksAvailable: boolean };
+
+async function corsAnswer(): Promise<boolean> {
+  const r = await appFetch(`${pc.appUrl()}/realtime?topic=chat`, {
+    method: 'OPTIONS',
+    headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization,last-event-id' },
+  });
+  const allowOrigin = r.headers.get('access-control-allow-origin');
+  const allowHeaders = (r.headers.get('access-control-allow-headers') ?? '').toLowerCase();
+  return r.ok && (allowOrigin === '*' || allowOrigin === origin) && allowHeaders.includes('authorization') && allowHeaders.includes('last-event-id');
+}
+
+beforeAll(async () => {
+  pc = await PiCloud.start();
+  await pc.createApp();
+  await pc.createTopic('chat');
+  web = createServer((req, res) => {
+    const file = FILES[new URL(req.url!, 'http://x').pathname];
+    if (!file) {
+      res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': extname(file) === '.html' ? 'text/html' : 'text/javascript', 'cache-control': 'no-store' });
+    res.end(readFileSync(file));
+  });
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+  origin = `http://127.0.0.1:${(web.address() as AddressInfo).port}`;
+  cors = await corsAnswer();
+  if (!cors) {
+    const msg = `CORS MISSING: ${pc.appUrl()}/realtime does not answer a CORS preflight allowing Authorization and Last-Event-ID; running Chromium with --disable-web-security`;
+    if (process.env.PICLOUD_REQUIRE_CORS === '1') throw new Error(msg);
+    console.warn(`\n*** ${msg} ***\n`);
+  }
+  profile = mkdtempSync(join(tmpdir(), 'picloud-chromium-'));
+  ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      ...(cors ? [] : ['--disable-web-security']),
+    ],
+  });
+});
+
+afterAll(async () => {
+  await ctx?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  await new Promise((r) => (web ? web.close(r) : r(undefined)));
+  await pc?.destroy();
+});
+
+async function open(share = true): Promise<Page> {
+  const page = await ctx.newPage();
+  page.on('console', (m) => m.type() === 'error' && console.error(`[page] ${m.text()}`));
+  page.on('pageerror', (e) => console.error(`[page] ${e.message}`));
+  await page.goto(`${origin}/?server=${encodeURIComponent(pc.appUrl())}&share=${share ? 1 : 0}`);
+  await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 60_000 });
+  return page;
+}
+
+const state = (p: Page) => p.evaluate(() => (window as unknown as PageWindow).client.state);
+const received = (p: Page) => p.evaluate(() => (window as unknown as PageWindow).received.map((m) => m.seq));
+const errors = (p: Page) => p.evaluate(() => (window as unknown as PageWindow).errors);
+
+describe('real browser', () => {
+  it('subscribes, shares one upstream between tabs, hands over, and can opt out', async () => {
+    const tab1 = await open();
+    expect(await tab1.evaluate(() => (window as unknown as PageWindow).locksAvailable)).toBe(true);
+    await until(async () => (await state(tab1)) === 'open', 'tab 1 open', 60_000);
+    await pc.connections(1);
+    const m1 = await pc.publish('chat', { text: 'one' });
+    await until(async () => (await received(tab1)).length === 1, 'tab 1 receives');
+    expect(await tab1.evaluate(() => (window as unknown as PageWindow).received[0])).toMatchObject({ topic: 'chat', seq: m1.seq, message: { text: 'one' } });
+
+    // A second tab: same origin, same configuration → no second upstream.
+    const tab2 = await open();
+    await until(async () => (await state(tab2)) === 'open', 'tab 2 open (follower)', 60_000);
+    const m2 = await pc.publish('chat', { text: 'two' });
+    await until(async () => (await received(tab2)).length === 1 && (await received(tab1)).length === 2, 'both tabs receive');
+    expect(await received(tab2)).toEqual([m2.seq]);
+    expect((await pc.realtimeHealth()).connections).toBe(1);
+
+    // The leader tab goes: the other takes over the stream from where it was.
+    await tab1.close();
+    const m3 = await pc.publish('chat', { text: 'three' });
+    await until(async () => (await received(tab2)).length === 2, 'tab 2 receives after the hand-over', 60_000);
+    await pc.connections(1);
+    const m4 = await pc.publish('chat', { text: 'four' });
+    await until(async () => (await received(tab2)).length === 3, 'tab 2 receives as leader');
+    expect(await received(tab2)).toEqual([m2.seq, m3.seq, m4.seq]);
+
+    // Opting out: this tab opens its own upstream.
+    const tab3 = await open(false);
+    await until(async () => (await state(tab3)) === 'open', 'tab 3 open', 60_000);
+    await pc.connections(2);
+    const m5 = await pc.publish('chat', { text: 'five' });
+    await until(async () => (await received(tab3)).length === 1 && (await received(tab2)).length === 4, 'tab 2 and 3 receive');
+    expect(await received(tab3)).toEqual([m5.seq]);
+    expect(await errors(tab2)).toEqual([]);
+    expect(await errors(tab3)).toEqual([]);
+    await tab2.close();
+    await tab3.close();
+    await pc.connections(0);
+    if (!cors) console.warn('*** browser test passed WITHOUT CORS (--disable-web-security): the data plane needs CORS ***');
+  });
+});
