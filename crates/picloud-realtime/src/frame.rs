@@ -74,6 +74,13 @@ pub fn event(name: &str, data: &serde_json::Value) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
+/// The stream's position before any message: `id:` with an empty `position` event (a frame
+/// without `data:` is not dispatched by EventSource parsers, and its id would be lost). A
+/// client that drops before the first message resumes from here instead of from "now".
+pub fn position(id: &str) -> Bytes {
+    with_id(id, &Bytes::from_static(b"event: position\ndata: null\n\n"))
+}
+
 /// `retry: <ms>` alone: tells the client how long to wait before reconnecting.
 pub fn retry(ms: u64) -> Bytes {
     Bytes::from(format!("retry: {ms}\n\n"))

@@ -176,6 +176,8 @@ async fn retention_gap_gets_resync_then_live(backend: Backend) {
         resync.json(),
         json!({"topic": "feed", "from": 3, "to": 15, "reason": "retention"})
     );
+    // It continues from the topic's end, and says so: a reconnect resumes from there.
+    assert_eq!(resync.id.as_deref(), Some("20"));
     // Then it continues from now: the next publish, nothing older.
     s.publish("demo", "feed", json!(21)).await;
     let live = sse.messages(1).await;
@@ -462,6 +464,7 @@ async fn keepalive_topic_deletion_and_channel_gc() {
         .await
         .unwrap();
     sse.next_frame(WAIT).await.unwrap(); // retry
+    sse.start_position(WAIT).await;
     let keepalive = sse.next_frame(Duration::from_secs(3)).await.unwrap();
     assert_eq!(keepalive.comment.as_deref(), Some("keepalive"));
     let h = s.realtime_health().await;
@@ -653,4 +656,69 @@ async fn streams_answer_cors_for_other_origins() {
     assert_eq!(sse.headers["access-control-allow-origin"], "*");
     s.publish("demo", "chat", json!("hi")).await;
     assert_eq!(sse.messages(1).await[0].json()["message"], "hi");
+}
+
+/// A stream announces its position before any message, and resync frames carry the
+/// position past the hole: a client that drops before its first message, or right after a
+/// resync, resumes without losing what was published meanwhile.
+#[tokio::test]
+async fn positions_before_messages_and_after_resync_lose_nothing() {
+    let s = setup(Backend::Sqlite).await;
+    s.create_topic("demo", "a", true, "public").await;
+    s.create_topic("demo", "b", true, "public").await;
+    s.publish("demo", "a", json!(0)).await;
+
+    let mut one = Sse::open(s.app_get("demo", "/realtime/topics/a"))
+        .await
+        .unwrap();
+    assert_eq!(one.start_position(WAIT).await, "1");
+    let mut many = Sse::open(s.app_get("demo", "/realtime?topic=b&topic=a"))
+        .await
+        .unwrap();
+    assert_eq!(many.start_position(WAIT).await, "a=1,b=0");
+    drop((one, many)); // gone before any message
+
+    s.publish("demo", "a", json!(1)).await;
+    s.publish("demo", "b", json!(2)).await;
+    let mut one = Sse::open(
+        s.app_get("demo", "/realtime/topics/a")
+            .header("last-event-id", "1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(one.messages(1).await[0].json()["message"], 1);
+    let mut many = Sse::open(
+        s.app_get("demo", "/realtime?topic=a&topic=b")
+            .header("last-event-id", "a=1,b=0"),
+    )
+    .await
+    .unwrap();
+    let mut got: Vec<_> = many
+        .messages(2)
+        .await
+        .iter()
+        .map(|f| f.json()["message"].as_i64().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, [1, 2]);
+
+    // A position beyond the topic's end: resync, and its id is the topic's end.
+    let mut ahead = Sse::open(
+        s.app_get("demo", "/realtime/topics/b")
+            .header("last-event-id", "9"),
+    )
+    .await
+    .unwrap();
+    let resync = ahead.next_event(WAIT).await.unwrap();
+    assert_eq!(resync.event.as_deref(), Some("resync"));
+    assert_eq!(resync.id.as_deref(), Some("1"));
+    drop(ahead);
+    s.publish("demo", "b", json!(3)).await;
+    let mut after = Sse::open(
+        s.app_get("demo", "/realtime/topics/b")
+            .header("last-event-id", resync.id.as_deref().unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(after.messages(1).await[0].json()["message"], 3);
 }

@@ -119,6 +119,9 @@ async fn run(backend: Backend, restart: bool) {
                             last = f.id;
                             read += 1;
                         }
+                        // Where the stream starts: resuming from it loses nothing even
+                        // if the connection drops before its first message.
+                        Some("position") => last = f.id,
                         Some("error") => break, // server shutting down: reconnect
                         Some(other) => panic!("unexpected event {other}: {f:?}"),
                         None => {}

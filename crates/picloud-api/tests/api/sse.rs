@@ -29,6 +29,8 @@ impl Frame {
 
 pub struct Sse {
     pub headers: HeaderMap,
+    /// The id of the last `position` frame seen (the stream's position before a message).
+    pub position: Option<String>,
     res: reqwest::Response,
     buf: Vec<u8>,
 }
@@ -55,6 +57,7 @@ impl Sse {
         }
         Ok(Self {
             headers: res.headers().clone(),
+            position: None,
             res,
             buf: Vec::new(),
         })
@@ -78,14 +81,32 @@ impl Sse {
         }
     }
 
-    /// The next frame that carries an event (skips comments and bare `retry:`).
+    /// The next frame that carries an event (skips comments, bare `retry:`, and `position`
+    /// frames, whose id it keeps in [`Self::position`]).
     pub async fn next_event(&mut self, wait: Duration) -> Option<Frame> {
         loop {
             let f = self.next_frame(wait).await?;
-            if f.event.is_some() {
-                return Some(f);
+            match f.event.as_deref() {
+                Some("position") => self.position = f.id,
+                Some(_) => return Some(f),
+                None => {}
             }
         }
+    }
+
+    /// Reads up to the `position` frame every stream sends before its first message and
+    /// returns its id.
+    pub async fn start_position(&mut self, wait: Duration) -> String {
+        while self.position.is_none() {
+            let f = self.next_frame(wait).await.expect("a position frame");
+            if f.event.as_deref() == Some("position") {
+                assert_eq!(f.data.as_deref(), Some("null"));
+                self.position = f.id;
+            } else {
+                assert!(f.event.is_none(), "a message before the position: {f:?}");
+            }
+        }
+        self.position.clone().unwrap()
     }
 
     /// `n` message events, panicking with what arrived if they do not.

@@ -28,7 +28,14 @@ pub async fn subscribe_one(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    subscribe(rt, app, Some(&topic), query.as_deref(), &headers).await
+    let req = request::parse(
+        Some(&topic),
+        query.as_deref(),
+        &headers,
+        rt.config.max_topics_per_stream,
+    );
+    drop(headers);
+    subscribe(rt, app, req).await
 }
 
 pub async fn subscribe_many(
@@ -37,17 +44,21 @@ pub async fn subscribe_many(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    subscribe(rt, app, None, query.as_deref(), &headers).await
+    let req = request::parse(
+        None,
+        query.as_deref(),
+        &headers,
+        rt.config.max_topics_per_stream,
+    );
+    drop(headers);
+    subscribe(rt, app, req).await
 }
 
-async fn subscribe(
-    rt: Realtime,
-    app: AppRef,
-    path_topic: Option<&str>,
-    query: Option<&str>,
-    headers: &HeaderMap,
-) -> Response {
-    let req = match request::parse(path_topic, query, headers, rt.config.max_topics_per_stream) {
+/// `req` is parsed, and the request's headers dropped, before the first await: header
+/// values share hyper's read buffer, and while they live hyper must allocate a second one
+/// for the idle connection (about 8 KiB per subscriber).
+async fn subscribe(rt: Realtime, app: AppRef, req: Result<SubscribeRequest, BadRequest>) -> Response {
+    let req = match req {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.code, &e.message),
     };

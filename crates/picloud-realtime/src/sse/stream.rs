@@ -112,12 +112,16 @@ fn run(
             if from > last {
                 // A position this topic never reached (it was recreated): start over.
                 rt.stats.resyncs.add(1);
-                yield frame::event("resync", &json!({"topic": topics[i].name.as_str(), "from": from, "to": last, "reason": "position_ahead"}));
                 topics[i].pos = last;
+                let resync = frame::event("resync", &json!({"topic": topics[i].name.as_str(), "from": from, "to": last, "reason": "position_ahead"}));
+                yield frame::with_id(&stream_id(&topics), &resync);
             } else {
                 work.push_back(Repair { topic: i, until: None, then: None });
             }
         }
+        // Before any message the client learns where it stands, so that a drop before the
+        // first message cannot turn into "start from now" on reconnect.
+        yield frame::position(&stream_id(&topics));
 
         let mut heartbeat = tokio::time::interval(rt.config.heartbeat);
         heartbeat.reset(); // the first tick would fire at once
@@ -276,11 +280,14 @@ async fn resync(
         .await?
         .map_or(missing_to, |t| t.last_seq);
     rt.stats.resyncs.add(1);
-    out.push(frame::event(
+    let resync = frame::event(
         "resync",
         &json!({"topic": topics[i].name.as_str(), "from": topics[i].pos + 1, "to": missing_to, "reason": "retention"}),
-    ));
+    );
     topics[i].pos = last;
+    // The id moves the client past the hole: reconnecting with it cannot skip what is
+    // published after the resync.
+    out.push(frame::with_id(&stream_id(topics), &resync));
     Ok(())
 }
 
@@ -299,6 +306,14 @@ fn live_frame(f: &MessageFrame, topics: &[TopicState]) -> Bytes {
         frame::with_id(&multi_id(topics), &f.body)
     } else {
         f.single.clone()
+    }
+}
+
+/// The stream's current position as an `id:` value.
+fn stream_id(topics: &[TopicState]) -> String {
+    match topics {
+        [one] => one.pos.to_string(),
+        _ => multi_id(topics),
     }
 }
 
