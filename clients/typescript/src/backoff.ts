@@ -5,9 +5,9 @@
  */
 export interface BackoffOptions {
   /** Base delay in ms before the server sent `retry:` (default 500). The server's `retry:` replaces it. */
-  minMs?: number;
+  minMs?: number | undefined;
   /** Cap in ms (default 30000). */
-  maxMs?: number;
+  maxMs?: number | undefined;
 }
 
 export function backoffDelay(attempt: number, base: number, max: number, random: () => number = Math.random): number {

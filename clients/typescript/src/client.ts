@@ -92,7 +92,9 @@ export function createClient(options: ClientOptions): PiCloudClient {
     );
   let h = 0;
   for (const c of `${url}\n${o.token ?? ''}\n${o.shareKey ?? ''}`) h = (h * 31 + c.charCodeAt(0)) | 0;
-  const source: Source = (o.shareAcrossTabs !== false && shared(h.toString(36), make, sink)) || make(sink);
+  // Pausing a shared stream would starve the visible tabs it serves: pauseWhenHidden means one per tab.
+  const share = o.shareAcrossTabs !== false && !o.pauseWhenHidden;
+  const source: Source = (share && shared(h.toString(36), make, sink)) || make(sink);
 
   const sync = (from?: Record<string, number>, kick?: boolean) =>
     source.update([...new Set([...listeners].flatMap((l) => l.topics))], from, kick);

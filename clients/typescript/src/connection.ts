@@ -14,7 +14,7 @@
 import { backoffDelay } from './backoff';
 import { type ConnectionState, PiCloudError } from './codes';
 import { formatPosition, parsePosition } from './position';
-import type { FetchLike, Sink, StatusEvent } from './types';
+import type { FetchLike, RawMessage, ResyncEvent, Sink, StatusEvent } from './types';
 import { readStream } from './transport/sse';
 
 export interface ConnectionConfig {
@@ -206,15 +206,26 @@ export class Connection implements Source {
     this.ctrl?.abort();
   }
 
+  /** Takes every topic's position from an `id:` line (bare seq for one topic, or `name=seq` pairs). */
+  private absorb(id: string | undefined): void {
+    const at = parsePosition(id, this.topics);
+    for (const t in at) this.pos.set(t, at[t]!);
+  }
+
   private onEvent(event: string | undefined, data: string, id: string | undefined): void {
+    const isMessage = event === 'message' || event === undefined;
+    // Any other event carrying an id (e.g. a server that announces its starting position) moves
+    // the position too, so a reconnect before the first message still resumes.
+    if (!isMessage) this.absorb(id);
     let d: Record<string, unknown>;
     try {
       d = JSON.parse(data) as Record<string, unknown>;
     } catch {
       return; // `data:` is always compact JSON; anything else is not ours
     }
+    if (d === null || typeof d !== 'object') return; // e.g. `event: position` carries `null`
     const topic = d.topic as string;
-    if (event === 'message' || event === undefined) {
+    if (isMessage) {
       if (!this.topics.includes(topic)) return;
       const seq = typeof d.seq === 'number' ? d.seq : null;
       if (seq !== null) {
@@ -222,21 +233,16 @@ export class Connection implements Source {
         if (cur !== undefined && seq <= cur) return; // already delivered
         this.pos.set(topic, seq);
       }
-      const at = parsePosition(id, this.topics);
-      for (const t in at) if (this.topics.includes(t)) this.pos.set(t, at[t]!);
-      const m = { topic, seq, message: d.message, publishedAt: d.published_at as string } as {
-        topic: string;
-        seq: number | null;
-        message: unknown;
-        publishedAt: string;
-        id?: string;
-      };
+      this.absorb(id);
+      const m: RawMessage = { topic, seq, message: d.message, publishedAt: d.published_at as string };
       if (seq !== null) m.id = formatPosition(this.pos, this.topics);
       this.sink.message(m);
     } else if (event === 'resync') {
-      // The stream goes on from `to` (the topic's end): later seqs are new, even if lower than ours.
-      if (this.topics.includes(topic)) this.pos.set(topic, d.to as number);
-      this.sink.resync(d as unknown as Parameters<Sink['resync']>[0]);
+      // The stream goes on from the topic's end, which the server sends as the frame's id
+      // (absorbed above); without one, `to` is the best we know. Later seqs are new, even if
+      // lower than ours.
+      if (id === undefined && this.topics.includes(topic)) this.pos.set(topic, d.to as number);
+      this.sink.resync(d as unknown as ResyncEvent);
     } else if (event === 'token_expiring') {
       if (this.c.refreshable) this.abort('token_expiring');
     } else if (event === 'error') {

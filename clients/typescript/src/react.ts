@@ -24,15 +24,15 @@ export function useClient(client?: PiCloudClient): PiCloudClient {
 }
 
 export interface UseTopicOptions<T> {
-  client?: PiCloudClient;
+  client?: PiCloudClient | undefined;
   /** How many recent messages `messages` keeps (default 100; 0 keeps none, only `last`). */
-  keep?: number;
+  keep?: number | undefined;
   /** Subscribe only while true (default true). */
-  enabled?: boolean;
-  lastEventId?: string;
-  validate?: Validator<T>;
-  onMessage?: (message: TopicMessage<T>) => void;
-  onResync?: (event: ResyncEvent) => void;
+  enabled?: boolean | undefined;
+  lastEventId?: string | undefined;
+  validate?: Validator<T> | undefined;
+  onMessage?: ((message: TopicMessage<T>) => void) | undefined;
+  onResync?: ((event: ResyncEvent) => void) | undefined;
 }
 
 export interface TopicState<T> {
@@ -76,11 +76,11 @@ export function useTopic<T = unknown>(topics: string | readonly string[], option
 }
 
 export interface UseEndpointOptions<T> {
-  client?: PiCloudClient;
-  query?: Record<string, QueryValue>;
-  validate?: Validator<T>;
+  client?: PiCloudClient | undefined;
+  query?: Record<string, QueryValue> | undefined;
+  validate?: Validator<T> | undefined;
   /** Fetch only while true (default true). */
-  enabled?: boolean;
+  enabled?: boolean | undefined;
 }
 
 export interface EndpointState<T> {

@@ -8,10 +8,10 @@ import type { PiCloudClient, QueryValue, ResyncEvent, TopicMessage, Validator } 
 
 export interface TopicStoreOptions<T> {
   /** How many recent messages `messages` keeps (default 100; 0 keeps none, only `last`). */
-  keep?: number;
-  lastEventId?: string;
-  validate?: Validator<T>;
-  onResync?: (event: ResyncEvent) => void;
+  keep?: number | undefined;
+  lastEventId?: string | undefined;
+  validate?: Validator<T> | undefined;
+  onResync?: ((event: ResyncEvent) => void) | undefined;
 }
 
 export interface TopicState<T> {
@@ -44,8 +44,8 @@ export function topicStore<T = unknown>(
 }
 
 export interface EndpointStoreOptions<T> {
-  query?: Record<string, QueryValue>;
-  validate?: Validator<T>;
+  query?: Record<string, QueryValue> | undefined;
+  validate?: Validator<T> | undefined;
 }
 
 export interface EndpointState<T> {

@@ -16,21 +16,21 @@ export interface ClientOptions {
   /** The app's base URL, e.g. `https://demo.example.com` or `http://demo.localhost:8080`. */
   url: string;
   /** A fixed subscriber token: a 401 with it is final. */
-  token?: string;
+  token?: string | undefined;
   /** A token provider: called at connect, on 401 and on `token_expiring` / `token_expired`. */
-  getToken?: GetToken;
+  getToken?: GetToken | undefined;
   /** The `fetch` to use (default: the global one, looked up at call time). */
-  fetch?: FetchLike;
+  fetch?: FetchLike | undefined;
   /** Reconnect backoff bounds. */
-  backoff?: BackoffOptions;
+  backoff?: BackoffOptions | undefined;
   /** Reconnect when nothing (not even a keepalive) arrived for this long; default 45000, 0 = never. */
-  idleTimeoutMs?: number;
-  /** Close the stream while the page is hidden: `true` after 5 s, or after this many ms. Default off. */
-  pauseWhenHidden?: boolean | number;
-  /** Share one upstream stream between the tabs of this origin (Web Locks + BroadcastChannel); default true. */
-  shareAcrossTabs?: boolean;
+  idleTimeoutMs?: number | undefined;
+  /** Close the stream while the page is hidden: `true` after 5 s, or after this many ms. Default off. Implies `shareAcrossTabs: false`. */
+  pauseWhenHidden?: boolean | number | undefined;
+  /** Share one upstream stream between the tabs of this origin (Web Locks + BroadcastChannel); default true. Falls back to one per tab where either API is missing (Node, old browsers). */
+  shareAcrossTabs?: boolean | undefined;
   /** Extra key telling apart clients that must not share a stream (e.g. a user id when tokens differ). */
-  shareKey?: string;
+  shareKey?: string | undefined;
 }
 
 /** A message delivered to `onMessage`. */
@@ -63,12 +63,12 @@ export interface StatusEvent {
 
 export interface SubscribeOptions<T = unknown> {
   /** Resume after this position (an `id` you kept): every later message is delivered. */
-  lastEventId?: string;
+  lastEventId?: string | undefined;
   /** Validates each message; a rejected message is skipped and reported to `onError`. */
-  validate?: Validator<T>;
-  onStatus?: (event: StatusEvent) => void;
-  onResync?: (event: ResyncEvent) => void;
-  onError?: (error: PiCloudError) => void;
+  validate?: Validator<T> | undefined;
+  onStatus?: ((event: StatusEvent) => void) | undefined;
+  onResync?: ((event: ResyncEvent) => void) | undefined;
+  onError?: ((error: PiCloudError) => void) | undefined;
 }
 
 export type Unsubscribe = () => void;
@@ -76,12 +76,12 @@ export type Unsubscribe = () => void;
 export type QueryValue = string | number | boolean | null | undefined | readonly (string | number | boolean)[];
 
 export interface RequestOptions<T = unknown> {
-  query?: Record<string, QueryValue>;
+  query?: Record<string, QueryValue> | undefined;
   /** Sent as JSON. */
   body?: unknown;
-  validate?: Validator<T>;
-  headers?: Record<string, string>;
-  signal?: AbortSignal;
+  validate?: Validator<T> | undefined;
+  headers?: Record<string, string> | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /** A script endpoint of the app. Resolves with the JSON answer (text if not JSON, undefined if empty). */

@@ -29,7 +29,7 @@ export async function readStream(
 ): Promise<void> {
   let res: Response;
   try {
-    res = await fetchFn(url, { headers: { accept: 'text/event-stream', ...headers }, signal, cache: 'no-store' });
+    res = await fetchFn(url, { headers: { accept: 'text/event-stream', ...headers }, signal });
   } catch (e) {
     throw new PiCloudError('network', String(e));
   }

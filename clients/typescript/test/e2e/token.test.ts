@@ -1,15 +1,18 @@
 // Shows subscriber tokens against the real server: a token-mode topic with a token provider gets a
 // fresh token when the server says `token_expiring` (tokens minted with ttl 61 s, warned 60 s
 // before) and keeps every message; a bad token is answered 401 and the provider's next token
-// works; a fixed bad token is final (closed, fatal `unauthorized`, one request).
+// works; a fixed bad token is final (closed, fatal `unauthorized`, one request); a token minted by
+// a tenant backend with `jose` and the app secret (the README's recipe) is accepted.
+import { base64url, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type PiCloudError, type StatusEvent } from '../../src/index';
 import { appFetch, PiCloud, until } from '../support/picloud';
 
 let pc: PiCloud;
+let appId: string;
 beforeAll(async () => {
   pc = await PiCloud.start();
-  await pc.createApp();
+  appId = (await pc.createApp()).id;
   await pc.createTopic('private', 'token');
 });
 afterAll(() => pc?.destroy());
@@ -72,5 +75,24 @@ describe('tokens', () => {
     anon.subscribe('private', () => {}, { onError: (e) => e2.push(e) });
     await until(() => e2.length === 1, 'anonymous 401');
     expect(e2[0]!.code).toBe('unauthorized');
+  });
+
+  it('accepts a token minted in a tenant backend with jose (README recipe)', async () => {
+    const { kid, secret } = await pc.api<{ kid: string; secret: string }>('POST', '/apps/demo/secrets/rotate');
+    // --- as in the README ---
+    const token = await new SignJWT({ topics: ['private'] })
+      .setProtectedHeader({ alg: 'HS256', kid })
+      .setAudience(appId)
+      .setIssuedAt()
+      .setExpirationTime('10m')
+      .sign(base64url.decode(secret));
+    // ---
+    const c = createClient({ url: pc.appUrl(), fetch: appFetch, token });
+    const got: unknown[] = [];
+    c.subscribe('private', (m) => got.push(m.message));
+    await until(() => c.state === 'open', 'open with a jose token');
+    await pc.publish('private', 'from a tenant token');
+    await until(() => got.length === 1, 'message');
+    c.close();
   });
 });

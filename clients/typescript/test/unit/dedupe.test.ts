@@ -56,4 +56,16 @@ describe('dedupe', () => {
     expect(first).toEqual([5, 6]);
     c.close();
   });
+
+  it('takes positions from an id on any event, so a reconnect before the first message resumes', async () => {
+    const m = mockSse();
+    const c = createClient({ url: 'http://x', fetch: m.fetch, shareAcrossTabs: false, backoff: { minMs: 1, maxMs: 2 } });
+    c.subscribe('chat', () => {});
+    const r0 = await m.request(0);
+    r0.push('retry: 1\n\nid: 12\nevent: position\ndata: null\n\n');
+    await vi.waitFor(() => expect(c.state).toBe('open'));
+    r0.end();
+    expect((await m.request(1)).headers['last-event-id']).toBe('chat=12');
+    c.close();
+  });
 });

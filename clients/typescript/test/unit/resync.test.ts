@@ -40,4 +40,16 @@ describe('resync', () => {
     expect((await m.request(1)).headers['last-event-id']).toBe('chat=40');
     c.close();
   });
+
+  it('takes the position after a resync from its id when the server sends one', async () => {
+    const m = mockSse();
+    const c = createClient({ url: 'http://x', fetch: m.fetch, shareAcrossTabs: false, backoff: { minMs: 1, maxMs: 2 } });
+    c.subscribe('chat', () => {}, { lastEventId: '1' });
+    const r0 = await m.request(0);
+    r0.push('retry: 1\n\nid: 55\nevent: resync\ndata: {"topic":"chat","from":2,"to":40,"reason":"retention"}\n\n');
+    await vi.waitFor(() => expect(c.state).toBe('open'));
+    r0.end();
+    expect((await m.request(1)).headers['last-event-id']).toBe('chat=55');
+    c.close();
+  });
 });
