@@ -42,7 +42,11 @@ impl FromRequestParts<AppState> for AdminAuth {
             Some(hit) => hit,
             None => {
                 let found = state.store.find_admin_key(id).await?.map(Arc::new);
-                state.lookups.keys().insert(id.to_owned(), found.clone()).await;
+                state
+                    .lookups
+                    .keys()
+                    .insert(id.to_owned(), found.clone())
+                    .await;
                 found
             }
         };
@@ -50,7 +54,10 @@ impl FromRequestParts<AppState> for AdminAuth {
         if !admin_key::verify(secret, stored.as_ref().map(|s| s.secret_hash.as_slice())) {
             return Err(ApiError::unauthorized());
         }
-        let key = stored.expect("verify fails without a stored key").key.clone();
+        let key = stored
+            .expect("verify fails without a stored key")
+            .key
+            .clone();
         Ok(Self {
             key,
             state: state.clone(),

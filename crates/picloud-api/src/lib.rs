@@ -10,7 +10,8 @@
 //!   the `{"error":{"code","message"}}` shape, with [`json_errors`] as the safety net.
 //! - [`data_plane`]: app-host routes.
 //! - [`health`], [`metrics`], [`openapi`]: operations.
-//! - [`serve`]: runs the service on a listener until shutdown.
+//! - [`server`]: the accept loop (SSE streams on a lean path, the rest through hyper) until
+//!   shutdown.
 
 pub mod auth;
 pub mod data_plane;
@@ -25,22 +26,10 @@ pub mod metrics;
 pub mod openapi;
 pub mod router;
 pub mod routes;
+pub mod server;
 pub mod state;
 pub mod wire;
 
-use std::future::Future;
-
 pub use router::build;
+pub use server::serve;
 pub use state::{ApiConfig, AppState};
-
-/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and lets
-/// in-flight requests finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-}

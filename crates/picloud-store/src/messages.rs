@@ -94,7 +94,8 @@ impl MessageStore for SqlStore {
                 let lasts = take_seqs_sqlite(&mut tx, &plan).await?;
                 let seqs = plan.seqs(&lasts);
                 insert_messages_sqlite(&mut tx, items, &seqs).await?;
-                let outbox = plan.outbox_rows(items, &seqs, &pubsub_triggers(&mut *tx, &plan).await?);
+                let outbox =
+                    plan.outbox_rows(items, &seqs, &pubsub_triggers(&mut *tx, &plan).await?);
                 insert_outbox_sqlite(&mut tx, &outbox, now_ms()).await?;
                 tx.commit().await.map_err(error::other)?;
                 Ok(seqs)
@@ -105,7 +106,8 @@ impl MessageStore for SqlStore {
                 let lasts = take_seqs_postgres(&mut tx, &plan).await?;
                 let seqs = plan.seqs(&lasts);
                 insert_messages_postgres(&mut tx, items, &seqs).await?;
-                let outbox = plan.outbox_rows(items, &seqs, &pubsub_triggers(&mut *tx, &plan).await?);
+                let outbox =
+                    plan.outbox_rows(items, &seqs, &pubsub_triggers(&mut *tx, &plan).await?);
                 insert_outbox_postgres(&mut tx, &outbox, now_ms()).await?;
                 tx.commit().await.map_err(error::other)?;
                 Ok(seqs)
@@ -245,9 +247,7 @@ impl<'a> Plan<'a> {
             .map(|g| {
                 by_topic
                     .remove(&(g.app.as_str().to_owned(), g.topic.as_str().to_owned()))
-                    .ok_or_else(|| {
-                        picloud_core::StoreError::Internal("a topic got no seq".into())
-                    })
+                    .ok_or_else(|| picloud_core::StoreError::Internal("a topic got no seq".into()))
             })
             .collect()
     }
@@ -356,10 +356,7 @@ async fn insert_messages_sqlite(
                 .push_bind(&*item.payload)
                 .push_bind(item.published_at);
         });
-        q.build()
-            .execute(&mut *tx)
-            .await
-            .map_err(error::other)?;
+        q.build().execute(&mut *tx).await.map_err(error::other)?;
     }
     Ok(())
 }
@@ -380,10 +377,7 @@ async fn insert_outbox_sqlite(
                 .push_bind(now)
                 .push_bind(now);
         });
-        q.build()
-            .execute(&mut *tx)
-            .await
-            .map_err(error::other)?;
+        q.build().execute(&mut *tx).await.map_err(error::other)?;
     }
     Ok(())
 }

@@ -251,7 +251,10 @@ async fn cached_lookups_follow_revocation_and_app_changes() {
             assert_error(&got, StatusCode::UNAUTHORIZED, "unauthorized");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "revoked key still works");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "revoked key still works"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 

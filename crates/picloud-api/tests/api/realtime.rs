@@ -633,7 +633,10 @@ async fn streams_answer_cors_for_other_origins() {
         .app_get("demo", "/realtime/topics/chat")
         .header("origin", "https://front.example")
         .header("access-control-request-method", "GET")
-        .header("access-control-request-headers", "authorization,last-event-id")
+        .header(
+            "access-control-request-headers",
+            "authorization,last-event-id",
+        )
         .build()
         .unwrap();
     *pre.method_mut() = Method::OPTIONS;
@@ -721,4 +724,88 @@ async fn positions_before_messages_and_after_resync_lose_nothing() {
     .await
     .unwrap();
     assert_eq!(after.messages(1).await[0].json()["message"], 3);
+}
+
+/// Streams are served on the lean path: close-delimited (no chunked framing), the
+/// connection closed when the stream ends. Anything unusual still gets a proper answer from
+/// hyper: HTTP/1.0, a request with a body, a non-realtime request on the same port.
+#[tokio::test]
+async fn streams_use_the_lean_path_and_unusual_requests_still_work() {
+    use crate::support::raw_http;
+    let s = setup(Backend::Sqlite).await;
+    s.create_topic("demo", "chat", true, "public").await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An answer that is not a stream: sized, then the connection closes.
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+        .await
+        .unwrap();
+    tcp.write_all(b"GET /realtime/topics/nope HTTP/1.1\r\nHost: demo.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut all))
+        .await
+        .unwrap()
+        .unwrap();
+    let all = String::from_utf8(all).unwrap();
+    let (head, body) = all.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{head}"
+    );
+    assert!(body.contains("\"not_found\""), "{body}");
+
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+        .await
+        .unwrap();
+    tcp.write_all(b"GET /realtime/topics/chat HTTP/1.1\r\nHost: demo.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("event: position") {
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "stream ended early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).to_lowercase();
+    assert!(text.starts_with("http/1.1 200 ok\r\n"), "{text}");
+    assert!(text.contains("content-type: text/event-stream"));
+    assert!(!text.contains("transfer-encoding"), "{text}");
+    assert!(text.contains("\r\n\r\nretry: 2000\n\nid: 0\nevent: position\ndata: null\n\n"));
+    drop(tcp);
+    // The hung-up subscriber is noticed and counted out.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while s.realtime_health().await["connections"] != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "connection not released"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // HTTP/1.0 and a request with a body go to hyper, and are answered.
+    let (head, _) = raw_http(
+        s.port,
+        b"GET /realtime/topics/nope HTTP/1.0\r\nHost: demo.localhost\r\n\r\n",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.0 404"), "{head}");
+    let (head, _) = raw_http(
+        s.port,
+        b"GET /realtime/topics/nope HTTP/1.1\r\nHost: demo.localhost\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    let (head, _) = raw_http(
+        s.port,
+        b"GET /healthz HTTP/1.1\r\nHost: demo.localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 }

@@ -57,7 +57,11 @@ pub async fn subscribe_many(
 /// `req` is parsed, and the request's headers dropped, before the first await: header
 /// values share hyper's read buffer, and while they live hyper must allocate a second one
 /// for the idle connection (about 8 KiB per subscriber).
-async fn subscribe(rt: Realtime, app: AppRef, req: Result<SubscribeRequest, BadRequest>) -> Response {
+async fn subscribe(
+    rt: Realtime,
+    app: AppRef,
+    req: Result<SubscribeRequest, BadRequest>,
+) -> Response {
     let req = match req {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.code, &e.message),

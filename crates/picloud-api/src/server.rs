@@ -1,0 +1,339 @@
+//! The accept loop, with a lean path for SSE streams.
+//!
+//! An idle SSE subscriber is the thing PiCloud holds most of, and hyper keeps about 24 KiB of
+//! buffers per HTTP/1 connection (an 8 KiB head buffer that grows to 16 KiB when the request
+//! still references it, and an 8 KiB write buffer) for as long as the connection lives.
+//! So each new connection's first request head is read here: a plain `GET /realtime…` with no
+//! body is parsed (httparse), run through the same router as everything else, and its
+//! response is written straight to the socket, close-delimited (`Connection: close`, no
+//! chunked framing): no buffer outlives the head, and ready frames go out in one write.
+//! Anything else — other paths, HTTP/2, HTTP/1.0, a body, a head we cannot parse — is handed
+//! to hyper untouched, with the bytes already read replayed first.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderName, HeaderValue, Request, Response, Uri, Version};
+use axum::Router;
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// The requests the lean path takes: every realtime stream.
+const STREAM_PREFIX: &[u8] = b"GET /realtime";
+/// A longer head goes to hyper (which answers 431).
+const MAX_HEAD: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+/// How long a client may take to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most bytes of ready frames gathered into one write.
+const MAX_WRITE: usize = 64 * 1024;
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting, asks
+/// open connections to finish (SSE streams end on the realtime shutdown signal) and waits
+/// for them.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, done_rx) = watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (router, stop, done) = (router.clone(), stop_rx.clone(), done_rx.clone());
+        tokio::spawn(async move {
+            connection(stream, router, stop).await;
+            drop(done);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    drop(done_rx);
+    done_tx.closed().await;
+    Ok(())
+}
+
+async fn connection(mut stream: TcpStream, router: Router, stop: watch::Receiver<bool>) {
+    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(_)) => return, // closed or failed before a request
+        Err(_) => {
+            let _ = stream
+                .write_all(b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            return;
+        }
+    };
+    match head {
+        Head::Stream(req) => stream_response(stream, router, *req).await,
+        Head::Other(prefix) => hyper_connection(stream, prefix, router, stop).await,
+    }
+}
+
+enum Head {
+    /// A realtime `GET`, parsed.
+    Stream(Box<Request<Body>>),
+    /// Anything else, with the bytes read so far.
+    Other(Bytes),
+}
+
+/// Reads until the request can be classified: as soon as the bytes stop matching
+/// [`STREAM_PREFIX`], or once a whole head is in.
+async fn read_head(stream: &mut TcpStream) -> io::Result<Head> {
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let n = buf.len().min(STREAM_PREFIX.len());
+        if buf[..n] != STREAM_PREFIX[..n] || buf.len() > MAX_HEAD {
+            return Ok(Head::Other(buf.freeze()));
+        }
+        if n < STREAM_PREFIX.len() {
+            continue;
+        }
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Request::new(&mut headers);
+        match parsed.parse(&buf) {
+            Ok(httparse::Status::Partial) => continue,
+            Ok(httparse::Status::Complete(len)) if len == buf.len() => {
+                return Ok(match to_request(&parsed) {
+                    Some(req) => Head::Stream(Box::new(req)),
+                    None => Head::Other(buf.freeze()),
+                })
+            }
+            // Pipelined bytes after the head, or a head httparse rejects: hyper's job.
+            _ => return Ok(Head::Other(buf.freeze())),
+        }
+    }
+}
+
+/// The request for the router, or `None` when hyper should take it (HTTP/1.0, a body, a
+/// connection upgrade, anything unusual).
+fn to_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
+    if parsed.version != Some(1) || parsed.method != Some("GET") {
+        return None;
+    }
+    let uri: Uri = parsed.path?.parse().ok()?;
+    let mut req = Request::builder()
+        .method("GET")
+        .uri(uri)
+        .version(Version::HTTP_11);
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        if name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || name == header::UPGRADE
+            || name == header::EXPECT
+        {
+            return None;
+        }
+        req = req.header(name, HeaderValue::from_bytes(h.value).ok()?);
+    }
+    req.body(Body::empty()).ok()
+}
+
+/// Runs the request and writes the response itself. A stream goes out close-delimited;
+/// anything else (an error answer) with its length. Either way the connection then closes.
+async fn stream_response(mut stream: TcpStream, router: Router, req: Request<Body>) {
+    let res: Response<Body> = match router.oneshot(req).await {
+        Ok(res) => res,
+        Err(never) => match never {},
+    };
+    let streaming = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let (parts, mut body) = res.into_parts();
+    let mut out = BytesMut::with_capacity(512);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("Unknown")
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in parts.headers.iter() {
+        if name == header::CONNECTION
+            || name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+        {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"connection: close\r\n");
+    if !streaming {
+        let Ok(collected) = body.collect().await else {
+            return;
+        };
+        let bytes = collected.to_bytes();
+        out.extend_from_slice(format!("content-length: {}\r\n\r\n", bytes.len()).as_bytes());
+        out.extend_from_slice(&bytes);
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    out.extend_from_slice(b"\r\n");
+    if stream.write_all(&out).await.is_err() {
+        return;
+    }
+    drop(out);
+    pump(&mut stream, &mut body).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Copies the body's frames to the socket until either ends. Waits for the socket to take
+/// each write before pulling more (backpressure: nothing queues here), gathers frames that
+/// are already waiting into one write, and notices a client that hangs up while idle.
+async fn pump(stream: &mut TcpStream, body: &mut Body) {
+    let (mut rd, mut wr) = stream.split();
+    let mut probe = [0u8; 64];
+    loop {
+        let first = tokio::select! {
+            frame = body.frame() => frame,
+            read = rd.read(&mut probe) => match read {
+                Ok(0) | Err(_) => return, // the client is gone
+                Ok(_) => continue,        // nothing is expected from it; ignore
+            },
+        };
+        let Some(Ok(first)) = first else { return };
+        let Ok(mut data) = first.into_data() else {
+            continue;
+        };
+        // More frames already waiting (a burst, a page of history): one write for all.
+        let mut batch: Option<BytesMut> = None;
+        while batch.as_ref().map_or(data.len(), BytesMut::len) < MAX_WRITE {
+            let Some(Some(Ok(next))) = body.frame().now_or_never() else {
+                break;
+            };
+            let Ok(next) = next.into_data() else { continue };
+            let b = batch.get_or_insert_with(|| {
+                let mut b = BytesMut::with_capacity(data.len() + next.len());
+                b.extend_from_slice(&data);
+                b
+            });
+            b.extend_from_slice(&next);
+        }
+        if let Some(b) = batch {
+            data = b.freeze();
+        }
+        if wr.write_all(&data).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn hyper_connection(
+    stream: TcpStream,
+    prefix: Bytes,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    let io = TokioIo::new(Replay {
+        prefix,
+        inner: stream,
+    });
+    let service = TowerToHyperService::new(
+        router.map_request(|req: Request<hyper::body::Incoming>| req.map(Body::new)),
+    );
+    let builder = Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.as_mut().await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A socket whose first reads return bytes already taken from it.
+struct Replay {
+    prefix: Bytes,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
