@@ -127,6 +127,12 @@ pub trait MessageStore: Send + Sync {
     /// (`external_subscribable = false`, default retention). One outbox delivery is written
     /// per item and matching enabled `pubsub` trigger, in the same transaction. All or nothing.
     async fn publish(&self, items: &[PublishItem]) -> StoreResult<Vec<i64>>;
+    /// How many [`Self::publish`] batches may usefully run at once: 1 where the database
+    /// has a single writer anyway (SQLite), more where commits overlap (PostgreSQL).
+    /// Concurrent batches stay correct through the row-lock contract above.
+    fn publish_concurrency(&self) -> usize {
+        1
+    }
     /// Up to `limit` messages of the topic with `seq > after`, oldest first.
     async fn read_after(
         &self,

@@ -2,10 +2,11 @@
 //!
 //! Callers hand a message to [`Publisher::publish`] and wait for its seq. One writer task
 //! drains whatever is queued (up to a batch limit) and commits it in one transaction, so N
-//! concurrent publishers cost one commit rather than N. After the commit it broadcasts the
-//! batch in seq order and answers each caller. A single writer per node also means this
-//! node's broadcasts of a topic leave in seq order; across nodes, subscribers repair any
-//! reordering from history.
+//! concurrent publishers cost one commit rather than N. After the commit the batch is
+//! broadcast in seq order and each caller answered. On PostgreSQL up to four batches commit
+//! at once (their topic row locks keep seq order = commit order); broadcasts still leave in
+//! batch order. The rare inversion (a later batch that took a topic's lock first) and any
+//! reordering across nodes are repaired by subscribers from history.
 //!
 //! If a batch fails, its items are retried one by one so that one bad item (say, an app
 //! deleted a moment ago) fails alone.
@@ -17,7 +18,7 @@ use picloud_core::message::{Broadcaster, Message, PublishItem};
 use picloud_core::store::Store;
 use picloud_core::topic::TopicName;
 use picloud_core::StoreError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::stats::Stats;
 
@@ -105,16 +106,26 @@ impl Publisher {
     }
 }
 
+/// Gathers what is queued into batches and commits them, up to the store's
+/// [`Store::publish_concurrency`] at once. Broadcasts leave in batch order (each batch waits
+/// for the previous one's broadcast), so this node never reorders a topic's messages itself.
 async fn writer(
     mut rx: mpsc::Receiver<Pending>,
     store: Arc<dyn Store>,
     broadcaster: Arc<dyn Broadcaster>,
     stats: Arc<Stats>,
 ) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH_ITEMS);
-    while let Some(first) = rx.recv().await {
+    let slots = Arc::new(Semaphore::new(store.publish_concurrency().max(1)));
+    let mut previous: Option<oneshot::Receiver<()>> = None;
+    loop {
+        // A slot first, then the batch: whatever queues while every slot is busy joins the
+        // next batch instead of waiting behind a small one.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else { return };
         let mut bytes = first.item.payload.len();
-        batch.push(first);
+        let mut batch: Vec<Pending> = vec![first];
         while batch.len() < MAX_BATCH_ITEMS && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
                 Ok(p) => {
@@ -124,27 +135,39 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        let items: Vec<PublishItem> = batch.iter().map(|p| p.item.clone()).collect();
-        match store.publish(&items).await {
-            Ok(seqs) => finish(
-                batch.drain(..).zip(seqs.into_iter().map(Ok)),
-                &*broadcaster,
-                &stats,
-            ),
-            Err(e) if batch.len() == 1 => {
-                let p = batch.pop().expect("one item");
-                let _ = p.reply.send(Err(e));
+        let (done, next) = oneshot::channel();
+        let before = previous.replace(next);
+        let (store, broadcaster, stats) = (store.clone(), broadcaster.clone(), stats.clone());
+        tokio::spawn(async move {
+            let results = commit(&*store, &batch).await;
+            if let Some(before) = before {
+                let _ = before.await; // sent or dropped: either way it is our turn
             }
-            Err(_) => {
-                // Find the bad item(s): each alone, in the original order.
-                for p in batch.drain(..) {
-                    let result = store
-                        .publish(std::slice::from_ref(&p.item))
+            finish(batch.into_iter().zip(results), &*broadcaster, &stats);
+            drop(done);
+            drop(slot);
+        });
+    }
+}
+
+/// One transaction for the batch; if it fails, each item alone (in order) so that one bad
+/// item (say, an app deleted a moment ago) fails alone.
+async fn commit(store: &dyn Store, batch: &[Pending]) -> Vec<Result<i64, StoreError>> {
+    let items: Vec<PublishItem> = batch.iter().map(|p| p.item.clone()).collect();
+    match store.publish(&items).await {
+        Ok(seqs) => seqs.into_iter().map(Ok).collect(),
+        Err(e) if items.len() == 1 => vec![Err(e)],
+        Err(_) => {
+            let mut results = Vec::with_capacity(items.len());
+            for item in &items {
+                results.push(
+                    store
+                        .publish(std::slice::from_ref(item))
                         .await
-                        .map(|s| s[0]);
-                    finish(std::iter::once((p, result)), &*broadcaster, &stats);
-                }
+                        .map(|s| s[0]),
+                );
             }
+            results
         }
     }
 }

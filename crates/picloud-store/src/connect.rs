@@ -134,7 +134,7 @@ pub async fn connect(location: &DatabaseLocation) -> Result<SqlStore, ConnectErr
             Db::Postgres(pool)
         }
     };
-    Ok(SqlStore { db })
+    Ok(SqlStore::new(db))
 }
 
 #[cfg(test)]

@@ -35,9 +35,21 @@ pub use db::{Backend, Db};
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     db: Db,
+    /// SQLite: the connection publish batches use, kept across batches. SQLite drops a
+    /// connection's page cache whenever another connection wrote; one connection doing
+    /// (nearly) all the writing keeps topic rows and index pages cached.
+    sqlite_writer:
+        std::sync::Arc<tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>>>,
 }
 
 impl SqlStore {
+    pub(crate) fn new(db: Db) -> Self {
+        Self {
+            db,
+            sqlite_writer: Default::default(),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         self.db.backend()
     }
@@ -48,6 +60,8 @@ impl SqlStore {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
+        // The kept writer connection counts as in use until it is handed back.
+        self.sqlite_writer.lock().await.take();
         match &self.db {
             Db::Sqlite(p) => p.close().await,
             Db::Postgres(p) => p.close().await,

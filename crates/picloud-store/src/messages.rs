@@ -89,16 +89,17 @@ impl MessageStore for SqlStore {
         }
         match &self.db {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await.map_err(error::other)?;
-                let plan = Plan::new(items);
-                let lasts = take_seqs_sqlite(&mut tx, &plan).await?;
-                let seqs = plan.seqs(&lasts);
-                insert_messages_sqlite(&mut tx, items, &seqs).await?;
-                let outbox =
-                    plan.outbox_rows(items, &seqs, &pubsub_triggers(&mut *tx, &plan).await?);
-                insert_outbox_sqlite(&mut tx, &outbox, now_ms()).await?;
-                tx.commit().await.map_err(error::other)?;
-                Ok(seqs)
+                let mut writer = self.sqlite_writer.lock().await;
+                if writer.is_none() {
+                    *writer = Some(pool.acquire().await.map_err(error::other)?);
+                }
+                let conn = writer.as_mut().expect("just set");
+                let result = publish_sqlite(conn, items).await;
+                if result.is_err() {
+                    // Whatever went wrong, the next batch starts on a fresh connection.
+                    *writer = None;
+                }
+                result
             }
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await.map_err(error::other)?;
@@ -112,6 +113,15 @@ impl MessageStore for SqlStore {
                 tx.commit().await.map_err(error::other)?;
                 Ok(seqs)
             }
+        }
+    }
+
+    fn publish_concurrency(&self) -> usize {
+        match self.db {
+            Db::Sqlite(_) => 1,
+            // Overlapping commits let PostgreSQL flush one WAL write for several batches;
+            // 4 leaves most of the 16-connection pool to everything else.
+            Db::Postgres(_) => 4,
         }
     }
 
@@ -179,6 +189,22 @@ impl MessageStore for SqlStore {
         }
         Ok(pruned)
     }
+}
+
+async fn publish_sqlite(
+    conn: &mut SqliteConnection,
+    items: &[PublishItem],
+) -> StoreResult<Vec<i64>> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await.map_err(error::other)?;
+    let plan = Plan::new(items);
+    let lasts = take_seqs_sqlite(&mut tx, &plan).await?;
+    let seqs = plan.seqs(&lasts);
+    insert_messages_sqlite(&mut tx, items, &seqs).await?;
+    let outbox = plan.outbox_rows(items, &seqs, &pubsub_triggers(&mut *tx, &plan).await?);
+    insert_outbox_sqlite(&mut tx, &outbox, now_ms()).await?;
+    tx.commit().await.map_err(error::other)?;
+    Ok(seqs)
 }
 
 /// A batch split by topic, in (app, topic) order: the lock order every batch follows.
