@@ -121,7 +121,7 @@ impl MessageStore for SqlStore {
             Db::Sqlite(_) => 1,
             // Overlapping commits let PostgreSQL flush one WAL write for several batches;
             // 4 leaves most of the 16-connection pool to everything else.
-            Db::Postgres(_) => 4,
+            Db::Postgres(_) => 2,
         }
     }
 
