@@ -19,6 +19,11 @@ use clap::Parser;
 use cli::{AdminCommand, Cli, Command, DbArgs, LogFormat, TokenCommand};
 use picloud_store::{DatabaseLocation, SqlStore};
 
+/// mimalloc: cheaper small allocations on the request and fan-out paths than glibc's
+/// allocator (measured with `picloud-bench`, HANDBACK.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
