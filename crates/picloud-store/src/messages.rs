@@ -1,10 +1,11 @@
 //! `MessageStore`: publishing (seq allocation, history, outbox) and reading history.
 //!
-//! A publish batch is one transaction. Items are grouped by topic and the groups visited in
-//! (app, topic) order, so two batches touching the same topics lock their rows in the same
-//! order and cannot deadlock. Each group takes its seqs with one upsert on the topic row
-//! (`last_seq = last_seq + n`), which holds the row lock until commit: a later seq can never
-//! commit before an earlier one. SQLite has one writer at a time, which gives the same.
+//! A publish batch is one transaction (on PostgreSQL one statement). Items are grouped by
+//! topic and the groups visited in (app, topic) order, so two batches touching the same
+//! topics lock their rows in the same order and cannot deadlock. Each group takes its seqs
+//! with one upsert on the topic row (`last_seq = last_seq + n`), which holds the row lock
+//! until commit: a later seq can never commit before an earlier one. SQLite has one writer
+//! at a time, which gives the same.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use picloud_core::ids::AppId;
 use picloud_core::message::{Message, PublishItem};
 use picloud_core::store::{MessageStore, StoreResult};
 use picloud_core::topic::{Retention, TopicName};
-use sqlx::{PgConnection, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::db::{now_ms, on_pool};
 use crate::{error, Db, SqlStore};
@@ -28,7 +29,8 @@ const TAKE_SEQS_HEAD: &str = "INSERT INTO topics (app_id, name, description, \
 const TAKE_SEQS_TAIL: &str = " ON CONFLICT (app_id, name) DO UPDATE \
      SET last_seq = topics.last_seq + excluded.last_seq RETURNING app_id, name, last_seq";
 
-/// An app's enabled `pubsub` triggers: (id, topic or prefix, is prefix).
+/// SQLite: an app's enabled `pubsub` triggers: (id, topic or prefix, is prefix), matched
+/// in Rust (PostgreSQL matches them inside its one statement).
 const PUBSUB_TRIGGERS: &str = "SELECT id, topic_match, topic_prefix FROM triggers \
      WHERE app_id = $1 AND kind = 'pubsub' AND enabled";
 
@@ -101,18 +103,7 @@ impl MessageStore for SqlStore {
                 }
                 result
             }
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await.map_err(error::other)?;
-                let plan = Plan::new(items);
-                let lasts = take_seqs_postgres(&mut tx, &plan).await?;
-                let seqs = plan.seqs(&lasts);
-                insert_messages_postgres(&mut tx, items, &seqs).await?;
-                let outbox =
-                    plan.outbox_rows(items, &seqs, &pubsub_triggers(&mut *tx, &plan).await?);
-                insert_outbox_postgres(&mut tx, &outbox, now_ms()).await?;
-                tx.commit().await.map_err(error::other)?;
-                Ok(seqs)
-            }
+            Db::Postgres(pool) => publish_postgres(pool, items).await,
         }
     }
 
@@ -201,7 +192,7 @@ async fn publish_sqlite(
     let lasts = take_seqs_sqlite(&mut tx, &plan).await?;
     let seqs = plan.seqs(&lasts);
     insert_messages_sqlite(&mut tx, items, &seqs).await?;
-    let outbox = plan.outbox_rows(items, &seqs, &pubsub_triggers(&mut *tx, &plan).await?);
+    let outbox = plan.outbox_rows(items, &seqs, &pubsub_triggers(&mut tx, &plan).await?);
     insert_outbox_sqlite(&mut tx, &outbox, now_ms()).await?;
     tx.commit().await.map_err(error::other)?;
     Ok(seqs)
@@ -282,63 +273,32 @@ impl<'a> Plan<'a> {
 /// The enabled pubsub triggers of every app in the batch (one query per app; almost every
 /// batch has one app). Read inside the transaction, so a trigger created concurrently is
 /// either seen here or created after these messages.
-async fn pubsub_triggers<'a, E>(
-    conn: &mut E,
+async fn pubsub_triggers<'a>(
+    conn: &mut SqliteConnection,
     plan: &Plan<'a>,
-) -> StoreResult<Vec<(&'a AppId, Vec<TopicFilter>)>>
-where
-    for<'c> &'c mut E: TriggerQuery,
-{
+) -> StoreResult<Vec<(&'a AppId, Vec<TopicFilter>)>> {
     let mut out = Vec::new();
     for app in plan.apps() {
-        let rows = conn.pubsub_triggers(app.as_str()).await?;
-        if !rows.is_empty() {
-            out.push((app, rows));
+        let rows: Vec<(String, Option<String>, bool)> = sqlx::query_as(PUBSUB_TRIGGERS)
+            .bind(app.as_str())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(error::other)?;
+        let filters: Vec<TopicFilter> = rows
+            .into_iter()
+            .filter_map(|(id, topic_match, prefix)| {
+                topic_match.map(|topic_match| TopicFilter {
+                    id,
+                    topic_match,
+                    prefix,
+                })
+            })
+            .collect();
+        if !filters.is_empty() {
+            out.push((app, filters));
         }
     }
     Ok(out)
-}
-
-/// The one query that differs only in connection type.
-#[async_trait]
-trait TriggerQuery {
-    async fn pubsub_triggers(self, app: &str) -> StoreResult<Vec<TopicFilter>>;
-}
-
-fn filters(rows: Vec<(String, Option<String>, bool)>) -> Vec<TopicFilter> {
-    rows.into_iter()
-        .filter_map(|(id, topic_match, prefix)| {
-            topic_match.map(|topic_match| TopicFilter {
-                id,
-                topic_match,
-                prefix,
-            })
-        })
-        .collect()
-}
-
-#[async_trait]
-impl TriggerQuery for &mut SqliteConnection {
-    async fn pubsub_triggers(self, app: &str) -> StoreResult<Vec<TopicFilter>> {
-        let rows = sqlx::query_as(PUBSUB_TRIGGERS)
-            .bind(app)
-            .fetch_all(self)
-            .await
-            .map_err(error::other)?;
-        Ok(filters(rows))
-    }
-}
-
-#[async_trait]
-impl TriggerQuery for &mut PgConnection {
-    async fn pubsub_triggers(self, app: &str) -> StoreResult<Vec<TopicFilter>> {
-        let rows = sqlx::query_as(PUBSUB_TRIGGERS)
-            .bind(app)
-            .fetch_all(self)
-            .await
-            .map_err(error::other)?;
-        Ok(filters(rows))
-    }
 }
 
 async fn take_seqs_sqlite(tx: &mut SqliteConnection, plan: &Plan<'_>) -> StoreResult<Vec<i64>> {
@@ -408,77 +368,73 @@ async fn insert_outbox_sqlite(
     Ok(())
 }
 
-/// PostgreSQL sends every list as an array: fixed statement texts (prepared once), one round
-/// trip per step whatever the batch size.
-async fn take_seqs_postgres(tx: &mut PgConnection, plan: &Plan<'_>) -> StoreResult<Vec<i64>> {
-    let apps: Vec<&str> = plan.groups.iter().map(|g| g.app.as_str()).collect();
-    let topics: Vec<&str> = plan.groups.iter().map(|g| g.topic.as_str()).collect();
-    let counts: Vec<i64> = plan.groups.iter().map(|g| g.items.len() as i64).collect();
-    // WITH ORDINALITY + ORDER BY: rows are inserted, and their locks taken, in plan order.
-    let sql = format!(
-        "{TAKE_SEQS_HEAD} SELECT a, t, '', FALSE, 'token', $4, $5, n, $6, $6 \
-         FROM UNNEST($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS g(a, t, n, o) \
-         ORDER BY o {TAKE_SEQS_TAIL}"
-    );
-    let returned = sqlx::query_as::<_, (String, String, i64)>(&sql)
-        .bind(&apps)
-        .bind(&topics)
-        .bind(&counts)
-        .bind(Retention::DEFAULT.max_messages)
-        .bind(Retention::DEFAULT.max_age_secs)
-        .bind(now_ms())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(error::other)?;
-    plan.order_lasts(returned)
-}
+/// PostgreSQL: the whole batch is one statement (data-modifying CTEs) in autocommit, so a
+/// batch costs one round trip and one commit. Every list goes as an array: one fixed
+/// statement text, prepared once per connection.
+///
+/// Steps, in the statement's order: take each topic's seqs with the upsert (rows in
+/// (app, topic) order: the lock order every batch follows), number each item
+/// `last_seq - n + k` (`k` = its 1-based place in its topic's share), insert the messages,
+/// insert one outbox row per matching enabled `pubsub` trigger, return the seqs.
+const PUBLISH_POSTGRES: &str = "WITH items AS ( \
+       SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) \
+         WITH ORDINALITY AS i(app_id, topic, payload, published_at, k, o)), \
+     groups AS (SELECT app_id, topic, count(*) AS n FROM items GROUP BY app_id, topic), \
+     seqs AS ( \
+       INSERT INTO topics (app_id, name, description, external_subscribable, auth_mode, \
+         retention_max_messages, retention_max_age_secs, last_seq, created_at, updated_at) \
+       SELECT app_id, topic, '', FALSE, 'token', $6, $7, n, $8, $8 FROM groups \
+       ORDER BY app_id, topic \
+       ON CONFLICT (app_id, name) DO UPDATE SET last_seq = topics.last_seq + excluded.last_seq \
+       RETURNING app_id, name, last_seq), \
+     numbered AS ( \
+       SELECT i.o, i.app_id, i.topic, i.payload, i.published_at, s.last_seq - g.n + i.k AS seq \
+       FROM items i JOIN groups g ON g.app_id = i.app_id AND g.topic = i.topic \
+       JOIN seqs s ON s.app_id = i.app_id AND s.name = i.topic), \
+     msgs AS ( \
+       INSERT INTO messages (app_id, topic, seq, payload, published_at) \
+       SELECT app_id, topic, seq, payload, published_at FROM numbered), \
+     deliveries AS ( \
+       INSERT INTO outbox (app_id, trigger_id, event, next_attempt_at, created_at) \
+       SELECT n.app_id, t.id, \
+         '{\"kind\":\"pubsub\",\"topic\":\"' || n.topic || '\",\"seq\":' || n.seq \
+           || ',\"message\":' || n.payload || '}', $8, $8 \
+       FROM numbered n JOIN triggers t ON t.app_id = n.app_id AND t.kind = 'pubsub' \
+         AND t.enabled AND ( \
+           (NOT t.topic_prefix AND t.topic_match = n.topic) OR \
+           (t.topic_prefix AND length(n.topic) > length(t.topic_match) \
+             AND substr(n.topic, 1, length(t.topic_match)) = t.topic_match)) \
+       ORDER BY n.app_id, n.topic, t.id, n.seq) \
+     SELECT seq FROM numbered ORDER BY o";
 
-async fn insert_messages_postgres(
-    tx: &mut PgConnection,
-    items: &[PublishItem],
-    seqs: &[i64],
-) -> StoreResult<()> {
+async fn publish_postgres(pool: &sqlx::PgPool, items: &[PublishItem]) -> StoreResult<Vec<i64>> {
+    let plan = Plan::new(items);
+    let mut k = vec![0i64; items.len()];
+    for g in &plan.groups {
+        for (place, &i) in g.items.iter().enumerate() {
+            k[i] = place as i64 + 1;
+        }
+    }
     let apps: Vec<&str> = items.iter().map(|i| i.app_id.as_str()).collect();
     let topics: Vec<&str> = items.iter().map(|i| i.topic.as_str()).collect();
     let payloads: Vec<&str> = items.iter().map(|i| &*i.payload).collect();
     let published: Vec<i64> = items.iter().map(|i| i.published_at).collect();
-    sqlx::query(
-        "INSERT INTO messages (app_id, topic, seq, payload, published_at) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[])",
-    )
-    .bind(&apps)
-    .bind(&topics)
-    .bind(seqs)
-    .bind(&payloads)
-    .bind(&published)
-    .execute(&mut *tx)
-    .await
-    .map_err(error::other)?;
-    Ok(())
-}
-
-async fn insert_outbox_postgres(
-    tx: &mut PgConnection,
-    rows: &[OutboxRow<'_>],
-    now: i64,
-) -> StoreResult<()> {
-    if rows.is_empty() {
-        return Ok(());
+    let seqs: Vec<i64> = sqlx::query_scalar(PUBLISH_POSTGRES)
+        .bind(&apps)
+        .bind(&topics)
+        .bind(&payloads)
+        .bind(&published)
+        .bind(&k)
+        .bind(Retention::DEFAULT.max_messages)
+        .bind(Retention::DEFAULT.max_age_secs)
+        .bind(now_ms())
+        .fetch_all(pool)
+        .await
+        .map_err(error::other)?;
+    if seqs.len() != items.len() {
+        return Err(picloud_core::StoreError::Internal(
+            "publish returned fewer seqs than items".into(),
+        ));
     }
-    let apps: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-    let triggers: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
-    let events: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
-    sqlx::query(
-        "INSERT INTO outbox (app_id, trigger_id, event, next_attempt_at, created_at) \
-         SELECT a, t, e, $4, $4 FROM UNNEST($1::text[], $2::text[], $3::text[]) \
-         WITH ORDINALITY AS r(a, t, e, o) ORDER BY o",
-    )
-    .bind(&apps)
-    .bind(&triggers)
-    .bind(&events)
-    .bind(now)
-    .execute(&mut *tx)
-    .await
-    .map_err(error::other)?;
-    Ok(())
+    Ok(seqs)
 }
