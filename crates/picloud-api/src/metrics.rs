@@ -4,15 +4,19 @@
 //! URLs or a scanner cannot blow up label cardinality. Data-plane requests are labelled
 //! `data_plane`; requests that match nothing, `unmatched`.
 
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::collections::HashSet;
+use std::sync::{OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::Instrument;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 pub const REQUESTS: &str = "picloud_http_requests_total";
@@ -20,8 +24,25 @@ pub const DURATION: &str = "picloud_http_request_duration_seconds";
 
 /// The route label a response carries from the router that matched it to the outer
 /// metrics middleware, which runs before routing and so cannot see `MatchedPath` itself.
-#[derive(Clone)]
-pub struct RouteLabel(pub String);
+#[derive(Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
+
+/// Label values live for the process: route patterns, methods and status codes are a small
+/// fixed set, and `&'static str` labels cost the metrics registry no allocation per request.
+fn intern(value: &str) -> &'static str {
+    static SET: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    let set = SET.get_or_init(Default::default);
+    if let Some(v) = set.read().expect("intern lock").get(value) {
+        return v;
+    }
+    let mut w = set.write().expect("intern lock");
+    if let Some(v) = w.get(value) {
+        return v;
+    }
+    let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
+    w.insert(leaked);
+    leaked
+}
 
 /// The process-wide recorder's handle. `metrics` has one global recorder, so servers
 /// started in one process (tests) share it.
@@ -57,10 +78,12 @@ pub fn handle() -> PrometheusHandle {
 /// Inner layer (after routing): stamps the matched route pattern, after `prefix`, onto the
 /// response. The data plane uses the prefix `app:` to keep tenant routes apart from ours.
 pub async fn label_route(State(prefix): State<&'static str>, req: Request, next: Next) -> Response {
-    let label = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| format!("{prefix}{}", p.as_str()));
+    let label = req.extensions().get::<MatchedPath>().map(|p| {
+        let mut label = String::with_capacity(prefix.len() + p.as_str().len());
+        label.push_str(prefix);
+        label.push_str(p.as_str());
+        intern(&label)
+    });
     let mut res = next.run(req).await;
     if let Some(label) = label {
         res.extensions_mut().insert(RouteLabel(label));
@@ -68,19 +91,35 @@ pub async fn label_route(State(prefix): State<&'static str>, req: Request, next:
     res
 }
 
-/// Outer layer: counts and times every request.
-pub async fn record(req: Request, next: Next) -> Response {
+/// The outermost layer, one per request: a span (DEBUG: method and path, never the query,
+/// which may hold a token), the deadline for the response head (a streaming body outlives
+/// it), request count and latency, and an error line for 5xx answers. One middleware rather
+/// than four: each layer costs a service clone and a boxed future per request.
+pub async fn observe(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let res = next.run(req).await;
+    let method = intern(req.method().as_str());
+    let span = tracing::debug_span!("http", method, path = %req.uri().path());
+    let res = match tokio::time::timeout(limit, next.run(req).instrument(span)).await {
+        Ok(res) => res,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took too long",
+        )
+        .into_response(),
+    };
     let route = res
         .extensions()
         .get::<RouteLabel>()
-        .map_or_else(|| "unmatched".to_owned(), |l| l.0.clone());
-    let status = res.status().as_u16().to_string();
-    metrics::counter!(REQUESTS, "route" => route.clone(), "method" => method, "status" => status)
+        .map_or("unmatched", |l| l.0);
+    let status = res.status();
+    metrics::counter!(REQUESTS, "route" => route, "method" => method, "status" => intern(status.as_str()))
         .increment(1);
-    metrics::histogram!(DURATION, "route" => route).record(start.elapsed().as_secs_f64());
+    let elapsed = start.elapsed();
+    metrics::histogram!(DURATION, "route" => route).record(elapsed.as_secs_f64());
+    if status.is_server_error() {
+        tracing::error!(%status, method, route, latency_ms = elapsed.as_millis() as u64, "request failed");
+    }
     res
 }
 

@@ -1,15 +1,12 @@
 //! Assembles the planes and the layers every request passes through.
 
-use std::time::Duration;
-
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -90,7 +87,6 @@ pub fn build(state: AppState) -> Router {
         .with_state(planes)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn(crate::json_errors::ensure_json_errors))
-        .layer(middleware::from_fn_with_state(timeout, request_timeout))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -99,22 +95,5 @@ pub fn build(state: AppState) -> Router {
             )
             .into_response()
         }))
-        // Spans carry method and path only: a query string may hold a token.
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
-        }))
-        .layer(middleware::from_fn(metrics::record))
-}
-
-/// Bounds the time to produce a response head. Streaming bodies (SSE) are not cut off.
-async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "the request took too long",
-        )
-        .into_response(),
-    }
+        .layer(middleware::from_fn_with_state(timeout, metrics::observe))
 }
