@@ -1,8 +1,8 @@
 //! PiCloud's HTTP surface.
 //!
 //! # Layout
-//! - [`router::build`]: the whole service. Layers (metrics → trace → panic → timeout →
-//!   body limit), then [`dispatch`] picks a plane by Host.
+//! - [`router::build`]: the whole service. Layers (observe: span, deadline, metrics → panic →
+//!   JSON errors → body limit), then [`dispatch`] picks a plane by Host.
 //! - [`dispatch`]: Host → health (any Host) | control plane (admin hosts) | data plane
 //!   (resolved through [`host::HostResolver`]).
 //! - [`routes`]: control-plane handlers, one file per resource; [`auth`] checks keys and
