@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -91,13 +91,28 @@ pub async fn label_route(State(prefix): State<&'static str>, req: Request, next:
     res
 }
 
+/// Standard methods by name; anything else (clients may send any token) is `other`, so a
+/// client cannot mint label values (series, interned strings) at will.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// The outermost layer, one per request: a span (DEBUG: method and path, never the query,
 /// which may hold a token), the deadline for the response head (a streaming body outlives
 /// it), request count and latency, and an error line for 5xx answers. One middleware rather
 /// than four: each layer costs a service clone and a boxed future per request.
 pub async fn observe(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = intern(req.method().as_str());
+    let method = method_label(req.method());
     let span = tracing::debug_span!("http", method, path = %req.uri().path());
     let res = match tokio::time::timeout(limit, next.run(req).instrument(span)).await {
         Ok(res) => res,

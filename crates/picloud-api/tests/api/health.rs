@@ -73,6 +73,8 @@ async fn metrics_count_requests_by_route_pattern() {
     send(s.admin(Method::GET, "/api/v1/apps/metrics-demo")).await;
     send(s.on_host("metrics-demo.localhost", "/")).await;
     send(s.on_host("metrics-demo.localhost", "/no/such/path")).await;
+    // A made-up method is answered, and counted under `other`: clients cannot mint labels.
+    send(s.anon(Method::from_bytes(b"BREWCOFFEE").unwrap(), "/api/v1/apps")).await;
     let text = s
         .anon(Method::GET, "/metrics")
         .send()
@@ -96,4 +98,6 @@ async fn metrics_count_requests_by_route_pattern() {
         "raw paths never become labels"
     );
     assert!(!text.contains("/no/such/path"));
+    assert!(text.contains(r#"method="other""#), "{text}");
+    assert!(!text.contains("BREWCOFFEE"));
 }
