@@ -15,15 +15,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
-use picloud_api::ApiConfig;
-use picloud_core::capability::Capability;
-use picloud_store::testing::TestDatabase;
-use picloud_store::Backend;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::sse::Sse;
-use crate::support::{create_key, realtime_config, TestServer};
+use crate::support::TestServer;
 
 /// Live heap bytes of the whole process.
 static LIVE: AtomicIsize = AtomicIsize::new(0);
@@ -63,16 +59,7 @@ const MIB: isize = 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_subscriber_costs_the_server_a_bounded_amount() {
-    let db = TestDatabase::new(Backend::Sqlite).await;
-    let store = db.open().await;
-    let key = create_key(&store, &[Capability::InstanceAdmin], None).await;
-    let rt = picloud_realtime::RealtimeConfig {
-        channel_capacity: 16,
-        ..realtime_config()
-    };
-    let s = TestServer::serve_with(db, store, ApiConfig::default(), rt, key).await;
-    s.create_app("demo").await;
-    s.create_topic("demo", "firehose", true, "public").await;
+    let s = TestServer::firehose().await;
 
     // The stalled subscriber: a raw socket with a small receive buffer, so the kernel
     // absorbs little and the server really has to hold back.

@@ -3,7 +3,7 @@
 //! Callers hand a message to [`Publisher::publish`] and wait for its seq. One writer task
 //! drains whatever is queued (up to a batch limit) and commits it in one transaction, so N
 //! concurrent publishers cost one commit rather than N. After the commit the batch is
-//! broadcast in seq order and each caller answered. On PostgreSQL up to four batches commit
+//! broadcast in seq order and each caller answered. On PostgreSQL two batches may commit
 //! at once (their topic row locks keep seq order = commit order); broadcasts still leave in
 //! batch order. The rare inversion (a later batch that took a topic's lock first) and any
 //! reordering across nodes are repaired by subscribers from history.

@@ -3,30 +3,16 @@
 
 use std::time::Duration;
 
-use picloud_api::ApiConfig;
-use picloud_core::capability::Capability;
-use picloud_store::testing::TestDatabase;
-use picloud_store::Backend;
 use serde_json::json;
 
 use crate::sse::Sse;
-use crate::support::{create_key, realtime_config, TestServer};
+use crate::support::TestServer;
 
 const MESSAGES: i64 = 4000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_subscriber_is_repaired_from_history_and_blocks_no_one() {
-    let db = TestDatabase::new(Backend::Sqlite).await;
-    let store = db.open().await;
-    let key = create_key(&store, &[Capability::InstanceAdmin], None).await;
-    // A 16-frame channel: a reader that stalls falls out of it almost at once.
-    let rt = picloud_realtime::RealtimeConfig {
-        channel_capacity: 16,
-        ..realtime_config()
-    };
-    let s = TestServer::serve_with(db, store, ApiConfig::default(), rt, key).await;
-    s.create_app("demo").await;
-    s.create_topic("demo", "firehose", true, "public").await;
+    let s = TestServer::firehose().await;
 
     let mut stalled = Sse::open(s.app_get("demo", "/realtime/topics/firehose"))
         .await

@@ -141,6 +141,24 @@ impl TestServer {
 }
 
 /// Realtime settings for tests: short heartbeats and warnings so tests can observe them.
+impl TestServer {
+    /// SQLite, app `demo`, public topic `firehose`, and a hub channel of 16 frames: a
+    /// reader that stalls falls out of it almost at once (slow-consumer tests).
+    pub async fn firehose() -> Self {
+        let db = TestDatabase::new(Backend::Sqlite).await;
+        let store = db.open().await;
+        let key = create_key(&store, &[Capability::InstanceAdmin], None).await;
+        let rt = picloud_realtime::RealtimeConfig {
+            channel_capacity: 16,
+            ..realtime_config()
+        };
+        let s = Self::serve_with(db, store, ApiConfig::default(), rt, key).await;
+        s.create_app("demo").await;
+        s.create_topic("demo", "firehose", true, "public").await;
+        s
+    }
+}
+
 pub fn realtime_config() -> picloud_realtime::RealtimeConfig {
     picloud_realtime::RealtimeConfig {
         heartbeat: std::time::Duration::from_secs(1),

@@ -28,14 +28,7 @@ pub async fn subscribe_one(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let req = request::parse(
-        Some(&topic),
-        query.as_deref(),
-        &headers,
-        rt.config.max_topics_per_stream,
-    );
-    drop(headers);
-    subscribe(rt, app, req).await
+    subscribe(rt, app, Some(&topic), query.as_deref(), &headers).await
 }
 
 pub async fn subscribe_many(
@@ -44,25 +37,17 @@ pub async fn subscribe_many(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let req = request::parse(
-        None,
-        query.as_deref(),
-        &headers,
-        rt.config.max_topics_per_stream,
-    );
-    drop(headers);
-    subscribe(rt, app, req).await
+    subscribe(rt, app, None, query.as_deref(), &headers).await
 }
 
-/// `req` is parsed, and the request's headers dropped, before the first await: header
-/// values share hyper's read buffer, and while they live hyper must allocate a second one
-/// for the idle connection (about 8 KiB per subscriber).
 async fn subscribe(
     rt: Realtime,
     app: AppRef,
-    req: Result<SubscribeRequest, BadRequest>,
+    path_topic: Option<&str>,
+    query: Option<&str>,
+    headers: &HeaderMap,
 ) -> Response {
-    let req = match req {
+    let req = match request::parse(path_topic, query, headers, rt.config.max_topics_per_stream) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.code, &e.message),
     };
