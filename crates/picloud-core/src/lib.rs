@@ -9,6 +9,10 @@
 //! - [`topic`]: topic names, patterns (`chat.*`), auth mode, retention.
 //! - [`message`]: messages, publish items, and the [`message::Broadcaster`] seam.
 //! - [`secret`]: app secrets that sign subscriber tokens.
+//! - [`script`]: scripts, versions, routes and route matching.
+//! - [`trigger`]: trigger kinds, filters, cron schedules, retry policies.
+//! - [`data`]: kv keys, document collections, file paths (the script SDK's data).
+//! - [`dispatch`]: deliveries, dead letters, invocation records, per-app runtime settings.
 //! - [`store`]: the storage traits (`AppStore`, `DomainStore`, …) that `picloud-store`
 //!   implements for SQLite and PostgreSQL, with their contracts.
 //! - [`error`]: validation and store errors.
@@ -20,13 +24,17 @@
 pub mod admin_key;
 pub mod app;
 pub mod capability;
+pub mod data;
+pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod host;
 pub mod ids;
 pub mod message;
+pub mod script;
 pub mod secret;
 pub mod store;
 pub mod topic;
+pub mod trigger;
 
 pub use error::{StoreError, ValidationError};

@@ -15,7 +15,11 @@ use crate::domain::Domain;
 use crate::host::Host;
 use crate::ids::AppId;
 use crate::message::{Message, PublishItem};
+use crate::data::{Collection, Doc, DocFilter, EnvName, FileMeta, FilePath, KvEntry, KvKey};
+use crate::dispatch::{AppRuntime, DeadLetter, Delivery, Invocation};
+use crate::script::{NewRoute, Route, ScriptInfo, ScriptName, ScriptVersion};
 use crate::secret::AppSecret;
+use crate::trigger::{NewTrigger, Trigger, TriggerPatch};
 use crate::topic::{NewTopic, Topic, TopicName, TopicPatch};
 use crate::StoreError;
 
@@ -155,9 +159,221 @@ pub trait SecretStore: Send + Sync {
     async fn retire_secret(&self, app: &AppId, kid: &str) -> StoreResult<bool>;
 }
 
+#[async_trait]
+pub trait ScriptStore: Send + Sync {
+    /// Stores `source` as the script's next version and makes it active. The first deploy
+    /// creates the script at version 1.
+    async fn deploy_script(
+        &self,
+        app: &AppId,
+        name: &ScriptName,
+        source: &str,
+    ) -> StoreResult<ScriptVersion>;
+    /// The app's scripts ordered by name.
+    async fn list_scripts(&self, app: &AppId) -> StoreResult<Vec<ScriptInfo>>;
+    async fn get_script(&self, app: &AppId, name: &ScriptName) -> StoreResult<Option<ScriptInfo>>;
+    /// Every version of a script, oldest first (sources included).
+    async fn list_script_versions(
+        &self,
+        app: &AppId,
+        name: &ScriptName,
+    ) -> StoreResult<Vec<ScriptVersion>>;
+    /// One version, or the active one when `version` is `None`.
+    async fn get_script_version(
+        &self,
+        app: &AppId,
+        name: &ScriptName,
+        version: Option<i64>,
+    ) -> StoreResult<Option<ScriptVersion>>;
+    /// Makes an existing version active (rollback). `None` when script or version is unknown.
+    async fn activate_script_version(
+        &self,
+        app: &AppId,
+        name: &ScriptName,
+        version: i64,
+    ) -> StoreResult<Option<ScriptInfo>>;
+    /// Deletes the script and its versions. `false` when it did not exist.
+    async fn delete_script(&self, app: &AppId, name: &ScriptName) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait RouteStore: Send + Sync {
+    /// `Conflict("route")` when the app has a route with the same method and path.
+    async fn create_route(&self, app: &AppId, new: NewRoute) -> StoreResult<Route>;
+    /// The app's routes ordered by path, then method.
+    async fn list_routes(&self, app: &AppId) -> StoreResult<Vec<Route>>;
+    async fn delete_route(&self, app: &AppId, id: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait TriggerStore: Send + Sync {
+    async fn create_trigger(&self, app: &AppId, new: NewTrigger) -> StoreResult<Trigger>;
+    /// The app's triggers, oldest first.
+    async fn list_triggers(&self, app: &AppId) -> StoreResult<Vec<Trigger>>;
+    async fn get_trigger(&self, app: &AppId, id: &str) -> StoreResult<Option<Trigger>>;
+    async fn update_trigger(
+        &self,
+        app: &AppId,
+        id: &str,
+        patch: TriggerPatch,
+    ) -> StoreResult<Option<Trigger>>;
+    /// Deletes the trigger, its pending deliveries and its dead letters.
+    async fn delete_trigger(&self, app: &AppId, id: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait RuntimeStore: Send + Sync {
+    /// The app's settings (defaults when never set).
+    async fn get_runtime(&self, app: &AppId) -> StoreResult<AppRuntime>;
+    async fn set_runtime(&self, app: &AppId, runtime: &AppRuntime) -> StoreResult<()>;
+    /// The app's env values ordered by name.
+    async fn list_env(&self, app: &AppId) -> StoreResult<Vec<(String, String)>>;
+    async fn get_env(&self, app: &AppId, name: &EnvName) -> StoreResult<Option<String>>;
+    async fn set_env(&self, app: &AppId, name: &EnvName, value: &str) -> StoreResult<()>;
+    async fn delete_env(&self, app: &AppId, name: &EnvName) -> StoreResult<bool>;
+}
+
+/// kv, docs and file metadata. Every write also writes one outbox delivery per matching
+/// enabled trigger of its kind, in the same transaction (all or nothing).
+#[async_trait]
+pub trait DataStore: Send + Sync {
+    /// An expired key reads as missing (the sweeper deletes it later).
+    async fn kv_get(&self, app: &AppId, key: &KvKey, now_ms: i64) -> StoreResult<Option<KvEntry>>;
+    /// `value` is compact JSON.
+    async fn kv_set(
+        &self,
+        app: &AppId,
+        key: &KvKey,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> StoreResult<()>;
+    async fn kv_delete(&self, app: &AppId, key: &KvKey) -> StoreResult<bool>;
+    /// Live keys starting with `prefix`, ordered by key.
+    async fn kv_list(
+        &self,
+        app: &AppId,
+        prefix: &str,
+        limit: u32,
+        now_ms: i64,
+    ) -> StoreResult<Vec<KvEntry>>;
+    /// Deletes expired keys (no events: expiry is not a write); returns how many.
+    async fn kv_sweep_expired(&self, now_ms: i64) -> StoreResult<u64>;
+
+    /// `doc` is a compact JSON object.
+    async fn docs_insert(&self, app: &AppId, coll: &Collection, id: &str, doc: &str)
+        -> StoreResult<()>;
+    async fn docs_get(&self, app: &AppId, coll: &Collection, id: &str) -> StoreResult<Option<Doc>>;
+    async fn docs_update(
+        &self,
+        app: &AppId,
+        coll: &Collection,
+        id: &str,
+        doc: &str,
+    ) -> StoreResult<bool>;
+    async fn docs_delete(&self, app: &AppId, coll: &Collection, id: &str) -> StoreResult<bool>;
+    /// Documents whose top-level fields equal the filter's values, oldest id first.
+    async fn docs_find(
+        &self,
+        app: &AppId,
+        coll: &Collection,
+        filter: &DocFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<Doc>>;
+
+    /// Records the file (its bytes are already in `blob`); returns the blob it replaced.
+    async fn file_put(&self, app: &AppId, path: &FilePath, blob: &str, size: u64)
+        -> StoreResult<Option<String>>;
+    async fn file_get(&self, app: &AppId, path: &FilePath) -> StoreResult<Option<FileMeta>>;
+    /// Returns the deleted file's blob.
+    async fn file_delete(&self, app: &AppId, path: &FilePath) -> StoreResult<Option<String>>;
+    /// Files under `prefix`, ordered by path.
+    async fn file_list(&self, app: &AppId, prefix: &str, limit: u32) -> StoreResult<Vec<FileMeta>>;
+    /// Whether some app's file uses `blob` (the sweeper keeps those).
+    async fn blob_in_use(&self, blob: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Claims up to `limit` due deliveries (at most `per_app` per app, apps visited
+    /// starting after `after_app` so that successive claims rotate across apps) for
+    /// `owner` until `now_ms + lease_ms`, counting an attempt for each. A delivery whose
+    /// lease expired is due again (that is how a crashed worker's work is rescued).
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+        per_app: u32,
+        after_app: Option<&AppId>,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// Extends the leases `owner` still holds; returns the ids it no longer holds.
+    async fn renew_leases(&self, owner: &str, ids: &[i64], until_ms: i64) -> StoreResult<Vec<i64>>;
+    /// Removes deliveries that ran successfully; returns the ids removed (a missing id:
+    /// `owner` lost that lease).
+    async fn complete_deliveries(&self, owner: &str, ids: &[i64]) -> StoreResult<Vec<i64>>;
+    /// Schedules the next attempt. `false` when `owner` lost the lease.
+    async fn retry_delivery(
+        &self,
+        owner: &str,
+        id: i64,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> StoreResult<bool>;
+    /// Moves a delivery to `dead_letters` and writes one delivery per matching enabled
+    /// `dead_letter` trigger (never the failed trigger itself), in one transaction.
+    /// `None` when `owner` lost the lease.
+    async fn dead_letter_delivery(
+        &self,
+        owner: &str,
+        id: i64,
+        error: &str,
+    ) -> StoreResult<Option<DeadLetter>>;
+    /// The app's dead letters, newest first.
+    async fn list_dead_letters(&self, app: &AppId, limit: u32) -> StoreResult<Vec<DeadLetter>>;
+    /// Queues the dead letter's event again for its trigger (attempts start over). `None`
+    /// when unknown; returns the new delivery id.
+    async fn replay_dead_letter(&self, app: &AppId, id: &str) -> StoreResult<Option<i64>>;
+    /// For every enabled cron trigger, turns scheduled times in `(cursor, now]` (at most
+    /// `max_catch_up` per trigger) into deliveries, each time once per cluster. Returns how
+    /// many deliveries were written.
+    async fn fire_cron(&self, now_ms: i64, max_catch_up: usize) -> StoreResult<u64>;
+    /// Earliest `next_attempt_at` of any delivery, if any (the dispatcher sleeps until then).
+    async fn next_due(&self) -> StoreResult<Option<i64>>;
+}
+
+#[async_trait]
+pub trait InvocationStore: Send + Sync {
+    /// Records runs (ids are assigned by the store; `Invocation::id` is ignored).
+    async fn record_invocations(&self, items: &[(AppId, Invocation)]) -> StoreResult<()>;
+    /// Newest first; `before` pages by id.
+    async fn list_invocations(
+        &self,
+        app: &AppId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Invocation>>;
+    /// Deletes records older than `before_ms` and, per app, all but the newest
+    /// `keep_per_app`; returns how many.
+    async fn prune_invocations(&self, keep_per_app: u32, before_ms: i64) -> StoreResult<u64>;
+}
+
 /// Everything the server needs from storage, as one object.
 pub trait Store:
-    AppStore + DomainStore + AdminKeyStore + HealthStore + TopicStore + MessageStore + SecretStore
+    AppStore
+    + DomainStore
+    + AdminKeyStore
+    + HealthStore
+    + TopicStore
+    + MessageStore
+    + SecretStore
+    + ScriptStore
+    + RouteStore
+    + TriggerStore
+    + RuntimeStore
+    + DataStore
+    + OutboxStore
+    + InvocationStore
 {
 }
 
@@ -169,5 +385,12 @@ impl<T> Store for T where
         + TopicStore
         + MessageStore
         + SecretStore
+        + ScriptStore
+        + RouteStore
+        + TriggerStore
+        + RuntimeStore
+        + DataStore
+        + OutboxStore
+        + InvocationStore
 {
 }

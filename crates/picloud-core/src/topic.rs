@@ -57,6 +57,15 @@ impl std::fmt::Display for TopicName {
     }
 }
 
+impl std::fmt::Display for TopicPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exact(t) => f.write_str(t.as_str()),
+            Self::Prefix(p) => write!(f, "{p}*"),
+        }
+    }
+}
+
 /// A topic pattern from a token or a trigger: an exact name, or `prefix.*` for every topic
 /// under `prefix.` (not `prefix` itself).
 #[derive(Debug, Clone, PartialEq, Eq)]

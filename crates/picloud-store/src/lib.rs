@@ -6,7 +6,9 @@
 //! - `db`: the [`Db`] pool enum and the `on_pool!` macro that runs one SQL text on either
 //!   backend; `error`: sqlx errors → `StoreError`.
 //! - `apps`, `domains`, `admin_keys`, `health`, `topics`, `messages`, `secrets`: one file
-//!   per store trait.
+//!   per store trait; `scripts` (scripts, routes), `triggers` (triggers, runtime settings,
+//!   env), `data` (kv, docs, file metadata, each write with its outbox rows), `outbox`
+//!   (claims, leases, retries, dead letters, cron fires, invocation records).
 //! - `migrate`: the embedded migrators (`migrations/sqlite`, `migrations/postgres`).
 //! - `testing` (feature): throwaway SQLite files and PostgreSQL databases for tests.
 //!
@@ -17,16 +19,20 @@
 mod admin_keys;
 mod apps;
 mod connect;
+mod data;
 mod db;
 mod domains;
 mod error;
 mod health;
 mod messages;
 mod migrate;
+mod outbox;
+mod scripts;
 mod secrets;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod topics;
+mod triggers;
 
 pub use connect::{connect, ConnectError, DatabaseLocation};
 pub use db::{Backend, Db};
