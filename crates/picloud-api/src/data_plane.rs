@@ -1,20 +1,16 @@
 //! The data plane: requests on an app's Host, after [`crate::dispatch`] resolved the app.
-//! `GET /` describes the app; `/realtime/...` subscribes over SSE (`picloud-realtime`).
-//! Script routes plug in here next.
+//! `/realtime/...` subscribes over SSE (`picloud-realtime`); everything else goes to the
+//! app's script routes ([`crate::endpoint`]), with `GET /` describing the app when no
+//! route claims it.
 
 use std::time::Duration;
 
-use axum::extract::Extension;
 use axum::http::{header, HeaderName, Method};
 use axum::routing::get;
 use axum::Router;
 use tower_http::cors::{Any, CorsLayer};
 
-use crate::error::ApiError;
-use crate::host::ResolvedApp;
-use crate::json::ApiJson;
 use crate::state::AppState;
-use crate::wire::AppInfo;
 
 pub fn router(state: AppState) -> Router {
     let realtime = Router::new()
@@ -25,13 +21,12 @@ pub fn router(state: AppState) -> Router {
         .route("/realtime", get(picloud_realtime::sse::subscribe_many))
         .layer(realtime_cors());
     Router::new()
-        .route("/", get(app_info))
         .merge(realtime)
         .route_layer(axum::middleware::from_fn_with_state(
             "app:",
             crate::metrics::label_route,
         ))
-        .fallback(|| async { ApiError::not_found("route") })
+        .fallback(crate::endpoint::serve)
         .with_state(state)
 }
 
@@ -49,11 +44,4 @@ fn realtime_cors() -> CorsLayer {
             HeaderName::from_static("last-event-id"),
         ])
         .max_age(Duration::from_secs(86_400))
-}
-
-async fn app_info(Extension(app): Extension<ResolvedApp>) -> ApiJson<AppInfo> {
-    ApiJson(AppInfo {
-        app: app.slug.to_string(),
-        version: env!("CARGO_PKG_VERSION"),
-    })
 }

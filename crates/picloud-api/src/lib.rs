@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod data_plane;
 pub mod dispatch;
+pub mod endpoint;
 pub mod error;
 pub mod health;
 pub mod host;
@@ -29,6 +30,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod wire;
+pub mod wire_scripts;
 
 pub use router::build;
 pub use server::serve;

@@ -21,6 +21,7 @@ Errors are `{\"error\":{\"code\",\"message\"}}`.",
         (name = "tokens", description = "Subscriber tokens (HS256 JWT)"),
         (name = "secrets", description = "App secrets that sign subscriber tokens"),
         (name = "health", description = "Liveness and readiness, on every Host"),
+        (name = "scripts", description = "Scripts, routes, triggers, env, runtime settings, dead letters, logs"),
     )
 )]
 pub struct ApiDoc;

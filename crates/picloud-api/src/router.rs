@@ -14,7 +14,10 @@ use utoipa_axum::routes;
 use crate::dispatch::{dispatch, Planes};
 use crate::error::ApiError;
 use crate::openapi::ApiDoc;
-use crate::routes::{admin_keys, apps, domains, publish, secrets, tokens, topics};
+use crate::routes::{
+    admin_keys, app_routes, apps, domains, publish, runtime, scripts, secrets, tokens, topics,
+    triggers,
+};
 use crate::state::AppState;
 use crate::{data_plane, health, metrics};
 
@@ -46,6 +49,24 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(secrets::rotate_secret))
         .routes(routes!(secrets::retire_secret))
         .routes(routes!(health::realtime))
+        .routes(routes!(scripts::list_scripts, scripts::deploy_script))
+        .routes(routes!(scripts::get_script, scripts::delete_script))
+        .routes(routes!(scripts::get_script_version))
+        .routes(routes!(scripts::rollback_script))
+        .routes(routes!(app_routes::list_routes, app_routes::create_route))
+        .routes(routes!(app_routes::delete_route))
+        .routes(routes!(triggers::list_triggers, triggers::create_trigger))
+        .routes(routes!(
+            triggers::get_trigger,
+            triggers::update_trigger,
+            triggers::delete_trigger
+        ))
+        .routes(routes!(runtime::get_runtime, runtime::set_runtime))
+        .routes(routes!(runtime::list_env))
+        .routes(routes!(runtime::set_env, runtime::delete_env))
+        .routes(routes!(runtime::list_dead_letters))
+        .routes(routes!(runtime::replay_dead_letter))
+        .routes(routes!(runtime::list_logs))
 }
 
 /// The whole HTTP service.

@@ -6,6 +6,9 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use picloud_core::host::Host;
 use picloud_core::store::Store;
+use picloud_core::ids::AppId;
+use picloud_core::script::Route;
+use picloud_dispatch::Invoker;
 use picloud_realtime::Realtime;
 
 use crate::host::HostResolver;
@@ -54,10 +57,19 @@ pub struct Inner {
     pub config: ApiConfig,
     pub metrics: PrometheusHandle,
     pub realtime: Realtime,
+    pub invoker: Invoker,
+    /// Each app's routes, for the data plane. Changes through this node invalidate at once;
+    /// the TTL bounds how long another node's change takes to show here.
+    pub routes: moka::future::Cache<AppId, Arc<Vec<Route>>>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, config: ApiConfig, realtime: Realtime) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: ApiConfig,
+        realtime: Realtime,
+        invoker: Invoker,
+    ) -> Self {
         let resolver = HostResolver::new(store.clone(), config.host_cache_ttl);
         let lookups = LookupCache::new(config.admin_key_cache_ttl, config.host_cache_ttl);
         Self(Arc::new(Inner {
@@ -67,7 +79,17 @@ impl AppState {
             config,
             metrics: crate::metrics::handle(),
             realtime,
+            invoker,
+            routes: moka::future::Cache::builder()
+                .time_to_live(Duration::from_secs(2))
+                .max_capacity(10_000)
+                .build(),
         }))
+    }
+
+    /// Routes of `app` changed through this node.
+    pub async fn routes_changed(&self, app: &AppId) {
+        self.routes.invalidate(app).await;
     }
 }
 

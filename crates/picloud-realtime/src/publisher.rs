@@ -18,7 +18,7 @@ use picloud_core::message::{Broadcaster, Message, PublishItem};
 use picloud_core::store::Store;
 use picloud_core::topic::TopicName;
 use picloud_core::StoreError;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
 use crate::stats::Stats;
 
@@ -47,6 +47,7 @@ pub struct Publisher {
     queue: mpsc::Sender<Pending>,
     broadcaster: Arc<dyn Broadcaster>,
     stats: Arc<Stats>,
+    committed: Arc<Notify>,
 }
 
 impl Publisher {
@@ -57,12 +58,26 @@ impl Publisher {
         stats: Arc<Stats>,
     ) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(rx, store, broadcaster.clone(), stats.clone()));
+        let committed = Arc::new(Notify::new());
+        tokio::spawn(writer(
+            rx,
+            store,
+            broadcaster.clone(),
+            stats.clone(),
+            committed.clone(),
+        ));
         Self {
             queue,
             broadcaster,
             stats,
+            committed,
         }
+    }
+
+    /// Notified after each committed batch: a batch may have written outbox deliveries,
+    /// so the dispatcher wakes on it instead of waiting for its next poll.
+    pub fn committed(&self) -> Arc<Notify> {
+        self.committed.clone()
     }
 
     /// Durable publish: stored, seq assigned, outbox written, then broadcast. `payload` must
@@ -114,6 +129,7 @@ async fn writer(
     store: Arc<dyn Store>,
     broadcaster: Arc<dyn Broadcaster>,
     stats: Arc<Stats>,
+    committed: Arc<Notify>,
 ) {
     let slots = Arc::new(Semaphore::new(store.publish_concurrency().max(1)));
     let mut previous: Option<oneshot::Receiver<()>> = None;
@@ -138,8 +154,12 @@ async fn writer(
         let (done, next) = oneshot::channel();
         let before = previous.replace(next);
         let (store, broadcaster, stats) = (store.clone(), broadcaster.clone(), stats.clone());
+        let committed = committed.clone();
         tokio::spawn(async move {
             let results = commit(&*store, &batch).await;
+            if results.iter().any(Result::is_ok) {
+                committed.notify_one();
+            }
             if let Some(before) = before {
                 let _ = before.await; // sent or dropped: either way it is our turn
             }

@@ -244,7 +244,9 @@ async fn concurrent_publishers_never_share_or_skip_a_seq(store: SqlStore) {
 
 async fn a_failed_batch_writes_nothing(store: SqlStore) {
     let a = app(&store, "alpha").await;
+    insert_pubsub_trigger(&store, &a, "x", true).await;
     store.publish(&[item(&a, "x", 1)]).await.unwrap();
+    assert_eq!(outbox_rows(&store, &a).await.len(), 1);
     let ghost = AppId::new(); // no such app: the foreign key fails mid-batch
     let err = store
         .publish(&[item(&a, "x", 2), item(&ghost, "x", 3), item(&a, "y", 4)])
@@ -262,6 +264,11 @@ async fn a_failed_batch_writes_nothing(store: SqlStore) {
     );
     assert!(store.get_topic(&a, &t("y")).await.unwrap().is_none());
     assert_eq!(store.read_after(&a, &t("x"), 0, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        outbox_rows(&store, &a).await.len(),
+        1,
+        "the rolled-back batch left no deliveries"
+    );
     assert_eq!(
         store.publish(&[item(&a, "x", 5)]).await.unwrap(),
         vec![2],

@@ -29,6 +29,9 @@ pub enum Command {
     },
     /// Publish a message through a running server (so live subscribers get it).
     Publish(PublishArgs),
+    /// Deploy a Rhai script as the next version (through a running server, which compiles
+    /// it first and answers compile errors with line and column).
+    Deploy(DeployArgs),
     /// Administer the instance offline, straight against the database.
     Admin {
         #[command(subcommand)]
@@ -83,6 +86,22 @@ pub struct TokenMintArgs {
     pub subject: Option<String>,
     #[command(flatten)]
     pub db: DbArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    /// App slug or id.
+    pub app: String,
+    /// The script's name.
+    pub name: String,
+    /// The Rhai source file; `-` reads stdin.
+    pub file: std::path::PathBuf,
+    /// The server's admin URL.
+    #[arg(long, env = "PICLOUD_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// An admin key with ScriptDeploy.
+    #[arg(long, env = "PICLOUD_ADMIN_KEY", hide_env_values = true)]
+    pub key: String,
 }
 
 #[derive(Args, Debug)]
@@ -160,6 +179,13 @@ pub struct ServeArgs {
     /// Largest message payload a publish accepts, in bytes.
     #[arg(long, env = "PICLOUD_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub max_message_bytes: usize,
+    /// Script deliveries (trigger runs) running at once on this node.
+    #[arg(long, env = "PICLOUD_DISPATCH_WORKERS", default_value_t = 64)]
+    pub dispatch_workers: usize,
+    /// Milliseconds a claimed delivery is leased: a crashed node's deliveries run again
+    /// this long after it claimed them.
+    #[arg(long, env = "PICLOUD_DISPATCH_LEASE_MS", default_value_t = 30_000)]
+    pub dispatch_lease_ms: u64,
     /// Seconds to let in-flight requests finish after SIGINT/SIGTERM before exiting.
     #[arg(long, env = "PICLOUD_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

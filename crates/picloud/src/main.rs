@@ -3,7 +3,7 @@
 //! # Layout
 //! - `cli`: clap definitions (flags and `PICLOUD_*` env).
 //! - `serve`: `picloud serve` (store → bootstrap → router → serve until shutdown).
-//! - `admin`: offline admin commands; `realtime_cmd`: `token mint`, `publish`; `shutdown`: the signal-driven shutdown token;
+//! - `admin`: offline admin commands; `realtime_cmd`: `token mint`, `publish`, `deploy`; `shutdown`: the signal-driven shutdown token;
 //!   `logging`: tracing setup.
 
 mod admin;
@@ -45,6 +45,10 @@ async fn main() -> ExitCode {
         Command::Publish(args) => {
             logging::init(LogFormat::Text, "warn");
             realtime_cmd::publish(args).await
+        }
+        Command::Deploy(args) => {
+            logging::init(LogFormat::Text, "warn");
+            realtime_cmd::deploy(args).await
         }
         Command::Admin {
             command: AdminCommand::Key { command },

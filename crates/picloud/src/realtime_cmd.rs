@@ -1,5 +1,6 @@
-//! `picloud token mint` (offline) and `picloud publish` (through the server's admin API, so
-//! the message reaches live subscribers; an offline publish could only reach history).
+//! `picloud token mint` (offline), `picloud publish` (through the server's admin API, so
+//! the message reaches live subscribers; an offline publish could only reach history) and
+//! `picloud deploy` (through the server, which compiles the script first).
 
 use std::io::Read;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use anyhow::{bail, Context};
 use picloud_realtime::token::MintError;
 use picloud_realtime::TokenService;
 
-use crate::cli::{PublishArgs, TokenMintArgs};
+use crate::cli::{DeployArgs, PublishArgs, TokenMintArgs};
 
 pub async fn mint(args: TokenMintArgs) -> anyhow::Result<()> {
     let store = crate::open_store(&args.db).await?;
@@ -68,5 +69,43 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         bail!("{status}: {message}");
     }
     println!("{text}");
+    Ok(())
+}
+
+pub async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
+    let source = if args.file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the script from stdin")?;
+        s
+    } else {
+        std::fs::read_to_string(&args.file)
+            .with_context(|| format!("cannot read {}", args.file.display()))?
+    };
+    let url = format!(
+        "{}/api/v1/apps/{}/scripts",
+        args.server.trim_end_matches('/'),
+        args.app
+    );
+    let res = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&args.key)
+        .json(&serde_json::json!({"name": args.name, "source": source}))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", args.server))?;
+    let status = res.status();
+    let body: serde_json::Value = res.json().await.unwrap_or_default();
+    if !status.is_success() {
+        let e = &body["error"];
+        let message = e["message"].as_str().unwrap_or("request failed");
+        if e["code"] == "compile_error" {
+            bail!("{}:{}:{}: {message}", args.file.display(), e["line"], e["column"]);
+        }
+        bail!("{status}: {message}");
+    }
+    eprintln!("Deployed {} version {} to {}", args.name, body["version"], args.app);
+    println!("{body}");
     Ok(())
 }

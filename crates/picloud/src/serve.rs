@@ -45,7 +45,36 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         },
         shutdown.token(),
     );
-    let state = AppState::new(store_dyn, config, realtime);
+    let outbox_written = Arc::new(tokio::sync::Notify::new());
+    let blobs = picloud_dispatch::BlobStore::new(args.db.data_dir.join("files"));
+    let invoker = picloud_dispatch::Invoker::new(
+        picloud_dispatch::HostDeps {
+            store: store_dyn.clone(),
+            realtime: realtime.clone(),
+            blobs: blobs.clone(),
+            outbox_written: outbox_written.clone(),
+        },
+        picloud_dispatch::InvokerConfig::default(),
+    );
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let dispatcher = picloud_dispatch::Dispatcher::new(
+        invoker.clone(),
+        picloud_dispatch::DispatcherConfig {
+            workers: args.dispatch_workers.max(1),
+            lease: Duration::from_millis(args.dispatch_lease_ms.max(1000)),
+            grace,
+            ..Default::default()
+        },
+        vec![outbox_written, realtime.publisher.committed()],
+    );
+    let dispatcher = tokio::spawn(dispatcher.run(shutdown.token()));
+    picloud_dispatch::sweeper::spawn(
+        store_dyn.clone(),
+        blobs,
+        Default::default(),
+        shutdown.token(),
+    );
+    let state = AppState::new(store_dyn, config, realtime, invoker.clone());
     let router = picloud_api::build(state);
     let drain = shutdown.clone();
     let server = tokio::spawn(picloud_api::serve(listener, router, async move {
@@ -53,14 +82,24 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     }));
 
     shutdown.wait().await;
-    let grace = Duration::from_secs(args.shutdown_grace_secs);
-    match tokio::time::timeout(grace, server).await {
+    // The dispatcher stops claiming at once and gives running deliveries the same grace
+    // as requests; whatever it then cancels runs again after its lease.
+    let (served, dispatched) = tokio::join!(
+        tokio::time::timeout(grace, server),
+        tokio::time::timeout(grace + Duration::from_secs(2), dispatcher)
+    );
+    match served {
         Ok(joined) => joined.context("server task")?.context("server")?,
         Err(_) => tracing::warn!(
             ?grace,
             "in-flight requests still running after grace period; exiting"
         ),
     }
+    if dispatched.is_err() {
+        invoker.cancel_running();
+        tracing::warn!("script deliveries still running after grace period; cancelled");
+    }
+    invoker.flush_records().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

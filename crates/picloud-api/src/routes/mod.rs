@@ -8,3 +8,7 @@ pub mod publish;
 pub mod secrets;
 pub mod tokens;
 pub mod topics;
+pub mod app_routes;
+pub mod runtime;
+pub mod scripts;
+pub mod triggers;

@@ -12,4 +12,5 @@ mod health;
 mod openapi;
 mod realtime;
 mod resume;
+mod scripts;
 mod slow_consumer;

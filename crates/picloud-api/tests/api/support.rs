@@ -70,7 +70,27 @@ impl TestServer {
         let stop = CancellationToken::new();
         let store_dyn: Arc<dyn picloud_core::store::Store> = Arc::new(store.clone());
         let realtime = picloud_realtime::Realtime::start(store_dyn.clone(), realtime, stop.clone());
-        let router = picloud_api::build(AppState::new(store_dyn, config, realtime));
+        let outbox_written = Arc::new(tokio::sync::Notify::new());
+        let invoker = picloud_dispatch::Invoker::new(
+            picloud_dispatch::HostDeps {
+                store: store_dyn.clone(),
+                realtime: realtime.clone(),
+                blobs: picloud_dispatch::BlobStore::new(db.data_dir().join("files")),
+                outbox_written: outbox_written.clone(),
+            },
+            picloud_dispatch::InvokerConfig::default(),
+        );
+        let dispatcher = picloud_dispatch::Dispatcher::new(
+            invoker.clone(),
+            picloud_dispatch::DispatcherConfig {
+                poll: std::time::Duration::from_millis(100),
+                grace: std::time::Duration::from_secs(1),
+                ..Default::default()
+            },
+            vec![outbox_written, realtime.publisher.committed()],
+        );
+        tokio::spawn(dispatcher.run(stop.clone()));
+        let router = picloud_api::build(AppState::new(store_dyn, config, realtime, invoker));
         let wait = stop.clone();
         let task = tokio::spawn(picloud_api::serve(listener, router, async move {
             wait.cancelled().await

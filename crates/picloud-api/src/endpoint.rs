@@ -1,0 +1,205 @@
+//! Script endpoints: a request on an app's Host that matches one of its routes runs the
+//! route's script with a `request` map, and the script's result becomes the response
+//! (DESIGN §8, §13).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use picloud_core::script::{match_route, Route};
+use picloud_dispatch::InvokeError;
+use picloud_runtime::{into_http_response, Body as ScriptBody, Input};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::host::ResolvedApp;
+use crate::json::ApiJson;
+use crate::state::AppState;
+use crate::wire::AppInfo;
+
+async fn routes(state: &AppState, app: &ResolvedApp) -> Result<Arc<Vec<Route>>, ApiError> {
+    if let Some(r) = state.routes.get(&app.id).await {
+        return Ok(r);
+    }
+    let r = Arc::new(state.store.list_routes(&app.id).await?);
+    state.routes.insert(app.id.clone(), r.clone()).await;
+    Ok(r)
+}
+
+/// The data plane's fallback: a route's script, `GET /` describing the app when no route
+/// claims it, else 404.
+pub async fn serve(
+    State(state): State<AppState>,
+    Extension(app): Extension<ResolvedApp>,
+    req: Request,
+) -> Response {
+    match handle(&state, &app, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(state: &AppState, app: &ResolvedApp, req: Request) -> Result<Response, ApiError> {
+    let table = routes(state, app).await?;
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let decoded: Vec<String> = path
+        .split('/')
+        .map(|s| percent_decode(s).unwrap_or_else(|| s.to_owned()))
+        .collect();
+    let joined = decoded.join("/");
+    let Some((route, params)) = match_route(&table, &method, &joined) else {
+        if path == "/" && (method == "GET" || method == "HEAD") {
+            return Ok(ApiJson(AppInfo {
+                app: app.slug.to_string(),
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .into_response());
+        }
+        return Err(ApiError::not_found("route"));
+    };
+    let (parts, body) = req.into_parts();
+    let limit = state.config.max_body_bytes;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("a request body may be at most {limit} bytes"),
+            ))
+        }
+    };
+    let request = request_map(&parts, &path, params, &bytes);
+    let source = format!("route:{} {}", route.method.as_str(), route.path.as_str());
+    let ran = state
+        .invoker
+        .invoke(
+            &app.id,
+            &route.script,
+            source,
+            Input::Request(request),
+            None,
+            Some(state.invoker.endpoint_wait()),
+        )
+        .await;
+    let ran = match ran {
+        Ok(r) => r,
+        Err(InvokeError::Busy) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many requests running for this app; try again",
+            ))
+        }
+        Err(InvokeError::Store(e)) => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!(app = %app.slug, error = %e, "endpoint not runnable");
+            return Err(script_failed());
+        }
+    };
+    let value = match ran.outcome.result {
+        Ok(v) => v,
+        Err(_) => return Err(script_failed()),
+    };
+    let resp = into_http_response(value).map_err(|_| script_failed())?;
+    let mut builder = Response::builder().status(resp.status);
+    let mut has_type = false;
+    for (k, v) in &resp.headers {
+        let (Ok(name), Ok(value)) = (HeaderName::try_from(k.as_str()), HeaderValue::try_from(v.as_str())) else {
+            return Err(script_failed());
+        };
+        has_type |= name == header::CONTENT_TYPE;
+        builder = builder.header(name, value);
+    }
+    let body = match resp.body {
+        ScriptBody::Empty => Body::empty(),
+        ScriptBody::Text(t) => {
+            if !has_type {
+                builder = builder.header(header::CONTENT_TYPE, "text/plain; charset=utf-8");
+            }
+            Body::from(t)
+        }
+        ScriptBody::Json(v) => {
+            if !has_type {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+            }
+            Body::from(v.to_string())
+        }
+    };
+    builder.body(body).map_err(|_| script_failed())
+}
+
+/// What a client sees when a script fails: nothing of the script's internals. The error
+/// and the script's log lines are in the app's logs.
+fn script_failed() -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "script_error",
+        "the endpoint's script failed; its error is in the app's logs",
+    )
+}
+
+fn request_map(
+    parts: &axum::http::request::Parts,
+    path: &str,
+    params: Vec<(String, String)>,
+    body: &[u8],
+) -> Value {
+    let mut query = Map::new();
+    if let Some(q) = parts.uri.query() {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            query.insert(k.into_owned(), Value::String(v.into_owned()));
+        }
+    }
+    let mut headers = Map::new();
+    for (k, v) in &parts.headers {
+        if let Ok(v) = v.to_str() {
+            // Repeated headers join with ", " as HTTP allows.
+            let entry = headers.entry(k.as_str().to_owned()).or_insert(Value::String(String::new()));
+            if let Value::String(s) = entry {
+                if !s.is_empty() {
+                    s.push_str(", ");
+                }
+                s.push_str(v);
+            }
+        }
+    }
+    let text = std::str::from_utf8(body).ok();
+    let json = text
+        .filter(|t| !t.trim().is_empty())
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .unwrap_or(Value::Null);
+    serde_json::json!({
+        "method": parts.method.as_str(),
+        "path": path,
+        "params": params.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<Map<_, _>>(),
+        "query": query,
+        "headers": headers,
+        "body": text.unwrap_or_default(),
+        "json": json,
+    })
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_owned());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}

@@ -1,0 +1,326 @@
+//! JSON wire types of the script side of the admin API: scripts, routes, triggers, env,
+//! runtime settings, dead letters, invocation logs.
+
+use chrono::{DateTime, Utc};
+use picloud_core::dispatch::{DeadLetter, Invocation};
+use picloud_core::script::{Route, ScriptInfo, ScriptVersion};
+use picloud_core::trigger::Trigger;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeployScript {
+    /// `[A-Za-z0-9_.-]`, 1–64 characters.
+    pub name: String,
+    /// Rhai source, at most 256 KiB.
+    pub source: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeployedScript {
+    pub name: String,
+    pub version: i64,
+}
+
+/// A compile error: where and why.
+#[derive(Serialize, ToSchema)]
+pub struct CompileErrorBody {
+    pub error: CompileErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CompileErrorDetail {
+    /// `compile_error`
+    pub code: &'static str,
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ScriptBody {
+    pub name: String,
+    pub active_version: i64,
+    pub latest_version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<ScriptInfo> for ScriptBody {
+    fn from(s: ScriptInfo) -> Self {
+        Self {
+            name: s.name.to_string(),
+            active_version: s.active_version,
+            latest_version: s.latest_version,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ScriptList {
+    pub scripts: Vec<ScriptBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ScriptVersionBody {
+    pub name: String,
+    pub version: i64,
+    pub source: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ScriptVersion> for ScriptVersionBody {
+    fn from(v: ScriptVersion) -> Self {
+        Self {
+            name: v.name.to_string(),
+            version: v.version,
+            source: v.source,
+            created_at: v.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ScriptDetail {
+    #[serde(flatten)]
+    pub script: ScriptBody,
+    /// Every version, oldest first.
+    pub versions: Vec<ScriptVersionBody>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    /// The version to make active.
+    pub version: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoute {
+    /// GET, POST, PUT, PATCH, DELETE or ANY.
+    pub method: String,
+    /// `/items/:id`: literal segments and `:params`.
+    pub path: String,
+    /// The script's name.
+    pub script: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RouteBody {
+    pub id: String,
+    pub method: String,
+    pub path: String,
+    pub script: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Route> for RouteBody {
+    fn from(r: Route) -> Self {
+        Self {
+            id: r.id,
+            method: r.method.as_str().to_owned(),
+            path: r.path.as_str().to_owned(),
+            script: r.script.to_string(),
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RouteList {
+    pub routes: Vec<RouteBody>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBody {
+    pub max_attempts: u32,
+    pub base_delay_ms: i64,
+    pub max_delay_ms: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTrigger {
+    /// kv, docs, files, cron, pubsub or dead_letter.
+    pub kind: String,
+    pub script: String,
+    /// By kind: kv `{"prefix"}`, docs `{"collection"}`, files `{"prefix"}`, cron
+    /// `{"schedule"}`, pubsub `{"topic"}` (`prefix.*` allowed), dead_letter `{"trigger"?}`.
+    #[schema(value_type = Object)]
+    pub filter: Option<serde_json::Value>,
+    pub enabled: Option<bool>,
+    pub retry: Option<RetryBody>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTrigger {
+    pub script: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
+    pub enabled: Option<bool>,
+    pub retry: Option<RetryBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TriggerBody {
+    pub id: String,
+    pub kind: String,
+    pub script: String,
+    #[schema(value_type = Object)]
+    pub filter: serde_json::Value,
+    pub enabled: bool,
+    pub retry: RetryBody,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Trigger> for TriggerBody {
+    fn from(t: Trigger) -> Self {
+        Self {
+            kind: t.filter.kind().as_str().to_owned(),
+            filter: t.filter.to_json(),
+            id: t.id,
+            script: t.script.to_string(),
+            enabled: t.enabled,
+            retry: RetryBody {
+                max_attempts: t.retry.max_attempts,
+                base_delay_ms: t.retry.base_delay_ms,
+                max_delay_ms: t.retry.max_delay_ms,
+            },
+            created_at: t.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TriggerList {
+    pub triggers: Vec<TriggerBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeadLetterBody {
+    pub id: String,
+    pub trigger: String,
+    #[schema(value_type = Object)]
+    pub event: serde_json::Value,
+    pub attempts: u32,
+    pub last_error: String,
+    pub created_at: DateTime<Utc>,
+    pub replayed_at: Option<DateTime<Utc>>,
+}
+
+fn ms(at: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at).unwrap_or_default()
+}
+
+impl From<DeadLetter> for DeadLetterBody {
+    fn from(d: DeadLetter) -> Self {
+        Self {
+            id: d.id,
+            trigger: d.trigger_id,
+            event: d.event,
+            attempts: d.attempts,
+            last_error: d.last_error,
+            created_at: ms(d.created_at),
+            replayed_at: d.replayed_at.map(ms),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeadLetterList {
+    pub dead_letters: Vec<DeadLetterBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Replayed {
+    /// The new delivery's id (its `event.delivery_id`).
+    pub delivery_id: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeBody {
+    /// Overrides of the script limits: `max_operations`, `max_call_depth`,
+    /// `max_expr_depth`, `max_string_bytes`, `max_array_len`, `max_map_len`,
+    /// `timeout_ms`, `max_log_lines`.
+    #[schema(value_type = Object)]
+    pub limits: serde_json::Value,
+    /// Script runs of this app at once on one node.
+    pub max_concurrency: u32,
+    /// The limits in effect (defaults merged with the overrides). Ignored on input.
+    #[serde(default, skip_deserializing)]
+    #[schema(value_type = Object, read_only)]
+    pub effective_limits: serde_json::Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EnvList {
+    /// Name → value.
+    #[schema(value_type = Object)]
+    pub env: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvValue {
+    pub value: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvocationBody {
+    pub id: i64,
+    pub script: String,
+    pub version: i64,
+    /// `route:GET /items/:id` or `trigger:<id>`.
+    pub source: String,
+    pub delivery_id: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub duration_us: i64,
+    pub operations: i64,
+    /// `ok` or `error`.
+    pub outcome: String,
+    pub error: Option<String>,
+    /// `[{level, message, at_ms}]`
+    #[schema(value_type = Vec<Object>)]
+    pub logs: serde_json::Value,
+}
+
+impl From<Invocation> for InvocationBody {
+    fn from(i: Invocation) -> Self {
+        Self {
+            id: i.id,
+            script: i.script,
+            version: i.version,
+            source: i.source,
+            delivery_id: i.delivery_id,
+            started_at: ms(i.started_at),
+            duration_us: i.duration_us,
+            operations: i.operations,
+            outcome: i.outcome,
+            error: i.error,
+            logs: i.logs,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvocationList {
+    pub invocations: Vec<InvocationBody>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    /// Page size, 1–500 (default 100).
+    pub limit: Option<u32>,
+    /// Records older than this id.
+    pub before: Option<i64>,
+}

@@ -1,0 +1,219 @@
+//! Runs a script for an app: finds the active version (compiled once, cached briefly),
+//! applies the app's limits and concurrency cap, runs it on a blocking thread with the
+//! SDK bound to the app, and records the invocation.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::future::Cache;
+use picloud_core::dispatch::Invocation;
+use picloud_core::ids::AppId;
+use picloud_core::script::ScriptName;
+use picloud_core::StoreError;
+use picloud_runtime::{Input, Limits, Outcome, Script};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::host::{AppHost, HostDeps};
+use crate::recorder::Recorder;
+
+#[derive(Clone, Debug)]
+pub struct InvokerConfig {
+    /// How long a resolved (script → active version) or an app's settings may be served
+    /// from cache. Changes through this node invalidate at once; this bounds how long
+    /// another node's deploy or rollback takes to be seen here.
+    pub cache_ttl: Duration,
+    /// How long an endpoint request waits for one of its app's run slots before 503.
+    pub endpoint_wait: Duration,
+}
+
+impl Default for InvokerConfig {
+    fn default() -> Self {
+        Self {
+            cache_ttl: Duration::from_secs(2),
+            endpoint_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("script {0:?} is not deployed")]
+    NoScript(String),
+    #[error("the app's run slots are all busy")]
+    Busy,
+    #[error("the app's runtime settings are invalid: {0}")]
+    Settings(String),
+    #[error("stored script does not compile: {0}")]
+    Compile(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the server is shutting down")]
+    Stopped,
+}
+
+/// A finished run.
+pub struct Ran {
+    pub version: i64,
+    pub outcome: Outcome,
+}
+
+struct Compiled {
+    version: i64,
+    script: Script,
+}
+
+struct Settings {
+    limits: Limits,
+    slots: Arc<Semaphore>,
+}
+
+#[derive(Clone)]
+pub struct Invoker(Arc<Inner>);
+
+struct Inner {
+    deps: HostDeps,
+    config: InvokerConfig,
+    scripts: Cache<(AppId, ScriptName), Arc<Compiled>>,
+    settings: Cache<AppId, Arc<Settings>>,
+    recorder: Recorder,
+    /// Set at shutdown once the grace period is over: running scripts stop.
+    cancel: Arc<AtomicBool>,
+}
+
+impl Invoker {
+    pub fn new(deps: HostDeps, config: InvokerConfig) -> Self {
+        let recorder = Recorder::start(deps.store.clone());
+        Self(Arc::new(Inner {
+            scripts: Cache::builder().time_to_live(config.cache_ttl).max_capacity(10_000).build(),
+            settings: Cache::builder().time_to_live(config.cache_ttl).max_capacity(10_000).build(),
+            deps,
+            config,
+            recorder,
+            cancel: Arc::new(AtomicBool::new(false)),
+        }))
+    }
+
+    pub fn deps(&self) -> &HostDeps {
+        &self.0.deps
+    }
+
+    /// A deploy or rollback through this node.
+    pub async fn script_changed(&self, app: &AppId, name: &ScriptName) {
+        self.0.scripts.invalidate(&(app.clone(), name.clone())).await;
+    }
+
+    /// Limits or concurrency changed through this node.
+    pub async fn settings_changed(&self, app: &AppId) {
+        self.0.settings.invalidate(app).await;
+    }
+
+    /// Stops running scripts (they fail with "cancelled: server shutting down").
+    pub fn cancel_running(&self) {
+        self.0.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Runs `script` for `app`. `wait`: how long to wait for a run slot (`None`: as long
+    /// as it takes, for background deliveries). `source` labels the invocation record.
+    pub async fn invoke(
+        &self,
+        app: &AppId,
+        script: &ScriptName,
+        source: String,
+        input: Input,
+        delivery_id: Option<i64>,
+        wait: Option<Duration>,
+    ) -> Result<Ran, InvokeError> {
+        let compiled = self.compiled(app, script).await?;
+        let settings = self.settings(app).await?;
+        let _permit = acquire(&settings.slots, wait).await?;
+        let started_at = chrono::Utc::now().timestamp_millis();
+        let started = Instant::now();
+        let host = Arc::new(AppHost::new(app.clone(), self.0.deps.clone(), tokio::runtime::Handle::current()));
+        let (limits, cancel) = (settings.limits.clone(), self.0.cancel.clone());
+        let c = compiled.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            picloud_runtime::run_with_cancel(&c.script, input, host, &limits, &cancel)
+        })
+        .await
+        .map_err(|_| InvokeError::Stopped)?;
+        let ok = outcome.result.is_ok();
+        metrics::counter!("picloud_script_runs_total", "outcome" => if ok { "ok" } else { "error" }).increment(1);
+        metrics::histogram!("picloud_script_run_seconds").record(started.elapsed().as_secs_f64());
+        self.0
+            .recorder
+            .record(
+                app.clone(),
+                Invocation {
+                    id: 0,
+                    script: script.to_string(),
+                    version: compiled.version,
+                    source,
+                    delivery_id: delivery_id.map(|d| d.to_string()),
+                    started_at,
+                    duration_us: outcome.duration.as_micros() as i64,
+                    operations: outcome.operations as i64,
+                    outcome: if ok { "ok" } else { "error" }.into(),
+                    error: outcome.result.as_ref().err().map(|e| format!("{:?}: {}", e.kind, e.message)),
+                    logs: serde_json::to_value(&outcome.logs).unwrap_or_default(),
+                },
+            )
+            .await;
+        Ok(Ran {
+            version: compiled.version,
+            outcome,
+        })
+    }
+
+    async fn compiled(&self, app: &AppId, name: &ScriptName) -> Result<Arc<Compiled>, InvokeError> {
+        let key = (app.clone(), name.clone());
+        if let Some(c) = self.0.scripts.get(&key).await {
+            return Ok(c);
+        }
+        let v = self
+            .0
+            .deps
+            .store
+            .get_script_version(app, name, None)
+            .await?
+            .ok_or_else(|| InvokeError::NoScript(name.to_string()))?;
+        let script = picloud_runtime::compile(&v.source).map_err(|e| InvokeError::Compile(e.to_string()))?;
+        let c = Arc::new(Compiled { version: v.version, script });
+        self.0.scripts.insert(key, c.clone()).await;
+        Ok(c)
+    }
+
+    async fn settings(&self, app: &AppId) -> Result<Arc<Settings>, InvokeError> {
+        if let Some(s) = self.0.settings.get(app).await {
+            return Ok(s);
+        }
+        let rt = self.0.deps.store.get_runtime(app).await?;
+        let limits = Limits::from_overrides(&rt.limits).map_err(InvokeError::Settings)?;
+        let s = Arc::new(Settings {
+            limits,
+            slots: Arc::new(Semaphore::new(rt.max_concurrency.max(1) as usize)),
+        });
+        self.0.settings.insert(app.clone(), s.clone()).await;
+        Ok(s)
+    }
+
+    pub fn endpoint_wait(&self) -> Duration {
+        self.0.config.endpoint_wait
+    }
+
+    /// Waits until every queued invocation record is written (tests, shutdown).
+    pub async fn flush_records(&self) {
+        self.0.recorder.flush().await;
+    }
+}
+
+async fn acquire(slots: &Arc<Semaphore>, wait: Option<Duration>) -> Result<OwnedSemaphorePermit, InvokeError> {
+    let fut = slots.clone().acquire_owned();
+    match wait {
+        None => fut.await.map_err(|_| InvokeError::Stopped),
+        Some(d) => match tokio::time::timeout(d, fut).await {
+            Ok(p) => p.map_err(|_| InvokeError::Stopped),
+            Err(_) => Err(InvokeError::Busy),
+        },
+    }
+}

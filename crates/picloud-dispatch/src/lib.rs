@@ -1,0 +1,24 @@
+//! PiCloud script execution (DESIGN §7–8).
+//!
+//! # Layout
+//! - [`invoker`]: runs one script for one app (cached compiled versions, per-app limits
+//!   and run slots, a blocking thread per run) and records it.
+//! - [`host`]: the SDK calls a script makes, bound to its app (kv, docs, files, pubsub,
+//!   env), implemented over the store, the publisher and the blob store.
+//! - [`blobs`]: file bytes on disk, written atomically.
+//! - [`dispatcher`]: the outbox loop: claims, leases, retries with backoff, dead letters,
+//!   cron firing.
+//! - [`sweeper`]: expired kv keys, orphaned tmp files, old invocation records.
+//! - `recorder`: batched invocation records.
+
+pub mod blobs;
+pub mod dispatcher;
+pub mod host;
+pub mod invoker;
+mod recorder;
+pub mod sweeper;
+
+pub use blobs::BlobStore;
+pub use dispatcher::{Dispatcher, DispatcherConfig};
+pub use host::HostDeps;
+pub use invoker::{InvokeError, Invoker, InvokerConfig, Ran};

@@ -1,0 +1,65 @@
+//! Invocation records are written in batches by one task: a script run costs a channel
+//! send, not a database round trip of its own.
+
+use std::sync::Arc;
+
+use picloud_core::dispatch::Invocation;
+use picloud_core::ids::AppId;
+use picloud_core::store::Store;
+use tokio::sync::{mpsc, oneshot};
+
+const BATCH: usize = 500;
+
+enum Msg {
+    Record(AppId, Invocation),
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl Recorder {
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (tx, rx) = mpsc::channel(8192);
+        tokio::spawn(write_loop(rx, store));
+        Self { tx }
+    }
+
+    pub async fn record(&self, app: AppId, inv: Invocation) {
+        let _ = self.tx.send(Msg::Record(app, inv)).await;
+    }
+
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn write_loop(mut rx: mpsc::Receiver<Msg>, store: Arc<dyn Store>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = Vec::new();
+        let mut flushes = Vec::new();
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            match m {
+                Msg::Record(app, inv) => batch.push((app, inv)),
+                Msg::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(e) = store.record_invocations(&batch).await {
+                tracing::warn!(error = %e, records = batch.len(), "invocation records lost");
+            }
+        }
+        for f in flushes {
+            let _ = f.send(());
+        }
+    }
+}
