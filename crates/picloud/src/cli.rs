@@ -179,7 +179,8 @@ pub struct ServeArgs {
     /// Largest message payload a publish accepts, in bytes.
     #[arg(long, env = "PICLOUD_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub max_message_bytes: usize,
-    /// Script deliveries (trigger runs) running at once on this node.
+    /// Script deliveries (trigger runs) running at once on this node; 0 turns the
+    /// dispatcher off (the node serves requests only; deliveries wait for another node).
     #[arg(long, env = "PICLOUD_DISPATCH_WORKERS", default_value_t = 64)]
     pub dispatch_workers: usize,
     /// Milliseconds a claimed delivery is leased: a crashed node's deliveries run again

@@ -24,8 +24,24 @@ use picloud_store::{DatabaseLocation, SqlStore};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Scripts run on tokio's blocking threads; Rhai evaluates recursively, and a stack
+    // overflow would abort the whole process, so every thread gets the stack the script
+    // runtime asks for (virtual memory: only touched pages cost RSS).
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(picloud_runtime::RECOMMENDED_STACK_BYTES)
+        .build()
+    {
+        Ok(rt) => rt.block_on(run()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => {

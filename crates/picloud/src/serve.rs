@@ -60,14 +60,20 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let dispatcher = picloud_dispatch::Dispatcher::new(
         invoker.clone(),
         picloud_dispatch::DispatcherConfig {
-            workers: args.dispatch_workers.max(1),
+            workers: args.dispatch_workers,
             lease: Duration::from_millis(args.dispatch_lease_ms.max(1000)),
             grace,
             ..Default::default()
         },
         vec![outbox_written, realtime.publisher.committed()],
     );
-    let dispatcher = tokio::spawn(dispatcher.run(shutdown.token()));
+    // 0 workers: this node serves requests only and leaves deliveries to other nodes.
+    let dispatcher = if args.dispatch_workers > 0 {
+        tokio::spawn(dispatcher.run(shutdown.token()))
+    } else {
+        tracing::info!("dispatcher off (PICLOUD_DISPATCH_WORKERS=0)");
+        tokio::spawn(async {})
+    };
     picloud_dispatch::sweeper::spawn(
         store_dyn.clone(),
         blobs,

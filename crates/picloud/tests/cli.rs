@@ -691,3 +691,72 @@ async fn a_stalled_subscriber_does_not_grow_server_memory() {
     let (status, _, _) = server.stop("TERM");
     assert!(status.success());
 }
+
+/// `picloud deploy APP NAME FILE` deploys through the server: compile errors come back as
+/// `file:line:column`, a good script becomes the next version and answers on the app's
+/// Host through a route.
+#[tokio::test]
+async fn deploy_command_compiles_and_versions_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let key = server.bootstrap_key().unwrap();
+    let created = call(
+        reqwest::Method::POST,
+        &server.url("/api/v1/apps"),
+        "localhost",
+        Some(&key),
+        Some(json!({"slug": "demo"})),
+    )
+    .await;
+    assert_eq!(created.0, 201);
+    let server_url = server.url("");
+    let deploy = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("deploy")
+            .args(args)
+            .env_clear()
+            .env("PICLOUD_SERVER", &server_url)
+            .env("PICLOUD_ADMIN_KEY", &key)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let bad = dir.path().join("bad.rhai");
+    std::fs::write(&bad, "let a = 1;\nlet b = ;\n").unwrap();
+    let (ok, _, err) = deploy(&["demo", "hello", bad.to_str().unwrap()]);
+    assert!(!ok, "{err}");
+    assert!(err.contains("bad.rhai:2:"), "file:line:column in {err}");
+    let good = dir.path().join("hello.rhai");
+    std::fs::write(&good, "#{ hello: request.params.who }").unwrap();
+    let (ok, out, err) = deploy(&["demo", "hello", good.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(out.trim()).unwrap()["version"], 1);
+    let (ok, out, _) = deploy(&["demo", "hello", good.to_str().unwrap()]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(out.trim()).unwrap()["version"], 2);
+    let (ok, _, err) = deploy(&["demo", "hello", "/no/such/file.rhai"]);
+    assert!(!ok && err.contains("cannot read"), "{err}");
+    let route = call(
+        reqwest::Method::POST,
+        &server.url("/api/v1/apps/demo/routes"),
+        "localhost",
+        Some(&key),
+        Some(json!({"method": "GET", "path": "/hi/:who", "script": "hello"})),
+    )
+    .await;
+    assert_eq!(route.0, 201);
+    let res = reqwest::Client::new()
+        .get(server.url("/hi/ann"))
+        .header("host", "demo.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"hello": "ann"}));
+    let (status, _, _) = server.stop("TERM");
+    assert!(status.success());
+}
