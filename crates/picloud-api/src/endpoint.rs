@@ -109,7 +109,10 @@ async fn handle(state: &AppState, app: &ResolvedApp, req: Request) -> Result<Res
     let mut builder = Response::builder().status(resp.status);
     let mut has_type = false;
     for (k, v) in &resp.headers {
-        let (Ok(name), Ok(value)) = (HeaderName::try_from(k.as_str()), HeaderValue::try_from(v.as_str())) else {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(k.as_str()),
+            HeaderValue::try_from(v.as_str()),
+        ) else {
             return Err(script_failed());
         };
         has_type |= name == header::CONTENT_TYPE;
@@ -159,7 +162,9 @@ fn request_map(
     for (k, v) in &parts.headers {
         if let Ok(v) = v.to_str() {
             // Repeated headers join with ", " as HTTP allows.
-            let entry = headers.entry(k.as_str().to_owned()).or_insert(Value::String(String::new()));
+            let entry = headers
+                .entry(k.as_str().to_owned())
+                .or_insert(Value::String(String::new()));
             if let Value::String(s) = entry {
                 if !s.is_empty() {
                     s.push_str(", ");

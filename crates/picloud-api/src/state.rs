@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use picloud_core::host::Host;
-use picloud_core::store::Store;
 use picloud_core::ids::AppId;
 use picloud_core::script::Route;
+use picloud_core::store::Store;
 use picloud_dispatch::Invoker;
 use picloud_realtime::Realtime;
 

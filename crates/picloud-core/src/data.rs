@@ -19,7 +19,10 @@ impl KvKey {
             return Err(ValidationError::new("key", "must be 1 to 512 bytes"));
         }
         if input.chars().any(char::is_control) {
-            return Err(ValidationError::new("key", "must not contain control characters"));
+            return Err(ValidationError::new(
+                "key",
+                "must not contain control characters",
+            ));
         }
         Ok(Self(input.to_owned()))
     }
@@ -70,7 +73,11 @@ impl FilePath {
         }
         let body = input.strip_suffix('/').unwrap_or(input);
         if body.is_empty() {
-            return if input.is_empty() { Ok(()) } else { err("must not be '/'".into()) };
+            return if input.is_empty() {
+                Ok(())
+            } else {
+                err("must not be '/'".into())
+            };
         }
         for seg in body.split('/') {
             if seg.is_empty() || seg == "." || seg == ".." {
@@ -120,7 +127,9 @@ impl DocFilter {
         for k in map.keys() {
             if k.is_empty()
                 || k.len() > 64
-                || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
             {
                 return Err(ValidationError::new(
                     "filter",
@@ -148,7 +157,9 @@ mod tests {
     #[test]
     fn file_paths() {
         FilePath::parse("a/b-c/d.txt").unwrap();
-        for bad in ["", "/a", "a/", "a//b", "../x", "a/../b", "a/./b", "a b", "a\\b"] {
+        for bad in [
+            "", "/a", "a/", "a//b", "../x", "a/../b", "a/./b", "a b", "a\\b",
+        ] {
             assert!(FilePath::parse(bad).is_err(), "{bad}");
         }
         FilePath::validate_prefix("").unwrap();

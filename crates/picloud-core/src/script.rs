@@ -173,9 +173,7 @@ impl RoutePath {
                 return err("must not have empty segments or a trailing '/'".into());
             }
             if let Some(name) = part.strip_prefix(':') {
-                if name.is_empty()
-                    || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     return err(format!(
                         "parameter {part:?} must be ':' and a name of letters, digits and '_'"
                     ));
@@ -294,7 +292,18 @@ mod tests {
         for ok in ["/", "/a", "/items/:id", "/a/:x/b/:y", "/v1.2/x-y"] {
             RoutePath::parse(ok).unwrap();
         }
-        for bad in ["", "a", "/a/", "//", "/:", "/:a/:a", "/a b", "/realtime", "/realtime/x", "/a?b"] {
+        for bad in [
+            "",
+            "a",
+            "/a/",
+            "//",
+            "/:",
+            "/:a/:a",
+            "/a b",
+            "/realtime",
+            "/realtime/x",
+            "/a?b",
+        ] {
             assert!(RoutePath::parse(bad).is_err(), "{bad}");
         }
     }
@@ -308,12 +317,18 @@ mod tests {
             route("GET", "/"),
         ];
         let (r, p) = match_route(&routes, "GET", "/items/7").unwrap();
-        assert_eq!((r.method, p), (RouteMethod::Get, vec![("id".into(), "7".into())]));
+        assert_eq!(
+            (r.method, p),
+            (RouteMethod::Get, vec![("id".into(), "7".into())])
+        );
         let (r, _) = match_route(&routes, "GET", "/items/new").unwrap();
         assert_eq!(r.path.as_str(), "/items/new");
         let (r, _) = match_route(&routes, "DELETE", "/items/7").unwrap();
         assert_eq!(r.method, RouteMethod::Any);
-        assert_eq!(match_route(&routes, "GET", "/").unwrap().0.path.as_str(), "/");
+        assert_eq!(
+            match_route(&routes, "GET", "/").unwrap().0.path.as_str(),
+            "/"
+        );
         assert!(match_route(&routes, "GET", "/items").is_none());
         assert!(match_route(&routes, "POST", "/").is_none());
         assert!(match_route(&routes, "HEAD", "/items/new").is_some());

@@ -11,16 +11,16 @@ use async_trait::async_trait;
 
 use crate::admin_key::AdminKey;
 use crate::app::{App, AppPatch, NewApp, Slug};
+use crate::data::{Collection, Doc, DocFilter, EnvName, FileMeta, FilePath, KvEntry, KvKey};
+use crate::dispatch::{AppRuntime, DeadLetter, Delivery, Invocation};
 use crate::domain::Domain;
 use crate::host::Host;
 use crate::ids::AppId;
 use crate::message::{Message, PublishItem};
-use crate::data::{Collection, Doc, DocFilter, EnvName, FileMeta, FilePath, KvEntry, KvKey};
-use crate::dispatch::{AppRuntime, DeadLetter, Delivery, Invocation};
 use crate::script::{NewRoute, Route, ScriptInfo, ScriptName, ScriptVersion};
 use crate::secret::AppSecret;
-use crate::trigger::{NewTrigger, Trigger, TriggerPatch};
 use crate::topic::{NewTopic, Topic, TopicName, TopicPatch};
+use crate::trigger::{NewTrigger, Trigger, TriggerPatch};
 use crate::StoreError;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -260,8 +260,13 @@ pub trait DataStore: Send + Sync {
     async fn kv_sweep_expired(&self, now_ms: i64) -> StoreResult<u64>;
 
     /// `doc` is a compact JSON object.
-    async fn docs_insert(&self, app: &AppId, coll: &Collection, id: &str, doc: &str)
-        -> StoreResult<()>;
+    async fn docs_insert(
+        &self,
+        app: &AppId,
+        coll: &Collection,
+        id: &str,
+        doc: &str,
+    ) -> StoreResult<()>;
     async fn docs_get(&self, app: &AppId, coll: &Collection, id: &str) -> StoreResult<Option<Doc>>;
     async fn docs_update(
         &self,
@@ -281,8 +286,13 @@ pub trait DataStore: Send + Sync {
     ) -> StoreResult<Vec<Doc>>;
 
     /// Records the file (its bytes are already in `blob`); returns the blob it replaced.
-    async fn file_put(&self, app: &AppId, path: &FilePath, blob: &str, size: u64)
-        -> StoreResult<Option<String>>;
+    async fn file_put(
+        &self,
+        app: &AppId,
+        path: &FilePath,
+        blob: &str,
+        size: u64,
+    ) -> StoreResult<Option<String>>;
     async fn file_get(&self, app: &AppId, path: &FilePath) -> StoreResult<Option<FileMeta>>;
     /// Returns the deleted file's blob.
     async fn file_delete(&self, app: &AppId, path: &FilePath) -> StoreResult<Option<String>>;

@@ -51,7 +51,8 @@ impl TriggerKind {
 #[derive(Debug, Clone)]
 pub struct Schedule {
     raw: String,
-    cron: croner::Cron,
+    // Boxed: a parsed schedule is large and most filters are small strings.
+    cron: Box<croner::Cron>,
 }
 
 impl PartialEq for Schedule {
@@ -75,7 +76,7 @@ impl Schedule {
             .map_err(|e| ValidationError::new("filter.schedule", e.to_string()))?;
         Ok(Self {
             raw: input.to_owned(),
-            cron,
+            cron: Box::new(cron),
         })
     }
 
@@ -120,13 +121,25 @@ impl Schedule {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TriggerFilter {
     /// kv writes and deletes of keys starting with the prefix (`""`: every key).
-    Kv { prefix: String },
-    Docs { collection: Collection },
-    Files { prefix: String },
-    Cron { schedule: Schedule },
-    Pubsub { topic: TopicPattern },
+    Kv {
+        prefix: String,
+    },
+    Docs {
+        collection: Collection,
+    },
+    Files {
+        prefix: String,
+    },
+    Cron {
+        schedule: Schedule,
+    },
+    Pubsub {
+        topic: TopicPattern,
+    },
     /// Dead letters of one trigger, or of every trigger (never of itself).
-    DeadLetter { trigger: Option<String> },
+    DeadLetter {
+        trigger: Option<String>,
+    },
 }
 
 impl TriggerFilter {
@@ -154,17 +167,21 @@ impl TriggerFilter {
                 ),
             ));
         }
-        let string = |name: &'static str, required: bool| -> Result<Option<String>, ValidationError> {
-            match obj.get(name) {
-                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-                None | Some(serde_json::Value::Null) if !required => Ok(None),
-                None | Some(serde_json::Value::Null) => Err(ValidationError::new(
-                    "filter",
-                    format!("a {} trigger needs filter.{name}", kind.as_str()),
-                )),
-                Some(_) => Err(ValidationError::new("filter", format!("{name} must be a string"))),
-            }
-        };
+        let string =
+            |name: &'static str, required: bool| -> Result<Option<String>, ValidationError> {
+                match obj.get(name) {
+                    Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                    None | Some(serde_json::Value::Null) if !required => Ok(None),
+                    None | Some(serde_json::Value::Null) => Err(ValidationError::new(
+                        "filter",
+                        format!("a {} trigger needs filter.{name}", kind.as_str()),
+                    )),
+                    Some(_) => Err(ValidationError::new(
+                        "filter",
+                        format!("{name} must be a string"),
+                    )),
+                }
+            };
         Ok(match kind {
             TriggerKind::Kv => {
                 let prefix = string("prefix", false)?.unwrap_or_default();
@@ -221,8 +238,12 @@ impl TriggerFilter {
     /// statement matches pubsub triggers with them; other kinds keep them for inspection.
     pub fn match_columns(&self) -> (Option<String>, bool) {
         match self {
-            Self::Pubsub { topic: TopicPattern::Exact(t) } => (Some(t.to_string()), false),
-            Self::Pubsub { topic: TopicPattern::Prefix(p) } => (Some(p.clone()), true),
+            Self::Pubsub {
+                topic: TopicPattern::Exact(t),
+            } => (Some(t.to_string()), false),
+            Self::Pubsub {
+                topic: TopicPattern::Prefix(p),
+            } => (Some(p.clone()), true),
             Self::Kv { prefix } | Self::Files { prefix } => (Some(prefix.clone()), true),
             Self::Docs { collection } => (Some(collection.to_string()), false),
             Self::DeadLetter { trigger } => (trigger.clone(), false),
@@ -253,10 +274,16 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     pub fn validate(self) -> Result<Self, ValidationError> {
         if !(1..=100).contains(&self.max_attempts) {
-            return Err(ValidationError::new("retry.max_attempts", "must be 1 to 100"));
+            return Err(ValidationError::new(
+                "retry.max_attempts",
+                "must be 1 to 100",
+            ));
         }
         if !(1..=86_400_000).contains(&self.base_delay_ms) {
-            return Err(ValidationError::new("retry.base_delay_ms", "must be 1 to 86400000"));
+            return Err(ValidationError::new(
+                "retry.base_delay_ms",
+                "must be 1 to 86400000",
+            ));
         }
         if !(self.base_delay_ms..=7 * 86_400_000).contains(&self.max_delay_ms) {
             return Err(ValidationError::new(
@@ -337,7 +364,9 @@ mod tests {
         assert!(TriggerFilter::parse(TriggerKind::Pubsub, &json!({})).is_err());
         assert!(TriggerFilter::parse(TriggerKind::Kv, &json!({"topic": "x"})).is_err());
         assert!(TriggerFilter::parse(TriggerKind::Cron, &json!({"schedule": "* * *"})).is_err());
-        assert!(TriggerFilter::parse(TriggerKind::Cron, &json!({"schedule": "61 * * * *"})).is_err());
+        assert!(
+            TriggerFilter::parse(TriggerKind::Cron, &json!({"schedule": "61 * * * *"})).is_err()
+        );
         TriggerFilter::parse(TriggerKind::Cron, &json!({"schedule": "*/5 * * * * *"})).unwrap();
         TriggerFilter::parse(TriggerKind::DeadLetter, &json!(null)).unwrap();
     }
@@ -347,7 +376,10 @@ mod tests {
         let s = Schedule::parse("* * * * *").unwrap();
         let t0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000;
         let ticks = s.times_between(t0, t0 + 10 * 60_000, 3);
-        assert_eq!(ticks, vec![t0 + 8 * 60_000, t0 + 9 * 60_000, t0 + 10 * 60_000]);
+        assert_eq!(
+            ticks,
+            vec![t0 + 8 * 60_000, t0 + 9 * 60_000, t0 + 10 * 60_000]
+        );
         assert!(s.times_between(t0, t0 + 59_000, 3).is_empty());
     }
 }

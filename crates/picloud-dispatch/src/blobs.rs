@@ -67,10 +67,11 @@ impl BlobStore {
                 continue;
             };
             for f in files.flatten() {
-                if is_tmp(&f.path()) && modified_before(&f.path(), cutoff) {
-                    if std::fs::remove_file(f.path()).is_ok() {
-                        removed += 1;
-                    }
+                if is_tmp(&f.path())
+                    && modified_before(&f.path(), cutoff)
+                    && std::fs::remove_file(f.path()).is_ok()
+                {
+                    removed += 1;
                 }
             }
         }
@@ -82,7 +83,10 @@ fn checked(blob: &str) -> std::io::Result<&str> {
     if !blob.is_empty() && blob.chars().all(|c| c.is_ascii_hexdigit()) {
         Ok(blob)
     } else {
-        Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad blob id"))
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "bad blob id",
+        ))
     }
 }
 
@@ -113,10 +117,18 @@ mod tests {
         // An interrupted write: a tmp file left behind.
         let stale = dir.path().join(app.as_str()).join(format!("{id}.tmp.1"));
         std::fs::write(&stale, b"partial").unwrap();
-        assert_eq!(blobs.sweep_tmp(Duration::from_secs(3600)).unwrap(), 0, "too young");
+        assert_eq!(
+            blobs.sweep_tmp(Duration::from_secs(3600)).unwrap(),
+            0,
+            "too young"
+        );
         assert_eq!(blobs.sweep_tmp(Duration::ZERO).unwrap(), 1);
         assert!(!stale.exists());
-        assert_eq!(blobs.get(&app, &id).unwrap(), b"hello", "the real blob stays");
+        assert_eq!(
+            blobs.get(&app, &id).unwrap(),
+            b"hello",
+            "the real blob stays"
+        );
         blobs.delete(&app, &id).unwrap();
         blobs.delete(&app, &id).unwrap();
         assert!(blobs.get(&app, &id).is_err());

@@ -120,9 +120,18 @@ impl Dispatcher {
         // Renewals and cron stop with this loop however it ends, including being dropped
         // mid-run: a dead dispatcher must not keep renewing leases on work it abandoned.
         let _stop_background = background.clone().drop_guard();
-        let completer = tokio::spawn(complete_loop(self.store.clone(), self.owner.clone(), done_rx));
+        let completer = tokio::spawn(complete_loop(
+            self.store.clone(),
+            self.owner.clone(),
+            done_rx,
+        ));
         tokio::spawn(renew_loop(ctx.clone(), cfg.lease, background.clone()));
-        tokio::spawn(cron_loop(self.store.clone(), cfg.clone(), wake.clone(), background.clone()));
+        tokio::spawn(cron_loop(
+            self.store.clone(),
+            cfg.clone(),
+            wake.clone(),
+            background.clone(),
+        ));
         let mut tasks = JoinSet::new();
         let mut after_app: Option<AppId> = None;
         let lease_ms = cfg.lease.as_millis() as i64;
@@ -139,7 +148,14 @@ impl Dispatcher {
             let limit = (free as u32).min(cfg.batch);
             let claimed = match self
                 .store
-                .claim_deliveries(&self.owner, now_ms(), lease_ms, limit, cfg.per_app, after_app.as_ref())
+                .claim_deliveries(
+                    &self.owner,
+                    now_ms(),
+                    lease_ms,
+                    limit,
+                    cfg.per_app,
+                    after_app.as_ref(),
+                )
                 .await
             {
                 Ok(c) => c,
@@ -151,7 +167,9 @@ impl Dispatcher {
             };
             if claimed.is_empty() {
                 let until_due = match self.store.next_due().await {
-                    Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(5, i64::MAX) as u64),
+                    Ok(Some(at)) => {
+                        Duration::from_millis((at - now_ms()).clamp(5, i64::MAX) as u64)
+                    }
                     _ => cfg.poll,
                 };
                 self.idle(until_due.min(cfg.poll), &shutdown).await;
@@ -159,7 +177,9 @@ impl Dispatcher {
             }
             after_app = claimed.last().map(|d| d.app_id.clone());
             for d in claimed {
-                let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
                 ctx.inflight.lock().expect("inflight").insert(d.id);
                 let ctx = ctx.clone();
                 tasks.spawn(async move {
@@ -212,11 +232,18 @@ async fn futures_select_all(mut futs: Vec<std::pin::Pin<Box<tokio::sync::futures
 
 use std::future::Future;
 
-async fn trigger(ctx: &Ctx, d: &Delivery) -> Result<Option<Arc<Trigger>>, picloud_core::StoreError> {
+async fn trigger(
+    ctx: &Ctx,
+    d: &Delivery,
+) -> Result<Option<Arc<Trigger>>, picloud_core::StoreError> {
     if let Some(t) = ctx.triggers.get(&d.trigger_id).await {
         return Ok(t);
     }
-    let t = ctx.store.get_trigger(&d.app_id, &d.trigger_id).await?.map(Arc::new);
+    let t = ctx
+        .store
+        .get_trigger(&d.app_id, &d.trigger_id)
+        .await?
+        .map(Arc::new);
     ctx.triggers.insert(d.trigger_id.clone(), t.clone()).await;
     Ok(t)
 }
@@ -231,13 +258,19 @@ async fn run_one(ctx: &Ctx, d: Delivery) {
         }
         Err(e) => {
             tracing::warn!(error = %e, delivery = d.id, "loading a trigger failed");
-            let _ = ctx.store.retry_delivery(&ctx.owner, d.id, now_ms() + 1000, "storage unavailable").await;
+            let _ = ctx
+                .store
+                .retry_delivery(&ctx.owner, d.id, now_ms() + 1000, "storage unavailable")
+                .await;
             return;
         }
     };
     if !t.enabled {
         // Paused: the delivery waits, its attempt not counted against it.
-        let _ = ctx.store.retry_delivery(&ctx.owner, d.id, now_ms() + 60_000, "trigger disabled").await;
+        let _ = ctx
+            .store
+            .retry_delivery(&ctx.owner, d.id, now_ms() + 60_000, "trigger disabled")
+            .await;
         return;
     }
     let mut event = d.event.clone();
@@ -248,7 +281,14 @@ async fn run_one(ctx: &Ctx, d: Delivery) {
     let source = format!("trigger:{}", t.id);
     let error = match ctx
         .invoker
-        .invoke(&d.app_id, &t.script, source, Input::Event(event), Some(d.id), None)
+        .invoke(
+            &d.app_id,
+            &t.script,
+            source,
+            Input::Event(event),
+            Some(d.id),
+            None,
+        )
         .await
     {
         Ok(ran) => match ran.outcome.result {
@@ -278,7 +318,9 @@ async fn fail(ctx: &Ctx, d: &Delivery, t: &Trigger, error: &str) {
                 }
             })
     } else {
-        let delay = t.retry.delay_with_jitter_ms(d.attempt, rand::random::<f64>());
+        let delay = t
+            .retry
+            .delay_with_jitter_ms(d.attempt, rand::random::<f64>());
         metrics::counter!("picloud_delivery_retries_total").increment(1);
         ctx.store
             .retry_delivery(&ctx.owner, d.id, now_ms() + delay, &error)
@@ -317,14 +359,23 @@ async fn renew_loop(ctx: Arc<Ctx>, lease: Duration, stop: CancellationToken) {
             _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
         }
-        let ids: Vec<i64> = ctx.inflight.lock().expect("inflight").iter().copied().collect();
+        let ids: Vec<i64> = ctx
+            .inflight
+            .lock()
+            .expect("inflight")
+            .iter()
+            .copied()
+            .collect();
         if ids.is_empty() {
             continue;
         }
         let until = now_ms() + lease.as_millis() as i64;
         match ctx.store.renew_leases(&ctx.owner, &ids, until).await {
             Ok(lost) if !lost.is_empty() => {
-                tracing::warn!(?lost, "leases lost while running (another node may run them too)")
+                tracing::warn!(
+                    ?lost,
+                    "leases lost while running (another node may run them too)"
+                )
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "renewing leases failed"),
@@ -332,7 +383,12 @@ async fn renew_loop(ctx: Arc<Ctx>, lease: Duration, stop: CancellationToken) {
     }
 }
 
-async fn cron_loop(store: Arc<dyn Store>, cfg: DispatcherConfig, wake: Arc<Notify>, stop: CancellationToken) {
+async fn cron_loop(
+    store: Arc<dyn Store>,
+    cfg: DispatcherConfig,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
     loop {
         match store.fire_cron(now_ms(), cfg.cron_catch_up).await {
             Ok(n) if n > 0 => wake.notify_one(),

@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use picloud_core::data::{Collection, DocFilter, EnvName, FilePath, KvKey, MAX_FILE_BYTES, MAX_VALUE_BYTES};
+use picloud_core::data::{
+    Collection, DocFilter, EnvName, FilePath, KvKey, MAX_FILE_BYTES, MAX_VALUE_BYTES,
+};
 use picloud_core::ids::AppId;
 use picloud_core::store::Store;
 use picloud_core::topic::TopicName;
@@ -70,7 +72,10 @@ fn store_err(e: StoreError) -> String {
 fn compact(value: &Value, what: &str) -> HostResult<String> {
     let s = value.to_string();
     if s.len() > MAX_VALUE_BYTES {
-        return Err(format!("{what} is {} bytes; the limit is {MAX_VALUE_BYTES}", s.len()));
+        return Err(format!(
+            "{what} is {} bytes; the limit is {MAX_VALUE_BYTES}",
+            s.len()
+        ));
     }
     Ok(s)
 }
@@ -91,7 +96,9 @@ const MAX_LIST: u32 = 1000;
 impl picloud_runtime::Host for AppHost {
     fn kv_get(&self, key: &str) -> HostResult<Option<Value>> {
         let key = KvKey::parse(key).map_err(invalid)?;
-        let e = self.block(self.store().kv_get(&self.app, &key, now_ms())).map_err(store_err)?;
+        let e = self
+            .block(self.store().kv_get(&self.app, &key, now_ms()))
+            .map_err(store_err)?;
         Ok(e.map(|e| e.value))
     }
 
@@ -103,21 +110,27 @@ impl picloud_runtime::Host for AppHost {
             Some(_) => return Err("ttl_secs must be 1 to 315360000".into()),
         };
         let v = compact(&value, "the value")?;
-        self.block(self.store().kv_set(&self.app, &key, &v, expires_at)).map_err(store_err)?;
+        self.block(self.store().kv_set(&self.app, &key, &v, expires_at))
+            .map_err(store_err)?;
         self.wrote();
         Ok(())
     }
 
     fn kv_delete(&self, key: &str) -> HostResult<bool> {
         let key = KvKey::parse(key).map_err(invalid)?;
-        let d = self.block(self.store().kv_delete(&self.app, &key)).map_err(store_err)?;
+        let d = self
+            .block(self.store().kv_delete(&self.app, &key))
+            .map_err(store_err)?;
         self.wrote();
         Ok(d)
     }
 
     fn kv_list(&self, prefix: &str, limit: u32) -> HostResult<Vec<(String, Value)>> {
         let entries = self
-            .block(self.store().kv_list(&self.app, prefix, limit.min(MAX_LIST), now_ms()))
+            .block(
+                self.store()
+                    .kv_list(&self.app, prefix, limit.min(MAX_LIST), now_ms()),
+            )
             .map_err(store_err)?;
         Ok(entries.into_iter().map(|e| (e.key, e.value)).collect())
     }
@@ -129,14 +142,17 @@ impl picloud_runtime::Host for AppHost {
         }
         let id = picloud_core::ids::new_id();
         let d = compact(&doc, "the document")?;
-        self.block(self.store().docs_insert(&self.app, &c, &id, &d)).map_err(store_err)?;
+        self.block(self.store().docs_insert(&self.app, &c, &id, &d))
+            .map_err(store_err)?;
         self.wrote();
         Ok(id)
     }
 
     fn docs_get(&self, collection: &str, id: &str) -> HostResult<Option<Value>> {
         let c = Collection::parse(collection).map_err(invalid)?;
-        let d = self.block(self.store().docs_get(&self.app, &c, id)).map_err(store_err)?;
+        let d = self
+            .block(self.store().docs_get(&self.app, &c, id))
+            .map_err(store_err)?;
         Ok(d.map(|d| with_id(d.doc, &d.id)))
     }
 
@@ -150,23 +166,35 @@ impl picloud_runtime::Host for AppHost {
             _ => return Err("a document must be a map".into()),
         }
         let d = compact(&doc, "the document")?;
-        let updated = self.block(self.store().docs_update(&self.app, &c, id, &d)).map_err(store_err)?;
+        let updated = self
+            .block(self.store().docs_update(&self.app, &c, id, &d))
+            .map_err(store_err)?;
         self.wrote();
         Ok(updated)
     }
 
     fn docs_delete(&self, collection: &str, id: &str) -> HostResult<bool> {
         let c = Collection::parse(collection).map_err(invalid)?;
-        let d = self.block(self.store().docs_delete(&self.app, &c, id)).map_err(store_err)?;
+        let d = self
+            .block(self.store().docs_delete(&self.app, &c, id))
+            .map_err(store_err)?;
         self.wrote();
         Ok(d)
     }
 
-    fn docs_find(&self, collection: &str, filter: serde_json::Map<String, Value>, limit: u32) -> HostResult<Vec<Value>> {
+    fn docs_find(
+        &self,
+        collection: &str,
+        filter: serde_json::Map<String, Value>,
+        limit: u32,
+    ) -> HostResult<Vec<Value>> {
         let c = Collection::parse(collection).map_err(invalid)?;
         let f = DocFilter::parse(filter).map_err(invalid)?;
         let docs = self
-            .block(self.store().docs_find(&self.app, &c, &f, limit.min(MAX_LIST)))
+            .block(
+                self.store()
+                    .docs_find(&self.app, &c, &f, limit.min(MAX_LIST)),
+            )
             .map_err(store_err)?;
         Ok(docs.into_iter().map(|d| with_id(d.doc, &d.id)).collect())
     }
@@ -181,7 +209,10 @@ impl picloud_runtime::Host for AppHost {
             tracing::error!(error = %e, "blob write failed");
             "file storage error".to_string()
         })?;
-        match self.block(self.store().file_put(&self.app, &p, &blob, bytes.len() as u64)) {
+        match self.block(
+            self.store()
+                .file_put(&self.app, &p, &blob, bytes.len() as u64),
+        ) {
             Ok(old) => {
                 if let Some(old) = old {
                     let _ = blobs.delete(&self.app, &old);
@@ -198,7 +229,10 @@ impl picloud_runtime::Host for AppHost {
 
     fn files_get(&self, path: &str) -> HostResult<Option<Vec<u8>>> {
         let p = FilePath::parse(path).map_err(invalid)?;
-        let Some(meta) = self.block(self.store().file_get(&self.app, &p)).map_err(store_err)? else {
+        let Some(meta) = self
+            .block(self.store().file_get(&self.app, &p))
+            .map_err(store_err)?
+        else {
             return Ok(None);
         };
         match self.deps.blobs.get(&self.app, &meta.blob) {
@@ -206,13 +240,20 @@ impl picloud_runtime::Host for AppHost {
             // Replaced between the metadata read and the file read: the path was written
             // again, so read the new version's metadata once more.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let meta = self.block(self.store().file_get(&self.app, &p)).map_err(store_err)?;
+                let meta = self
+                    .block(self.store().file_get(&self.app, &p))
+                    .map_err(store_err)?;
                 match meta {
                     None => Ok(None),
-                    Some(m) => self.deps.blobs.get(&self.app, &m.blob).map(Some).map_err(|e| {
-                        tracing::error!(error = %e, "blob read failed");
-                        "file storage error".to_string()
-                    }),
+                    Some(m) => self
+                        .deps
+                        .blobs
+                        .get(&self.app, &m.blob)
+                        .map(Some)
+                        .map_err(|e| {
+                            tracing::error!(error = %e, "blob read failed");
+                            "file storage error".to_string()
+                        }),
                 }
             }
             Err(e) => {
@@ -224,7 +265,9 @@ impl picloud_runtime::Host for AppHost {
 
     fn files_delete(&self, path: &str) -> HostResult<bool> {
         let p = FilePath::parse(path).map_err(invalid)?;
-        let old = self.block(self.store().file_delete(&self.app, &p)).map_err(store_err)?;
+        let old = self
+            .block(self.store().file_delete(&self.app, &p))
+            .map_err(store_err)?;
         if let Some(blob) = &old {
             let _ = self.deps.blobs.delete(&self.app, blob);
             self.wrote();
@@ -234,10 +277,16 @@ impl picloud_runtime::Host for AppHost {
 
     fn files_list(&self, prefix: &str) -> HostResult<Vec<FileInfo>> {
         FilePath::validate_prefix(prefix).map_err(invalid)?;
-        let files = self.block(self.store().file_list(&self.app, prefix, MAX_LIST)).map_err(store_err)?;
+        let files = self
+            .block(self.store().file_list(&self.app, prefix, MAX_LIST))
+            .map_err(store_err)?;
         Ok(files
             .into_iter()
-            .map(|f| FileInfo { path: f.path, size: f.size, updated_at_ms: f.updated_at })
+            .map(|f| FileInfo {
+                path: f.path,
+                size: f.size,
+                updated_at_ms: f.updated_at,
+            })
             .collect())
     }
 
@@ -245,7 +294,12 @@ impl picloud_runtime::Host for AppHost {
         let t = TopicName::parse(topic).map_err(invalid)?;
         let payload = self.payload(&message)?;
         let p = self
-            .block(self.deps.realtime.publisher.publish(self.app.clone(), t, payload))
+            .block(
+                self.deps
+                    .realtime
+                    .publisher
+                    .publish(self.app.clone(), t, payload),
+            )
             .map_err(store_err)?;
         Ok(p.seq)
     }
@@ -253,27 +307,41 @@ impl picloud_runtime::Host for AppHost {
     fn publish_ephemeral(&self, topic: &str, message: Value) -> HostResult<()> {
         let t = TopicName::parse(topic).map_err(invalid)?;
         let payload = self.payload(&message)?;
-        self.deps.realtime.publisher.publish_ephemeral(self.app.clone(), t, payload);
+        self.deps
+            .realtime
+            .publisher
+            .publish_ephemeral(self.app.clone(), t, payload);
         Ok(())
     }
 
-    fn subscriber_token(&self, topics: Vec<String>, ttl_secs: i64, subject: Option<String>) -> HostResult<String> {
+    fn subscriber_token(
+        &self,
+        topics: Vec<String>,
+        ttl_secs: i64,
+        subject: Option<String>,
+    ) -> HostResult<String> {
         use picloud_realtime::token::MintError;
-        self.block(self.deps.realtime.tokens.mint(&self.app, &topics, ttl_secs, subject))
-            .map(|(token, _)| token)
-            .map_err(|e| match e {
-                MintError::Validation(v) => v.to_string(),
-                MintError::Store(s) => store_err(s),
-                MintError::Internal(reason) => {
-                    tracing::error!(%reason, "token signing failed in a script");
-                    "token signing failed".into()
-                }
-            })
+        self.block(
+            self.deps
+                .realtime
+                .tokens
+                .mint(&self.app, &topics, ttl_secs, subject),
+        )
+        .map(|(token, _)| token)
+        .map_err(|e| match e {
+            MintError::Validation(v) => v.to_string(),
+            MintError::Store(s) => store_err(s),
+            MintError::Internal(reason) => {
+                tracing::error!(%reason, "token signing failed in a script");
+                "token signing failed".into()
+            }
+        })
     }
 
     fn env_get(&self, name: &str) -> HostResult<Option<String>> {
         let n = EnvName::parse(name).map_err(invalid)?;
-        self.block(self.store().get_env(&self.app, &n)).map_err(store_err)
+        self.block(self.store().get_env(&self.app, &n))
+            .map_err(store_err)
     }
 }
 

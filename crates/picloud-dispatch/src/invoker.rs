@@ -85,8 +85,14 @@ impl Invoker {
     pub fn new(deps: HostDeps, config: InvokerConfig) -> Self {
         let recorder = Recorder::start(deps.store.clone());
         Self(Arc::new(Inner {
-            scripts: Cache::builder().time_to_live(config.cache_ttl).max_capacity(10_000).build(),
-            settings: Cache::builder().time_to_live(config.cache_ttl).max_capacity(10_000).build(),
+            scripts: Cache::builder()
+                .time_to_live(config.cache_ttl)
+                .max_capacity(10_000)
+                .build(),
+            settings: Cache::builder()
+                .time_to_live(config.cache_ttl)
+                .max_capacity(10_000)
+                .build(),
             deps,
             config,
             recorder,
@@ -100,7 +106,10 @@ impl Invoker {
 
     /// A deploy or rollback through this node.
     pub async fn script_changed(&self, app: &AppId, name: &ScriptName) {
-        self.0.scripts.invalidate(&(app.clone(), name.clone())).await;
+        self.0
+            .scripts
+            .invalidate(&(app.clone(), name.clone()))
+            .await;
     }
 
     /// Limits or concurrency changed through this node.
@@ -110,7 +119,9 @@ impl Invoker {
 
     /// Stops running scripts (they fail with "cancelled: server shutting down").
     pub fn cancel_running(&self) {
-        self.0.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.0
+            .cancel
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Runs `script` for `app`. `wait`: how long to wait for a run slot (`None`: as long
@@ -129,7 +140,11 @@ impl Invoker {
         let _permit = acquire(&settings.slots, wait).await?;
         let started_at = chrono::Utc::now().timestamp_millis();
         let started = Instant::now();
-        let host = Arc::new(AppHost::new(app.clone(), self.0.deps.clone(), tokio::runtime::Handle::current()));
+        let host = Arc::new(AppHost::new(
+            app.clone(),
+            self.0.deps.clone(),
+            tokio::runtime::Handle::current(),
+        ));
         let (limits, cancel) = (settings.limits.clone(), self.0.cancel.clone());
         let c = compiled.clone();
         let outcome = tokio::task::spawn_blocking(move || {
@@ -154,7 +169,11 @@ impl Invoker {
                     duration_us: outcome.duration.as_micros() as i64,
                     operations: outcome.operations as i64,
                     outcome: if ok { "ok" } else { "error" }.into(),
-                    error: outcome.result.as_ref().err().map(|e| format!("{:?}: {}", e.kind, e.message)),
+                    error: outcome
+                        .result
+                        .as_ref()
+                        .err()
+                        .map(|e| format!("{:?}: {}", e.kind, e.message)),
                     logs: serde_json::to_value(&outcome.logs).unwrap_or_default(),
                 },
             )
@@ -177,8 +196,12 @@ impl Invoker {
             .get_script_version(app, name, None)
             .await?
             .ok_or_else(|| InvokeError::NoScript(name.to_string()))?;
-        let script = picloud_runtime::compile(&v.source).map_err(|e| InvokeError::Compile(e.to_string()))?;
-        let c = Arc::new(Compiled { version: v.version, script });
+        let script =
+            picloud_runtime::compile(&v.source).map_err(|e| InvokeError::Compile(e.to_string()))?;
+        let c = Arc::new(Compiled {
+            version: v.version,
+            script,
+        });
         self.0.scripts.insert(key, c.clone()).await;
         Ok(c)
     }
@@ -207,7 +230,10 @@ impl Invoker {
     }
 }
 
-async fn acquire(slots: &Arc<Semaphore>, wait: Option<Duration>) -> Result<OwnedSemaphorePermit, InvokeError> {
+async fn acquire(
+    slots: &Arc<Semaphore>,
+    wait: Option<Duration>,
+) -> Result<OwnedSemaphorePermit, InvokeError> {
     let fut = slots.clone().acquire_owned();
     match wait {
         None => fut.await.map_err(|_| InvokeError::Stopped),

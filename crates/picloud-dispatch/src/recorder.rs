@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 const BATCH: usize = 500;
 
 enum Msg {
-    Record(AppId, Invocation),
+    Record(Box<(AppId, Invocation)>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -28,7 +28,7 @@ impl Recorder {
     }
 
     pub async fn record(&self, app: AppId, inv: Invocation) {
-        let _ = self.tx.send(Msg::Record(app, inv)).await;
+        let _ = self.tx.send(Msg::Record(Box::new((app, inv)))).await;
     }
 
     pub async fn flush(&self) {
@@ -46,7 +46,7 @@ async fn write_loop(mut rx: mpsc::Receiver<Msg>, store: Arc<dyn Store>) {
         let mut next = Some(first);
         while let Some(m) = next.take() {
             match m {
-                Msg::Record(app, inv) => batch.push((app, inv)),
+                Msg::Record(r) => batch.push(*r),
                 Msg::Flush(done) => flushes.push(done),
             }
             if batch.len() < BATCH {

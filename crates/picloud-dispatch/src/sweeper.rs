@@ -30,7 +30,11 @@ impl Default for SweeperConfig {
 }
 
 /// One pass; returns (kv keys, tmp files, invocation records) removed.
-pub async fn sweep_once(store: &dyn Store, blobs: &BlobStore, cfg: &SweeperConfig) -> (u64, u64, u64) {
+pub async fn sweep_once(
+    store: &dyn Store,
+    blobs: &BlobStore,
+    cfg: &SweeperConfig,
+) -> (u64, u64, u64) {
     let now = chrono::Utc::now().timestamp_millis();
     let kv = store.kv_sweep_expired(now).await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "sweeping kv failed");

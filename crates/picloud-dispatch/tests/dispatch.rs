@@ -65,13 +65,17 @@ impl Harness {
 
     async fn on(db: TestDatabase, store: SqlStore) -> Self {
         let app = store
-            .create_app(NewApp { slug: Slug::parse("app-one").unwrap(), name: "one".into() })
+            .create_app(NewApp {
+                slug: Slug::parse("app-one").unwrap(),
+                name: "one".into(),
+            })
             .await
             .unwrap()
             .id;
         let stop = CancellationToken::new();
         let dyn_store: Arc<dyn Store> = Arc::new(store.clone());
-        let realtime = picloud_realtime::Realtime::start(dyn_store.clone(), Default::default(), stop.clone());
+        let realtime =
+            picloud_realtime::Realtime::start(dyn_store.clone(), Default::default(), stop.clone());
         let wake = Arc::new(Notify::new());
         let invoker = Invoker::new(
             HostDeps {
@@ -82,7 +86,15 @@ impl Harness {
             },
             InvokerConfig::default(),
         );
-        Self { store, app, invoker, wake, realtime, stop, _db: db }
+        Self {
+            store,
+            app,
+            invoker,
+            wake,
+            realtime,
+            stop,
+            _db: db,
+        }
     }
 
     fn config() -> DispatcherConfig {
@@ -95,7 +107,10 @@ impl Harness {
     }
 
     /// Starts a dispatcher; it runs until the returned token is cancelled.
-    fn dispatcher(&self, config: DispatcherConfig) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    fn dispatcher(
+        &self,
+        config: DispatcherConfig,
+    ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
         let stop = CancellationToken::new();
         let d = Dispatcher::new(
             self.invoker.clone(),
@@ -107,7 +122,10 @@ impl Harness {
 
     async fn deploy(&self, name: &str, source: &str) {
         picloud_runtime::compile(source).expect("test script compiles");
-        self.store.deploy_script(&self.app, &ScriptName::parse(name).unwrap(), source).await.unwrap();
+        self.store
+            .deploy_script(&self.app, &ScriptName::parse(name).unwrap(), source)
+            .await
+            .unwrap();
     }
 
     async fn trigger(&self, kind: TriggerKind, filter: Value, retry: RetryPolicy) -> String {
@@ -129,10 +147,19 @@ impl Harness {
     /// Runs `source` once as a script of the app (the way an endpoint would).
     async fn run(&self, source: &str) -> Value {
         self.deploy("writer", source).await;
-        self.invoker.script_changed(&self.app, &ScriptName::parse("writer").unwrap()).await;
+        self.invoker
+            .script_changed(&self.app, &ScriptName::parse("writer").unwrap())
+            .await;
         let ran = self
             .invoker
-            .invoke(&self.app, &ScriptName::parse("writer").unwrap(), "test".into(), Input::Request(json!({})), None, None)
+            .invoke(
+                &self.app,
+                &ScriptName::parse("writer").unwrap(),
+                "test".into(),
+                Input::Request(json!({})),
+                None,
+                None,
+            )
             .await
             .unwrap();
         ran.outcome.result.expect("writer script ran")
@@ -143,7 +170,11 @@ impl Harness {
     async fn markers(&self, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let got = self.store.kv_list(&self.app, "marker:", 1000, 0).await.unwrap();
+            let got = self
+                .store
+                .kv_list(&self.app, "marker:", 1000, 0)
+                .await
+                .unwrap();
             if got.len() >= n || Instant::now() > deadline {
                 return got.into_iter().map(|e| e.value).collect();
             }
@@ -164,23 +195,52 @@ const MARKER: &str = r#"kv::set("marker:" + event.delivery_id, event); "ok""#;
 async fn kv_trigger_delivers(backend: Backend) {
     let h = Harness::new(backend).await;
     h.deploy("handler", MARKER).await;
-    h.trigger(TriggerKind::Kv, json!({"prefix": "in:"}), RetryPolicy::default()).await;
+    h.trigger(
+        TriggerKind::Kv,
+        json!({"prefix": "in:"}),
+        RetryPolicy::default(),
+    )
+    .await;
     let _d = h.dispatcher(Harness::config());
-    h.run(r#"kv::set("in:1", #{n: 1}); kv::set("other", 2); kv::delete("in:1");"#).await;
+    h.run(r#"kv::set("in:1", #{n: 1}); kv::set("other", 2); kv::delete("in:1");"#)
+        .await;
     let m = h.markers(2).await;
     assert_eq!(m.len(), 2, "{m:?}");
-    let ops: Vec<_> = m.iter().map(|e| (e["kind"].clone(), e["key"].clone(), e["op"].clone(), e["attempt"].clone())).collect();
-    assert!(ops.contains(&(json!("kv"), json!("in:1"), json!("set"), json!(1))), "{m:?}");
-    assert!(ops.contains(&(json!("kv"), json!("in:1"), json!("delete"), json!(1))), "{m:?}");
+    let ops: Vec<_> = m
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].clone(),
+                e["key"].clone(),
+                e["op"].clone(),
+                e["attempt"].clone(),
+            )
+        })
+        .collect();
+    assert!(
+        ops.contains(&(json!("kv"), json!("in:1"), json!("set"), json!(1))),
+        "{m:?}"
+    );
+    assert!(
+        ops.contains(&(json!("kv"), json!("in:1"), json!("delete"), json!(1))),
+        "{m:?}"
+    );
     assert!(m.iter().any(|e| e["value"] == json!({"n": 1})));
 }
 
 async fn docs_trigger_delivers(backend: Backend) {
     let h = Harness::new(backend).await;
     h.deploy("handler", MARKER).await;
-    h.trigger(TriggerKind::Docs, json!({"collection": "orders"}), RetryPolicy::default()).await;
+    h.trigger(
+        TriggerKind::Docs,
+        json!({"collection": "orders"}),
+        RetryPolicy::default(),
+    )
+    .await;
     let _d = h.dispatcher(Harness::config());
-    let id = h.run(r#"let id = docs::insert("orders", #{total: 5}); docs::insert("other", #{}); id"#).await;
+    let id = h
+        .run(r#"let id = docs::insert("orders", #{total: 5}); docs::insert("other", #{}); id"#)
+        .await;
     let m = h.markers(1).await;
     assert_eq!(m.len(), 1, "{m:?}");
     assert_eq!(m[0]["collection"], "orders");
@@ -192,25 +252,45 @@ async fn docs_trigger_delivers(backend: Backend) {
 async fn files_trigger_delivers(backend: Backend) {
     let h = Harness::new(backend).await;
     h.deploy("handler", MARKER).await;
-    h.trigger(TriggerKind::Files, json!({"prefix": "img/"}), RetryPolicy::default()).await;
+    h.trigger(
+        TriggerKind::Files,
+        json!({"prefix": "img/"}),
+        RetryPolicy::default(),
+    )
+    .await;
     let _d = h.dispatcher(Harness::config());
     let back = h.run(r#"files::put("img/a.txt", "hello"); files::put("doc/b", "x"); files::get_text("img/a.txt")"#).await;
     assert_eq!(back, "hello");
     let m = h.markers(1).await;
     assert_eq!(m.len(), 1, "{m:?}");
-    assert_eq!((m[0]["path"].clone(), m[0]["size"].clone(), m[0]["op"].clone()), (json!("img/a.txt"), json!(5), json!("put")));
+    assert_eq!(
+        (
+            m[0]["path"].clone(),
+            m[0]["size"].clone(),
+            m[0]["op"].clone()
+        ),
+        (json!("img/a.txt"), json!(5), json!("put"))
+    );
 }
 
 async fn cron_trigger_delivers(backend: Backend) {
     let h = Harness::new(backend).await;
     h.deploy("handler", MARKER).await;
-    h.trigger(TriggerKind::Cron, json!({"schedule": "* * * * * *"}), RetryPolicy::default()).await;
+    h.trigger(
+        TriggerKind::Cron,
+        json!({"schedule": "* * * * * *"}),
+        RetryPolicy::default(),
+    )
+    .await;
     let _d = h.dispatcher(Harness::config());
     let m = h.markers(2).await;
     assert!(m.len() >= 2, "{m:?}");
     assert_eq!(m[0]["kind"], "cron");
     assert_eq!(m[0]["schedule"], "* * * * * *");
-    let mut times: Vec<&str> = m.iter().map(|e| e["scheduled_for"].as_str().unwrap()).collect();
+    let mut times: Vec<&str> = m
+        .iter()
+        .map(|e| e["scheduled_for"].as_str().unwrap())
+        .collect();
     let n = times.len();
     times.sort();
     times.dedup();
@@ -220,13 +300,26 @@ async fn cron_trigger_delivers(backend: Backend) {
 async fn pubsub_trigger_delivers(backend: Backend) {
     let h = Harness::new(backend).await;
     h.deploy("handler", MARKER).await;
-    h.trigger(TriggerKind::Pubsub, json!({"topic": "orders.*"}), RetryPolicy::default()).await;
+    h.trigger(
+        TriggerKind::Pubsub,
+        json!({"topic": "orders.*"}),
+        RetryPolicy::default(),
+    )
+    .await;
     let _d = h.dispatcher(Harness::config());
     let seq = h.run(r#"pubsub::publish("orders.new", #{id: 7}); pubsub::publish("orders", 1); pubsub::publish_ephemeral("orders.x", 2); pubsub::publish("orders.new", #{id: 8})"#).await;
     assert_eq!(seq, 2);
     let m = h.markers(2).await;
     assert_eq!(m.len(), 2, "durable publishes to orders.* only: {m:?}");
-    let mut got: Vec<(i64, i64)> = m.iter().map(|e| (e["seq"].as_i64().unwrap(), e["message"]["id"].as_i64().unwrap())).collect();
+    let mut got: Vec<(i64, i64)> = m
+        .iter()
+        .map(|e| {
+            (
+                e["seq"].as_i64().unwrap(),
+                e["message"]["id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
     got.sort();
     assert_eq!(got, vec![(1, 7), (2, 8)]);
     assert!(m.iter().all(|e| e["topic"] == "orders.new"));
@@ -244,13 +337,22 @@ async fn dead_letter_trigger_delivers(backend: Backend) {
                 script: ScriptName::parse("failing").unwrap(),
                 filter: TriggerFilter::parse(TriggerKind::Kv, &json!({"prefix": "job:"})).unwrap(),
                 enabled: true,
-                retry: RetryPolicy { max_attempts: 1, base_delay_ms: 1, max_delay_ms: 1 },
+                retry: RetryPolicy {
+                    max_attempts: 1,
+                    base_delay_ms: 1,
+                    max_delay_ms: 1,
+                },
             },
         )
         .await
         .unwrap()
         .id;
-    h.trigger(TriggerKind::DeadLetter, json!({"trigger": failing}), RetryPolicy::default()).await;
+    h.trigger(
+        TriggerKind::DeadLetter,
+        json!({"trigger": failing}),
+        RetryPolicy::default(),
+    )
+    .await;
     let _d = h.dispatcher(Harness::config());
     h.run(r#"kv::set("job:1", "x")"#).await;
     let m = h.markers(1).await;
@@ -258,7 +360,10 @@ async fn dead_letter_trigger_delivers(backend: Backend) {
     assert_eq!(m[0]["kind"], "dead_letter");
     assert_eq!(m[0]["trigger"], failing.as_str());
     assert_eq!(m[0]["attempts"], 1);
-    assert!(m[0]["error"].as_str().unwrap().contains("always fails"), "{m:?}");
+    assert!(
+        m[0]["error"].as_str().unwrap().contains("always fails"),
+        "{m:?}"
+    );
     assert_eq!(m[0]["event"]["key"], "job:1");
 }
 
@@ -273,14 +378,19 @@ async fn failing_handler_backs_off_then_dead_letters_and_replays(backend: Backen
     )
     .await;
     h.deploy("handler", MARKER).await;
-    let retry = RetryPolicy { max_attempts: 4, base_delay_ms: 200, max_delay_ms: 10_000 };
+    let retry = RetryPolicy {
+        max_attempts: 4,
+        base_delay_ms: 200,
+        max_delay_ms: 10_000,
+    };
     let flaky = h
         .store
         .create_trigger(
             &h.app,
             NewTrigger {
                 script: ScriptName::parse("flaky").unwrap(),
-                filter: TriggerFilter::parse(TriggerKind::Pubsub, &json!({"topic": "jobs"})).unwrap(),
+                filter: TriggerFilter::parse(TriggerKind::Pubsub, &json!({"topic": "jobs"}))
+                    .unwrap(),
                 enabled: true,
                 retry,
             },
@@ -288,7 +398,8 @@ async fn failing_handler_backs_off_then_dead_letters_and_replays(backend: Backen
         .await
         .unwrap()
         .id;
-    h.trigger(TriggerKind::DeadLetter, json!({}), RetryPolicy::default()).await;
+    h.trigger(TriggerKind::DeadLetter, json!({}), RetryPolicy::default())
+        .await;
     let _d = h.dispatcher(Harness::config());
     h.run(r#"pubsub::publish("jobs", #{work: 1})"#).await;
     // The dead_letter handler's marker appears once all 4 attempts failed.
@@ -296,24 +407,51 @@ async fn failing_handler_backs_off_then_dead_letters_and_replays(backend: Backen
     assert_eq!(m.len(), 1, "{m:?}");
     assert_eq!(m[0]["attempts"], 4);
     assert_eq!(m[0]["trigger"], flaky.as_str());
-    assert!(m[0]["error"].as_str().unwrap().contains("not yet: attempt 4"), "{m:?}");
+    assert!(
+        m[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not yet: attempt 4"),
+        "{m:?}"
+    );
     // Attempts were spaced by at least half the exponential backoff (equal jitter never
     // comes earlier): 100, 200, 400 ms.
     let mut at = Vec::new();
     for i in 1..=4 {
-        let e = h.store.kv_get(&h.app, &picloud_core::data::KvKey::parse(&format!("attempt:{i}")).unwrap(), 0).await.unwrap();
+        let e = h
+            .store
+            .kv_get(
+                &h.app,
+                &picloud_core::data::KvKey::parse(&format!("attempt:{i}")).unwrap(),
+                0,
+            )
+            .await
+            .unwrap();
         at.push(e.expect("attempt recorded").value.as_i64().unwrap());
     }
     for (i, w) in at.windows(2).enumerate() {
         let min = retry.backoff_ms(i as u32 + 1) / 2;
-        assert!(w[1] - w[0] >= min, "gap {} after attempt {} must be ≥ {min} ms ({at:?})", w[1] - w[0], i + 1);
+        assert!(
+            w[1] - w[0] >= min,
+            "gap {} after attempt {} must be ≥ {min} ms ({at:?})",
+            w[1] - w[0],
+            i + 1
+        );
     }
     let letters = h.store.list_dead_letters(&h.app, 10).await.unwrap();
-    let letter = letters.iter().find(|l| l.trigger_id == flaky).expect("dead letter listed");
+    let letter = letters
+        .iter()
+        .find(|l| l.trigger_id == flaky)
+        .expect("dead letter listed");
     assert_eq!(letter.attempts, 4);
     // Replay after healing: runs again and succeeds on its first new attempt.
     h.run(r#"kv::set("heal", true)"#).await;
-    let delivery = h.store.replay_dead_letter(&h.app, &letter.id).await.unwrap().unwrap();
+    let delivery = h
+        .store
+        .replay_dead_letter(&h.app, &letter.id)
+        .await
+        .unwrap()
+        .unwrap();
     h.wake.notify_one();
     let deadline = Instant::now() + Duration::from_secs(10);
     let key = picloud_core::data::KvKey::parse(&format!("healed:{delivery}")).unwrap();
@@ -337,8 +475,17 @@ async fn killed_dispatcher_delivery_reruns_after_lease_with_one_success(backend:
            kv::set("marker:" + event.delivery_id, event); "ok""#,
     )
     .await;
-    h.trigger(TriggerKind::Kv, json!({"prefix": "in:"}), RetryPolicy::default()).await;
-    let lease = DispatcherConfig { lease: Duration::from_millis(1500), grace: Duration::ZERO, ..Harness::config() };
+    h.trigger(
+        TriggerKind::Kv,
+        json!({"prefix": "in:"}),
+        RetryPolicy::default(),
+    )
+    .await;
+    let lease = DispatcherConfig {
+        lease: Duration::from_millis(1500),
+        grace: Duration::ZERO,
+        ..Harness::config()
+    };
     let (stop_a, task_a) = h.dispatcher(lease.clone());
     h.run(r#"kv::set("in:1", 1)"#).await;
     // Wait for attempt 1 to be running, then kill dispatcher A: its task is aborted and
@@ -370,16 +517,28 @@ async fn killed_dispatcher_delivery_reruns_after_lease_with_one_success(backend:
         h2.invoker.flush_records().await;
         let runs = h.store.list_invocations(&h.app, None, 100).await.unwrap();
         let rows = picloud_store::testing::outbox_rows(&h.store, &h.app).await;
-        panic!("no marker; runs {runs:?}; outbox {rows:?}; due {:?}", h.store.next_due().await);
+        panic!(
+            "no marker; runs {runs:?}; outbox {rows:?}; due {:?}",
+            h.store.next_due().await
+        );
     }
     assert_eq!(m.len(), 1, "{m:?}");
-    assert_eq!(m[0]["attempt"], 2, "the re-run is the second attempt of the same delivery");
-    assert!(killed_at.elapsed() >= Duration::from_millis(500), "not before the lease ran out");
+    assert_eq!(
+        m[0]["attempt"], 2,
+        "the re-run is the second attempt of the same delivery"
+    );
+    assert!(
+        killed_at.elapsed() >= Duration::from_millis(500),
+        "not before the lease ran out"
+    );
     h.invoker.flush_records().await;
     h2.invoker.flush_records().await;
     let delivery = m[0]["delivery_id"].as_str().unwrap().to_owned();
     let runs = h.store.list_invocations(&h.app, None, 100).await.unwrap();
-    let ok: Vec<_> = runs.iter().filter(|r| r.delivery_id.as_deref() == Some(&delivery) && r.outcome == "ok").collect();
+    let ok: Vec<_> = runs
+        .iter()
+        .filter(|r| r.delivery_id.as_deref() == Some(&delivery) && r.outcome == "ok")
+        .collect();
     assert_eq!(ok.len(), 1, "exactly one success recorded: {runs:?}");
     assert!(h.store.next_due().await.unwrap().is_none(), "completed");
 }
@@ -388,9 +547,21 @@ async fn killed_dispatcher_delivery_reruns_after_lease_with_one_success(backend:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_dispatchers_fire_each_cron_time_once_on_postgres() {
     let h = Harness::new(Backend::Postgres).await;
-    h.deploy("handler", r#"kv::set("marker:" + event.scheduled_for, event.delivery_id); "ok""#).await;
-    h.trigger(TriggerKind::Cron, json!({"schedule": "* * * * * *"}), RetryPolicy::default()).await;
-    let cfg = DispatcherConfig { cron_every: Duration::from_millis(50), ..Harness::config() };
+    h.deploy(
+        "handler",
+        r#"kv::set("marker:" + event.scheduled_for, event.delivery_id); "ok""#,
+    )
+    .await;
+    h.trigger(
+        TriggerKind::Cron,
+        json!({"schedule": "* * * * * *"}),
+        RetryPolicy::default(),
+    )
+    .await;
+    let cfg = DispatcherConfig {
+        cron_every: Duration::from_millis(50),
+        ..Harness::config()
+    };
     let (stop_a, a) = h.dispatcher(cfg.clone());
     let (stop_b, b) = h.dispatcher(cfg);
     tokio::time::sleep(Duration::from_millis(3500)).await;
@@ -403,5 +574,10 @@ async fn two_dispatchers_fire_each_cron_time_once_on_postgres() {
     assert!(markers.len() >= 3, "{markers:?}");
     // One successful run per scheduled time: as many runs as distinct times.
     let ok = runs.iter().filter(|r| r.outcome == "ok").count();
-    assert_eq!(ok, markers.len(), "runs {ok} vs distinct times {}", markers.len());
+    assert_eq!(
+        ok,
+        markers.len(),
+        "runs {ok} vs distinct times {}",
+        markers.len()
+    );
 }

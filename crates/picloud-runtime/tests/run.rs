@@ -215,7 +215,7 @@ fn host_is_shared_not_consumed() {
 
 #[test]
 fn sdk_reference_examples_compile_and_run() {
-    let doc = include_str!("../SDK.md");
+    let doc = include_str!("../../../docs/scripts.md");
     let blocks: Vec<&str> = doc
         .split("```rhai\n")
         .skip(1)

@@ -13,7 +13,11 @@ use crate::db::{now_ms, on_pool};
 use crate::{error, SqlStore};
 
 /// The app's enabled triggers of `kind` whose filter accepts the event, as trigger ids.
-fn matching(rows: Vec<(String, String)>, kind: TriggerKind, accepts: impl Fn(&TriggerFilter) -> bool) -> Vec<String> {
+fn matching(
+    rows: Vec<(String, String)>,
+    kind: TriggerKind,
+    accepts: impl Fn(&TriggerFilter) -> bool,
+) -> Vec<String> {
     rows.into_iter()
         .filter_map(|(id, filter)| {
             let json: Value = serde_json::from_str(&filter).ok()?;
@@ -193,7 +197,13 @@ impl DataStore for SqlStore {
         }))
     }
 
-    async fn docs_insert(&self, app: &AppId, coll: &Collection, id: &str, doc: &str) -> StoreResult<()> {
+    async fn docs_insert(
+        &self,
+        app: &AppId,
+        coll: &Collection,
+        id: &str,
+        doc: &str,
+    ) -> StoreResult<()> {
         on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await.map_err(error::other)?;
             let now = now_ms();
@@ -237,7 +247,13 @@ impl DataStore for SqlStore {
         .transpose()
     }
 
-    async fn docs_update(&self, app: &AppId, coll: &Collection, id: &str, doc: &str) -> StoreResult<bool> {
+    async fn docs_update(
+        &self,
+        app: &AppId,
+        coll: &Collection,
+        id: &str,
+        doc: &str,
+    ) -> StoreResult<bool> {
         let updated = on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await.map_err(error::other)?;
             let n = sqlx::query(
@@ -302,7 +318,9 @@ impl DataStore for SqlStore {
                 let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                     "SELECT id, doc FROM docs WHERE app_id = ",
                 );
-                q.push_bind(app.as_str()).push(" AND collection = ").push_bind(coll.as_str());
+                q.push_bind(app.as_str())
+                    .push(" AND collection = ")
+                    .push_bind(coll.as_str());
                 for (field, value) in &filter.0 {
                     // json_extract yields SQL values for scalars and JSON text for objects
                     // and arrays on both sides, so equal JSON compares equal.
@@ -313,13 +331,18 @@ impl DataStore for SqlStore {
                         .push(", '$')");
                 }
                 q.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
-                q.build_query_as().fetch_all(pool).await.map_err(error::other)?
+                q.build_query_as()
+                    .fetch_all(pool)
+                    .await
+                    .map_err(error::other)?
             }
             crate::Db::Postgres(pool) => {
                 let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
                     "SELECT id, doc FROM docs WHERE app_id = ",
                 );
-                q.push_bind(app.as_str()).push(" AND collection = ").push_bind(coll.as_str());
+                q.push_bind(app.as_str())
+                    .push(" AND collection = ")
+                    .push_bind(coll.as_str());
                 for (field, value) in &filter.0 {
                     q.push(" AND (doc::jsonb -> ")
                         .push_bind(field.as_str())
@@ -328,15 +351,29 @@ impl DataStore for SqlStore {
                         .push("::jsonb");
                 }
                 q.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
-                q.build_query_as().fetch_all(pool).await.map_err(error::other)?
+                q.build_query_as()
+                    .fetch_all(pool)
+                    .await
+                    .map_err(error::other)?
             }
         };
         rows.into_iter()
-            .map(|(id, d)| Ok(Doc { id, doc: parse_json(&d)? }))
+            .map(|(id, d)| {
+                Ok(Doc {
+                    id,
+                    doc: parse_json(&d)?,
+                })
+            })
             .collect()
     }
 
-    async fn file_put(&self, app: &AppId, path: &FilePath, blob: &str, size: u64) -> StoreResult<Option<String>> {
+    async fn file_put(
+        &self,
+        app: &AppId,
+        path: &FilePath,
+        blob: &str,
+        size: u64,
+    ) -> StoreResult<Option<String>> {
         let old = on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await.map_err(error::other)?;
             let old: Option<String> =

@@ -47,7 +47,9 @@ fn parse_json(s: &str) -> StoreResult<Value> {
 
 type DeadRow = (String, String, String, i32, String, i64, Option<i64>);
 
-fn dead_letter((id, trigger_id, event, attempts, last_error, created_at, replayed_at): DeadRow) -> StoreResult<DeadLetter> {
+fn dead_letter(
+    (id, trigger_id, event, attempts, last_error, created_at, replayed_at): DeadRow,
+) -> StoreResult<DeadLetter> {
     Ok(DeadLetter {
         id,
         trigger_id,
@@ -139,20 +141,31 @@ impl OutboxStore for SqlStore {
             .await
             .map_err(error::other)?,
             Db::Sqlite(pool) => {
-                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM outbox WHERE lease_owner = ");
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "DELETE FROM outbox WHERE lease_owner = ",
+                );
                 q.push_bind(owner).push(" AND id IN (");
                 let mut sep = q.separated(", ");
                 for id in ids {
                     sep.push_bind(*id);
                 }
                 q.push(") RETURNING id");
-                q.build_query_scalar().fetch_all(pool).await.map_err(error::other)?
+                q.build_query_scalar()
+                    .fetch_all(pool)
+                    .await
+                    .map_err(error::other)?
             }
         };
         Ok(done)
     }
 
-    async fn retry_delivery(&self, owner: &str, id: i64, next_attempt_at: i64, err: &str) -> StoreResult<bool> {
+    async fn retry_delivery(
+        &self,
+        owner: &str,
+        id: i64,
+        next_attempt_at: i64,
+        err: &str,
+    ) -> StoreResult<bool> {
         let n = on_pool!(&self.db, pool => {
             sqlx::query(
                 "UPDATE outbox SET next_attempt_at = $3, lease_owner = NULL, lease_until = NULL, \
@@ -170,7 +183,12 @@ impl OutboxStore for SqlStore {
         Ok(n > 0)
     }
 
-    async fn dead_letter_delivery(&self, owner: &str, id: i64, err: &str) -> StoreResult<Option<DeadLetter>> {
+    async fn dead_letter_delivery(
+        &self,
+        owner: &str,
+        id: i64,
+        err: &str,
+    ) -> StoreResult<Option<DeadLetter>> {
         let now = now_ms();
         let dl = on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await.map_err(error::other)?;
@@ -398,7 +416,19 @@ impl OutboxStore for SqlStore {
     }
 }
 
-type InvocationRow = (i64, String, i64, String, Option<String>, i64, i64, i64, String, Option<String>, String);
+type InvocationRow = (
+    i64,
+    String,
+    i64,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    String,
+);
 
 #[async_trait]
 impl InvocationStore for SqlStore {
@@ -428,7 +458,12 @@ impl InvocationStore for SqlStore {
         Ok(())
     }
 
-    async fn list_invocations(&self, app: &AppId, before: Option<i64>, limit: u32) -> StoreResult<Vec<Invocation>> {
+    async fn list_invocations(
+        &self,
+        app: &AppId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Invocation>> {
         let rows: Vec<InvocationRow> = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT id, script, version, source, delivery_id, started_at, duration_us, \
@@ -443,8 +478,8 @@ impl InvocationStore for SqlStore {
             .map_err(error::other)?
         });
         rows.into_iter()
-            .map(|(id, script, version, source, delivery_id, started_at, duration_us, operations, outcome, error, logs)| {
-                Ok(Invocation {
+            .map(
+                |(
                     id,
                     script,
                     version,
@@ -455,9 +490,23 @@ impl InvocationStore for SqlStore {
                     operations,
                     outcome,
                     error,
-                    logs: parse_json(&logs)?,
-                })
-            })
+                    logs,
+                )| {
+                    Ok(Invocation {
+                        id,
+                        script,
+                        version,
+                        source,
+                        delivery_id,
+                        started_at,
+                        duration_us,
+                        operations,
+                        outcome,
+                        error,
+                        logs: parse_json(&logs)?,
+                    })
+                },
+            )
             .collect()
     }
 

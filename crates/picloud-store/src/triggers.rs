@@ -92,7 +92,8 @@ impl TriggerStore for SqlStore {
     }
 
     async fn list_triggers(&self, app: &AppId) -> StoreResult<Vec<Trigger>> {
-        let sql = format!("SELECT {COLUMNS} FROM triggers WHERE app_id = $1 ORDER BY created_at, id");
+        let sql =
+            format!("SELECT {COLUMNS} FROM triggers WHERE app_id = $1 ORDER BY created_at, id");
         let rows: Vec<TriggerRow> = on_pool!(&self.db, pool => {
             sqlx::query_as(&sql).bind(app.as_str()).fetch_all(pool).await.map_err(error::other)?
         });
@@ -123,7 +124,9 @@ impl TriggerStore for SqlStore {
         };
         if let Some(f) = patch.filter {
             if f.kind() != t.filter.kind() {
-                return Err(StoreError::Internal("a trigger's kind cannot change".into()));
+                return Err(StoreError::Internal(
+                    "a trigger's kind cannot change".into(),
+                ));
             }
             t.filter = f;
         }

@@ -101,11 +101,19 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         let e = &body["error"];
         let message = e["message"].as_str().unwrap_or("request failed");
         if e["code"] == "compile_error" {
-            bail!("{}:{}:{}: {message}", args.file.display(), e["line"], e["column"]);
+            bail!(
+                "{}:{}:{}: {message}",
+                args.file.display(),
+                e["line"],
+                e["column"]
+            );
         }
         bail!("{status}: {message}");
     }
-    eprintln!("Deployed {} version {} to {}", args.name, body["version"], args.app);
+    eprintln!(
+        "Deployed {} version {} to {}",
+        args.name, body["version"], args.app
+    );
     println!("{body}");
     Ok(())
 }

@@ -734,10 +734,16 @@ async fn deploy_command_compiles_and_versions_scripts() {
     std::fs::write(&good, "#{ hello: request.params.who }").unwrap();
     let (ok, out, err) = deploy(&["demo", "hello", good.to_str().unwrap()]);
     assert!(ok, "{err}");
-    assert_eq!(serde_json::from_str::<Value>(out.trim()).unwrap()["version"], 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(out.trim()).unwrap()["version"],
+        1
+    );
     let (ok, out, _) = deploy(&["demo", "hello", good.to_str().unwrap()]);
     assert!(ok);
-    assert_eq!(serde_json::from_str::<Value>(out.trim()).unwrap()["version"], 2);
+    assert_eq!(
+        serde_json::from_str::<Value>(out.trim()).unwrap()["version"],
+        2
+    );
     let (ok, _, err) = deploy(&["demo", "hello", "/no/such/file.rhai"]);
     assert!(!ok && err.contains("cannot read"), "{err}");
     let route = call(

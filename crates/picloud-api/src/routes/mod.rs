@@ -2,13 +2,13 @@
 //! [`crate::auth::AdminAuth`], checks one capability, and calls one store trait or service.
 
 pub mod admin_keys;
+pub mod app_routes;
 pub mod apps;
 pub mod domains;
 pub mod publish;
+pub mod runtime;
+pub mod scripts;
 pub mod secrets;
 pub mod tokens;
 pub mod topics;
-pub mod app_routes;
-pub mod runtime;
-pub mod scripts;
 pub mod triggers;

@@ -187,11 +187,15 @@ pub async fn list_logs(
     if !(1..=500).contains(&limit) {
         return Err(ValidationError::new("limit", "must be 1 to 500").into());
     }
-    let items = state.store.list_invocations(&app.id, q.before, limit).await?;
-    let next_before = (items.len() == limit as usize).then(|| items.last().map(|i| i.id)).flatten();
+    let items = state
+        .store
+        .list_invocations(&app.id, q.before, limit)
+        .await?;
+    let next_before = (items.len() == limit as usize)
+        .then(|| items.last().map(|i| i.id))
+        .flatten();
     Ok(ApiJson(InvocationList {
         invocations: items.into_iter().map(Into::into).collect(),
         next_before,
     }))
 }
-

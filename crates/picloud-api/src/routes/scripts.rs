@@ -57,7 +57,10 @@ pub async fn deploy_script(
         };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, ApiJson(body)).into_response());
     }
-    let v = state.store.deploy_script(&app.id, &name, &body.source).await?;
+    let v = state
+        .store
+        .deploy_script(&app.id, &name, &body.source)
+        .await?;
     state.invoker.script_changed(&app.id, &name).await;
     Ok((
         StatusCode::CREATED,
@@ -122,7 +125,9 @@ pub async fn get_script_version(
 ) -> ApiResult<ApiJson<ScriptVersionBody>> {
     let app = auth.app_with_any(&app, READ).await?;
     let name = name_segment(&name)?;
-    let version: i64 = version.parse().map_err(|_| ApiError::not_found("script version"))?;
+    let version: i64 = version
+        .parse()
+        .map_err(|_| ApiError::not_found("script version"))?;
     let v = state
         .store
         .get_script_version(&app.id, &name, Some(version))

@@ -41,7 +41,9 @@ pub async fn create_trigger(
     let filter = TriggerFilter::parse(kind, &body.filter.unwrap_or_default())?;
     if let TriggerFilter::DeadLetter { trigger: Some(t) } = &filter {
         if state.store.get_trigger(&app.id, t).await?.is_none() {
-            return Err(ValidationError::new("filter.trigger", "no such trigger in this app").into());
+            return Err(
+                ValidationError::new("filter.trigger", "no such trigger in this app").into(),
+            );
         }
     }
     let new = NewTrigger {

@@ -82,41 +82,91 @@ impl TestServer {
 async fn deploy_compile_errors_versions_and_rollback(backend: Backend) {
     let s = TestServer::start(backend).await;
     s.create_app("demo").await;
-    let bad = send(s.admin(Method::POST, "/api/v1/apps/demo/scripts").json(&json!({
-        "name": "hello", "source": "let x = 1;\nlet y = 2;\nlet z = (;\n"
-    })))
+    let bad = send(
+        s.admin(Method::POST, "/api/v1/apps/demo/scripts")
+            .json(&json!({
+                "name": "hello", "source": "let x = 1;\nlet y = 2;\nlet z = (;\n"
+            })),
+    )
     .await;
     assert_eq!(bad.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.1);
     assert_eq!(bad.1["error"]["code"], "compile_error");
     assert_eq!(bad.1["error"]["line"], 3, "{}", bad.1);
     assert!(bad.1["error"]["column"].as_u64().unwrap() > 0);
-    let evil = send(s.admin(Method::POST, "/api/v1/apps/demo/scripts").json(&json!({
-        "name": "hello", "source": r#"eval("1")"#
-    })))
+    let evil = send(
+        s.admin(Method::POST, "/api/v1/apps/demo/scripts")
+            .json(&json!({
+                "name": "hello", "source": r#"eval("1")"#
+            })),
+    )
     .await;
-    assert_eq!(evil.0, StatusCode::UNPROCESSABLE_ENTITY, "eval is refused: {}", evil.1);
+    assert_eq!(
+        evil.0,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "eval is refused: {}",
+        evil.1
+    );
     assert_eq!(s.deploy("demo", "hello", r#""v1""#).await["version"], 1);
     assert_eq!(s.deploy("demo", "hello", r#""v2""#).await["version"], 2);
     s.route("demo", "GET", "/hello", "hello").await;
-    let get = || async { s.app_req("demo", Method::GET, "/hello").send().await.unwrap().json::<Value>().await.unwrap() };
+    let get = || async {
+        s.app_req("demo", Method::GET, "/hello")
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
     assert_eq!(get().await, "v2");
-    let (status, body) = send(s.admin(Method::POST, "/api/v1/apps/demo/scripts/hello/rollback").json(&json!({"version": 1}))).await;
+    let (status, body) = send(
+        s.admin(Method::POST, "/api/v1/apps/demo/scripts/hello/rollback")
+            .json(&json!({"version": 1})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!((body["active_version"].clone(), body["latest_version"].clone()), (json!(1), json!(2)));
-    assert_eq!(get().await, "v1", "rollback takes effect at once on this node");
+    assert_eq!(
+        (
+            body["active_version"].clone(),
+            body["latest_version"].clone()
+        ),
+        (json!(1), json!(2))
+    );
+    assert_eq!(
+        get().await,
+        "v1",
+        "rollback takes effect at once on this node"
+    );
     let (_, detail) = send(s.admin(Method::GET, "/api/v1/apps/demo/scripts/hello")).await;
     assert_eq!(detail["versions"].as_array().unwrap().len(), 2);
     assert_eq!(detail["versions"][1]["source"], r#""v2""#);
     let (_, v1) = send(s.admin(Method::GET, "/api/v1/apps/demo/scripts/hello/versions/1")).await;
     assert_eq!(v1["source"], r#""v1""#);
-    assert_error(&send(s.admin(Method::POST, "/api/v1/apps/demo/scripts/hello/rollback").json(&json!({"version": 9}))).await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(
+        &send(
+            s.admin(Method::POST, "/api/v1/apps/demo/scripts/hello/rollback")
+                .json(&json!({"version": 9})),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
     let (_, list) = send(s.admin(Method::GET, "/api/v1/apps/demo/scripts")).await;
     assert_eq!(list["scripts"][0]["name"], "hello");
     // A read-only key lists but cannot deploy.
     let reader = s.key(&[Capability::AppRead], None).await;
-    assert_eq!(send(s.with_key(&reader, Method::GET, "/api/v1/apps/demo/scripts")).await.0, StatusCode::OK);
+    assert_eq!(
+        send(s.with_key(&reader, Method::GET, "/api/v1/apps/demo/scripts"))
+            .await
+            .0,
+        StatusCode::OK
+    );
     assert_error(
-        &send(s.with_key(&reader, Method::POST, "/api/v1/apps/demo/scripts").json(&json!({"name": "x", "source": "1"}))).await,
+        &send(
+            s.with_key(&reader, Method::POST, "/api/v1/apps/demo/scripts")
+                .json(&json!({"name": "x", "source": "1"})),
+        )
+        .await,
         StatusCode::FORBIDDEN,
         "forbidden",
     );
@@ -132,26 +182,64 @@ async fn endpoints_answer_on_the_app_host(backend: Backend) {
         #{ status: 201, headers: #{ "x-views": n.to_string() },
            body: #{ id: request.params.id, q: request.query.q, views: n, sent: request.json, method: request.method } }
     "#).await;
-    s.deploy("shop", "text", r#"#{ body: "hi " + request.headers["x-name"] }"#).await;
-    s.deploy("shop", "plain", r#"[1, 2.5, "x", (), true]"#).await;
+    s.deploy(
+        "shop",
+        "text",
+        r#"#{ body: "hi " + request.headers["x-name"] }"#,
+    )
+    .await;
+    s.deploy("shop", "plain", r#"[1, 2.5, "x", (), true]"#)
+        .await;
     s.route("shop", "POST", "/items/:id", "item").await;
     s.route("shop", "GET", "/text", "text").await;
     s.route("shop", "ANY", "/plain", "plain").await;
-    let res = s.app_req("shop", Method::POST, "/items/42?q=hat").json(&json!({"a": 1})).send().await.unwrap();
+    let res = s
+        .app_req("shop", Method::POST, "/items/42?q=hat")
+        .json(&json!({"a": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(res.headers()["x-views"], "1");
-    assert_eq!(res.json::<Value>().await.unwrap(), json!({"id": "42", "q": "hat", "views": 1, "sent": {"a": 1}, "method": "POST"}));
-    let again = s.app_req("shop", Method::POST, "/items/42").send().await.unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"id": "42", "q": "hat", "views": 1, "sent": {"a": 1}, "method": "POST"})
+    );
+    let again = s
+        .app_req("shop", Method::POST, "/items/42")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.headers()["x-views"], "2");
-    let text = s.app_req("shop", Method::GET, "/text").header("x-name", "ann").send().await.unwrap();
+    let text = s
+        .app_req("shop", Method::GET, "/text")
+        .header("x-name", "ann")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(text.headers()["content-type"], "text/plain; charset=utf-8");
     assert_eq!(text.text().await.unwrap(), "hi ann");
-    let plain = s.app_req("shop", Method::DELETE, "/plain").send().await.unwrap();
+    let plain = s
+        .app_req("shop", Method::DELETE, "/plain")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(plain.status(), StatusCode::OK);
-    assert_eq!(plain.json::<Value>().await.unwrap(), json!([1, 2.5, "x", null, true]));
+    assert_eq!(
+        plain.json::<Value>().await.unwrap(),
+        json!([1, 2.5, "x", null, true])
+    );
     // No route: 404; wrong method: 404; `/` still describes the app.
-    assert_error(&send(s.app_req("shop", Method::GET, "/nope")).await, StatusCode::NOT_FOUND, "not_found");
-    assert_error(&send(s.app_req("shop", Method::GET, "/items/42")).await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(
+        &send(s.app_req("shop", Method::GET, "/nope")).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &send(s.app_req("shop", Method::GET, "/items/42")).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
     assert_eq!(send(s.app_get("shop", "/")).await.1["app"], "shop");
     // Each run is in the logs with its route, version and operations.
     let logs = s
@@ -160,24 +248,49 @@ async fn endpoints_answer_on_the_app_host(backend: Backend) {
             (l["invocations"].as_array().unwrap().len() >= 4).then_some(l)
         })
         .await;
-    let first = logs["invocations"].as_array().unwrap().iter().find(|i| i["script"] == "item").unwrap().clone();
+    let first = logs["invocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["script"] == "item")
+        .unwrap()
+        .clone();
     assert_eq!(first["source"], "route:POST /items/:id");
     assert_eq!(first["outcome"], "ok");
     assert!(first["operations"].as_i64().unwrap() > 0);
     // Deleting the route stops it answering.
     let (_, routes) = send(s.admin(Method::GET, "/api/v1/apps/shop/routes")).await;
-    let id = routes["routes"].as_array().unwrap().iter().find(|r| r["path"] == "/text").unwrap()["id"].as_str().unwrap().to_owned();
-    assert_eq!(send(s.admin(Method::DELETE, &format!("/api/v1/apps/shop/routes/{id}"))).await.0, StatusCode::NO_CONTENT);
-    assert_eq!(send(s.app_req("shop", Method::GET, "/text")).await.0, StatusCode::NOT_FOUND);
+    let id = routes["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "/text")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        send(s.admin(Method::DELETE, &format!("/api/v1/apps/shop/routes/{id}")))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(s.app_req("shop", Method::GET, "/text")).await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn failing_and_runaway_scripts_fail_alone(backend: Backend) {
     let s = TestServer::start(backend).await;
     s.create_app("bad").await;
     s.create_app("good").await;
-    let (status, body) = send(s.admin(Method::PUT, "/api/v1/apps/bad/runtime").json(&json!({
-        "limits": {"timeout_ms": 300, "max_operations": 50_000_000}, "max_concurrency": 4
-    })))
+    let (status, body) = send(
+        s.admin(Method::PUT, "/api/v1/apps/bad/runtime")
+            .json(&json!({
+                "limits": {"timeout_ms": 300, "max_operations": 50_000_000}, "max_concurrency": 4
+            })),
+    )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["effective_limits"]["timeout_ms"], 300);
@@ -196,8 +309,14 @@ async fn failing_and_runaway_scripts_fail_alone(backend: Backend) {
         let started = Instant::now();
         let got = send(s.app_req("bad", Method::GET, &format!("/{name}"))).await;
         assert_error(&got, StatusCode::INTERNAL_SERVER_ERROR, "script_error");
-        assert!(!got.1["error"]["message"].as_str().unwrap().contains("boom"), "no script internals to clients");
-        assert!(started.elapsed() < Duration::from_secs(5), "{name} stopped by its limits");
+        assert!(
+            !got.1["error"]["message"].as_str().unwrap().contains("boom"),
+            "no script internals to clients"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{name} stopped by its limits"
+        );
         // The server and the other app are fine.
         assert_eq!(send(s.app_get("good", "/")).await.1, "fine");
     }
@@ -207,30 +326,89 @@ async fn failing_and_runaway_scripts_fail_alone(backend: Backend) {
             (l["invocations"].as_array().unwrap().len() >= 4).then_some(l)
         })
         .await;
-    let by = |script: &str| logs["invocations"].as_array().unwrap().iter().find(|i| i["script"] == script).unwrap().clone();
-    assert!(by("loop")["error"].as_str().unwrap().starts_with("TimeLimit"), "{}", by("loop"));
-    assert!(by("recurse")["error"].as_str().unwrap().starts_with("CallDepth"), "{}", by("recurse"));
-    assert!(by("alloc")["error"].as_str().unwrap().starts_with("SizeLimit"), "{}", by("alloc"));
+    let by = |script: &str| {
+        logs["invocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["script"] == script)
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        by("loop")["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("TimeLimit"),
+        "{}",
+        by("loop")
+    );
+    assert!(
+        by("recurse")["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("CallDepth"),
+        "{}",
+        by("recurse")
+    );
+    assert!(
+        by("alloc")["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("SizeLimit"),
+        "{}",
+        by("alloc")
+    );
     let thrown = by("throw");
     assert!(thrown["error"].as_str().unwrap().contains("boom"));
     assert_eq!(thrown["logs"][0]["level"], "warn");
     assert_eq!(thrown["logs"][0]["message"], "about to fail");
-    assert!(send(s.admin(Method::PUT, "/api/v1/apps/bad/runtime").json(&json!({"limits": {"timeout_ms": 0}, "max_concurrency": 4}))).await.0 == StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(send(s.admin(Method::PUT, "/api/v1/apps/bad/runtime").json(&json!({"limits": {"bogus": 1}, "max_concurrency": 4}))).await.0 == StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        send(
+            s.admin(Method::PUT, "/api/v1/apps/bad/runtime")
+                .json(&json!({"limits": {"timeout_ms": 0}, "max_concurrency": 4}))
+        )
+        .await
+        .0 == StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert!(
+        send(
+            s.admin(Method::PUT, "/api/v1/apps/bad/runtime")
+                .json(&json!({"limits": {"bogus": 1}, "max_concurrency": 4}))
+        )
+        .await
+        .0 == StatusCode::UNPROCESSABLE_ENTITY
+    );
 }
 
 async fn triggers_dead_letters_and_replay_through_the_api(backend: Backend) {
     let s = TestServer::start(backend).await;
     s.create_app("jobs").await;
     s.deploy("jobs", "work", r#"if kv::get("heal") == () { throw "broken" } kv::set("done:" + event.delivery_id, event.message); "ok""#).await;
-    s.deploy("jobs", "on_dead", r#"kv::set("dead:" + event.delivery_id, event.trigger); "ok""#).await;
-    s.deploy("jobs", "heal", r#"kv::set("heal", true); kv::get("heal")"#).await;
-    s.deploy("jobs", "peek", r#"kv::list(request.query.prefix)"#).await;
+    s.deploy(
+        "jobs",
+        "on_dead",
+        r#"kv::set("dead:" + event.delivery_id, event.trigger); "ok""#,
+    )
+    .await;
+    s.deploy("jobs", "heal", r#"kv::set("heal", true); kv::get("heal")"#)
+        .await;
+    s.deploy("jobs", "peek", r#"kv::list(request.query.prefix)"#)
+        .await;
     s.route("jobs", "POST", "/heal", "heal").await;
     s.route("jobs", "GET", "/peek", "peek").await;
-    let work = s.trigger("jobs", json!({"kind": "pubsub", "script": "work", "filter": {"topic": "q"},
-        "retry": {"max_attempts": 2, "base_delay_ms": 10, "max_delay_ms": 20}})).await;
-    s.trigger("jobs", json!({"kind": "dead_letter", "script": "on_dead", "filter": {"trigger": work["id"]}})).await;
+    let work = s
+        .trigger(
+            "jobs",
+            json!({"kind": "pubsub", "script": "work", "filter": {"topic": "q"},
+        "retry": {"max_attempts": 2, "base_delay_ms": 10, "max_delay_ms": 20}}),
+        )
+        .await;
+    s.trigger(
+        "jobs",
+        json!({"kind": "dead_letter", "script": "on_dead", "filter": {"trigger": work["id"]}}),
+    )
+    .await;
     let (_, listed) = send(s.admin(Method::GET, "/api/v1/apps/jobs/triggers")).await;
     assert_eq!(listed["triggers"].as_array().unwrap().len(), 2);
     assert_eq!(listed["triggers"][0]["retry"]["max_attempts"], 2);
@@ -238,31 +416,80 @@ async fn triggers_dead_letters_and_replay_through_the_api(backend: Backend) {
     let peek = |prefix: &'static str| {
         let s = &s;
         async move {
-            let v = s.app_req("jobs", Method::GET, &format!("/peek?prefix={prefix}")).send().await.unwrap().json::<Value>().await.unwrap();
+            let v = s
+                .app_req("jobs", Method::GET, &format!("/peek?prefix={prefix}"))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap();
             let arr = v.as_array().cloned().unwrap_or_default();
             (!arr.is_empty()).then_some(arr)
         }
     };
-    let dead = s.eventually("dead_letter handler ran", || peek("dead:")).await;
+    let dead = s
+        .eventually("dead_letter handler ran", || peek("dead:"))
+        .await;
     assert_eq!(dead[0]["value"], work["id"]);
     let (_, letters) = send(s.admin(Method::GET, "/api/v1/apps/jobs/dead-letters")).await;
     let letter = &letters["dead_letters"][0];
     assert_eq!(letter["attempts"], 2);
     assert!(letter["last_error"].as_str().unwrap().contains("broken"));
     assert_eq!(letter["event"]["message"], json!({"n": 1}));
-    assert_eq!(s.app_req("jobs", Method::POST, "/heal").send().await.unwrap().status(), StatusCode::OK);
-    let (status, replayed) = send(s.admin(Method::POST, &format!("/api/v1/apps/jobs/dead-letters/{}/replay", letter["id"].as_str().unwrap()))).await;
+    assert_eq!(
+        s.app_req("jobs", Method::POST, "/heal")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let (status, replayed) = send(s.admin(
+        Method::POST,
+        &format!(
+            "/api/v1/apps/jobs/dead-letters/{}/replay",
+            letter["id"].as_str().unwrap()
+        ),
+    ))
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{replayed}");
-    let done = s.eventually("replayed delivery ran", || peek("done:")).await;
-    assert_eq!(done[0]["key"], format!("done:{}", replayed["delivery_id"].as_str().unwrap()));
+    let done = s
+        .eventually("replayed delivery ran", || peek("done:"))
+        .await;
+    assert_eq!(
+        done[0]["key"],
+        format!("done:{}", replayed["delivery_id"].as_str().unwrap())
+    );
     assert_eq!(done[0]["value"], json!({"n": 1}));
-    assert_error(&send(s.admin(Method::POST, "/api/v1/apps/jobs/dead-letters/nope/replay")).await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(
+        &send(s.admin(Method::POST, "/api/v1/apps/jobs/dead-letters/nope/replay")).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
     // Disable, patch, delete.
     let id = work["id"].as_str().unwrap();
-    let (status, patched) = send(s.admin(Method::PATCH, &format!("/api/v1/apps/jobs/triggers/{id}")).json(&json!({"enabled": false}))).await;
-    assert_eq!((status, patched["enabled"].clone()), (StatusCode::OK, json!(false)));
-    assert_eq!(send(s.admin(Method::DELETE, &format!("/api/v1/apps/jobs/triggers/{id}"))).await.0, StatusCode::NO_CONTENT);
-    assert_eq!(send(s.admin(Method::GET, &format!("/api/v1/apps/jobs/triggers/{id}"))).await.0, StatusCode::NOT_FOUND);
+    let (status, patched) = send(
+        s.admin(Method::PATCH, &format!("/api/v1/apps/jobs/triggers/{id}"))
+            .json(&json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(
+        (status, patched["enabled"].clone()),
+        (StatusCode::OK, json!(false))
+    );
+    assert_eq!(
+        send(s.admin(Method::DELETE, &format!("/api/v1/apps/jobs/triggers/{id}")))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(s.admin(Method::GET, &format!("/api/v1/apps/jobs/triggers/{id}")))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn a_delivery_can_publish_to_sse_subscribers(backend: Backend) {
@@ -270,14 +497,23 @@ async fn a_delivery_can_publish_to_sse_subscribers(backend: Backend) {
     s.create_app("chat").await;
     s.create_topic("chat", "out", true, "public").await;
     s.deploy("chat", "relay", r#"pubsub::publish("out", #{ echo: event.message.text, from: event.topic, seq: event.seq }); "ok""#).await;
-    s.trigger("chat", json!({"kind": "pubsub", "script": "relay", "filter": {"topic": "in"}})).await;
-    let mut sse = Sse::open(s.app_get("chat", "/realtime/topics/out")).await.unwrap();
+    s.trigger(
+        "chat",
+        json!({"kind": "pubsub", "script": "relay", "filter": {"topic": "in"}}),
+    )
+    .await;
+    let mut sse = Sse::open(s.app_get("chat", "/realtime/topics/out"))
+        .await
+        .unwrap();
     sse.start_position(Duration::from_secs(5)).await;
     s.publish("chat", "in", json!({"text": "hello"})).await;
     let got = sse.messages(1).await;
     let data = got[0].json();
     assert_eq!(data["topic"], "out");
-    assert_eq!(data["message"], json!({"echo": "hello", "from": "in", "seq": 1}));
+    assert_eq!(
+        data["message"],
+        json!({"echo": "hello", "from": "in", "seq": 1})
+    );
 }
 
 async fn apps_cannot_reach_each_others_data(backend: Backend) {
@@ -293,19 +529,50 @@ async fn apps_cannot_reach_each_others_data(backend: Backend) {
         #{ kv: kv::get("secret"), keys: kv::list(""), docs: docs::find("notes", #{}), file: files::get("f.txt"), files: files::list("") }
     "#).await;
     s.route("mallory", "GET", "/snoop", "snoop").await;
-    assert_eq!(s.app_req("alice", Method::POST, "/write").send().await.unwrap().status(), StatusCode::OK);
-    let mut alice_news = Sse::open(s.app_get("alice", "/realtime/topics/news")).await.unwrap();
+    assert_eq!(
+        s.app_req("alice", Method::POST, "/write")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let mut alice_news = Sse::open(s.app_get("alice", "/realtime/topics/news"))
+        .await
+        .unwrap();
     alice_news.start_position(Duration::from_secs(5)).await;
-    let snooped: Value = s.app_req("mallory", Method::GET, "/snoop").send().await.unwrap().json().await.unwrap();
-    assert_eq!(snooped, json!({"kv": null, "keys": [], "docs": [], "file": null, "files": []}));
+    let snooped: Value = s
+        .app_req("mallory", Method::GET, "/snoop")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        snooped,
+        json!({"kv": null, "keys": [], "docs": [], "file": null, "files": []})
+    );
     // mallory's publish went to mallory's topic, not alice's.
-    assert!(alice_news.next_event(Duration::from_millis(500)).await.is_none());
+    assert!(alice_news
+        .next_event(Duration::from_millis(500))
+        .await
+        .is_none());
     assert_eq!(s.store_oldest("mallory", "news").await, Some(1));
     assert_eq!(s.store_oldest("alice", "news").await, None);
     // An app-bound admin key cannot deploy into another app.
-    let bound = s.key(&[Capability::ScriptDeploy], Some(&s.create_app("third").await["id"].as_str().unwrap().to_owned())).await;
+    let bound = s
+        .key(
+            &[Capability::ScriptDeploy],
+            Some(s.create_app("third").await["id"].as_str().unwrap()),
+        )
+        .await;
     assert_error(
-        &send(s.with_key(&bound, Method::POST, "/api/v1/apps/alice/scripts").json(&json!({"name": "x", "source": "1"}))).await,
+        &send(
+            s.with_key(&bound, Method::POST, "/api/v1/apps/alice/scripts")
+                .json(&json!({"name": "x", "source": "1"})),
+        )
+        .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
@@ -321,11 +588,27 @@ async fn bad_input_is_rejected_clearly(backend: Backend) {
     ] {
         let got = send(post("/api/v1/apps/demo/scripts", body)).await;
         assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
-        assert!(got.1["error"]["message"].as_str().unwrap().starts_with(field));
+        assert!(got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(field));
     }
     let huge = "1;".repeat(200_000);
-    assert_error(&send(post("/api/v1/apps/demo/scripts", json!({"name": "big", "source": huge}))).await, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
-    let malformed = send(s.admin(Method::POST, "/api/v1/apps/demo/scripts").header("content-type", "application/json").body("{\"name\":")).await;
+    assert_error(
+        &send(post(
+            "/api/v1/apps/demo/scripts",
+            json!({"name": "big", "source": huge}),
+        ))
+        .await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+    let malformed = send(
+        s.admin(Method::POST, "/api/v1/apps/demo/scripts")
+            .header("content-type", "application/json")
+            .body("{\"name\":"),
+    )
+    .await;
     assert_eq!(malformed.0, StatusCode::BAD_REQUEST, "{}", malformed.1);
     for body in [
         json!({"method": "BREW", "path": "/x", "script": "s"}),
@@ -333,10 +616,22 @@ async fn bad_input_is_rejected_clearly(backend: Backend) {
         json!({"method": "GET", "path": "/realtime/x", "script": "s"}),
         json!({"method": "GET", "path": "/a/:id/:id", "script": "s"}),
     ] {
-        assert_error(&send(post("/api/v1/apps/demo/routes", body)).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+        assert_error(
+            &send(post("/api/v1/apps/demo/routes", body)).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        );
     }
     s.route("demo", "GET", "/x", "s").await;
-    assert_error(&send(post("/api/v1/apps/demo/routes", json!({"method": "GET", "path": "/x", "script": "t"}))).await, StatusCode::CONFLICT, "conflict");
+    assert_error(
+        &send(post(
+            "/api/v1/apps/demo/routes",
+            json!({"method": "GET", "path": "/x", "script": "t"}),
+        ))
+        .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
     for body in [
         json!({"kind": "nope", "script": "s", "filter": {}}),
         json!({"kind": "cron", "script": "s", "filter": {"schedule": "every day"}}),
@@ -346,15 +641,33 @@ async fn bad_input_is_rejected_clearly(backend: Backend) {
         json!({"kind": "kv", "script": "s", "retry": {"max_attempts": 0, "base_delay_ms": 1, "max_delay_ms": 1}}),
         json!({"kind": "dead_letter", "script": "s", "filter": {"trigger": "no-such-trigger"}}),
     ] {
-        assert_error(&send(post("/api/v1/apps/demo/triggers", body.clone())).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+        assert_error(
+            &send(post("/api/v1/apps/demo/triggers", body.clone())).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        );
     }
     // A route whose script was never deployed fails as a script error, not a crash.
-    assert_error(&send(s.app_req("demo", Method::GET, "/x")).await, StatusCode::INTERNAL_SERVER_ERROR, "script_error");
+    assert_error(
+        &send(s.app_req("demo", Method::GET, "/x")).await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "script_error",
+    );
     // An endpoint request body over the limit.
     s.deploy("demo", "echo", "request.body.len()").await;
     s.route("demo", "POST", "/echo", "echo").await;
-    let big = s.app_req("demo", Method::POST, "/echo").body(vec![b'x'; 2 * 1024 * 1024]).send().await.unwrap();
+    let big = s
+        .app_req("demo", Method::POST, "/echo")
+        .body(vec![b'x'; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let ok = s.app_req("demo", Method::POST, "/echo").body("hello").send().await.unwrap();
+    let ok = s
+        .app_req("demo", Method::POST, "/echo")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.json::<Value>().await.unwrap(), 5);
 }
