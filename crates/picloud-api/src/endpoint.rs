@@ -36,13 +36,22 @@ pub async fn serve(
     Extension(app): Extension<ResolvedApp>,
     req: Request,
 ) -> Response {
-    match handle(&state, &app, req).await {
+    let mut label = "unmatched";
+    let mut res = match handle(&state, &app, req, &mut label).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
-    }
+    };
+    crate::metrics::label_response(&mut res, label);
+    res
 }
 
-async fn handle(state: &AppState, app: &ResolvedApp, req: Request) -> Result<Response, ApiError> {
+/// `label` is set to the metrics route label once the request is matched.
+async fn handle(
+    state: &AppState,
+    app: &ResolvedApp,
+    req: Request,
+    label: &mut &'static str,
+) -> Result<Response, ApiError> {
     let table = routes(state, app).await?;
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
@@ -53,14 +62,16 @@ async fn handle(state: &AppState, app: &ResolvedApp, req: Request) -> Result<Res
     let joined = decoded.join("/");
     let Some((route, params)) = match_route(&table, &method, &joined) else {
         if path == "/" && (method == "GET" || method == "HEAD") {
-            return Ok(ApiJson(AppInfo {
+            let info = ApiJson(AppInfo {
                 app: app.slug.to_string(),
                 version: env!("CARGO_PKG_VERSION"),
-            })
-            .into_response());
+            });
+            *label = "app:/";
+            return Ok(info.into_response());
         }
         return Err(ApiError::not_found("route"));
     };
+    *label = "app:script";
     let (parts, body) = req.into_parts();
     let limit = state.config.max_body_bytes;
     let bytes = match axum::body::to_bytes(body, limit).await {

@@ -91,6 +91,13 @@ pub async fn label_route(State(prefix): State<&'static str>, req: Request, next:
     res
 }
 
+/// Labels a response that no axum route matched (script endpoints). Tenant route patterns
+/// are tenants' input, so every script endpoint shares one label: the series count stays
+/// bounded however many routes tenants create.
+pub fn label_response(res: &mut Response, label: &'static str) {
+    res.extensions_mut().insert(RouteLabel(label));
+}
+
 /// Standard methods by name; anything else (clients may send any token) is `other`, so a
 /// client cannot mint label values (series, interned strings) at will.
 fn method_label(method: &Method) -> &'static str {

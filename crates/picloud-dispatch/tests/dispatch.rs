@@ -44,6 +44,7 @@ both_backends!(
     dead_letter_trigger_delivers,
     failing_handler_backs_off_then_dead_letters_and_replays,
     killed_dispatcher_delivery_reruns_after_lease_with_one_success,
+    a_run_longer_than_its_lease_is_renewed_not_rerun,
 );
 
 struct Harness {
@@ -541,6 +542,52 @@ async fn killed_dispatcher_delivery_reruns_after_lease_with_one_success(backend:
         .collect();
     assert_eq!(ok.len(), 1, "exactly one success recorded: {runs:?}");
     assert!(h.store.next_due().await.unwrap().is_none(), "completed");
+}
+
+async fn a_run_longer_than_its_lease_is_renewed_not_rerun(backend: Backend) {
+    let h = Harness::new(backend).await;
+    // Each run takes 2 s, four times the lease: only renewal keeps a second dispatcher
+    // from taking it over.
+    h.deploy(
+        "handler",
+        r#"kv::set("run:" + event.attempt, true);
+           let t = time::now_ms(); while time::now_ms() - t < 2000 {}
+           kv::set("marker:" + event.delivery_id, event); "ok""#,
+    )
+    .await;
+    h.trigger(
+        TriggerKind::Kv,
+        json!({"prefix": "in:"}),
+        RetryPolicy::default(),
+    )
+    .await;
+    // The busy wait takes millions of operations.
+    h.store
+        .set_runtime(
+            &h.app,
+            &picloud_core::dispatch::AppRuntime {
+                limits: json!({"max_operations": 100_000_000}),
+                max_concurrency: 16,
+            },
+        )
+        .await
+        .unwrap();
+    let cfg = DispatcherConfig {
+        lease: Duration::from_millis(500),
+        ..Harness::config()
+    };
+    let _a = h.dispatcher(cfg.clone());
+    let _b = h.dispatcher(cfg);
+    h.run(r#"kv::set("in:1", 1)"#).await;
+    let m = h.markers(1).await;
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0]["attempt"], 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = picloud_core::data::KvKey::parse("run:2").unwrap();
+    assert!(
+        h.store.kv_get(&h.app, &second, 0).await.unwrap().is_none(),
+        "a renewed lease was taken over"
+    );
 }
 
 /// Two dispatchers on one PostgreSQL database: each cron time fires once.
