@@ -330,6 +330,15 @@ pub trait OutboxStore: Send + Sync {
         next_attempt_at: i64,
         error: &str,
     ) -> StoreResult<bool>;
+    /// Gives a claimed delivery back without counting the attempt (its trigger is paused,
+    /// or it could not be started): due again at `next_attempt_at`. `false` when `owner`
+    /// lost the lease.
+    async fn release_delivery(
+        &self,
+        owner: &str,
+        id: i64,
+        next_attempt_at: i64,
+    ) -> StoreResult<bool>;
     /// Moves a delivery to `dead_letters` and writes one delivery per matching enabled
     /// `dead_letter` trigger (never the failed trigger itself), in one transaction.
     /// `None` when `owner` lost the lease.

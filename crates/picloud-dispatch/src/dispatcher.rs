@@ -145,6 +145,26 @@ impl Dispatcher {
                 }
                 continue;
             }
+            // A read first: on SQLite a claim is a write that would take the write lock
+            // from publishers on every wake-up even when nothing is due.
+            let now = now_ms();
+            match self.store.next_due().await {
+                Ok(Some(at)) if at <= now => {}
+                Ok(Some(at)) => {
+                    let wait = Duration::from_millis((at - now).max(1) as u64);
+                    self.idle(wait.min(cfg.poll), &shutdown).await;
+                    continue;
+                }
+                Ok(None) => {
+                    self.idle(cfg.poll, &shutdown).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the outbox failed; retrying");
+                    self.idle(cfg.poll, &shutdown).await;
+                    continue;
+                }
+            }
             let limit = (free as u32).min(cfg.batch);
             let claimed = match self
                 .store
@@ -199,6 +219,8 @@ impl Dispatcher {
             self.invoker.cancel_running();
             tasks.shutdown().await;
         }
+        // The renewer holds a handle on the completer's channel: stop it first.
+        background.cancel();
         drop(ctx);
         let _ = completer.await;
     }

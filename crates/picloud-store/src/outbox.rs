@@ -183,6 +183,29 @@ impl OutboxStore for SqlStore {
         Ok(n > 0)
     }
 
+    async fn release_delivery(
+        &self,
+        owner: &str,
+        id: i64,
+        next_attempt_at: i64,
+    ) -> StoreResult<bool> {
+        let n = on_pool!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE outbox SET next_attempt_at = $3, lease_owner = NULL, lease_until = NULL, \
+                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
+                 WHERE id = $1 AND lease_owner = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(next_attempt_at)
+            .execute(pool)
+            .await
+            .map_err(error::other)?
+            .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
     async fn dead_letter_delivery(
         &self,
         owner: &str,

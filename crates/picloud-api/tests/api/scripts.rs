@@ -22,6 +22,7 @@ both_backends!(
     a_delivery_can_publish_to_sse_subscribers,
     apps_cannot_reach_each_others_data,
     bad_input_is_rejected_clearly,
+    per_app_concurrency_is_capped,
 );
 
 impl TestServer {
@@ -670,4 +671,38 @@ async fn bad_input_is_rejected_clearly(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(ok.json::<Value>().await.unwrap(), 5);
+}
+
+async fn per_app_concurrency_is_capped(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    s.create_app("slow").await;
+    s.create_app("other").await;
+    let (status, body) = send(
+        s.admin(Method::PUT, "/api/v1/apps/slow/runtime")
+            .json(&json!({
+                "limits": {"max_operations": 100_000_000}, "max_concurrency": 1
+            })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Holds the app's only run slot for 2.5 s; a waiting request gives up after 2 s.
+    s.deploy(
+        "slow",
+        "wait",
+        "let t = time::now_ms(); while time::now_ms() - t < 2500 {} \"done\"",
+    )
+    .await;
+    s.route("slow", "GET", "/wait", "wait").await;
+    s.deploy("other", "ok", r#""fine""#).await;
+    s.route("other", "GET", "/", "ok").await;
+    let first = tokio::spawn(send(s.app_req("slow", Method::GET, "/wait")));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = tokio::spawn(send(s.app_req("slow", Method::GET, "/wait")));
+    // Another app is not held up by this one's cap.
+    let started = Instant::now();
+    assert_eq!(send(s.app_get("other", "/")).await.1, "fine");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    assert_eq!(first, (StatusCode::OK, json!("done")));
+    assert_error(&second, StatusCode::SERVICE_UNAVAILABLE, "busy");
 }
