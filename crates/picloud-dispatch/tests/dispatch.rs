@@ -130,11 +130,21 @@ impl Harness {
     }
 
     async fn trigger(&self, kind: TriggerKind, filter: Value, retry: RetryPolicy) -> String {
+        self.trigger_on("handler", kind, filter, retry).await
+    }
+
+    async fn trigger_on(
+        &self,
+        script: &str,
+        kind: TriggerKind,
+        filter: Value,
+        retry: RetryPolicy,
+    ) -> String {
         self.store
             .create_trigger(
                 &self.app,
                 NewTrigger {
-                    script: ScriptName::parse("handler").unwrap(),
+                    script: ScriptName::parse(script).unwrap(),
                     filter: TriggerFilter::parse(kind, &filter).unwrap(),
                     enabled: true,
                     retry,
@@ -331,23 +341,17 @@ async fn dead_letter_trigger_delivers(backend: Backend) {
     h.deploy("failing", r#"throw "always fails""#).await;
     h.deploy("handler", MARKER).await;
     let failing = h
-        .store
-        .create_trigger(
-            &h.app,
-            NewTrigger {
-                script: ScriptName::parse("failing").unwrap(),
-                filter: TriggerFilter::parse(TriggerKind::Kv, &json!({"prefix": "job:"})).unwrap(),
-                enabled: true,
-                retry: RetryPolicy {
-                    max_attempts: 1,
-                    base_delay_ms: 1,
-                    max_delay_ms: 1,
-                },
+        .trigger_on(
+            "failing",
+            TriggerKind::Kv,
+            json!({"prefix": "job:"}),
+            RetryPolicy {
+                max_attempts: 1,
+                base_delay_ms: 1,
+                max_delay_ms: 1,
             },
         )
-        .await
-        .unwrap()
-        .id;
+        .await;
     h.trigger(
         TriggerKind::DeadLetter,
         json!({"trigger": failing}),
@@ -385,20 +389,13 @@ async fn failing_handler_backs_off_then_dead_letters_and_replays(backend: Backen
         max_delay_ms: 10_000,
     };
     let flaky = h
-        .store
-        .create_trigger(
-            &h.app,
-            NewTrigger {
-                script: ScriptName::parse("flaky").unwrap(),
-                filter: TriggerFilter::parse(TriggerKind::Pubsub, &json!({"topic": "jobs"}))
-                    .unwrap(),
-                enabled: true,
-                retry,
-            },
+        .trigger_on(
+            "flaky",
+            TriggerKind::Pubsub,
+            json!({"topic": "jobs"}),
+            retry,
         )
-        .await
-        .unwrap()
-        .id;
+        .await;
     h.trigger(TriggerKind::DeadLetter, json!({}), RetryPolicy::default())
         .await;
     let _d = h.dispatcher(Harness::config());

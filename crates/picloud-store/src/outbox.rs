@@ -166,21 +166,7 @@ impl OutboxStore for SqlStore {
         next_attempt_at: i64,
         err: &str,
     ) -> StoreResult<bool> {
-        let n = on_pool!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE outbox SET next_attempt_at = $3, lease_owner = NULL, lease_until = NULL, \
-                 last_error = $4 WHERE id = $1 AND lease_owner = $2",
-            )
-            .bind(id)
-            .bind(owner)
-            .bind(next_attempt_at)
-            .bind(err)
-            .execute(pool)
-            .await
-            .map_err(error::other)?
-            .rows_affected()
-        });
-        Ok(n > 0)
+        self.reschedule(owner, id, next_attempt_at, Some(err)).await
     }
 
     async fn release_delivery(
@@ -189,21 +175,7 @@ impl OutboxStore for SqlStore {
         id: i64,
         next_attempt_at: i64,
     ) -> StoreResult<bool> {
-        let n = on_pool!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE outbox SET next_attempt_at = $3, lease_owner = NULL, lease_until = NULL, \
-                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
-                 WHERE id = $1 AND lease_owner = $2",
-            )
-            .bind(id)
-            .bind(owner)
-            .bind(next_attempt_at)
-            .execute(pool)
-            .await
-            .map_err(error::other)?
-            .rows_affected()
-        });
-        Ok(n > 0)
+        self.reschedule(owner, id, next_attempt_at, None).await
     }
 
     async fn dead_letter_delivery(
@@ -436,6 +408,37 @@ impl OutboxStore for SqlStore {
                 .await
                 .map_err(error::other)?
         }))
+    }
+}
+
+impl SqlStore {
+    /// Gives up `owner`'s lease and makes the delivery due at `next_attempt_at`: after a
+    /// failed attempt (`error`), or without one, in which case the claim's attempt is
+    /// taken back.
+    async fn reschedule(
+        &self,
+        owner: &str,
+        id: i64,
+        next_attempt_at: i64,
+        error: Option<&str>,
+    ) -> StoreResult<bool> {
+        let n = on_pool!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE outbox SET next_attempt_at = $3, lease_owner = NULL, lease_until = NULL, \
+                 last_error = COALESCE($4, last_error), \
+                 attempts = CASE WHEN $4 IS NULL AND attempts > 0 THEN attempts - 1 ELSE attempts END \
+                 WHERE id = $1 AND lease_owner = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(next_attempt_at)
+            .bind(error)
+            .execute(pool)
+            .await
+            .map_err(error::other)?
+            .rows_affected()
+        });
+        Ok(n > 0)
     }
 }
 

@@ -12,31 +12,9 @@ use picloud_core::store::{
     AdminKeyStore, AppStore, DomainStore, HealthStore, Page, StoredAdminKey,
 };
 use picloud_core::StoreError;
-use picloud_store::testing::TestDatabase;
-use picloud_store::{Backend, SqlStore};
+use picloud_store::SqlStore;
 
-/// Declares `mod name { sqlite, postgres }`, each running `body(store)` on a fresh database.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-            #[tokio::test]
-            async fn sqlite() {
-                let db = TestDatabase::new(Backend::Sqlite).await;
-                super::$name(db.open().await).await;
-            }
-            #[tokio::test]
-            async fn postgres() {
-                let db = TestDatabase::new(Backend::Postgres).await;
-                let store = db.open().await;
-                super::$name(store.clone()).await;
-                store.close().await;
-            }
-        }
-    )*};
-}
-
-conformance!(
+picloud_store::conformance!(
     apps_create_get_list_update_delete,
     duplicate_slugs_conflict,
     domains_belong_to_one_app,

@@ -11,30 +11,10 @@ use picloud_core::secret::AppSecret;
 use picloud_core::store::{AppStore, MessageStore, SecretStore, TopicStore};
 use picloud_core::topic::{AuthMode, NewTopic, Retention, TopicName, TopicPatch};
 use picloud_core::StoreError;
-use picloud_store::testing::{insert_pubsub_trigger, outbox_rows, TestDatabase};
-use picloud_store::{Backend, SqlStore};
+use picloud_store::testing::{insert_pubsub_trigger, outbox_rows};
+use picloud_store::SqlStore;
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-            #[tokio::test]
-            async fn sqlite() {
-                let db = TestDatabase::new(Backend::Sqlite).await;
-                super::$name(db.open().await).await;
-            }
-            #[tokio::test]
-            async fn postgres() {
-                let db = TestDatabase::new(Backend::Postgres).await;
-                let store = db.open().await;
-                super::$name(store.clone()).await;
-                store.close().await;
-            }
-        }
-    )*};
-}
-
-conformance!(
+picloud_store::conformance!(
     topics_crud,
     publish_assigns_gap_free_seqs_and_creates_internal_topics,
     concurrent_publishers_never_share_or_skip_a_seq,

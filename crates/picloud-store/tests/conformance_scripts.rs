@@ -12,31 +12,10 @@ use picloud_core::store::*;
 use picloud_core::topic::TopicName;
 use picloud_core::trigger::{NewTrigger, RetryPolicy, TriggerFilter, TriggerKind, TriggerPatch};
 use picloud_core::StoreError;
-use picloud_store::testing::TestDatabase;
-use picloud_store::{Backend, SqlStore};
+use picloud_store::SqlStore;
 use serde_json::json;
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-            #[tokio::test]
-            async fn sqlite() {
-                let db = TestDatabase::new(Backend::Sqlite).await;
-                super::$name(db.open().await).await;
-            }
-            #[tokio::test]
-            async fn postgres() {
-                let db = TestDatabase::new(Backend::Postgres).await;
-                let store = db.open().await;
-                super::$name(store.clone()).await;
-                store.close().await;
-            }
-        }
-    )*};
-}
-
-conformance!(
+picloud_store::conformance!(
     scripts_version_and_roll_back,
     routes_are_unique_per_method_and_path,
     triggers_crud_and_runtime_settings,

@@ -200,3 +200,25 @@ impl Drop for TestDatabase {
         .join();
     }
 }
+
+/// Declares `mod name { sqlite, postgres }` for each `name`, each running `name(store)` on
+/// a fresh database of that backend: one test body, both backends.
+#[macro_export]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let db = $crate::testing::TestDatabase::new($crate::Backend::Sqlite).await;
+                super::$name(db.open().await).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                let db = $crate::testing::TestDatabase::new($crate::Backend::Postgres).await;
+                let store = db.open().await;
+                super::$name(store.clone()).await;
+                store.close().await;
+            }
+        }
+    )*};
+}
