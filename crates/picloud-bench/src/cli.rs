@@ -85,5 +85,10 @@ pub enum ScenarioArg {
     S3,
     S4,
     S5,
+    /// PiCloud only: trigger dispatcher throughput (drain) and latency, SQLite and PostgreSQL.
+    D1,
+    /// PiCloud only: script endpoint requests/s with `wrk` (64 connections), SQLite.
+    E1,
+    /// All of the above.
     All,
 }

@@ -18,7 +18,8 @@
 //! - `publisher.rs`: keep-alive publisher connections, as fast as possible or fixed-rate.
 //! - `latency.rs`: hdrhistogram helpers and the timestamped payload.
 //! - `scenarios/`: `mod.rs` (context, the publish-and-drain measurement, ratios) and one
-//!   file per scenario, `s1.rs` … `s5.rs`.
+//!   file per scenario, `s1.rs` … `s5.rs`, `d1.rs` (trigger dispatcher), `e1.rs` (script
+//!   endpoint with `wrk`).
 
 mod cli;
 mod http;
@@ -118,6 +119,8 @@ async fn run(ctx: &Ctx, nofile: (u64, u64)) -> Value {
         ScenarioArg::S3 => vec![Scenario::S3],
         ScenarioArg::S4 => vec![Scenario::S4],
         ScenarioArg::S5 => vec![Scenario::S5],
+        ScenarioArg::D1 => vec![Scenario::D1],
+        ScenarioArg::E1 => vec![Scenario::E1],
         ScenarioArg::All => Scenario::ALL.to_vec(),
     };
     let mut results: Map<String, Value> = kinds
@@ -126,8 +129,8 @@ async fn run(ctx: &Ctx, nofile: (u64, u64)) -> Value {
         .collect();
     for s in scenarios {
         for &kind in kinds {
-            if s == Scenario::S5 && kind == Kind::Nchan {
-                continue; // PiCloud only: Nchan stores nothing durable
+            if s.picloud_only() && kind == Kind::Nchan {
+                continue; // PiCloud only: Nchan stores nothing durable and runs no scripts
             }
             progress!("== {} on {} ==", s.name(), kind.name());
             let started = Instant::now();
@@ -157,6 +160,7 @@ async fn run(ctx: &Ctx, nofile: (u64, u64)) -> Value {
             "s5_rate": a.s5_rate,
             "s5_rate_conns": a.s5_rate_conns,
             "s5_topics": a.s5_topics,
+            "d1_drain_messages": ctx.scaled(scenarios::D1_DRAIN_MESSAGES),
             "server_cpu": a.server_cpu,
             "client_cpu": a.client_cpu,
             "picloud_bin": ctx.picloud_bin.display().to_string(),

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::http::HttpConn;
 use crate::latency::{self, Payload};
-use crate::server::Endpoint;
+use crate::server::{Endpoint, TopicRef};
 
 #[derive(Clone, Copy, Debug)]
 pub enum Pace {
@@ -32,6 +32,10 @@ pub struct Plan {
     pub durable: bool,
     /// Message `i` goes to topic `i % topics` (round-robin over `t0..t<topics>`).
     pub topics: usize,
+    /// Every message to this topic instead (`topics` is then ignored).
+    pub named_topic: Option<&'static str>,
+    /// Stop after this many messages (sent, successful or not) even before `duration`.
+    pub limit: Option<u64>,
 }
 
 pub struct Outcome {
@@ -164,6 +168,9 @@ async fn conn_loop(
     let mut body = Vec::with_capacity(256);
     loop {
         let i = next.fetch_add(1, Relaxed);
+        if plan.limit.is_some_and(|l| i >= l) {
+            break;
+        }
         let now = Instant::now();
         if now >= deadline {
             break; // a server that cannot keep up gets no extra time
@@ -183,7 +190,10 @@ async fn conn_loop(
                 Some(at)
             }
         };
-        let topic = (i % plan.topics.max(1) as u64) as usize;
+        let topic = match plan.named_topic {
+            Some(name) => TopicRef::Named(name),
+            None => TopicRef::Index((i % plan.topics.max(1) as u64) as usize),
+        };
         let sent = Instant::now();
         payload.write(&mut body, sent.duration_since(epoch).as_nanos() as u64);
         req.clear();

@@ -65,35 +65,60 @@ pub fn topic_name(i: usize) -> String {
     format!("t{i}")
 }
 
+/// PiCloud's SSE subscribe request for topic `t` of app `bench`.
+pub fn picloud_subscribe_request(t: &str) -> Vec<u8> {
+    format!(
+        "GET /realtime/topics/{t} HTTP/1.1\r\nHost: bench.localhost\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// The topic a publish goes to: `t<i>`, or a named one (D1's `jobs`).
+#[derive(Clone, Copy, Debug)]
+pub enum TopicRef {
+    Index(usize),
+    Named(&'static str),
+}
+
+impl std::fmt::Display for TopicRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TopicRef::Index(i) => write!(f, "t{i}"),
+            TopicRef::Named(n) => f.write_str(n),
+        }
+    }
+}
+
 impl Endpoint {
     pub fn subscribe_request(&self, topic: usize) -> Vec<u8> {
-        let t = topic_name(topic);
+        self.subscribe_topic_request(&topic_name(topic))
+    }
+
+    pub fn subscribe_topic_request(&self, t: &str) -> Vec<u8> {
         match self.kind {
-            Kind::Picloud => format!(
-                "GET /realtime/topics/{t} HTTP/1.1\r\nHost: bench.localhost\r\nAccept: text/event-stream\r\n\r\n"
-            ),
+            Kind::Picloud => picloud_subscribe_request(t),
             Kind::Nchan => format!(
                 "GET /sub/{t} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n"
-            ),
+            )
+            .into_bytes(),
         }
-        .into_bytes()
     }
 
     /// Appends a complete publish request to `out`. `durable` is PiCloud's stored publish
     /// (201); otherwise `?ephemeral=true` (202). Nchan has one kind of publish.
-    pub fn publish_request(&self, out: &mut Vec<u8>, topic: usize, body: &[u8], durable: bool) {
+    pub fn publish_request(&self, out: &mut Vec<u8>, topic: TopicRef, body: &[u8], durable: bool) {
         use std::io::Write;
         let _ = match self.kind {
             Kind::Picloud => write!(
                 out,
-                "POST /api/v1/apps/bench/topics/t{topic}/publish{} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                "POST /api/v1/apps/bench/topics/{topic}/publish{} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                 if durable { "" } else { "?ephemeral=true" },
                 self.key,
                 body.len()
             ),
             Kind::Nchan => write!(
                 out,
-                "POST /pub/t{topic} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                "POST /pub/{topic} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             ),
         };
@@ -109,19 +134,48 @@ impl Endpoint {
         .into_bytes()
     }
 
+    /// PiCloud admin API: one request on a new connection; returns status and body.
+    pub async fn admin(&self, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+        let mut conn = HttpConn::connect(self.addr).await?;
+        let status = conn
+            .roundtrip(&self.admin_request(method, path, body))
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        Ok((status, conn.body_text()))
+    }
+
+    /// PiCloud admin API: `POST path body`, which must answer `want`; returns the body.
+    pub async fn admin_post(&self, path: &str, body: &str, want: u16) -> Result<String> {
+        let (status, text) = self.admin("POST", path, body).await?;
+        if status != want {
+            bail!("POST {path} {body}: {status} {text}");
+        }
+        Ok(text)
+    }
+
+    /// A request to app `bench`'s own host (script endpoints): `Host: bench.localhost`.
+    pub fn app_request(&self, method: &str, path: &str) -> Vec<u8> {
+        format!("{method} {path} HTTP/1.1\r\nHost: bench.localhost\r\n\r\n").into_bytes()
+    }
+
+    /// PiCloud: creates app `bench` (an existing one is fine).
+    pub async fn create_app(&self) -> Result<()> {
+        let (status, text) = self
+            .admin("POST", "/api/v1/apps", r#"{"slug":"bench"}"#)
+            .await?;
+        if status != 201 && status != 409 {
+            bail!("create app: {status} {text}");
+        }
+        Ok(())
+    }
+
     /// PiCloud: creates app `bench` and topics `t0..t<n>` (public, externally
     /// subscribable), 8 requests in flight. Nchan: nothing to do (channels are implicit).
     pub async fn create_topics(&self, n: usize) -> Result<()> {
         if self.kind == Kind::Nchan {
             return Ok(());
         }
-        let mut conn = HttpConn::connect(self.addr).await?;
-        let status = conn
-            .roundtrip(&self.admin_request("POST", "/api/v1/apps", r#"{"slug":"bench"}"#))
-            .await?;
-        if status != 201 && status != 409 {
-            bail!("create app: {status} {}", conn.body_text());
-        }
+        self.create_app().await?;
         let started = Instant::now();
         let next = Arc::new(AtomicUsize::new(0));
         let done = Arc::new(AtomicU64::new(0));
@@ -166,10 +220,12 @@ impl Endpoint {
 struct PgDb {
     admin_url: String,
     name: String,
+    /// The database's own URL, for `DATABASE_URL`.
+    url: String,
 }
 
 impl PgDb {
-    fn create(base: &str) -> Result<(Self, String)> {
+    fn create(base: &str) -> Result<Self> {
         static N: AtomicU64 = AtomicU64::new(0);
         let base = base.trim_end_matches('/');
         let name = format!(
@@ -179,11 +235,11 @@ impl PgDb {
         );
         let db = Self {
             admin_url: format!("{base}/postgres"),
+            url: format!("{base}/{name}"),
             name,
         };
         db.psql(&format!("CREATE DATABASE {}", db.name))?;
-        let url = format!("{base}/{}", db.name);
-        Ok((db, url))
+        Ok(db)
     }
 
     fn psql(&self, sql: &str) -> Result<()> {
@@ -210,8 +266,35 @@ impl PgDb {
 }
 
 enum Cleanup {
-    Picloud { data_dir: PathBuf, pg: Option<PgDb> },
-    Nchan,
+    Picloud {
+        data_dir: PathBuf,
+        pg: Option<PgDb>,
+    },
+    /// Nothing to remove (Nchan; or a PiCloud whose data was handed on as [`Kept`]).
+    None,
+}
+
+/// What a PiCloud server starts on.
+pub enum Data {
+    /// A fresh data dir (and, for PostgreSQL, a fresh database); removed when it stops.
+    Fresh(Backend),
+    /// The data (and admin key) of an earlier run, from [`Server::stop_keeping_data`].
+    Kept(Kept),
+}
+
+/// A stopped PiCloud's data dir, PostgreSQL database and admin key, kept for the next
+/// start. Removed (database dropped) when dropped unused or when that next server stops.
+pub struct Kept {
+    backend: Backend,
+    key: Arc<str>,
+    data_dir: PathBuf,
+    cleanup: Cleanup,
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        run_cleanup(&self.cleanup);
+    }
 }
 
 pub struct Server {
@@ -220,6 +303,9 @@ pub struct Server {
     pub pid: u32,
     /// The process whose RSS and CPU are reported (PiCloud, or the nginx worker).
     pub measured_pid: u32,
+    /// Just before the process was spawned.
+    pub spawned_at: Instant,
+    backend: Backend,
     child: Child,
     cleanup: Cleanup,
     log_path: PathBuf,
@@ -228,6 +314,11 @@ pub struct Server {
 
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `127.0.0.1:<a free port>`, for a server started later.
+pub fn free_loopback_addr() -> Result<SocketAddr> {
+    Ok(([127, 0, 0, 1], free_port()?).into())
 }
 
 fn temp_dir() -> Result<PathBuf> {
@@ -242,11 +333,15 @@ fn temp_dir() -> Result<PathBuf> {
 }
 
 impl Server {
+    /// Starts `picloud serve` on `data` with extra environment `env` (e.g.
+    /// `PICLOUD_DISPATCH_WORKERS`), listening on `addr` (default: a free loopback port).
     pub async fn start_picloud(
         bin: &Path,
         cpu: usize,
-        backend: Backend,
+        data: Data,
         postgres_url: &str,
+        env: &[(&str, &str)],
+        addr: Option<SocketAddr>,
     ) -> Result<Self> {
         if !bin.exists() {
             bail!(
@@ -254,14 +349,51 @@ impl Server {
                 bin.display()
             );
         }
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-        let data_dir = temp_dir()?;
-        let log_path = data_dir.join("server.log");
-        let (pg, url) = match backend {
-            Backend::Sqlite => (None, None),
-            Backend::Postgres => {
-                let (db, url) = PgDb::create(postgres_url)?;
-                (Some(db), Some(url))
+        let addr = match addr {
+            Some(a) => a,
+            None => free_loopback_addr()?,
+        };
+        let (backend, data_dir, cleanup, known_key, log_name) = match data {
+            Data::Fresh(backend) => {
+                let data_dir = temp_dir()?;
+                let pg = match backend {
+                    Backend::Sqlite => None,
+                    Backend::Postgres => match PgDb::create(postgres_url) {
+                        Ok(db) => Some(db),
+                        Err(e) => {
+                            let _ = std::fs::remove_dir_all(&data_dir);
+                            return Err(e);
+                        }
+                    },
+                };
+                let cleanup = Cleanup::Picloud {
+                    data_dir: data_dir.clone(),
+                    pg,
+                };
+                (backend, data_dir, cleanup, None, "server.log")
+            }
+            Data::Kept(mut k) => {
+                let cleanup = std::mem::replace(&mut k.cleanup, Cleanup::None);
+                let key = k.key.clone();
+                (
+                    k.backend,
+                    k.data_dir.clone(),
+                    cleanup,
+                    Some(key),
+                    "server-restarted.log",
+                )
+            }
+        };
+        let url = match &cleanup {
+            Cleanup::Picloud { pg: Some(db), .. } => Some(db.url.clone()),
+            _ => None,
+        };
+        let log_path = data_dir.join(log_name);
+        let log_file = match File::create(&log_path) {
+            Ok(f) => f,
+            Err(e) => {
+                run_cleanup(&cleanup);
+                return Err(anyhow!(e).context(format!("create {}", log_path.display())));
             }
         };
         let mut cmd = Command::new("taskset");
@@ -273,14 +405,16 @@ impl Server {
             .env("PICLOUD_DATA_DIR", &data_dir)
             .env("RUST_LOG", "warn")
             .env_remove("DATABASE_URL")
+            .env_remove("PICLOUD_DISPATCH_WORKERS")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(File::create(&log_path)?);
+            .stderr(log_file);
         if let Some(url) = &url {
             cmd.env("DATABASE_URL", url);
         }
         sys::die_with_parent(&mut cmd);
-        let cleanup = Cleanup::Picloud { data_dir, pg };
+        let spawned_at = Instant::now();
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -298,6 +432,8 @@ impl Server {
             },
             pid,
             measured_pid: pid,
+            spawned_at,
+            backend,
             child,
             cleanup,
             log_path,
@@ -316,17 +452,20 @@ impl Server {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
-        let key = loop {
-            if let Ok(key) = rx.try_recv() {
-                break key;
-            }
-            server.check_alive()?;
-            if Instant::now() > deadline {
-                bail!("PiCloud printed no admin key within 60 s");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        // A restarted server prints no key (it bootstraps only on an empty database).
+        server.endpoint.key = match known_key {
+            Some(key) => key,
+            None => loop {
+                if let Ok(key) = rx.try_recv() {
+                    break Arc::from(key);
+                }
+                server.check_alive()?;
+                if Instant::now() > deadline {
+                    bail!("PiCloud printed no admin key within 60 s");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            },
         };
-        server.endpoint.key = Arc::from(key);
         loop {
             if let Ok(mut c) = HttpConn::connect(addr).await {
                 let req = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
@@ -392,8 +531,10 @@ impl Server {
             },
             pid,
             measured_pid: pid,
+            spawned_at: Instant::now(),
+            backend: Backend::Sqlite,
             child,
-            cleanup: Cleanup::Nchan,
+            cleanup: Cleanup::None,
             log_path,
             stopped: false,
         };
@@ -450,8 +591,8 @@ impl Server {
         Ok(proc_stats::cpu_secs(self.measured_pid, clk_tck)?)
     }
 
-    /// SIGTERM, wait (SIGKILL after 15 s), clean up; returns what the server logged.
-    pub async fn stop(mut self) -> Value {
+    /// SIGTERM, wait (SIGKILL after 15 s); returns what the server logged.
+    async fn stop_process(&mut self) -> Value {
         let mut exit = Value::Null;
         if !self.stopped {
             let _ = sys::signal(self.pid, libc::SIGTERM);
@@ -485,10 +626,33 @@ impl Server {
             "log_error_lines": count("ERROR") + count("[error]") + count("[alert]") + count("[crit]"),
             "log_first_lines": lines.iter().take(5).map(|l| truncate(l, 300)).collect::<Vec<_>>(),
         });
-        run_cleanup(&self.cleanup);
-        self.cleanup = Cleanup::Nchan;
         crate::progress!("{} stopped ({exit})", self.endpoint.kind.name());
         report
+    }
+
+    /// SIGTERM, wait (SIGKILL after 15 s), clean up; returns what the server logged.
+    pub async fn stop(mut self) -> Value {
+        let report = self.stop_process().await;
+        run_cleanup(&self.cleanup);
+        self.cleanup = Cleanup::None;
+        report
+    }
+
+    /// Like [`Server::stop`], but keeps the data dir, the PostgreSQL database and the
+    /// admin key for a later [`Data::Kept`] start (PiCloud only).
+    pub async fn stop_keeping_data(mut self) -> (Value, Kept) {
+        let report = self.stop_process().await;
+        let data_dir = match &self.cleanup {
+            Cleanup::Picloud { data_dir, .. } => data_dir.clone(),
+            Cleanup::None => PathBuf::new(),
+        };
+        let kept = Kept {
+            backend: self.backend,
+            key: self.endpoint.key.clone(),
+            data_dir,
+            cleanup: std::mem::replace(&mut self.cleanup, Cleanup::None),
+        };
+        (report, kept)
     }
 }
 
@@ -523,16 +687,26 @@ impl Drop for Server {
     }
 }
 
+/// Runs `cmd` with its stdout sent to our stderr (stdout carries only the JSON summary);
+/// true if it exited 0.
+pub fn run_quietly(cmd: &mut Command) -> bool {
+    cmd.stdin(Stdio::null())
+        .stdout(std::io::stderr())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn install_nchan() -> Result<()> {
     crate::progress!(
         "nchan: /usr/lib/nginx/modules/ngx_nchan_module.so is missing; installing nginx and \
          libnginx-mod-nchan with apt-get (needs root)"
     );
-    let ok = |c: &mut Command| c.status().map(|s| s.success()).unwrap_or(false);
-    let updated = ok(Command::new("apt-get").args(["update", "-qq"]));
-    let installed = ok(Command::new("apt-get")
-        .args(["install", "-y", "-qq", "nginx", "libnginx-mod-nchan"])
-        .env("DEBIAN_FRONTEND", "noninteractive"));
+    let updated = run_quietly(Command::new("apt-get").args(["update", "-qq"]));
+    let installed = run_quietly(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "nginx", "libnginx-mod-nchan"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    );
     if !(updated && installed) {
         bail!("cannot install nginx + libnginx-mod-nchan; run: apt-get install -y nginx libnginx-mod-nchan");
     }

@@ -9,7 +9,8 @@
 //! also ends the stream, which is reported). Every `SAMPLE_EVERY`-th message of a
 //! subscriber (offset per subscriber, so different subscribers sample different messages)
 //! is searched for the payload's `"t":` and its send time parsed for the latency
-//! histogram. Nothing else of a frame is looked at.
+//! histogram (`ConnectOpts::sample_every` changes the 16). Nothing else of a frame is
+//! looked at. The time of the first and the last message of each read is kept.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -52,6 +53,9 @@ pub struct SubStats {
     pub closed: AtomicU64,
     pub messages: AtomicU64,
     pub bytes: AtomicU64,
+    /// When the first / latest message was read, ns since the epoch (0: none yet).
+    pub first_message_ns: AtomicU64,
+    pub last_message_ns: AtomicU64,
     pub latency: Mutex<Option<Histogram<u64>>>,
     pub first_error: Mutex<Option<String>>,
 }
@@ -78,6 +82,25 @@ impl SubStats {
     }
 }
 
+/// How subscribers connect and sample.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectOpts {
+    /// Parse the send time of every n-th message of a subscriber (1: every message).
+    pub sample_every: u64,
+    /// Retry a refused connection until this long after the call (a server that is still
+    /// starting); `None`: a refused connection fails the subscriber.
+    pub retry_refused_for: Option<Duration>,
+}
+
+impl Default for ConnectOpts {
+    fn default() -> Self {
+        Self {
+            sample_every: SAMPLE_EVERY,
+            retry_refused_for: None,
+        }
+    }
+}
+
 pub struct Subscribers {
     tasks: JoinSet<()>,
     pub stats: Arc<SubStats>,
@@ -94,7 +117,20 @@ impl Subscribers {
         epoch: Instant,
         timeout: Duration,
     ) -> Result<Self> {
+        Self::connect_with(addr, requests, epoch, timeout, ConnectOpts::default()).await
+    }
+
+    /// [`Subscribers::connect`] with other sampling or connect retries.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        requests: Vec<Vec<u8>>,
+        epoch: Instant,
+        timeout: Duration,
+        opts: ConnectOpts,
+    ) -> Result<Self> {
         let n = requests.len();
+        let every = opts.sample_every.max(1);
+        let retry_until = opts.retry_refused_for.map(|d| Instant::now() + d);
         let stats = Arc::new(SubStats {
             latency: Mutex::new(Some(latency::histogram())),
             ..SubStats::default()
@@ -106,8 +142,10 @@ impl Subscribers {
             let stats = stats.clone();
             let gate = gate.clone();
             tasks.spawn(async move {
-                let offset = i as u64 % SAMPLE_EVERY;
-                if let Err(e) = subscriber(addr, req, offset, epoch, &stats, &gate).await {
+                let sampling = (every, i as u64 % every);
+                if let Err(e) =
+                    subscriber(addr, req, sampling, retry_until, epoch, &stats, &gate).await
+                {
                     stats.error(format!("{e:#}"));
                 }
             });
@@ -162,17 +200,27 @@ impl Subscribers {
     }
 }
 
+/// `sampling`: (sample every n-th message, offset of the first sample).
 async fn subscriber(
     addr: SocketAddr,
     req: Vec<u8>,
-    sample_offset: u64,
+    (every, sample_offset): (u64, u64),
+    retry_until: Option<Instant>,
     epoch: Instant,
     stats: &SubStats,
     gate: &Semaphore,
 ) -> Result<()> {
     let permit = gate.acquire().await?;
     let opened = async {
-        let mut stream = connect_stream(addr).await?;
+        let mut stream = loop {
+            match connect_stream(addr).await {
+                Ok(s) => break s,
+                Err(_) if retry_until.is_some_and(|d| Instant::now() < d) => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         stream.write_all(&req).await?;
         let mut head = Vec::with_capacity(1024);
         let head_end = loop {
@@ -207,6 +255,7 @@ async fn subscriber(
     };
     stats.connected.fetch_add(1, Relaxed);
     let mut scan = Scanner {
+        every,
         until_sample: sample_offset + 1,
         ..Scanner::default()
     };
@@ -246,6 +295,8 @@ async fn subscriber(
 struct Scanner {
     /// The last two bytes of the previous read (a `\n\n` may straddle two reads).
     tail: [u8; 2],
+    /// Sample every n-th message.
+    every: u64,
     /// Messages until the next sample (the first countdown is staggered per subscriber).
     until_sample: u64,
     /// The previous sample could not be read (frame split across reads): take the next.
@@ -288,6 +339,15 @@ impl Scanner {
             [b] => [self.tail[1], *b],
             [] => self.tail,
         };
+        if acc.messages > 0 {
+            let now = acc.now_ns.max(1);
+            if stats.first_message_ns.load(Relaxed) == 0 {
+                let _ = stats
+                    .first_message_ns
+                    .compare_exchange(0, now, Relaxed, Relaxed);
+            }
+            stats.last_message_ns.store(now, Relaxed);
+        }
         stats.messages.fetch_add(acc.messages, Relaxed);
         stats.bytes.fetch_add(data.len() as u64, Relaxed);
     }
@@ -304,7 +364,7 @@ impl Scanner {
         if self.until_sample > 0 && !self.want_sample {
             return;
         }
-        self.until_sample = SAMPLE_EVERY;
+        self.until_sample = self.every;
         // Only sampled frames are searched; a tail split across reads defers the sample
         // to the next message.
         let tail = &frame[frame.len().saturating_sub(TAIL_WINDOW)..];
@@ -349,6 +409,7 @@ mod tests {
             ..SubStats::default()
         };
         let mut s = Scanner {
+            every: SAMPLE_EVERY,
             until_sample: SAMPLE_EVERY,
             ..Scanner::default()
         };

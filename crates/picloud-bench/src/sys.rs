@@ -61,10 +61,20 @@ pub fn signal(pid: u32, sig: libc::c_int) -> io::Result<()> {
 
 /// User + system CPU seconds used by this process so far.
 pub fn self_cpu_secs() -> f64 {
+    rusage_cpu_secs(libc::RUSAGE_SELF)
+}
+
+/// User + system CPU seconds of the children this process has waited for (all of them,
+/// so take a difference around one child's run).
+pub fn children_cpu_secs() -> f64 {
+    rusage_cpu_secs(libc::RUSAGE_CHILDREN)
+}
+
+fn rusage_cpu_secs(who: libc::c_int) -> f64 {
     // SAFETY: `u` is a valid, writable rusage.
     unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_SELF, &mut u) != 0 {
+        if libc::getrusage(who, &mut u) != 0 {
             return 0.0;
         }
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;

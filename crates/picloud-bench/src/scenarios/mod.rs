@@ -4,11 +4,15 @@
 //! closes its subscribers before stopping it, and reports the server's log summary under
 //! `"server"`. An error becomes `{"error": …}` for that scenario only.
 
+mod d1;
+mod e1;
 mod s1;
 mod s2;
 mod s3;
 mod s4;
 mod s5;
+
+pub use d1::DRAIN_MESSAGES as D1_DRAIN_MESSAGES;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,7 +24,7 @@ use serde_json::{json, Value};
 use crate::cli::Args;
 use crate::latency::{self, Payload};
 use crate::publisher::{self, round1, round3, Plan};
-use crate::server::{Backend, Kind, Server};
+use crate::server::{Backend, Data, Kind, Server};
 use crate::sse_client::Subscribers;
 use crate::sys;
 
@@ -31,15 +35,19 @@ pub enum Scenario {
     S3,
     S4,
     S5,
+    D1,
+    E1,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::S1,
         Scenario::S2,
         Scenario::S3,
         Scenario::S4,
         Scenario::S5,
+        Scenario::D1,
+        Scenario::E1,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,7 +57,14 @@ impl Scenario {
             Scenario::S3 => "s3",
             Scenario::S4 => "s4",
             Scenario::S5 => "s5",
+            Scenario::D1 => "d1",
+            Scenario::E1 => "e1",
         }
+    }
+
+    /// PiCloud-only scenarios (Nchan has no durable store and no scripts).
+    pub fn picloud_only(self) -> bool {
+        matches!(self, Scenario::S5 | Scenario::D1 | Scenario::E1)
     }
 }
 
@@ -74,17 +89,27 @@ impl Ctx {
 
     pub async fn start(&self, kind: Kind, backend: Backend) -> Result<Server> {
         match kind {
-            Kind::Picloud => {
-                Server::start_picloud(
-                    &self.picloud_bin,
-                    self.args.server_cpu,
-                    backend,
-                    &self.args.postgres_url,
-                )
-                .await
-            }
+            Kind::Picloud => self.start_picloud(Data::Fresh(backend), &[], None).await,
             Kind::Nchan => Server::start_nchan(&self.args.nchan_conf, self.args.server_cpu).await,
         }
+    }
+
+    /// PiCloud on `data` with extra environment `env`, on `addr` (default: a free port).
+    pub async fn start_picloud(
+        &self,
+        data: Data,
+        env: &[(&str, &str)],
+        addr: Option<std::net::SocketAddr>,
+    ) -> Result<Server> {
+        Server::start_picloud(
+            &self.picloud_bin,
+            self.args.server_cpu,
+            data,
+            &self.args.postgres_url,
+            env,
+            addr,
+        )
+        .await
     }
 
     /// Opens `n` subscribers, subscriber `i` on topic `topic_of(i)`.
@@ -115,6 +140,8 @@ pub async fn run(ctx: &Ctx, kind: Kind, s: Scenario) -> Value {
         Scenario::S3 => s3::run(ctx, kind).await,
         Scenario::S4 => s4::run(ctx, kind).await,
         Scenario::S5 => s5::run(ctx).await,
+        Scenario::D1 => d1::run(ctx).await,
+        Scenario::E1 => e1::run(ctx).await,
     };
     r.unwrap_or_else(|e| json!({ "error": format!("{e:#}") }))
 }

@@ -39,6 +39,8 @@ async fn body(ctx: &Ctx, server: &Server) -> Result<Value> {
             duration: ctx.duration(),
             durable,
             topics: 1,
+            named_topic: None,
+            limit: None,
         };
         let r = delivery_run(ctx, server, &subs, plan, subs.connected()).await?;
         runs.insert(name.into(), r);

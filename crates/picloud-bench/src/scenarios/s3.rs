@@ -28,6 +28,8 @@ async fn body(ctx: &Ctx, server: &Server) -> Result<Value> {
         duration: ctx.duration(),
         durable,
         topics: 1,
+        named_topic: None,
+        limit: None,
     };
     let run = delivery_run(ctx, server, &subs, plan, subs.connected()).await?;
     let mut v = subscribers_json(&subs);

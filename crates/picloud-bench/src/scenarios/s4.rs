@@ -34,6 +34,8 @@ async fn body(ctx: &Ctx, server: &Server) -> Result<Value> {
             duration: ctx.duration(),
             durable,
             topics: n,
+            named_topic: None,
+            limit: None,
         };
         runs.insert(
             name.into(),

@@ -48,6 +48,8 @@ async fn body(ctx: &Ctx, server: &Server) -> Result<Value> {
             duration: ctx.duration(),
             durable: true,
             topics,
+            named_topic: None,
+            limit: None,
         };
         let r = publish_run(ctx, server, plan).await?;
         crate::progress!(
