@@ -36,8 +36,13 @@ pub(crate) fn hardened_engine(limits: &Limits) -> Engine {
     // naming a variable, which would slip past the size guard (see guard.rs).
     engine.disable_symbol("this");
 
-    // Rhai reads 0 as "unlimited", so a zero that slipped past validation
-    // must tighten the limit, never remove it.
+    apply_limits(&mut engine, limits);
+    engine
+}
+
+/// Sets a run's limits. Rhai reads 0 as "unlimited", so a zero that slipped past
+/// validation must tighten the limit, never remove it.
+pub(crate) fn apply_limits(engine: &mut Engine, limits: &Limits) {
     engine.set_max_operations(limits.max_operations.max(1));
     engine.set_max_call_levels(limits.max_call_depth.max(1));
     let expr_depth = limits.max_expr_depth.max(1);
@@ -45,5 +50,4 @@ pub(crate) fn hardened_engine(limits: &Limits) -> Engine {
     engine.set_max_string_size(limits.max_string_bytes.max(1));
     engine.set_max_array_size(limits.max_array_len.max(1));
     engine.set_max_map_size(limits.max_map_len.max(1));
-    engine
 }

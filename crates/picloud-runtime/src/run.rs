@@ -5,10 +5,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, Scope};
+use std::cell::RefCell;
+
+use rhai::{Dynamic, Engine, Scope};
 
 use crate::compile::Script;
-use crate::engine::hardened_engine;
+use crate::engine::{apply_limits, hardened_engine};
 use crate::error::{classify, ErrorKind, RunError, CANCELLED, TIMED_OUT};
 use crate::guard::SizeGuard;
 use crate::host::Host;
@@ -126,6 +128,65 @@ struct Run<'a> {
     cancel: Option<Arc<AtomicBool>>,
 }
 
+/// What the engine's hooks need from the run in progress on this thread.
+struct Hooks {
+    deadline: Instant,
+    operations: Arc<AtomicU64>,
+    cancel: Option<Arc<AtomicBool>>,
+    guard: SizeGuard,
+}
+
+thread_local! {
+    /// One engine per thread, reused by every run on it: building an engine (and
+    /// registering the SDK) per run was a large share of a small script's cost. Its
+    /// hooks read the run in progress from [`HOOKS`] and the SDK's context.
+    static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+    static HOOKS: RefCell<Option<Hooks>> = const { RefCell::new(None) };
+}
+
+/// Clears the run's hook state when the run ends, however it ends.
+struct HooksGuard;
+
+impl Drop for HooksGuard {
+    fn drop(&mut self) {
+        HOOKS.with(|h| *h.borrow_mut() = None);
+    }
+}
+
+fn new_engine(limits: &Limits) -> Engine {
+    let mut engine = hardened_engine(limits);
+    sdk::register(&mut engine);
+    engine.on_print(|text| sdk::with_logs(|sink| sink.push(LogLevel::Info, text)));
+    engine.on_debug(|text, _, _| sdk::with_logs(|sink| sink.push(LogLevel::Debug, text)));
+    engine.on_progress(|count| {
+        HOOKS.with(|h| {
+            let h = h.borrow();
+            let h = h.as_ref()?;
+            h.operations.store(count, Ordering::Relaxed);
+            if h.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Some(Dynamic::from(CANCELLED));
+            }
+            if count % DEADLINE_CHECK_INTERVAL == 0 && Instant::now() >= h.deadline {
+                return Some(Dynamic::from(TIMED_OUT));
+            }
+            None
+        })
+    });
+    // `on_var` is marked volatile (its signature may change), not
+    // deprecated; it is the only hook that sees variables as they are read.
+    #[allow(deprecated)]
+    engine.on_var(|name, _, context| {
+        if let Some(value) = context.scope().get(name) {
+            HOOKS.with(|h| match h.borrow().as_ref() {
+                Some(h) => h.guard.check(name, value),
+                None => Ok(()),
+            })?;
+        }
+        Ok(None)
+    });
+    engine
+}
+
 impl Run<'_> {
     fn evaluate(
         self,
@@ -133,45 +194,35 @@ impl Run<'_> {
         input: Input,
         host: Arc<dyn Host>,
     ) -> Result<serde_json::Value, RunError> {
-        let mut engine = hardened_engine(self.limits);
-        sdk::register(&mut engine, &host, &self.logs);
-
-        let sink = self.logs.clone();
-        engine.on_print(move |text| sink.push(LogLevel::Info, text));
-        let sink = self.logs.clone();
-        engine.on_debug(move |text, _, _| sink.push(LogLevel::Debug, text));
-
-        let deadline = self.started + Duration::from_millis(self.limits.timeout_ms);
-        let counter = self.operations.clone();
-        let cancel = self.cancel.clone();
-        engine.on_progress(move |count| {
-            counter.store(count, Ordering::Relaxed);
-            if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Some(Dynamic::from(CANCELLED));
-            }
-            if count % DEADLINE_CHECK_INTERVAL == 0 && Instant::now() >= deadline {
-                return Some(Dynamic::from(TIMED_OUT));
-            }
-            None
-        });
-
+        let _context = sdk::RunContext::enter(host, self.logs.clone());
         let (input_name, input_value) = input.into_variable();
         let mut guard = SizeGuard::new(self.limits, self.operations.clone());
         guard.allow_input(input_name, &input_value);
-        // `on_var` is marked volatile (its signature may change), not
-        // deprecated; it is the only hook that sees variables as they are read.
-        #[allow(deprecated)]
-        engine.on_var(move |name, _, context| {
-            if let Some(value) = context.scope().get(name) {
-                guard.check(name, value)?;
-            }
-            Ok(None)
+        HOOKS.with(|h| {
+            *h.borrow_mut() = Some(Hooks {
+                deadline: self.started + Duration::from_millis(self.limits.timeout_ms),
+                operations: self.operations.clone(),
+                cancel: self.cancel.clone(),
+                guard,
+            })
         });
+        let _hooks = HooksGuard;
 
         let mut scope = Scope::new();
         scope.push_dynamic(input_name, input_value);
-        let value = engine
-            .eval_ast_with_scope::<Dynamic>(&mut scope, script.ast())
+        let eval = |engine: &Engine, scope: &mut Scope| {
+            engine.eval_ast_with_scope::<Dynamic>(scope, script.ast())
+        };
+        let value = ENGINE
+            .with(|cell| match cell.try_borrow_mut() {
+                Ok(mut slot) => {
+                    let engine = slot.get_or_insert_with(|| new_engine(self.limits));
+                    apply_limits(engine, self.limits);
+                    eval(engine, &mut scope)
+                }
+                // Re-entered on this thread (never expected): a fresh engine.
+                Err(_) => eval(&new_engine(self.limits), &mut scope),
+            })
             .map_err(|err| classify(*err, self.limits))?;
         dynamic_to_json_checked(&value)
             .map_err(|e| RunError::new(ErrorKind::SizeLimit, format!("script result: {e}")))

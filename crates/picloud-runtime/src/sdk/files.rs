@@ -1,16 +1,11 @@
 //! `files::` — the app's file storage.
 
-use std::sync::Arc;
-
 use rhai::{Array, Dynamic, Map, Module, NativeCallContext};
 
-use super::{host_call, sdk_error, volatile, RhaiResultOf};
-use crate::host::Host;
+use super::{current_host, host_call, sdk_error, volatile, RhaiResultOf};
 
-pub(super) fn module(host: &Arc<dyn Host>) -> Module {
+pub(super) fn module() -> Module {
     let mut m = Module::new();
-
-    let h = host.clone();
     volatile("put").set_into_module(
         &mut m,
         move |ctx: NativeCallContext, path: &str, content: Dynamic| -> RhaiResultOf<()> {
@@ -27,21 +22,18 @@ pub(super) fn module(host: &Arc<dyn Host>) -> Module {
                     format!("files::put: content must be a string or a blob, got {type_name}"),
                 )
             })?;
-            host_call(&ctx, h.files_put(path, bytes))
+            host_call(&ctx, current_host(&ctx)?.files_put(path, bytes))
         },
     );
-
-    let h = host.clone();
     volatile("get").set_into_module(
         &mut m,
         move |ctx: NativeCallContext, path: &str| -> RhaiResultOf<Dynamic> {
-            Ok(host_call(&ctx, h.files_get(path))?.map_or(Dynamic::UNIT, Dynamic::from_blob))
+            Ok(host_call(&ctx, current_host(&ctx)?.files_get(path))?
+                .map_or(Dynamic::UNIT, Dynamic::from_blob))
         },
     );
-
-    let h = host.clone();
     volatile("get_text").set_into_module(&mut m, move |ctx: NativeCallContext, path: &str| -> RhaiResultOf<Dynamic> {
-        let Some(bytes) = host_call(&ctx, h.files_get(path))? else {
+        let Some(bytes) = host_call(&ctx, current_host(&ctx)?.files_get(path))? else {
             return Ok(Dynamic::UNIT);
         };
         String::from_utf8(bytes).map(Dynamic::from).map_err(|_| {
@@ -50,17 +42,13 @@ pub(super) fn module(host: &Arc<dyn Host>) -> Module {
             ))
         })
     });
-
-    let h = host.clone();
     volatile("delete").set_into_module(&mut m, move |ctx: NativeCallContext, path: &str| {
-        host_call(&ctx, h.files_delete(path))
+        host_call(&ctx, current_host(&ctx)?.files_delete(path))
     });
-
-    let h = host.clone();
     volatile("list").set_into_module(
         &mut m,
         move |ctx: NativeCallContext, prefix: &str| -> RhaiResultOf<Array> {
-            let files = host_call(&ctx, h.files_list(prefix))?;
+            let files = host_call(&ctx, current_host(&ctx)?.files_list(prefix))?;
             Ok(files
                 .into_iter()
                 .map(|file| {

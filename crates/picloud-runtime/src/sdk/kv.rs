@@ -1,35 +1,31 @@
 //! `kv::` — the app's key/value store.
 
-use std::sync::Arc;
-
 use rhai::{Array, Dynamic, Map, Module, NativeCallContext, INT};
 
-use super::{host_call, positive_limit, sdk_error, to_json, volatile, RhaiResultOf};
+use super::{current_host, host_call, positive_limit, sdk_error, to_json, volatile, RhaiResultOf};
 use crate::host::Host;
 use crate::value::json_to_dynamic;
 
 const DEFAULT_LIST_LIMIT: INT = 100;
 
-pub(super) fn module(host: &Arc<dyn Host>) -> Module {
+pub(super) fn module() -> Module {
     let mut m = Module::new();
-
-    let h = host.clone();
     volatile("get").set_into_module(
         &mut m,
         move |ctx: NativeCallContext, key: &str| -> RhaiResultOf<Dynamic> {
-            Ok(host_call(&ctx, h.kv_get(key))?.map_or(Dynamic::UNIT, |v| json_to_dynamic(&v)))
+            Ok(host_call(&ctx, current_host(&ctx)?.kv_get(key))?
+                .map_or(Dynamic::UNIT, |v| json_to_dynamic(&v)))
         },
     );
-
-    let h = host.clone();
     volatile("set").set_into_module(
         &mut m,
         move |ctx: NativeCallContext, key: &str, value: Dynamic| -> RhaiResultOf<()> {
-            host_call(&ctx, h.kv_set(key, to_json(&ctx, "kv::set", &value)?, None))
+            host_call(
+                &ctx,
+                current_host(&ctx)?.kv_set(key, to_json(&ctx, "kv::set", &value)?, None),
+            )
         },
     );
-
-    let h = host.clone();
     volatile("set").set_into_module(
         &mut m,
         move |ctx: NativeCallContext,
@@ -45,25 +41,21 @@ pub(super) fn module(host: &Arc<dyn Host>) -> Module {
             }
             host_call(
                 &ctx,
-                h.kv_set(key, to_json(&ctx, "kv::set", &value)?, Some(ttl_secs)),
+                current_host(&ctx)?.kv_set(key, to_json(&ctx, "kv::set", &value)?, Some(ttl_secs)),
             )
         },
     );
-
-    let h = host.clone();
     volatile("delete").set_into_module(&mut m, move |ctx: NativeCallContext, key: &str| {
-        host_call(&ctx, h.kv_delete(key))
+        host_call(&ctx, current_host(&ctx)?.kv_delete(key))
     });
-
-    let h = host.clone();
     volatile("list").set_into_module(&mut m, move |ctx: NativeCallContext, prefix: &str| {
-        list(&ctx, &*h, prefix, DEFAULT_LIST_LIMIT)
+        list(&ctx, &*current_host(&ctx)?, prefix, DEFAULT_LIST_LIMIT)
     });
-
-    let h = host.clone();
     volatile("list").set_into_module(
         &mut m,
-        move |ctx: NativeCallContext, prefix: &str, limit: INT| list(&ctx, &*h, prefix, limit),
+        move |ctx: NativeCallContext, prefix: &str, limit: INT| {
+            list(&ctx, &*current_host(&ctx)?, prefix, limit)
+        },
     );
 
     m

@@ -1,13 +1,11 @@
 //! `log::` — leveled log lines collected into the run's outcome.
 
-use std::sync::Arc;
-
 use rhai::{Dynamic, Module};
 
-use super::volatile;
-use crate::log::{LogLevel, LogSink};
+use super::{volatile, with_logs};
+use crate::log::LogLevel;
 
-pub(super) fn module(logs: &Arc<LogSink>) -> Module {
+pub(super) fn module() -> Module {
     let mut m = Module::new();
     // `debug` is a Rhai keyword, so `log::debug(..)` does not parse; the
     // debug level is `log::dbg(..)` (or the built-in `debug(..)`).
@@ -17,9 +15,8 @@ pub(super) fn module(logs: &Arc<LogSink>) -> Module {
         ("warn", LogLevel::Warn),
         ("error", LogLevel::Error),
     ] {
-        let sink = logs.clone();
         volatile(name).set_into_module(&mut m, move |message: Dynamic| {
-            sink.push(level, &message.to_string());
+            with_logs(|sink| sink.push(level, &message.to_string()));
         });
     }
     m

@@ -1,8 +1,11 @@
 //! The tenant SDK: Rhai static modules (`kv::`, `docs::`, ...) whose
 //! functions call the run's [`Host`].
 //!
-//! Modules are built per run so their closures can own the run's host and
-//! log collector; registering a few dozen closures costs microseconds.
+//! The modules are built once per process and shared by every engine; a run
+//! makes its host and log collector current on its thread ([`RunContext`])
+//! for the duration of the evaluation. Building them per run (closures owning
+//! the run's host) was measured as a large share of a hello-world endpoint's
+//! cost: module indexing, hashing and freeing a few dozen functions each time.
 
 mod docs;
 mod env;
@@ -28,19 +31,73 @@ pub(crate) const SDK_ERROR_TAG: i32 = 0x5043;
 /// What every SDK function returns to Rhai.
 type RhaiResultOf<T> = Result<T, Box<EvalAltResult>>;
 
-pub(crate) fn register(engine: &mut Engine, host: &Arc<dyn Host>, logs: &Arc<LogSink>) {
-    let modules = [
-        ("kv", kv::module(host)),
-        ("docs", docs::module(host)),
-        ("files", files::module(host)),
-        ("pubsub", pubsub::module(host)),
-        ("env", env::module(host)),
-        ("log", log::module(logs)),
-        ("time", time::module()),
-    ];
-    for (name, module) in modules {
-        engine.register_static_module(name, module.into());
+type SharedModules = Vec<(&'static str, rhai::Shared<rhai::Module>)>;
+
+fn modules() -> &'static SharedModules {
+    static MODULES: std::sync::OnceLock<SharedModules> = std::sync::OnceLock::new();
+    MODULES.get_or_init(|| {
+        [
+            ("kv", kv::module()),
+            ("docs", docs::module()),
+            ("files", files::module()),
+            ("pubsub", pubsub::module()),
+            ("env", env::module()),
+            ("log", log::module()),
+            ("time", time::module()),
+        ]
+        .into_iter()
+        .map(|(name, mut module)| {
+            module.build_index();
+            (name, rhai::Shared::new(module))
+        })
+        .collect()
+    })
+}
+
+pub(crate) fn register(engine: &mut Engine) {
+    for (name, module) in modules() {
+        engine.register_static_module(*name, module.clone());
     }
+}
+
+/// The running script's host and log collector.
+type Current = Option<(Arc<dyn Host>, Arc<LogSink>)>;
+
+thread_local! {
+    static CURRENT: std::cell::RefCell<Current> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes a run's host and log collector current on this thread until dropped.
+/// A run evaluates synchronously on one thread, so every SDK call it makes
+/// sees its own run's context.
+pub(crate) struct RunContext(());
+
+impl RunContext {
+    pub(crate) fn enter(host: Arc<dyn Host>, logs: Arc<LogSink>) -> Self {
+        CURRENT.with(|c| *c.borrow_mut() = Some((host, logs)));
+        Self(())
+    }
+}
+
+impl Drop for RunContext {
+    fn drop(&mut self) {
+        CURRENT.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+/// The current run's host; an SDK function called outside a run fails cleanly.
+fn current_host(ctx: &NativeCallContext) -> RhaiResultOf<Arc<dyn Host>> {
+    CURRENT
+        .with(|c| c.borrow().as_ref().map(|(h, _)| h.clone()))
+        .ok_or_else(|| sdk_error(ctx, "the SDK is only available while a script runs"))
+}
+
+pub(crate) fn with_logs(f: impl FnOnce(&LogSink)) {
+    CURRENT.with(|c| {
+        if let Some((_, logs)) = c.borrow().as_ref() {
+            f(logs);
+        }
+    });
 }
 
 /// A runtime error the script can catch; `catch (e)` binds `e` to `message`.

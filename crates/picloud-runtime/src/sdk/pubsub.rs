@@ -1,50 +1,49 @@
 //! `pubsub::` — publishing to the app's topics and minting subscriber tokens.
 
-use std::sync::Arc;
-
 use rhai::{Array, Dynamic, Module, NativeCallContext, INT};
 
-use super::{host_call, sdk_error, to_json, volatile, RhaiResultOf};
+use super::{current_host, host_call, sdk_error, to_json, volatile, RhaiResultOf};
 use crate::host::Host;
 
-pub(super) fn module(host: &Arc<dyn Host>) -> Module {
+pub(super) fn module() -> Module {
     let mut m = Module::new();
-
-    let h = host.clone();
     volatile("publish").set_into_module(
         &mut m,
         move |ctx: NativeCallContext, topic: &str, message: Dynamic| -> RhaiResultOf<INT> {
             host_call(
                 &ctx,
-                h.publish(topic, to_json(&ctx, "pubsub::publish", &message)?),
+                current_host(&ctx)?.publish(topic, to_json(&ctx, "pubsub::publish", &message)?),
             )
         },
     );
-
-    let h = host.clone();
     volatile("publish_ephemeral").set_into_module(
         &mut m,
         move |ctx: NativeCallContext, topic: &str, message: Dynamic| -> RhaiResultOf<()> {
             host_call(
                 &ctx,
-                h.publish_ephemeral(topic, to_json(&ctx, "pubsub::publish_ephemeral", &message)?),
+                current_host(&ctx)?.publish_ephemeral(
+                    topic,
+                    to_json(&ctx, "pubsub::publish_ephemeral", &message)?,
+                ),
             )
         },
     );
-
-    let h = host.clone();
     volatile("subscriber_token").set_into_module(
         &mut m,
         move |ctx: NativeCallContext, topics: Array, ttl_secs: INT| {
-            subscriber_token(&ctx, &*h, topics, ttl_secs, None)
+            subscriber_token(&ctx, &*current_host(&ctx)?, topics, ttl_secs, None)
         },
     );
-
-    let h = host.clone();
     volatile("subscriber_token").set_into_module(
         &mut m,
         move |ctx: NativeCallContext, topics: Array, ttl_secs: INT, subject: &str| {
-            subscriber_token(&ctx, &*h, topics, ttl_secs, Some(subject.to_string()))
+            subscriber_token(
+                &ctx,
+                &*current_host(&ctx)?,
+                topics,
+                ttl_secs,
+                Some(subject.to_string()),
+            )
         },
     );
 
