@@ -134,9 +134,23 @@ impl Dispatcher {
         ));
         let mut tasks = JoinSet::new();
         let mut after_app: Option<AppId> = None;
+        let mut backlog = false;
         let lease_ms = cfg.lease.as_millis() as i64;
         while !shutdown.is_cancelled() {
             while tasks.try_join_next().is_some() {}
+            // With a backlog, claim in batches: wait (briefly) until half the workers are
+            // free rather than paying a claim round trip for every finished delivery.
+            let refill = (cfg.workers / 2).max(1);
+            if backlog && slots.available_permits() < refill && !tasks.is_empty() {
+                let until = tokio::time::Instant::now() + Duration::from_millis(20);
+                while slots.available_permits() < refill && !tasks.is_empty() {
+                    tokio::select! {
+                        _ = tasks.join_next() => {}
+                        _ = tokio::time::sleep_until(until) => break,
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+            }
             let free = slots.available_permits();
             if free == 0 {
                 tokio::select! {
@@ -146,9 +160,14 @@ impl Dispatcher {
                 continue;
             }
             // A read first: on SQLite a claim is a write that would take the write lock
-            // from publishers on every wake-up even when nothing is due.
+            // from publishers on every wake-up even when nothing is due. Skipped while
+            // the last claim came back full (there is more).
             let now = now_ms();
-            match self.store.next_due().await {
+            match if backlog {
+                Ok(Some(now))
+            } else {
+                self.store.next_due().await
+            } {
                 Ok(Some(at)) if at <= now => {}
                 Ok(Some(at)) => {
                     let wait = Duration::from_millis((at - now).max(1) as u64);
@@ -195,6 +214,7 @@ impl Dispatcher {
                 self.idle(until_due.min(cfg.poll), &shutdown).await;
                 continue;
             }
+            backlog = claimed.len() as u32 == limit;
             after_app = claimed.last().map(|d| d.app_id.clone());
             for d in claimed {
                 let Ok(permit) = slots.clone().acquire_owned().await else {

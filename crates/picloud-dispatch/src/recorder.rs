@@ -61,10 +61,9 @@ async fn write_loop(mut rx: mpsc::Receiver<Msg>, store: Arc<dyn Store>) {
             if batch.len() >= BATCH {
                 break;
             }
-            next = match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(m) => m,
-                Err(_) => None,
-            };
+            next = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .unwrap_or_default();
         }
         if !batch.is_empty() {
             if let Err(e) = store.record_invocations(&batch).await {
