@@ -32,12 +32,12 @@ pub struct HostDeps {
 
 pub struct AppHost {
     app: AppId,
-    deps: HostDeps,
+    deps: Arc<HostDeps>,
     handle: Handle,
 }
 
 impl AppHost {
-    pub fn new(app: AppId, deps: HostDeps, handle: Handle) -> Self {
+    pub fn new(app: AppId, deps: Arc<HostDeps>, handle: Handle) -> Self {
         Self { app, deps, handle }
     }
 

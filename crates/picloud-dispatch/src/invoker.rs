@@ -68,12 +68,31 @@ struct Settings {
     slots: Arc<Semaphore>,
 }
 
+/// Metric handles, resolved on the first run (a registry lookup per run shows up at
+/// endpoint rates; resolving at construction could predate the exporter's install).
+struct RunMetrics {
+    ok: metrics::Counter,
+    failed: metrics::Counter,
+    seconds: metrics::Histogram,
+}
+
+impl RunMetrics {
+    fn new() -> Self {
+        Self {
+            ok: metrics::counter!("picloud_script_runs_total", "outcome" => "ok"),
+            failed: metrics::counter!("picloud_script_runs_total", "outcome" => "error"),
+            seconds: metrics::histogram!("picloud_script_run_seconds"),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Invoker(Arc<Inner>);
 
 struct Inner {
-    deps: HostDeps,
+    deps: Arc<HostDeps>,
     config: InvokerConfig,
+    metrics: std::sync::OnceLock<RunMetrics>,
     scripts: Cache<(AppId, ScriptName), Arc<Compiled>>,
     settings: Cache<AppId, Arc<Settings>>,
     recorder: Recorder,
@@ -93,9 +112,10 @@ impl Invoker {
                 .time_to_live(config.cache_ttl)
                 .max_capacity(10_000)
                 .build(),
-            deps,
+            deps: Arc::new(deps),
             config,
             recorder,
+            metrics: std::sync::OnceLock::new(),
             cancel: Arc::new(AtomicBool::new(false)),
         }))
     }
@@ -153,8 +173,9 @@ impl Invoker {
         .await
         .map_err(|_| InvokeError::Stopped)?;
         let ok = outcome.result.is_ok();
-        metrics::counter!("picloud_script_runs_total", "outcome" => if ok { "ok" } else { "error" }).increment(1);
-        metrics::histogram!("picloud_script_run_seconds").record(started.elapsed().as_secs_f64());
+        let m = self.0.metrics.get_or_init(RunMetrics::new);
+        if ok { &m.ok } else { &m.failed }.increment(1);
+        m.seconds.record(started.elapsed().as_secs_f64());
         self.0
             .recorder
             .record(
