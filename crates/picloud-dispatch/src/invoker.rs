@@ -25,6 +25,9 @@ pub struct InvokerConfig {
     pub cache_ttl: Duration,
     /// How long an endpoint request waits for one of its app's run slots before 503.
     pub endpoint_wait: Duration,
+    /// Threads that run scripts (endpoints and deliveries). Runs beyond this many wait
+    /// in a queue; scripts mostly compute or wait briefly on the database.
+    pub script_threads: usize,
 }
 
 impl Default for InvokerConfig {
@@ -32,6 +35,7 @@ impl Default for InvokerConfig {
         Self {
             cache_ttl: Duration::from_secs(2),
             endpoint_wait: Duration::from_secs(2),
+            script_threads: 32,
         }
     }
 }
@@ -93,6 +97,7 @@ struct Inner {
     deps: Arc<HostDeps>,
     config: InvokerConfig,
     metrics: std::sync::OnceLock<RunMetrics>,
+    pool: crate::pool::ScriptPool,
     scripts: Cache<(AppId, ScriptName), Arc<Compiled>>,
     settings: Cache<AppId, Arc<Settings>>,
     recorder: Recorder,
@@ -103,6 +108,11 @@ struct Inner {
 impl Invoker {
     pub fn new(deps: HostDeps, config: InvokerConfig) -> Self {
         let recorder = Recorder::start(deps.store.clone());
+        let pool = crate::pool::ScriptPool::new(
+            config.script_threads,
+            picloud_runtime::RECOMMENDED_STACK_BYTES,
+        )
+        .expect("starting script threads");
         Self(Arc::new(Inner {
             scripts: Cache::builder()
                 .time_to_live(config.cache_ttl)
@@ -116,6 +126,7 @@ impl Invoker {
             config,
             recorder,
             metrics: std::sync::OnceLock::new(),
+            pool,
             cancel: Arc::new(AtomicBool::new(false)),
         }))
     }
@@ -167,11 +178,12 @@ impl Invoker {
         ));
         let (limits, cancel) = (settings.limits.clone(), self.0.cancel.clone());
         let c = compiled.clone();
-        let outcome = tokio::task::spawn_blocking(move || {
-            picloud_runtime::run_with_cancel(&c.script, input, host, &limits, &cancel)
-        })
-        .await
-        .map_err(|_| InvokeError::Stopped)?;
+        let outcome = self
+            .0
+            .pool
+            .run(move || picloud_runtime::run_with_cancel(&c.script, input, host, &limits, &cancel))
+            .await
+            .ok_or(InvokeError::Stopped)?;
         let ok = outcome.result.is_ok();
         let m = self.0.metrics.get_or_init(RunMetrics::new);
         if ok { &m.ok } else { &m.failed }.increment(1);

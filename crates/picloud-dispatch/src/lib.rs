@@ -15,6 +15,7 @@ pub mod blobs;
 pub mod dispatcher;
 pub mod host;
 pub mod invoker;
+mod pool;
 mod recorder;
 pub mod sweeper;
 

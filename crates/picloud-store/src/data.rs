@@ -376,13 +376,16 @@ impl DataStore for SqlStore {
     ) -> StoreResult<Option<String>> {
         let old = on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await.map_err(error::other)?;
-            let old: Option<String> =
-                sqlx::query_scalar("SELECT blob FROM files WHERE app_id = $1 AND path = $2")
-                    .bind(app.as_str())
-                    .bind(path.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(error::other)?;
+            // A write first (not a read): on SQLite a transaction that reads and then
+            // writes fails with BUSY_SNAPSHOT when another connection wrote in between.
+            let old: Option<String> = sqlx::query_scalar(
+                "DELETE FROM files WHERE app_id = $1 AND path = $2 RETURNING blob",
+            )
+            .bind(app.as_str())
+            .bind(path.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(error::other)?;
             sqlx::query(
                 "INSERT INTO files (app_id, path, blob, size, updated_at) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (app_id, path) DO UPDATE SET blob = excluded.blob, size = excluded.size, \

@@ -19,10 +19,14 @@ pub(crate) fn other(e: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         // PostgreSQL: class 08 (connection exception), 57P0x (shutdown, cannot connect now),
-        // 53300 (too many connections). SQLite: BUSY/LOCKED after the busy timeout.
+        // 53300 (too many connections). SQLite: BUSY/LOCKED after the busy timeout, and
+        // their extended codes (517 BUSY_SNAPSHOT: a read transaction that tried to write
+        // after another connection did; 261, 262, 773).
         sqlx::Error::Database(db)
             if db.code().is_some_and(|c| {
-                c.starts_with("08") || c.starts_with("57P0") || c == "53300" || c == "5" || c == "6"
+                c.starts_with("08")
+                    || c.starts_with("57P0")
+                    || matches!(&*c, "53300" | "5" | "6" | "517" | "261" | "262" | "773")
             }) =>
         {
             StoreError::Unavailable(e.to_string())

@@ -80,13 +80,23 @@ impl Server {
         }
     }
 
+    /// The bootstrap key from stdout. Its reader thread may lag behind stderr's (which
+    /// told us the server is up), so it waits a little before answering `None`.
     fn bootstrap_key(&self) -> Option<String> {
-        self.stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|l| l.starts_with("pk_"))
-            .cloned()
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.starts_with("pk_"))
+                .cloned();
+            if found.is_some() || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn url(&self, path: &str) -> String {
