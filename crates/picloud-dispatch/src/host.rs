@@ -1,5 +1,5 @@
 //! The script SDK's host side: every call made by a running script, bound to that
-//! script's app. Scripts run on a blocking thread, so each call blocks on the async store
+//! script's app. Scripts run on a script thread (`pool.rs`), so each call blocks on the async store
 //! through the runtime handle. Errors are short and safe to show to the tenant (they
 //! become catchable script errors); internal details go to the server log.
 

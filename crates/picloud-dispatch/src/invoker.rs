@@ -1,5 +1,5 @@
 //! Runs a script for an app: finds the active version (compiled once, cached briefly),
-//! applies the app's limits and concurrency cap, runs it on a blocking thread with the
+//! applies the app's limits and concurrency cap, runs it on a script thread (`pool.rs`) with the
 //! SDK bound to the app, and records the invocation.
 
 use std::sync::atomic::AtomicBool;

@@ -2,14 +2,14 @@
 //!
 //! # Layout
 //! - [`invoker`]: runs one script for one app (cached compiled versions, per-app limits
-//!   and run slots, a blocking thread per run) and records it.
+//!   and run slots, script threads from `pool`) and records it.
 //! - [`host`]: the SDK calls a script makes, bound to its app (kv, docs, files, pubsub,
 //!   env), implemented over the store, the publisher and the blob store.
 //! - [`blobs`]: file bytes on disk, written atomically.
 //! - [`dispatcher`]: the outbox loop: claims, leases, retries with backoff, dead letters,
 //!   cron firing.
 //! - [`sweeper`]: expired kv keys, orphaned tmp files, old invocation records.
-//! - `recorder`: batched invocation records.
+//! - `recorder`: batched invocation records; `pool`: the script threads.
 
 pub mod blobs;
 pub mod dispatcher;

@@ -25,9 +25,10 @@ use picloud_store::{DatabaseLocation, SqlStore};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    // Scripts run on tokio's blocking threads; Rhai evaluates recursively, and a stack
-    // overflow would abort the whole process, so every thread gets the stack the script
-    // runtime asks for (virtual memory: only touched pages cost RSS).
+    // Scripts run on picloud-dispatch's own script threads, which get the stack the script
+    // runtime asks for. tokio's threads get it too, as headroom for anything that runs a
+    // script elsewhere (a stack overflow aborts the whole process; only touched pages
+    // cost RSS).
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(picloud_runtime::RECOMMENDED_STACK_BYTES)
