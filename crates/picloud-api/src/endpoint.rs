@@ -57,7 +57,11 @@ async fn handle(
     let path = req.uri().path().to_owned();
     let decoded: Vec<String> = path
         .split('/')
-        .map(|s| percent_decode(s).unwrap_or_else(|| s.to_owned()))
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map_or_else(|_| s.to_owned(), |d| d.into_owned())
+        })
         .collect();
     let joined = decoded.join("/");
     let Some((route, params)) = match_route(&table, &method, &joined) else {
@@ -198,24 +202,4 @@ fn request_map(
         "body": text.unwrap_or_default(),
         "json": json,
     })
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    if !s.contains('%') {
-        return Some(s.to_owned());
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }

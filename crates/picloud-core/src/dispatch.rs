@@ -12,13 +12,6 @@ pub struct Delivery {
     pub attempt: u32,
 }
 
-impl Delivery {
-    /// Now in Unix ms (a helper for tests and callers that pass `now` explicitly).
-    pub fn default_now() -> i64 {
-        chrono::Utc::now().timestamp_millis()
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
     pub id: String,

@@ -6,6 +6,7 @@
 //! (wake-ups are hints; the poll is what guarantees progress).
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -271,8 +272,6 @@ async fn futures_select_all(mut futs: Vec<std::pin::Pin<Box<tokio::sync::futures
     })
     .await
 }
-
-use std::future::Future;
 
 async fn trigger(
     ctx: &Ctx,

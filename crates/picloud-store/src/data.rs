@@ -10,65 +10,19 @@ use picloud_core::StoreError;
 use serde_json::{json, Value};
 
 use crate::db::{now_ms, on_pool};
+use crate::emit::emit;
 use crate::{error, SqlStore};
 
-/// The app's enabled triggers of `kind` whose filter accepts the event, as trigger ids.
-fn matching(
-    rows: Vec<(String, String)>,
-    kind: TriggerKind,
-    accepts: impl Fn(&TriggerFilter) -> bool,
-) -> Vec<String> {
-    rows.into_iter()
-        .filter_map(|(id, filter)| {
-            let json: Value = serde_json::from_str(&filter).ok()?;
-            let f = TriggerFilter::parse(kind, &json).ok()?;
-            accepts(&f).then_some(id)
-        })
-        .collect()
+fn kv_accepts(key: &str) -> impl Fn(&str, &TriggerFilter) -> bool + '_ {
+    move |_, f| matches!(f, TriggerFilter::Kv { prefix } if key.starts_with(prefix.as_str()))
 }
 
-/// Inside an open transaction `$tx`: one outbox row per matching trigger.
-macro_rules! emit {
-    ($tx:expr, $app:expr, $kind:expr, $accepts:expr, $event:expr) => {{
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT id, filter FROM triggers WHERE app_id = $1 AND kind = $2 AND enabled",
-        )
-        .bind($app.as_str())
-        .bind($kind.as_str())
-        .fetch_all(&mut *$tx)
-        .await
-        .map_err(error::other)?;
-        let ids = matching(rows, $kind, $accepts);
-        if !ids.is_empty() {
-            let event: String = $event.to_string();
-            let now = now_ms();
-            for id in ids {
-                sqlx::query(
-                    "INSERT INTO outbox (app_id, trigger_id, event, next_attempt_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $4)",
-                )
-                .bind($app.as_str())
-                .bind(&id)
-                .bind(&event)
-                .bind(now)
-                .execute(&mut *$tx)
-                .await
-                .map_err(error::other)?;
-            }
-        }
-    }};
+fn docs_accepts(coll: &Collection) -> impl Fn(&str, &TriggerFilter) -> bool + '_ {
+    move |_, f| matches!(f, TriggerFilter::Docs { collection } if collection == coll)
 }
 
-fn kv_accepts(key: &str) -> impl Fn(&TriggerFilter) -> bool + '_ {
-    move |f| matches!(f, TriggerFilter::Kv { prefix } if key.starts_with(prefix.as_str()))
-}
-
-fn docs_accepts(coll: &Collection) -> impl Fn(&TriggerFilter) -> bool + '_ {
-    move |f| matches!(f, TriggerFilter::Docs { collection } if collection == coll)
-}
-
-fn files_accepts(path: &str) -> impl Fn(&TriggerFilter) -> bool + '_ {
-    move |f| matches!(f, TriggerFilter::Files { prefix } if path.starts_with(prefix.as_str()))
+fn files_accepts(path: &str) -> impl Fn(&str, &TriggerFilter) -> bool + '_ {
+    move |_, f| matches!(f, TriggerFilter::Files { prefix } if path.starts_with(prefix.as_str()))
 }
 
 fn parse_json(s: &str) -> StoreResult<Value> {

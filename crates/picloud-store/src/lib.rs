@@ -22,6 +22,7 @@ mod connect;
 mod data;
 mod db;
 mod domains;
+mod emit;
 mod error;
 mod health;
 mod messages;

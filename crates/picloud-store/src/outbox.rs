@@ -15,6 +15,7 @@ use picloud_core::StoreError;
 use serde_json::{json, Value};
 
 use crate::db::{now_ms, on_pool};
+use crate::emit::{emit, stored_filter};
 use crate::{error, Db, SqlStore};
 
 /// Claim, PostgreSQL: apps are visited starting after `$6` (rotation), each contributing
@@ -223,40 +224,18 @@ impl OutboxStore for SqlStore {
                     .await
                     .map_err(error::other)?;
             if failed_kind.as_deref() != Some(TriggerKind::DeadLetter.as_str()) {
-                let rows: Vec<(String, String)> = sqlx::query_as(
-                    "SELECT id, filter FROM triggers WHERE app_id = $1 AND kind = 'dead_letter' \
-                     AND enabled AND id <> $2",
-                )
-                .bind(&app)
-                .bind(&trigger_id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(error::other)?;
                 let event_json = json!({
                     "kind": "dead_letter", "trigger": trigger_id, "event": parse_json(&event)?,
                     "error": err, "attempts": attempts, "dead_letter_id": dl_id,
-                })
-                .to_string();
-                for (tid, filter) in rows {
-                    let f = serde_json::from_str(&filter)
-                        .ok()
-                        .and_then(|j| TriggerFilter::parse(TriggerKind::DeadLetter, &j).ok());
-                    let accepts = matches!(&f, Some(TriggerFilter::DeadLetter { trigger })
-                        if trigger.as_deref().is_none_or(|t| t == trigger_id));
-                    if accepts {
-                        sqlx::query(
-                            "INSERT INTO outbox (app_id, trigger_id, event, next_attempt_at, created_at) \
-                             VALUES ($1, $2, $3, $4, $4)",
-                        )
-                        .bind(&app)
-                        .bind(&tid)
-                        .bind(&event_json)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(error::other)?;
-                    }
-                }
+                });
+                // Never to the failed trigger itself; else every catch-all, and every one
+                // filtered to the failed trigger.
+                let accepts = |id: &str, f: &TriggerFilter| {
+                    id != trigger_id
+                        && matches!(f, TriggerFilter::DeadLetter { trigger }
+                            if trigger.as_deref().is_none_or(|t| t == trigger_id))
+                };
+                emit!(tx, app, TriggerKind::DeadLetter, accepts, event_json);
             }
             tx.commit().await.map_err(error::other)?;
             DeadLetter {
@@ -333,9 +312,7 @@ impl OutboxStore for SqlStore {
         });
         let mut written = 0;
         for (id, app, filter, cursor, created_at) in triggers {
-            let Some(TriggerFilter::Cron { schedule }) = serde_json::from_str(&filter)
-                .ok()
-                .and_then(|j| TriggerFilter::parse(TriggerKind::Cron, &j).ok())
+            let Some(TriggerFilter::Cron { schedule }) = stored_filter(TriggerKind::Cron, &filter)
             else {
                 continue;
             };

@@ -414,7 +414,7 @@ async fn claims_lease_retry_complete(store: SqlStore) {
     let a = app(&store, "a").await;
     let t = trigger(&store, &a, TriggerKind::Pubsub, json!({"topic": "t"})).await;
     publish_one(&store, &a, "t").await;
-    let now = picloud_core::dispatch::Delivery::default_now();
+    let now = chrono::Utc::now().timestamp_millis();
     let d = store
         .claim_deliveries("w1", now, 1000, 10, 10, None)
         .await
@@ -480,7 +480,7 @@ async fn expired_lease_is_claimed_again_and_old_owner_cannot_complete(store: Sql
     let a = app(&store, "a").await;
     trigger(&store, &a, TriggerKind::Pubsub, json!({"topic": "t"})).await;
     publish_one(&store, &a, "t").await;
-    let now = picloud_core::dispatch::Delivery::default_now();
+    let now = chrono::Utc::now().timestamp_millis();
     let d = store
         .claim_deliveries("dead", now, 1000, 10, 10, None)
         .await
@@ -531,7 +531,7 @@ async fn claims_rotate_across_apps(store: SqlStore) {
     }
     publish_one(&store, &apps[1], "t").await;
     publish_one(&store, &apps[2], "t").await;
-    let now = picloud_core::dispatch::Delivery::default_now();
+    let now = chrono::Utc::now().timestamp_millis();
     let first = store
         .claim_deliveries("w", now, 10_000, 6, 2, None)
         .await
@@ -574,7 +574,7 @@ async fn dead_letters_fan_out_and_replay(store: SqlStore) {
     )
     .await;
     publish_one(&store, &a, "t").await;
-    let now = picloud_core::dispatch::Delivery::default_now();
+    let now = chrono::Utc::now().timestamp_millis();
     let d = store
         .claim_deliveries("w", now, 1000, 10, 10, None)
         .await
