@@ -44,6 +44,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             topics::delete_topic
         ))
         .routes(routes!(publish::publish))
+        .routes(routes!(publish::publish_batch))
         .routes(routes!(tokens::mint_token))
         .routes(routes!(secrets::list_secrets))
         .routes(routes!(secrets::rotate_secret))

@@ -224,6 +224,27 @@ pub struct PublishedBody {
     pub published_at: DateTime<Utc>,
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishBatch {
+    /// 1 to 1,000 messages, on any topics of the app. Within a topic, seqs follow this order.
+    pub messages: Vec<BatchMessage>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchMessage {
+    pub topic: String,
+    /// The message: any JSON value.
+    pub data: serde_json::Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PublishedBatch {
+    /// One entry per message, in request order.
+    pub messages: Vec<PublishedBody>,
+}
+
 #[derive(Deserialize, IntoParams)]
 pub struct PublishQuery {
     /// `true`: live subscribers only; no storage, no seq, no triggers.

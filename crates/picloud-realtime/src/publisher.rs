@@ -8,8 +8,9 @@
 //! batch order. The rare inversion (a later batch that took a topic's lock first) and any
 //! reordering across nodes are repaired by subscribers from history.
 //!
-//! If a batch fails, its items are retried one by one so that one bad item (say, an app
-//! deleted a moment ago) fails alone.
+//! A caller's request is one unit: [`Publisher::publish_many`] commits all of its messages in
+//! one transaction or none. If a batch fails, its requests are retried one by one so that
+//! one bad request (say, for an app deleted a moment ago) fails alone.
 
 use std::sync::Arc;
 
@@ -37,9 +38,16 @@ pub struct Published {
     pub published_at: i64,
 }
 
+/// One caller's request: all of its items commit together or not at all.
 struct Pending {
-    item: PublishItem,
-    reply: oneshot::Sender<Result<i64, StoreError>>,
+    items: Vec<PublishItem>,
+    reply: oneshot::Sender<Result<Vec<i64>, StoreError>>,
+}
+
+impl Pending {
+    fn bytes(&self) -> usize {
+        self.items.iter().map(|i| i.payload.len()).sum()
+    }
 }
 
 #[derive(Clone)]
@@ -88,35 +96,63 @@ impl Publisher {
         topic: TopicName,
         payload: Arc<str>,
     ) -> Result<Published, StoreError> {
+        let published = self.publish_many(app, vec![(topic, payload)]).await?;
+        Ok(published[0])
+    }
+
+    /// Durable publish of several messages of one app, atomically: one transaction, every
+    /// message stored or none. Seqs follow the order given within each topic. Answers in
+    /// the order given.
+    pub async fn publish_many(
+        &self,
+        app: AppId,
+        messages: Vec<(TopicName, Arc<str>)>,
+    ) -> Result<Vec<Published>, StoreError> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
         let published_at = chrono::Utc::now().timestamp_millis();
         let (reply, answer) = oneshot::channel();
-        let item = PublishItem {
-            app_id: app,
-            topic,
-            payload,
-            published_at,
-        };
+        let items = messages
+            .into_iter()
+            .map(|(topic, payload)| PublishItem {
+                app_id: app.clone(),
+                topic,
+                payload,
+                published_at,
+            })
+            .collect();
         self.queue
-            .send(Pending { item, reply })
+            .send(Pending { items, reply })
             .await
             .map_err(|_| StoreError::Unavailable("publisher stopped".into()))?;
-        let seq = answer
+        let seqs = answer
             .await
             .map_err(|_| StoreError::Unavailable("publisher stopped".into()))??;
-        Ok(Published { seq, published_at })
+        Ok(seqs
+            .into_iter()
+            .map(|seq| Published { seq, published_at })
+            .collect())
     }
 
     /// Ephemeral publish: live subscribers only, no seq, no history, no triggers.
     pub fn publish_ephemeral(&self, app: AppId, topic: TopicName, payload: Arc<str>) -> i64 {
+        self.publish_ephemeral_many(app, vec![(topic, payload)])
+    }
+
+    /// Ephemeral publish of several messages, broadcast in the order given.
+    pub fn publish_ephemeral_many(&self, app: AppId, messages: Vec<(TopicName, Arc<str>)>) -> i64 {
         let published_at = chrono::Utc::now().timestamp_millis();
-        self.stats.published_ephemeral.add(1);
-        self.broadcaster.broadcast(Arc::new(Message {
-            app_id: app,
-            topic,
-            seq: None,
-            payload,
-            published_at,
-        }));
+        self.stats.published_ephemeral.add(messages.len() as u64);
+        for (topic, payload) in messages {
+            self.broadcaster.broadcast(Arc::new(Message {
+                app_id: app.clone(),
+                topic,
+                seq: None,
+                payload,
+                published_at,
+            }));
+        }
         published_at
     }
 }
@@ -140,12 +176,15 @@ async fn writer(
             return;
         };
         let Some(first) = rx.recv().await else { return };
-        let mut bytes = first.item.payload.len();
+        let mut bytes = first.bytes();
+        let mut items = first.items.len();
         let mut batch: Vec<Pending> = vec![first];
-        while batch.len() < MAX_BATCH_ITEMS && bytes < MAX_BATCH_BYTES {
+        // A request bigger than the limits still goes, alone: limits bound how much joins it.
+        while items < MAX_BATCH_ITEMS && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
                 Ok(p) => {
-                    bytes += p.item.payload.len();
+                    bytes += p.bytes();
+                    items += p.items.len();
                     batch.push(p);
                 }
                 Err(_) => break,
@@ -170,22 +209,23 @@ async fn writer(
     }
 }
 
-/// One transaction for the batch; if it fails, each item alone (in order) so that one bad
-/// item (say, an app deleted a moment ago) fails alone.
-async fn commit(store: &dyn Store, batch: &[Pending]) -> Vec<Result<i64, StoreError>> {
-    let items: Vec<PublishItem> = batch.iter().map(|p| p.item.clone()).collect();
+/// One transaction for the batch; if it fails, each request alone (in order) so that one
+/// bad request fails alone.
+async fn commit(store: &dyn Store, batch: &[Pending]) -> Vec<Result<Vec<i64>, StoreError>> {
+    let items: Vec<PublishItem> = batch.iter().flat_map(|p| p.items.iter().cloned()).collect();
     match store.publish(&items).await {
-        Ok(seqs) => seqs.into_iter().map(Ok).collect(),
-        Err(e) if items.len() == 1 => vec![Err(e)],
+        Ok(seqs) => {
+            let mut seqs = seqs.into_iter();
+            batch
+                .iter()
+                .map(|p| Ok(seqs.by_ref().take(p.items.len()).collect()))
+                .collect()
+        }
+        Err(e) if batch.len() == 1 => vec![Err(e)],
         Err(_) => {
-            let mut results = Vec::with_capacity(items.len());
-            for item in &items {
-                results.push(
-                    store
-                        .publish(std::slice::from_ref(item))
-                        .await
-                        .map(|s| s[0]),
-                );
+            let mut results = Vec::with_capacity(batch.len());
+            for p in batch {
+                results.push(store.publish(&p.items).await);
             }
             results
         }
@@ -193,26 +233,28 @@ async fn commit(store: &dyn Store, batch: &[Pending]) -> Vec<Result<i64, StoreEr
 }
 
 fn finish(
-    done: impl Iterator<Item = (Pending, Result<i64, StoreError>)>,
+    done: impl Iterator<Item = (Pending, Result<Vec<i64>, StoreError>)>,
     broadcaster: &dyn Broadcaster,
     stats: &Stats,
 ) {
     for (p, result) in done {
-        if let Ok(seq) = &result {
-            stats.published_durable.add(1);
-            let PublishItem {
-                app_id,
-                topic,
-                payload,
-                published_at,
-            } = p.item;
-            broadcaster.broadcast(Arc::new(Message {
-                app_id,
-                topic,
-                seq: Some(*seq),
-                payload,
-                published_at,
-            }));
+        if let Ok(seqs) = &result {
+            stats.published_durable.add(seqs.len() as u64);
+            for (item, seq) in p.items.into_iter().zip(seqs) {
+                let PublishItem {
+                    app_id,
+                    topic,
+                    payload,
+                    published_at,
+                } = item;
+                broadcaster.broadcast(Arc::new(Message {
+                    app_id,
+                    topic,
+                    seq: Some(*seq),
+                    payload,
+                    published_at,
+                }));
+            }
         }
         let _ = p.reply.send(result);
     }

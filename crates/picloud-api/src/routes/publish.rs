@@ -1,4 +1,6 @@
-//! `POST /api/v1/apps/{app}/topics/{topic}/publish`: the admin side of the publish path.
+//! The admin side of the publish path: `POST /api/v1/apps/{app}/topics/{topic}/publish` (one
+//! message) and `POST /api/v1/apps/{app}/publish` (many messages, on any topics, in one
+//! request and one transaction).
 
 use std::sync::Arc;
 
@@ -13,7 +15,11 @@ use crate::auth::AdminAuth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::state::AppState;
-use crate::wire::{PublishQuery, PublishedBody};
+use crate::wire::{PublishBatch, PublishQuery, PublishedBatch, PublishedBody};
+
+/// Most messages one batch request may carry: the body limit bounds the bytes, this bounds
+/// the rows one transaction takes (and the topic row locks it holds).
+pub const MAX_BATCH_MESSAGES: usize = 1000;
 
 #[utoipa::path(post, path = "/api/v1/apps/{app}/topics/{topic}/publish", tag = "topics",
     params(("app" = String, Path, description = "App slug or id"), ("topic" = String, Path, description = "Topic name"), PublishQuery),
@@ -37,14 +43,7 @@ pub async fn publish(
     let topic = TopicName::parse(&topic)?;
     let rt = &state.realtime;
     if body.len() > rt.config.max_payload_bytes {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!(
-                "a message may be at most {} bytes",
-                rt.config.max_payload_bytes
-            ),
-        ));
+        return Err(too_large(rt.config.max_payload_bytes, ""));
     }
     // Parsed once here and stored compact: no raw newline can reach an SSE `data:` line.
     let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
@@ -72,6 +71,88 @@ pub async fn publish(
             published_at: ms(published.published_at),
         }),
     ))
+}
+
+#[utoipa::path(post, path = "/api/v1/apps/{app}/publish", tag = "topics",
+    params(("app" = String, Path, description = "App slug or id"), PublishQuery),
+    request_body(content = PublishBatch, description = "Up to 1,000 messages, on any topics of the app"),
+    security(("admin_key" = [])),
+    responses(
+        (status = 201, description = "All stored in one transaction (or none), then broadcast; answers in request order", body = PublishedBatch),
+        (status = 202, description = "Ephemeral: broadcast to live subscribers only", body = PublishedBatch),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, description = "A message over the limit, or the body over the request limit", body = ErrorBody),
+        (status = 422, description = "An invalid topic name, no messages, or more than 1,000", body = ErrorBody)))]
+pub async fn publish_batch(
+    auth: AdminAuth,
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    Query(q): Query<PublishQuery>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, ApiJson<PublishedBatch>)> {
+    let app = auth.app_with(&app, Capability::AppPublish).await?;
+    let batch: PublishBatch = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("the body is not a batch: {e}"))
+    })?;
+    let n = batch.messages.len();
+    if n == 0 || n > MAX_BATCH_MESSAGES {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("messages: a batch holds 1 to {MAX_BATCH_MESSAGES} messages, not {n}"),
+        ));
+    }
+    let rt = &state.realtime;
+    let max = rt.config.max_payload_bytes;
+    // Everything is checked before anything is published: a bad message fails the batch.
+    let mut messages = Vec::with_capacity(n);
+    for (i, m) in batch.messages.into_iter().enumerate() {
+        let topic = TopicName::parse(&m.topic).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("messages[{i}].topic: {e}"),
+            )
+        })?;
+        let payload = m.data.to_string();
+        if payload.len() > max {
+            return Err(too_large(max, &format!("messages[{i}].data: ")));
+        }
+        messages.push((topic, Arc::<str>::from(payload)));
+    }
+    let names: Vec<String> = messages.iter().map(|(t, _)| t.to_string()).collect();
+    if q.ephemeral.unwrap_or(false) {
+        let at = ms(rt.publisher.publish_ephemeral_many(app.id, messages));
+        let messages = names
+            .into_iter()
+            .map(|topic| PublishedBody {
+                topic,
+                seq: None,
+                published_at: at,
+            })
+            .collect();
+        return Ok((StatusCode::ACCEPTED, ApiJson(PublishedBatch { messages })));
+    }
+    let published = rt.publisher.publish_many(app.id, messages).await?;
+    let messages = names
+        .into_iter()
+        .zip(published)
+        .map(|(topic, p)| PublishedBody {
+            topic,
+            seq: Some(p.seq),
+            published_at: ms(p.published_at),
+        })
+        .collect();
+    Ok((StatusCode::CREATED, ApiJson(PublishedBatch { messages })))
+}
+
+fn too_large(max: usize, prefix: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("{prefix}a message may be at most {max} bytes"),
+    )
 }
 
 fn ms(at: i64) -> chrono::DateTime<chrono::Utc> {

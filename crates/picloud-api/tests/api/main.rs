@@ -7,6 +7,7 @@ mod support;
 mod apps;
 mod auth;
 mod bad_input;
+mod batch_publish;
 mod domains;
 mod health;
 mod openapi;
