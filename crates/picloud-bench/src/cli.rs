@@ -48,6 +48,10 @@ pub struct Args {
     #[arg(long, default_value_t = 64)]
     pub payload_bytes: usize,
 
+    /// Messages per request in S4's batched runs (PiCloud's batch endpoint); 1 skips them.
+    #[arg(long, default_value_t = 100)]
+    pub s4_batch: usize,
+
     /// S5's fixed publish rate (messages per second).
     #[arg(long, default_value_t = 5000.0)]
     pub s5_rate: f64,

@@ -36,6 +36,9 @@ pub struct Plan {
     pub named_topic: Option<&'static str>,
     /// Stop after this many messages (sent, successful or not) even before `duration`.
     pub limit: Option<u64>,
+    /// Messages per request: 1 uses the one-message endpoint; more, PiCloud's batch
+    /// endpoint (`POST /api/v1/apps/{app}/publish`), consecutive round-robin topics each.
+    pub batch: usize,
 }
 
 pub struct Outcome {
@@ -102,6 +105,7 @@ impl Outcome {
         };
         json!({
             "conns": plan.conns,
+            "messages_per_request": plan.batch.max(1),
             "pace": match plan.pace { Pace::Saturate => json!("max"), Pace::Rate(r) => json!(r) },
             "publish_secs": round3(secs),
             "publishes_ok": self.ok,
@@ -166,8 +170,10 @@ async fn conn_loop(
     };
     let mut req = Vec::with_capacity(1024);
     let mut body = Vec::with_capacity(256);
+    let mut one = Vec::with_capacity(256);
+    let batch = plan.batch.max(1) as u64;
     loop {
-        let i = next.fetch_add(1, Relaxed);
+        let i = next.fetch_add(batch, Relaxed);
         if plan.limit.is_some_and(|l| i >= l) {
             break;
         }
@@ -190,17 +196,35 @@ async fn conn_loop(
                 Some(at)
             }
         };
-        let topic = match plan.named_topic {
+        let topic = |i: u64| match plan.named_topic {
             Some(name) => TopicRef::Named(name),
             None => TopicRef::Index((i % plan.topics.max(1) as u64) as usize),
         };
         let sent = Instant::now();
-        payload.write(&mut body, sent.duration_since(epoch).as_nanos() as u64);
+        let t_ns = sent.duration_since(epoch).as_nanos() as u64;
         req.clear();
-        ep.publish_request(&mut req, topic, &body, plan.durable);
+        if batch == 1 {
+            payload.write(&mut body, t_ns);
+            ep.publish_request(&mut req, topic(i), &body, plan.durable);
+        } else {
+            use std::io::Write;
+            body.clear();
+            body.extend_from_slice(b"{\"messages\":[");
+            for k in 0..batch {
+                if k > 0 {
+                    body.push(b',');
+                }
+                payload.write(&mut one, t_ns);
+                let _ = write!(body, "{{\"topic\":\"{}\",\"data\":", topic(i + k));
+                body.extend_from_slice(&one);
+                body.push(b'}');
+            }
+            body.extend_from_slice(b"]}");
+            ep.publish_batch_request(&mut req, &body, plan.durable);
+        }
         match conn.roundtrip(&req).await {
             Ok(status) if (200..300).contains(&status) => {
-                out.ok += 1;
+                out.ok += batch;
                 out.latency
                     .saturating_record((sent.elapsed().as_micros() as u64).max(1));
                 if let Some(at) = scheduled {

@@ -125,6 +125,19 @@ impl Endpoint {
         out.extend_from_slice(body);
     }
 
+    /// PiCloud's batch publish (`body` is `{"messages":[…]}`).
+    pub fn publish_batch_request(&self, out: &mut Vec<u8>, body: &[u8], durable: bool) {
+        use std::io::Write;
+        let _ = write!(
+            out,
+            "POST /api/v1/apps/bench/publish{} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            if durable { "" } else { "?ephemeral=true" },
+            self.key,
+            body.len()
+        );
+        out.extend_from_slice(body);
+    }
+
     fn admin_request(&self, method: &str, path: &str, body: &str) -> Vec<u8> {
         format!(
             "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",

@@ -145,6 +145,7 @@ async fn drain(ctx: &Ctx, backend: Backend) -> Result<Value> {
             topics: 1,
             named_topic: Some("jobs"),
             limit: Some(n),
+            batch: 1,
         };
         let v = publish_run(ctx, &server, plan).await?;
         crate::progress!(
@@ -353,6 +354,7 @@ async fn latency_body(ctx: &Ctx, server: &crate::server::Server) -> Result<Value
         topics: 1,
         named_topic: Some("jobs"),
         limit: None,
+        batch: 1,
     };
     let run = delivery_run(ctx, server, &subs, plan, 1).await;
     let mut v = subscribers_json(&subs);

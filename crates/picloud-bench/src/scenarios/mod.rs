@@ -277,6 +277,9 @@ pub fn ratios(results: &Value) -> Value {
         "s3_e2e_p99_ms": r(&["s3", "run", "e2e_latency_ms", "p99_ms"], &["s3", "run", "e2e_latency_ms", "p99_ms"]),
         "s4_deliveries_per_sec_ephemeral": r(&["s4", "runs", "ephemeral", "deliveries_per_sec"], &["s4", "runs", "plain", "deliveries_per_sec"]),
         "s4_deliveries_per_sec_durable": r(&["s4", "runs", "durable", "deliveries_per_sec"], &["s4", "runs", "plain", "deliveries_per_sec"]),
+        // PiCloud's batch endpoint against Nchan's one message per request (it has no batch).
+        "s4_deliveries_per_sec_ephemeral_batch": r(&["s4", "runs", "ephemeral_batch", "deliveries_per_sec"], &["s4", "runs", "plain", "deliveries_per_sec"]),
+        "s4_deliveries_per_sec_durable_batch": r(&["s4", "runs", "durable_batch", "deliveries_per_sec"], &["s4", "runs", "plain", "deliveries_per_sec"]),
         "how_to_read": "PiCloud figure / Nchan figure from this one run. deliveries_per_sec: >1 means PiCloud delivers more. bytes_per_conn, cpu_us_per_delivery, latency: <1 means PiCloud uses less / is faster.",
     })
 }

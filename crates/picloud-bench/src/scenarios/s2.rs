@@ -41,6 +41,7 @@ async fn body(ctx: &Ctx, server: &Server) -> Result<Value> {
             topics: 1,
             named_topic: None,
             limit: None,
+            batch: 1,
         };
         let r = delivery_run(ctx, server, &subs, plan, subs.connected()).await?;
         runs.insert(name.into(), r);

@@ -30,6 +30,7 @@ async fn body(ctx: &Ctx, server: &Server) -> Result<Value> {
         topics: 1,
         named_topic: None,
         limit: None,
+        batch: 1,
     };
     let run = delivery_run(ctx, server, &subs, plan, subs.connected()).await?;
     let mut v = subscribers_json(&subs);

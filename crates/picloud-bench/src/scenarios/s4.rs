@@ -1,6 +1,7 @@
 //! S4: many topics. 10,000 subscribers, one per topic on 10,000 topics; publish round-robin
 //! across the topics as fast as `--publishers` connections allow. PiCloud: ephemeral, then
-//! durable; Nchan: plain.
+//! durable, one message per request; then both again with `--s4-batch` messages per request
+//! (the batch endpoint; Nchan has none); Nchan: plain.
 
 use std::time::Duration;
 
@@ -22,10 +23,18 @@ async fn body(ctx: &Ctx, server: &Server) -> Result<Value> {
     server.endpoint.create_topics(n).await?;
     let subs = ctx.subscribe(server, n, |i| i).await?;
     let mut runs = Map::new();
-    for &(name, durable) in s2::variants(server.endpoint.kind) {
+    let batched: &[(&str, bool)] = match server.endpoint.kind {
+        Kind::Picloud if ctx.args.s4_batch > 1 => {
+            &[("ephemeral_batch", false), ("durable_batch", true)]
+        }
+        _ => &[],
+    };
+    let single = s2::variants(server.endpoint.kind).iter().map(|v| (*v, 1));
+    let runs_of = single.chain(batched.iter().map(|v| (*v, ctx.args.s4_batch)));
+    for ((name, durable), batch) in runs_of {
         tokio::time::sleep(Duration::from_secs(1)).await;
         crate::progress!(
-            "  s4 {name}: {} publishers, max rate, round-robin over {n} topics",
+            "  s4 {name}: {} publishers, {batch} message(s) per request, max rate, round-robin over {n} topics",
             ctx.args.publishers
         );
         let plan = Plan {
@@ -36,6 +45,7 @@ async fn body(ctx: &Ctx, server: &Server) -> Result<Value> {
             topics: n,
             named_topic: None,
             limit: None,
+            batch,
         };
         runs.insert(
             name.into(),

@@ -50,6 +50,7 @@ async fn body(ctx: &Ctx, server: &Server) -> Result<Value> {
             topics,
             named_topic: None,
             limit: None,
+            batch: 1,
         };
         let r = publish_run(ctx, server, plan).await?;
         crate::progress!(
