@@ -121,6 +121,16 @@ pub trait TopicStore: Send + Sync {
     async fn delete_topic(&self, app: &AppId, name: &TopicName) -> StoreResult<bool>;
 }
 
+/// What a committed publish batch wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// One per item, in item order.
+    pub seqs: Vec<i64>,
+    /// Outbox deliveries written (matching `pubsub` triggers): only then has the
+    /// dispatcher anything new to do.
+    pub deliveries: u64,
+}
+
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     /// Commits every item in one transaction and returns their seqs, in item order.
@@ -130,7 +140,11 @@ pub trait MessageStore: Send + Sync {
     /// from taking the seq until commit. A topic with no row is created internal
     /// (`external_subscribable = false`, default retention). One outbox delivery is written
     /// per item and matching enabled `pubsub` trigger, in the same transaction. All or nothing.
-    async fn publish(&self, items: &[PublishItem]) -> StoreResult<Vec<i64>>;
+    async fn publish_batch(&self, items: &[PublishItem]) -> StoreResult<Committed>;
+    /// [`Self::publish_batch`], the seqs only.
+    async fn publish(&self, items: &[PublishItem]) -> StoreResult<Vec<i64>> {
+        Ok(self.publish_batch(items).await?.seqs)
+    }
     /// How many [`Self::publish`] batches may usefully run at once: 1 where the database
     /// has a single writer anyway (SQLite), more where commits overlap (PostgreSQL).
     /// Concurrent batches stay correct through the row-lock contract above.

@@ -82,8 +82,8 @@ impl Publisher {
         }
     }
 
-    /// Notified after each committed batch: a batch may have written outbox deliveries,
-    /// so the dispatcher wakes on it instead of waiting for its next poll.
+    /// Notified after each committed batch that wrote outbox deliveries, so the dispatcher
+    /// wakes on it instead of waiting for its next poll (and sleeps through the rest).
     pub fn committed(&self) -> Arc<Notify> {
         self.committed.clone()
     }
@@ -195,8 +195,8 @@ async fn writer(
         let (store, broadcaster, stats) = (store.clone(), broadcaster.clone(), stats.clone());
         let committed = committed.clone();
         tokio::spawn(async move {
-            let results = commit(&*store, &batch).await;
-            if results.iter().any(Result::is_ok) {
+            let (results, deliveries) = commit(&*store, &batch).await;
+            if deliveries > 0 {
                 committed.notify_one();
             }
             if let Some(before) = before {
@@ -210,24 +210,34 @@ async fn writer(
 }
 
 /// One transaction for the batch; if it fails, each request alone (in order) so that one
-/// bad request fails alone.
-async fn commit(store: &dyn Store, batch: &[Pending]) -> Vec<Result<Vec<i64>, StoreError>> {
-    let items: Vec<PublishItem> = batch.iter().flat_map(|p| p.items.iter().cloned()).collect();
-    match store.publish(&items).await {
-        Ok(seqs) => {
-            let mut seqs = seqs.into_iter();
-            batch
+/// bad request fails alone. Also answers how many outbox deliveries were written.
+async fn commit(
+    store: &dyn Store,
+    batch: &[Pending],
+) -> (Vec<Result<Vec<i64>, StoreError>>, u64) {
+    let items: Vec<PublishItem> = batch
+        .iter()
+        .flat_map(|p| p.items.iter().cloned())
+        .collect();
+    match store.publish_batch(&items).await {
+        Ok(c) => {
+            let mut seqs = c.seqs.into_iter();
+            let results = batch
                 .iter()
                 .map(|p| Ok(seqs.by_ref().take(p.items.len()).collect()))
-                .collect()
+                .collect();
+            (results, c.deliveries)
         }
-        Err(e) if batch.len() == 1 => vec![Err(e)],
+        Err(e) if batch.len() == 1 => (vec![Err(e)], 0),
         Err(_) => {
-            let mut results = Vec::with_capacity(batch.len());
+            let (mut results, mut deliveries) = (Vec::with_capacity(batch.len()), 0);
             for p in batch {
-                results.push(store.publish(&p.items).await);
+                results.push(store.publish_batch(&p.items).await.map(|c| {
+                    deliveries += c.deliveries;
+                    c.seqs
+                }));
             }
-            results
+            (results, deliveries)
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use picloud_core::ids::AppId;
 use picloud_core::message::{Message, PublishItem};
-use picloud_core::store::{MessageStore, StoreResult};
+use picloud_core::store::{Committed, MessageStore, StoreResult};
 use picloud_core::topic::{Retention, TopicName};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
@@ -85,9 +85,12 @@ fn pubsub_event(topic: &TopicName, seq: i64, payload: &str) -> String {
 
 #[async_trait]
 impl MessageStore for SqlStore {
-    async fn publish(&self, items: &[PublishItem]) -> StoreResult<Vec<i64>> {
+    async fn publish_batch(&self, items: &[PublishItem]) -> StoreResult<Committed> {
         if items.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Committed {
+                seqs: Vec::new(),
+                deliveries: 0,
+            });
         }
         match &self.db {
             Db::Sqlite(pool) => {
@@ -185,7 +188,7 @@ impl MessageStore for SqlStore {
 async fn publish_sqlite(
     conn: &mut SqliteConnection,
     items: &[PublishItem],
-) -> StoreResult<Vec<i64>> {
+) -> StoreResult<Committed> {
     use sqlx::Connection;
     let mut tx = conn.begin().await.map_err(error::other)?;
     let plan = Plan::new(items);
@@ -195,7 +198,10 @@ async fn publish_sqlite(
     let outbox = plan.outbox_rows(items, &seqs, &pubsub_triggers(&mut tx, &plan).await?);
     insert_outbox_sqlite(&mut tx, &outbox, now_ms()).await?;
     tx.commit().await.map_err(error::other)?;
-    Ok(seqs)
+    Ok(Committed {
+        seqs,
+        deliveries: outbox.len() as u64,
+    })
 }
 
 /// A batch split by topic, in (app, topic) order: the lock order every batch follows.
@@ -404,10 +410,11 @@ const PUBLISH_POSTGRES: &str = "WITH items AS ( \
            (NOT t.topic_prefix AND t.topic_match = n.topic) OR \
            (t.topic_prefix AND length(n.topic) > length(t.topic_match) \
              AND substr(n.topic, 1, length(t.topic_match)) = t.topic_match)) \
-       ORDER BY n.app_id, n.topic, t.id, n.seq) \
-     SELECT seq FROM numbered ORDER BY o";
+       ORDER BY n.app_id, n.topic, t.id, n.seq \
+       RETURNING 1) \
+     SELECT seq, (SELECT count(*) FROM deliveries) FROM numbered ORDER BY o";
 
-async fn publish_postgres(pool: &sqlx::PgPool, items: &[PublishItem]) -> StoreResult<Vec<i64>> {
+async fn publish_postgres(pool: &sqlx::PgPool, items: &[PublishItem]) -> StoreResult<Committed> {
     let plan = Plan::new(items);
     let mut k = vec![0i64; items.len()];
     for g in &plan.groups {
@@ -419,7 +426,7 @@ async fn publish_postgres(pool: &sqlx::PgPool, items: &[PublishItem]) -> StoreRe
     let topics: Vec<&str> = items.iter().map(|i| i.topic.as_str()).collect();
     let payloads: Vec<&str> = items.iter().map(|i| &*i.payload).collect();
     let published: Vec<i64> = items.iter().map(|i| i.published_at).collect();
-    let seqs: Vec<i64> = sqlx::query_scalar(PUBLISH_POSTGRES)
+    let rows: Vec<(i64, i64)> = sqlx::query_as(PUBLISH_POSTGRES)
         .bind(&apps)
         .bind(&topics)
         .bind(&payloads)
@@ -431,10 +438,14 @@ async fn publish_postgres(pool: &sqlx::PgPool, items: &[PublishItem]) -> StoreRe
         .fetch_all(pool)
         .await
         .map_err(error::other)?;
-    if seqs.len() != items.len() {
+    if rows.len() != items.len() {
         return Err(picloud_core::StoreError::Internal(
             "publish returned fewer seqs than items".into(),
         ));
     }
-    Ok(seqs)
+    let deliveries = rows.first().map_or(0, |r| r.1) as u64;
+    Ok(Committed {
+        seqs: rows.into_iter().map(|r| r.0).collect(),
+        deliveries,
+    })
 }

@@ -263,8 +263,8 @@ async fn publish_writes_outbox_rows_for_matching_triggers(store: SqlStore) {
     let prefix = insert_pubsub_trigger(&store, &a, "orders.*", true).await;
     insert_pubsub_trigger(&store, &a, "orders", false).await; // disabled
     insert_pubsub_trigger(&store, &b, "orders", true).await; // another app's
-    store
-        .publish(&[
+    let first = store
+        .publish_batch(&[
             item(&a, "orders", 1),
             item(&a, "orders.eu", 2),
             item(&a, "ordersx", 3),
@@ -272,6 +272,10 @@ async fn publish_writes_outbox_rows_for_matching_triggers(store: SqlStore) {
         ])
         .await
         .unwrap();
+    assert_eq!(first.seqs, vec![1, 1, 1, 1]);
+    assert_eq!(first.deliveries, 2, "what wakes the dispatcher");
+    let none = store.publish_batch(&[item(&a, "other", 6)]).await.unwrap();
+    assert_eq!((none.seqs, none.deliveries), (vec![2], 0));
     store.publish(&[item(&a, "orders", 5)]).await.unwrap();
     let rows = outbox_rows(&store, &a).await;
     assert_eq!(
