@@ -211,14 +211,8 @@ async fn writer(
 
 /// One transaction for the batch; if it fails, each request alone (in order) so that one
 /// bad request fails alone. Also answers how many outbox deliveries were written.
-async fn commit(
-    store: &dyn Store,
-    batch: &[Pending],
-) -> (Vec<Result<Vec<i64>, StoreError>>, u64) {
-    let items: Vec<PublishItem> = batch
-        .iter()
-        .flat_map(|p| p.items.iter().cloned())
-        .collect();
+async fn commit(store: &dyn Store, batch: &[Pending]) -> (Vec<Result<Vec<i64>, StoreError>>, u64) {
+    let items: Vec<PublishItem> = batch.iter().flat_map(|p| p.items.iter().cloned()).collect();
     match store.publish_batch(&items).await {
         Ok(c) => {
             let mut seqs = c.seqs.into_iter();
