@@ -14,6 +14,7 @@ use picloud_core::admin_key::{self, AdminKey};
 use picloud_core::app::{App, Slug};
 use picloud_core::capability::Capability;
 use picloud_core::ids::{looks_like_id, AppId};
+use picloud_core::StoreError;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -38,18 +39,20 @@ impl FromRequestParts<AppState> for AdminAuth {
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
         let (id, secret) = admin_key::parse(presented).ok_or_else(ApiError::unauthorized)?;
-        let stored = match state.lookups.keys().get(id).await {
-            Some(hit) => hit,
-            None => {
-                let found = state.store.find_admin_key(id).await?.map(Arc::new);
-                state
-                    .lookups
-                    .keys()
-                    .insert(id.to_owned(), found.clone())
-                    .await;
-                found
-            }
+        // Loaded once for all concurrent requests with this key id.
+        let load = async {
+            state
+                .store
+                .find_admin_key(id)
+                .await
+                .map(|k| k.map(Arc::new))
         };
+        let stored = state
+            .lookups
+            .keys()
+            .try_get_with(id.to_owned(), load)
+            .await
+            .map_err(|e: Arc<StoreError>| ApiError::from((*e).clone()))?;
         // The secret is checked on every request, cached or not, in constant time.
         if !admin_key::verify(secret, stored.as_ref().map(|s| s.secret_hash.as_slice())) {
             return Err(ApiError::unauthorized());
@@ -102,20 +105,18 @@ impl AdminAuth {
     /// Resolves an `{app}` path segment (slug or id) to an app this key may see; 404
     /// otherwise, whether the app is missing or belongs to someone else.
     pub async fn app(&self, slug_or_id: &str) -> ApiResult<App> {
-        let cache = self.state.lookups.apps();
-        let app = match cache.get(slug_or_id).await {
-            Some(hit) => hit,
-            None => {
-                let found = self.lookup_app(slug_or_id).await?;
-                cache.insert(slug_or_id.to_owned(), found.clone()).await;
-                found
-            }
-        };
+        let app = self
+            .state
+            .lookups
+            .apps()
+            .try_get_with(slug_or_id.to_owned(), self.lookup_app(slug_or_id))
+            .await
+            .map_err(|e: Arc<StoreError>| ApiError::from((*e).clone()))?;
         app.filter(|a| self.key.can_see(&a.id))
             .ok_or_else(|| ApiError::not_found("app"))
     }
 
-    async fn lookup_app(&self, slug_or_id: &str) -> ApiResult<Option<App>> {
+    async fn lookup_app(&self, slug_or_id: &str) -> Result<Option<App>, StoreError> {
         let store = &self.state.store;
         let mut app = None;
         if looks_like_id(slug_or_id) {

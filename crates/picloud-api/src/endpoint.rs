@@ -10,6 +10,7 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use picloud_core::script::{match_route, Route};
+use picloud_core::StoreError;
 use picloud_dispatch::InvokeError;
 use picloud_runtime::{into_http_response, Body as ScriptBody, Input};
 use serde_json::{Map, Value};
@@ -20,13 +21,14 @@ use crate::json::ApiJson;
 use crate::state::AppState;
 use crate::wire::AppInfo;
 
+/// The app's route table, loaded once for all concurrent callers.
 async fn routes(state: &AppState, app: &ResolvedApp) -> Result<Arc<Vec<Route>>, ApiError> {
-    if let Some(r) = state.routes.get(&app.id).await {
-        return Ok(r);
-    }
-    let r = Arc::new(state.store.list_routes(&app.id).await?);
-    state.routes.insert(app.id.clone(), r.clone()).await;
-    Ok(r)
+    let load = async { state.store.list_routes(&app.id).await.map(Arc::new) };
+    state
+        .routes
+        .try_get_with(app.id.clone(), load)
+        .await
+        .map_err(|e: Arc<StoreError>| ApiError::from((*e).clone()))
 }
 
 /// The data plane's fallback: a route's script, `GET /` describing the app when no route

@@ -39,12 +39,11 @@ impl HostResolver {
     }
 
     pub async fn resolve(&self, host: &Host) -> Result<Option<ResolvedApp>, StoreError> {
-        if let Some(hit) = self.cache.get(host).await {
-            return Ok(hit);
-        }
-        let resolved = self.lookup(host).await?;
-        self.cache.insert(host.clone(), resolved.clone()).await;
-        Ok(resolved)
+        // Loaded once for all concurrent requests on this Host.
+        self.cache
+            .try_get_with(host.clone(), self.lookup(host))
+            .await
+            .map_err(|e: Arc<StoreError>| (*e).clone())
     }
 
     async fn lookup(&self, host: &Host) -> Result<Option<ResolvedApp>, StoreError> {

@@ -17,8 +17,8 @@ impl ValidationError {
     }
 }
 
-/// Why a store call failed.
-#[derive(Debug, thiserror::Error)]
+/// Why a store call failed. Clone: caches that load once for many waiters hand each the error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A unique constraint was hit (duplicate slug, duplicate domain, …). The string names
     /// what was duplicated and is safe to show.

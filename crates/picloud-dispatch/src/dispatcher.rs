@@ -277,16 +277,17 @@ async fn trigger(
     ctx: &Ctx,
     d: &Delivery,
 ) -> Result<Option<Arc<Trigger>>, picloud_core::StoreError> {
-    if let Some(t) = ctx.triggers.get(&d.trigger_id).await {
-        return Ok(t);
-    }
-    let t = ctx
-        .store
-        .get_trigger(&d.app_id, &d.trigger_id)
-        .await?
-        .map(Arc::new);
-    ctx.triggers.insert(d.trigger_id.clone(), t.clone()).await;
-    Ok(t)
+    // Loaded once for all the batch's deliveries of this trigger.
+    let load = async {
+        ctx.store
+            .get_trigger(&d.app_id, &d.trigger_id)
+            .await
+            .map(|t| t.map(Arc::new))
+    };
+    ctx.triggers
+        .try_get_with(d.trigger_id.clone(), load)
+        .await
+        .map_err(|e: Arc<picloud_core::StoreError>| (*e).clone())
 }
 
 async fn run_one(ctx: &Ctx, d: Delivery) {

@@ -40,7 +40,7 @@ impl Default for InvokerConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum InvokeError {
     #[error("script {0:?} is not deployed")]
     NoScript(String),
@@ -217,40 +217,47 @@ impl Invoker {
         })
     }
 
+    /// The app's active version, compiled. Loaded once for all concurrent callers (a
+    /// cold script under load is fetched and compiled once, not once per request).
     async fn compiled(&self, app: &AppId, name: &ScriptName) -> Result<Arc<Compiled>, InvokeError> {
-        let key = (app.clone(), name.clone());
-        if let Some(c) = self.0.scripts.get(&key).await {
-            return Ok(c);
-        }
-        let v = self
-            .0
-            .deps
-            .store
-            .get_script_version(app, name, None)
-            .await?
-            .ok_or_else(|| InvokeError::NoScript(name.to_string()))?;
-        let script =
-            picloud_runtime::compile(&v.source).map_err(|e| InvokeError::Compile(e.to_string()))?;
-        let c = Arc::new(Compiled {
-            version: v.version,
-            script,
-        });
-        self.0.scripts.insert(key, c.clone()).await;
-        Ok(c)
+        let load = async {
+            let v = self
+                .0
+                .deps
+                .store
+                .get_script_version(app, name, None)
+                .await?
+                .ok_or_else(|| InvokeError::NoScript(name.to_string()))?;
+            let script = picloud_runtime::compile(&v.source)
+                .map_err(|e| InvokeError::Compile(e.to_string()))?;
+            Ok(Arc::new(Compiled {
+                version: v.version,
+                script,
+            }))
+        };
+        self.0
+            .scripts
+            .try_get_with((app.clone(), name.clone()), load)
+            .await
+            .map_err(|e: Arc<InvokeError>| (*e).clone())
     }
 
+    /// The app's limits and run slots. Loaded once for all concurrent callers: two loads
+    /// would make two semaphores, and the app's concurrency cap would briefly double.
     async fn settings(&self, app: &AppId) -> Result<Arc<Settings>, InvokeError> {
-        if let Some(s) = self.0.settings.get(app).await {
-            return Ok(s);
-        }
-        let rt = self.0.deps.store.get_runtime(app).await?;
-        let limits = Limits::from_overrides(&rt.limits).map_err(InvokeError::Settings)?;
-        let s = Arc::new(Settings {
-            limits,
-            slots: Arc::new(Semaphore::new(rt.max_concurrency.max(1) as usize)),
-        });
-        self.0.settings.insert(app.clone(), s.clone()).await;
-        Ok(s)
+        let load = async {
+            let rt = self.0.deps.store.get_runtime(app).await?;
+            let limits = Limits::from_overrides(&rt.limits).map_err(InvokeError::Settings)?;
+            Ok(Arc::new(Settings {
+                limits,
+                slots: Arc::new(Semaphore::new(rt.max_concurrency.max(1) as usize)),
+            }))
+        };
+        self.0
+            .settings
+            .try_get_with(app.clone(), load)
+            .await
+            .map_err(|e: Arc<InvokeError>| (*e).clone())
     }
 
     pub fn endpoint_wait(&self) -> Duration {

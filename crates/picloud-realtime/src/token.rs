@@ -70,19 +70,17 @@ impl TokenService {
     }
 
     async fn active_keys(&self, app: &AppId) -> Result<Arc<Vec<AppSecret>>, StoreError> {
-        if let Some(keys) = self.keys.get(app).await {
-            return Ok(keys);
-        }
-        let keys: Vec<_> = self
-            .store
-            .list_secrets(app)
-            .await?
-            .into_iter()
-            .filter(AppSecret::is_active)
-            .collect();
-        let keys = Arc::new(keys);
-        self.keys.insert(app.clone(), keys.clone()).await;
-        Ok(keys)
+        // Loaded once for all concurrent verifications for this app.
+        let load = async {
+            let all = self.store.list_secrets(app).await?;
+            Ok(Arc::new(
+                all.into_iter().filter(AppSecret::is_active).collect(),
+            ))
+        };
+        self.keys
+            .try_get_with(app.clone(), load)
+            .await
+            .map_err(|e: Arc<StoreError>| (*e).clone())
     }
 
     /// Forgets the cached keys of an app (after rotation or retirement).
