@@ -6,7 +6,6 @@
 //! (wake-ups are hints; the poll is what guarantees progress).
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -247,30 +246,20 @@ impl Dispatcher {
     }
 
     async fn idle(&self, d: Duration, shutdown: &CancellationToken) {
-        let wakes = self.wakes.iter().map(|n| Box::pin(n.notified()));
-        let any_wake = futures_select_all(wakes.collect());
+        // Any of the wake-ups (none configured: only the timer and shutdown).
+        let any_wake = async {
+            if self.wakes.is_empty() {
+                return std::future::pending().await;
+            }
+            let wakes = self.wakes.iter().map(|n| Box::pin(n.notified()));
+            futures_util::future::select_all(wakes).await;
+        };
         tokio::select! {
             _ = any_wake => {}
             _ = tokio::time::sleep(d) => {}
             _ = shutdown.cancelled() => {}
         }
     }
-}
-
-/// Resolves when any of the notifications fires (never, when there are none).
-async fn futures_select_all(mut futs: Vec<std::pin::Pin<Box<tokio::sync::futures::Notified<'_>>>>) {
-    if futs.is_empty() {
-        return std::future::pending().await;
-    }
-    std::future::poll_fn(|cx| {
-        for f in futs.iter_mut() {
-            if f.as_mut().poll(cx).is_ready() {
-                return std::task::Poll::Ready(());
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
 }
 
 async fn trigger(
