@@ -91,7 +91,8 @@ async fn connection(mut stream: TcpStream, router: Router, stop: watch::Receiver
     };
     match head {
         Head::Stream(req) => stream_response(stream, router, *req).await,
-        Head::Other(prefix) => hyper_connection(stream, prefix, router, stop).await,
+        // Boxed: hyper's state would otherwise double every connection's task, streams too.
+        Head::Other(prefix) => Box::pin(hyper_connection(stream, prefix, router, stop)).await,
     }
 }
 
@@ -335,5 +336,23 @@ impl AsyncWrite for Replay {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every connection's task holds this future for its whole life, so its size is part of
+    /// each idle subscriber's memory: hyper's connection state (~2 KiB) is boxed, paid only
+    /// by connections that go to hyper.
+    #[tokio::test]
+    async fn a_streams_task_stays_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let socket = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let task = super::connection(socket, axum::Router::new(), stop);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 1280, "connection future is {size} bytes");
     }
 }
