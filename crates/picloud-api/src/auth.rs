@@ -52,7 +52,7 @@ impl FromRequestParts<AppState> for AdminAuth {
             .keys()
             .try_get_with(id.to_owned(), load)
             .await
-            .map_err(|e: Arc<StoreError>| ApiError::from((*e).clone()))?;
+            .map_err(StoreError::from)?;
         // The secret is checked on every request, cached or not, in constant time.
         if !admin_key::verify(secret, stored.as_ref().map(|s| s.secret_hash.as_slice())) {
             return Err(ApiError::unauthorized());
@@ -111,7 +111,7 @@ impl AdminAuth {
             .apps()
             .try_get_with(slug_or_id.to_owned(), self.lookup_app(slug_or_id))
             .await
-            .map_err(|e: Arc<StoreError>| ApiError::from((*e).clone()))?;
+            .map_err(StoreError::from)?;
         app.filter(|a| self.key.can_see(&a.id))
             .ok_or_else(|| ApiError::not_found("app"))
     }

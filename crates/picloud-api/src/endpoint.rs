@@ -24,11 +24,11 @@ use crate::wire::AppInfo;
 /// The app's route table, loaded once for all concurrent callers.
 async fn routes(state: &AppState, app: &ResolvedApp) -> Result<Arc<Vec<Route>>, ApiError> {
     let load = async { state.store.list_routes(&app.id).await.map(Arc::new) };
-    state
+    Ok(state
         .routes
         .try_get_with(app.id.clone(), load)
         .await
-        .map_err(|e: Arc<StoreError>| ApiError::from((*e).clone()))
+        .map_err(StoreError::from)?)
 }
 
 /// The data plane's fallback: a route's script, `GET /` describing the app when no route

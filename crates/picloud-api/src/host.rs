@@ -43,7 +43,7 @@ impl HostResolver {
         self.cache
             .try_get_with(host.clone(), self.lookup(host))
             .await
-            .map_err(|e: Arc<StoreError>| (*e).clone())
+            .map_err(StoreError::from)
     }
 
     async fn lookup(&self, host: &Host) -> Result<Option<ResolvedApp>, StoreError> {

@@ -31,3 +31,10 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Internal(String),
 }
+
+/// What a cache that loads once for many waiters (moka's `try_get_with`) hands each waiter.
+impl From<std::sync::Arc<StoreError>> for StoreError {
+    fn from(e: std::sync::Arc<StoreError>) -> Self {
+        std::sync::Arc::unwrap_or_clone(e)
+    }
+}

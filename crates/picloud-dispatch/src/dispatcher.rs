@@ -276,7 +276,7 @@ async fn trigger(
     ctx.triggers
         .try_get_with(d.trigger_id.clone(), load)
         .await
-        .map_err(|e: Arc<picloud_core::StoreError>| (*e).clone())
+        .map_err(picloud_core::StoreError::from)
 }
 
 async fn run_one(ctx: &Ctx, d: Delivery) {

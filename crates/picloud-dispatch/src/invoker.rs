@@ -56,6 +56,13 @@ pub enum InvokeError {
     Stopped,
 }
 
+/// What the caches that load once for many waiters hand each waiter.
+impl From<Arc<InvokeError>> for InvokeError {
+    fn from(e: Arc<InvokeError>) -> Self {
+        Arc::unwrap_or_clone(e)
+    }
+}
+
 /// A finished run.
 pub struct Ran {
     pub version: i64,
@@ -239,7 +246,7 @@ impl Invoker {
             .scripts
             .try_get_with((app.clone(), name.clone()), load)
             .await
-            .map_err(|e: Arc<InvokeError>| (*e).clone())
+            .map_err(InvokeError::from)
     }
 
     /// The app's limits and run slots. Loaded once for all concurrent callers: two loads
@@ -257,7 +264,7 @@ impl Invoker {
             .settings
             .try_get_with(app.clone(), load)
             .await
-            .map_err(|e: Arc<InvokeError>| (*e).clone())
+            .map_err(InvokeError::from)
     }
 
     pub fn endpoint_wait(&self) -> Duration {

@@ -41,8 +41,11 @@ pub struct Published {
 /// One caller's request: all of its items commit together or not at all.
 struct Pending {
     items: Vec<PublishItem>,
-    reply: oneshot::Sender<Result<Vec<i64>, StoreError>>,
+    reply: Reply,
 }
+
+/// Where a request's seqs (or its error) go.
+type Reply = oneshot::Sender<Result<Vec<i64>, StoreError>>;
 
 impl Pending {
     fn bytes(&self) -> usize {
@@ -177,15 +180,14 @@ async fn writer(
         };
         let Some(first) = rx.recv().await else { return };
         let mut bytes = first.bytes();
-        let mut items = first.items.len();
-        let mut batch: Vec<Pending> = vec![first];
+        let mut batch = Batch::default();
+        batch.add(first);
         // A request bigger than the limits still goes, alone: limits bound how much joins it.
-        while items < MAX_BATCH_ITEMS && bytes < MAX_BATCH_BYTES {
+        while batch.items.len() < MAX_BATCH_ITEMS && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
                 Ok(p) => {
                     bytes += p.bytes();
-                    items += p.items.len();
-                    batch.push(p);
+                    batch.add(p);
                 }
                 Err(_) => break,
             }
@@ -202,31 +204,47 @@ async fn writer(
             if let Some(before) = before {
                 let _ = before.await; // sent or dropped: either way it is our turn
             }
-            finish(batch.into_iter().zip(results), &*broadcaster, &stats);
+            finish(batch, results, &*broadcaster, &stats);
             drop(done);
             drop(slot);
         });
     }
 }
 
+/// Requests gathered for one transaction: their items back to back (moved, not copied),
+/// and per request its item count and where its answer goes.
+#[derive(Default)]
+struct Batch {
+    items: Vec<PublishItem>,
+    requests: Vec<(usize, Reply)>,
+}
+
+impl Batch {
+    fn add(&mut self, p: Pending) {
+        self.requests.push((p.items.len(), p.reply));
+        self.items.extend(p.items);
+    }
+}
+
 /// One transaction for the batch; if it fails, each request alone (in order) so that one
 /// bad request fails alone. Also answers how many outbox deliveries were written.
-async fn commit(store: &dyn Store, batch: &[Pending]) -> (Vec<Result<Vec<i64>, StoreError>>, u64) {
-    let items: Vec<PublishItem> = batch.iter().flat_map(|p| p.items.iter().cloned()).collect();
-    match store.publish_batch(&items).await {
+async fn commit(store: &dyn Store, batch: &Batch) -> (Vec<Result<Vec<i64>, StoreError>>, u64) {
+    let counts = batch.requests.iter().map(|(n, _)| *n);
+    match store.publish_batch(&batch.items).await {
         Ok(c) => {
             let mut seqs = c.seqs.into_iter();
-            let results = batch
-                .iter()
-                .map(|p| Ok(seqs.by_ref().take(p.items.len()).collect()))
+            let results = counts
+                .map(|n| Ok(seqs.by_ref().take(n).collect()))
                 .collect();
             (results, c.deliveries)
         }
-        Err(e) if batch.len() == 1 => (vec![Err(e)], 0),
+        Err(e) if batch.requests.len() == 1 => (vec![Err(e)], 0),
         Err(_) => {
-            let (mut results, mut deliveries) = (Vec::with_capacity(batch.len()), 0);
-            for p in batch {
-                results.push(store.publish_batch(&p.items).await.map(|c| {
+            let (mut results, mut deliveries, mut at) = (Vec::new(), 0, 0);
+            for n in counts {
+                let alone = store.publish_batch(&batch.items[at..at + n]).await;
+                at += n;
+                results.push(alone.map(|c| {
                     deliveries += c.deliveries;
                     c.seqs
                 }));
@@ -236,30 +254,37 @@ async fn commit(store: &dyn Store, batch: &[Pending]) -> (Vec<Result<Vec<i64>, S
     }
 }
 
+/// Broadcasts what committed, in order, and answers every request.
 fn finish(
-    done: impl Iterator<Item = (Pending, Result<Vec<i64>, StoreError>)>,
+    batch: Batch,
+    results: Vec<Result<Vec<i64>, StoreError>>,
     broadcaster: &dyn Broadcaster,
     stats: &Stats,
 ) {
-    for (p, result) in done {
-        if let Ok(seqs) = &result {
-            stats.published_durable.add(seqs.len() as u64);
-            for (item, seq) in p.items.into_iter().zip(seqs) {
-                let PublishItem {
-                    app_id,
-                    topic,
-                    payload,
-                    published_at,
-                } = item;
-                broadcaster.broadcast(Arc::new(Message {
-                    app_id,
-                    topic,
-                    seq: Some(*seq),
-                    payload,
-                    published_at,
-                }));
+    let mut items = batch.items.into_iter();
+    for ((n, reply), result) in batch.requests.into_iter().zip(results) {
+        let mine = items.by_ref().take(n);
+        match &result {
+            Ok(seqs) => {
+                stats.published_durable.add(seqs.len() as u64);
+                for (item, seq) in mine.zip(seqs) {
+                    let PublishItem {
+                        app_id,
+                        topic,
+                        payload,
+                        published_at,
+                    } = item;
+                    broadcaster.broadcast(Arc::new(Message {
+                        app_id,
+                        topic,
+                        seq: Some(*seq),
+                        payload,
+                        published_at,
+                    }));
+                }
             }
+            Err(_) => mine.for_each(drop),
         }
-        let _ = p.reply.send(result);
+        let _ = reply.send(result);
     }
 }

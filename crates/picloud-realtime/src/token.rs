@@ -80,7 +80,7 @@ impl TokenService {
         self.keys
             .try_get_with(app.clone(), load)
             .await
-            .map_err(|e: Arc<StoreError>| (*e).clone())
+            .map_err(StoreError::from)
     }
 
     /// Forgets the cached keys of an app (after rotation or retirement).
