@@ -145,10 +145,11 @@ pub trait MessageStore: Send + Sync {
     async fn publish(&self, items: &[PublishItem]) -> StoreResult<Vec<i64>> {
         Ok(self.publish_batch(items).await?.seqs)
     }
-    /// How many [`Self::publish`] batches may usefully run at once: 1 where the database
-    /// has a single writer anyway (SQLite), more where commits overlap (PostgreSQL).
-    /// Concurrent batches stay correct through the row-lock contract above.
-    fn publish_concurrency(&self) -> usize {
+    /// Into how many lanes (by topic) publishers split their batches, each lane with one
+    /// batch in flight: 1 where the database has a single writer anyway (SQLite), more where
+    /// commits of different topics overlap and share a WAL flush (PostgreSQL). Concurrent
+    /// batches stay correct through the row-lock contract above.
+    fn publish_lanes(&self) -> usize {
         1
     }
     /// Up to `limit` messages of the topic with `seq > after`, oldest first.

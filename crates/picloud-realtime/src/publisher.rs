@@ -1,17 +1,26 @@
 //! The publish path (DESIGN §3): group commit, then broadcast after commit.
 //!
-//! Callers hand a message to [`Publisher::publish`] and wait for its seq. One writer task
-//! drains whatever is queued (up to a batch limit) and commits it in one transaction, so N
-//! concurrent publishers cost one commit rather than N. After the commit the batch is
-//! broadcast in seq order and each caller answered. On PostgreSQL two batches may commit
-//! at once (their topic row locks keep seq order = commit order); broadcasts still leave in
-//! batch order. The rare inversion (a later batch that took a topic's lock first) and any
-//! reordering across nodes are repaired by subscribers from history.
+//! Callers hand a message to [`Publisher::publish`] and wait for its seq. Requests go to
+//! one of the store's [`Store::publish_lanes`] by their first topic; each lane's writer
+//! drains whatever is queued (up to a batch limit), commits it in one transaction, then
+//! broadcasts it in seq order and answers each caller, one batch at a time. N concurrent
+//! publishers thus cost one commit rather than N.
+//!
+//! Why lanes by topic (PostgreSQL has several, SQLite one): a batch holds its topics' row
+//! locks until its commit is flushed, so two batches that share a topic commit one after
+//! the other, each paying a WAL flush. Batches of different lanes share no single-topic
+//! request, so they commit side by side and the database flushes them together. Ordering:
+//! a topic's one-topic requests all go through one lane, in order. A request over several
+//! topics goes through its first topic's lane; it is still atomic and seq order still
+//! follows commit order (row locks, taken in one global order), but its broadcast may
+//! overtake or trail another lane's: subscribers repair that from history, as they do
+//! for reordering across nodes.
 //!
 //! A caller's request is one unit: [`Publisher::publish_many`] commits all of its messages in
 //! one transaction or none. If a batch fails, its requests are retried one by one so that
 //! one bad request (say, for an app deleted a moment ago) fails alone.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use picloud_core::ids::AppId;
@@ -19,7 +28,7 @@ use picloud_core::message::{Broadcaster, Message, PublishItem};
 use picloud_core::store::Store;
 use picloud_core::topic::TopicName;
 use picloud_core::StoreError;
-use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::stats::Stats;
 
@@ -27,7 +36,8 @@ use crate::stats::Stats;
 const MAX_BATCH_ITEMS: usize = 512;
 /// Most payload bytes committed in one transaction.
 const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
-/// Queue depth before publishers wait (backpressure instead of unbounded memory).
+/// Queued requests, over all lanes, before publishers wait (backpressure instead of
+/// unbounded memory).
 const QUEUE: usize = 8192;
 
 /// A committed publish.
@@ -55,34 +65,51 @@ impl Pending {
 
 #[derive(Clone)]
 pub struct Publisher {
-    queue: mpsc::Sender<Pending>,
+    lanes: Arc<[mpsc::Sender<Pending>]>,
     broadcaster: Arc<dyn Broadcaster>,
     stats: Arc<Stats>,
     committed: Arc<Notify>,
 }
 
 impl Publisher {
-    /// Starts the writer task. It ends when every `Publisher` clone is dropped.
+    /// Starts one writer task per lane. They end when every `Publisher` clone is dropped.
     pub fn start(
         store: Arc<dyn Store>,
         broadcaster: Arc<dyn Broadcaster>,
         stats: Arc<Stats>,
     ) -> Self {
-        let (queue, rx) = mpsc::channel(QUEUE);
         let committed = Arc::new(Notify::new());
-        tokio::spawn(writer(
-            rx,
-            store,
-            broadcaster.clone(),
-            stats.clone(),
-            committed.clone(),
-        ));
+        let lanes = store.publish_lanes().max(1);
+        let lanes = (0..lanes)
+            .map(|_| {
+                let (queue, rx) = mpsc::channel((QUEUE / lanes).max(1));
+                tokio::spawn(writer(
+                    rx,
+                    store.clone(),
+                    broadcaster.clone(),
+                    stats.clone(),
+                    committed.clone(),
+                ));
+                queue
+            })
+            .collect();
         Self {
-            queue,
+            lanes,
             broadcaster,
             stats,
             committed,
         }
+    }
+
+    /// The lane of a request: its first topic's (the same topic, the same lane, so one-topic
+    /// requests on a topic stay in order).
+    fn lane(&self, first: &PublishItem) -> &mpsc::Sender<Pending> {
+        if self.lanes.len() == 1 {
+            return &self.lanes[0];
+        }
+        let mut h = std::hash::DefaultHasher::new();
+        (first.app_id.as_str(), first.topic.as_str()).hash(&mut h);
+        &self.lanes[(h.finish() % self.lanes.len() as u64) as usize]
     }
 
     /// Notified after each committed batch that wrote outbox deliveries, so the dispatcher
@@ -116,7 +143,7 @@ impl Publisher {
         }
         let published_at = chrono::Utc::now().timestamp_millis();
         let (reply, answer) = oneshot::channel();
-        let items = messages
+        let items: Vec<PublishItem> = messages
             .into_iter()
             .map(|(topic, payload)| PublishItem {
                 app_id: app.clone(),
@@ -125,7 +152,7 @@ impl Publisher {
                 published_at,
             })
             .collect();
-        self.queue
+        self.lane(&items[0])
             .send(Pending { items, reply })
             .await
             .map_err(|_| StoreError::Unavailable("publisher stopped".into()))?;
@@ -160,9 +187,9 @@ impl Publisher {
     }
 }
 
-/// Gathers what is queued into batches and commits them, up to the store's
-/// [`Store::publish_concurrency`] at once. Broadcasts leave in batch order (each batch waits
-/// for the previous one's broadcast), so this node never reorders a topic's messages itself.
+/// One lane: gathers what is queued into a batch, commits it, broadcasts it and answers,
+/// then the next batch (so a lane never reorders its messages). Whatever queues during a
+/// commit joins the next batch.
 async fn writer(
     mut rx: mpsc::Receiver<Pending>,
     store: Arc<dyn Store>,
@@ -170,15 +197,7 @@ async fn writer(
     stats: Arc<Stats>,
     committed: Arc<Notify>,
 ) {
-    let slots = Arc::new(Semaphore::new(store.publish_concurrency().max(1)));
-    let mut previous: Option<oneshot::Receiver<()>> = None;
-    loop {
-        // A slot first, then the batch: whatever queues while every slot is busy joins the
-        // next batch instead of waiting behind a small one.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = rx.recv().await else { return };
+    while let Some(first) = rx.recv().await {
         let mut bytes = first.bytes();
         let mut batch = Batch::default();
         batch.add(first);
@@ -192,22 +211,11 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        let (done, next) = oneshot::channel();
-        let before = previous.replace(next);
-        let (store, broadcaster, stats) = (store.clone(), broadcaster.clone(), stats.clone());
-        let committed = committed.clone();
-        tokio::spawn(async move {
-            let (results, deliveries) = commit(&*store, &batch).await;
-            if deliveries > 0 {
-                committed.notify_one();
-            }
-            if let Some(before) = before {
-                let _ = before.await; // sent or dropped: either way it is our turn
-            }
-            finish(batch, results, &*broadcaster, &stats);
-            drop(done);
-            drop(slot);
-        });
+        let (results, deliveries) = commit(&*store, &batch).await;
+        if deliveries > 0 {
+            committed.notify_one();
+        }
+        finish(batch, results, &*broadcaster, &stats);
     }
 }
 

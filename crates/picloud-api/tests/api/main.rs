@@ -10,6 +10,7 @@ mod bad_input;
 mod batch_publish;
 mod domains;
 mod health;
+mod lanes;
 mod openapi;
 mod realtime;
 mod resume;
