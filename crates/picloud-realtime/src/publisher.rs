@@ -211,11 +211,20 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        let (results, deliveries) = commit(&*store, &batch).await;
-        if deliveries > 0 {
-            committed.notify_one();
+        let (store, broadcaster, stats) = (store.clone(), broadcaster.clone(), stats.clone());
+        let committed = committed.clone();
+        // Its own task, awaited: a panic fails this batch's callers (their answers are
+        // dropped), not every later publish on the lane.
+        let job = tokio::spawn(async move {
+            let (results, deliveries) = commit(&*store, &batch).await;
+            if deliveries > 0 {
+                committed.notify_one();
+            }
+            finish(batch, results, &*broadcaster, &stats);
+        });
+        if let Err(e) = job.await {
+            tracing::error!(error = %e, "a publish batch panicked; its publishers got an error");
         }
-        finish(batch, results, &*broadcaster, &stats);
     }
 }
 
