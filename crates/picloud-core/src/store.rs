@@ -141,10 +141,6 @@ pub trait MessageStore: Send + Sync {
     /// (`external_subscribable = false`, default retention). One outbox delivery is written
     /// per item and matching enabled `pubsub` trigger, in the same transaction. All or nothing.
     async fn publish_batch(&self, items: &[PublishItem]) -> StoreResult<Committed>;
-    /// [`Self::publish_batch`], the seqs only.
-    async fn publish(&self, items: &[PublishItem]) -> StoreResult<Vec<i64>> {
-        Ok(self.publish_batch(items).await?.seqs)
-    }
     /// Into how many lanes (by topic) publishers split their batches, each lane with one
     /// batch in flight: 1 where the database has a single writer anyway (SQLite), more where
     /// commits of different topics overlap and share a WAL flush (PostgreSQL). Concurrent

@@ -80,16 +80,16 @@ impl Publisher {
     ) -> Self {
         let committed = Arc::new(Notify::new());
         let lanes = store.publish_lanes().max(1);
+        let sink = Arc::new(Sink {
+            store,
+            broadcaster: broadcaster.clone(),
+            stats: stats.clone(),
+            committed: committed.clone(),
+        });
         let lanes = (0..lanes)
             .map(|_| {
                 let (queue, rx) = mpsc::channel((QUEUE / lanes).max(1));
-                tokio::spawn(writer(
-                    rx,
-                    store.clone(),
-                    broadcaster.clone(),
-                    stats.clone(),
-                    committed.clone(),
-                ));
+                tokio::spawn(writer(rx, sink.clone()));
                 queue
             })
             .collect();
@@ -190,13 +190,7 @@ impl Publisher {
 /// One lane: gathers what is queued into a batch, commits it, broadcasts it and answers,
 /// then the next batch (so a lane never reorders its messages). Whatever queues during a
 /// commit joins the next batch.
-async fn writer(
-    mut rx: mpsc::Receiver<Pending>,
-    store: Arc<dyn Store>,
-    broadcaster: Arc<dyn Broadcaster>,
-    stats: Arc<Stats>,
-    committed: Arc<Notify>,
-) {
+async fn writer(mut rx: mpsc::Receiver<Pending>, sink: Arc<Sink>) {
     while let Some(first) = rx.recv().await {
         let mut bytes = first.bytes();
         let mut batch = Batch::default();
@@ -211,21 +205,29 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        let (store, broadcaster, stats) = (store.clone(), broadcaster.clone(), stats.clone());
-        let committed = committed.clone();
+        let sink = sink.clone();
         // Its own task, awaited: a panic fails this batch's callers (their answers are
         // dropped), not every later publish on the lane.
         let job = tokio::spawn(async move {
-            let (results, deliveries) = commit(&*store, &batch).await;
+            let (results, deliveries) = commit(&*sink.store, &batch).await;
             if deliveries > 0 {
-                committed.notify_one();
+                sink.committed.notify_one();
             }
-            finish(batch, results, &*broadcaster, &stats);
+            finish(batch, results, &*sink.broadcaster, &sink.stats);
         });
         if let Err(e) = job.await {
             tracing::error!(error = %e, "a publish batch panicked; its publishers got an error");
         }
     }
+}
+
+/// What every lane's batches go to, shared by the lanes.
+struct Sink {
+    store: Arc<dyn Store>,
+    broadcaster: Arc<dyn Broadcaster>,
+    stats: Arc<Stats>,
+    /// See [`Publisher::committed`].
+    committed: Arc<Notify>,
 }
 
 /// Requests gathered for one transaction: their items back to back (moved, not copied),

@@ -25,6 +25,17 @@ picloud_store::conformance!(
     secrets_rotate_and_retire,
 );
 
+/// These tests check seqs; what else a commit wrote is checked where it matters.
+trait PublishSeqs {
+    async fn publish(&self, items: &[PublishItem]) -> Result<Vec<i64>, StoreError>;
+}
+
+impl PublishSeqs for SqlStore {
+    async fn publish(&self, items: &[PublishItem]) -> Result<Vec<i64>, StoreError> {
+        Ok(self.publish_batch(items).await?.seqs)
+    }
+}
+
 async fn app(store: &SqlStore, slug: &str) -> AppId {
     store
         .create_app(NewApp {

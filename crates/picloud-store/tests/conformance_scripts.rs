@@ -400,14 +400,15 @@ async fn docs_find_by_equality(store: SqlStore) {
 
 async fn publish_one(store: &SqlStore, app: &AppId, topic: &str) -> i64 {
     store
-        .publish(&[PublishItem {
+        .publish_batch(&[PublishItem {
             app_id: app.clone(),
             topic: TopicName::parse(topic).unwrap(),
             payload: "{}".into(),
             published_at: 0,
         }])
         .await
-        .unwrap()[0]
+        .unwrap()
+        .seqs[0]
 }
 
 async fn claims_lease_retry_complete(store: SqlStore) {

@@ -122,29 +122,28 @@ pub async fn publish_batch(
         messages.push((topic, Arc::<str>::from(payload)));
     }
     let names: Vec<String> = messages.iter().map(|(t, _)| t.to_string()).collect();
-    if q.ephemeral.unwrap_or(false) {
-        let at = ms(rt.publisher.publish_ephemeral_many(app.id, messages));
-        let messages = names
+    // Per message, in request order: (seq, published_at).
+    let (status, answers): (_, Vec<(Option<i64>, i64)>) = if q.ephemeral.unwrap_or(false) {
+        let at = rt.publisher.publish_ephemeral_many(app.id, messages);
+        (StatusCode::ACCEPTED, vec![(None, at); n])
+    } else {
+        let published = rt.publisher.publish_many(app.id, messages).await?;
+        let answers = published
             .into_iter()
-            .map(|topic| PublishedBody {
-                topic,
-                seq: None,
-                published_at: at,
-            })
+            .map(|p| (Some(p.seq), p.published_at))
             .collect();
-        return Ok((StatusCode::ACCEPTED, ApiJson(PublishedBatch { messages })));
-    }
-    let published = rt.publisher.publish_many(app.id, messages).await?;
+        (StatusCode::CREATED, answers)
+    };
     let messages = names
         .into_iter()
-        .zip(published)
-        .map(|(topic, p)| PublishedBody {
+        .zip(answers)
+        .map(|(topic, (seq, at))| PublishedBody {
             topic,
-            seq: Some(p.seq),
-            published_at: ms(p.published_at),
+            seq,
+            published_at: ms(at),
         })
         .collect();
-    Ok((StatusCode::CREATED, ApiJson(PublishedBatch { messages })))
+    Ok((status, ApiJson(PublishedBatch { messages })))
 }
 
 fn too_large(max: usize, prefix: &str) -> ApiError {
