@@ -22,10 +22,6 @@ pub fn router(state: AppState) -> Router {
         .layer(realtime_cors());
     Router::new()
         .merge(realtime)
-        .route_layer(axum::middleware::from_fn_with_state(
-            "app:",
-            crate::metrics::label_route,
-        ))
         .fallback(crate::endpoint::serve)
         .with_state(state)
 }

@@ -2,60 +2,56 @@
 //!
 //! `/healthz` and `/readyz` answer on any Host. Otherwise the Host header is normalised;
 //! admin hosts go to the control plane, every other Host is resolved to an app (cached) and
-//! goes to the data plane with the [`ResolvedApp`] attached. A missing or garbage Host is a
+//! goes to the data plane with the [`crate::host::ResolvedApp`] attached. A missing or garbage Host is a
 //! 400, an unknown one a 404: neither reaches a handler.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::HOST;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use picloud_core::host::Host;
-use tower::ServiceExt;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-#[derive(Clone)]
-pub struct Planes {
-    pub state: AppState,
-    pub health: Router,
-    pub admin: Router,
-    pub data: Router,
+/// Where a request goes.
+pub enum Plane {
+    /// `/healthz`, `/readyz` on any Host.
+    Health(Request),
+    /// An admin Host.
+    Admin(Request),
+    /// An app's Host, with its [`crate::host::ResolvedApp`] attached.
+    Data(Request),
+    /// Answered here: a bad or unknown Host.
+    Refused(Response),
 }
 
-pub async fn dispatch(State(planes): State<Planes>, mut req: Request) -> Response {
+pub async fn plane(state: &AppState, mut req: Request) -> Plane {
     let path = req.uri().path();
-    let target = if path == "/healthz" || path == "/readyz" {
-        planes.health
-    } else {
-        let host = match request_host(&req) {
-            Ok(h) => h,
-            Err(e) => return e.into_response(),
-        };
-        if planes.state.config.admin_hosts.contains(&host) {
-            planes.admin
-        } else {
-            match planes.state.resolver.resolve(&host).await {
-                Ok(Some(app)) => {
-                    req.extensions_mut().insert(app);
-                    planes.data
-                }
-                Ok(None) => {
-                    return ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "unknown_host",
-                        "no app answers on this host",
-                    )
-                    .into_response()
-                }
-                Err(e) => return ApiError::from(e).into_response(),
-            }
-        }
+    if path == "/healthz" || path == "/readyz" {
+        return Plane::Health(req);
+    }
+    let host = match request_host(&req) {
+        Ok(h) => h,
+        Err(e) => return Plane::Refused(e.into_response()),
     };
-    match target.oneshot(req).await {
-        Ok(res) => res,
-        Err(never) => match never {},
+    if state.config.admin_hosts.contains(&host) {
+        return Plane::Admin(req);
+    }
+    match state.resolver.resolve(&host).await {
+        Ok(Some(app)) => {
+            req.extensions_mut().insert(app);
+            Plane::Data(req)
+        }
+        Ok(None) => Plane::Refused(
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_host",
+                "no app answers on this host",
+            )
+            .into_response(),
+        ),
+        Err(e) => Plane::Refused(ApiError::from(e).into_response()),
     }
 }
 

@@ -2,10 +2,8 @@
 //! not wrap, a layer's plain-text answer) is rewritten into the `{"error":{"code","message"}}`
 //! shape, so clients never have to parse two error formats.
 
-use axum::extract::Request;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
@@ -13,15 +11,17 @@ use crate::error::ApiError;
 /// Error bodies from rejections are short; anything longer is cut, not buffered.
 const MAX_MESSAGE: usize = 4096;
 
-pub async fn ensure_json_errors(req: Request, next: Next) -> Response {
-    let res = next.run(req).await;
+pub async fn ensure_json(res: Response) -> Response {
     let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
     let is_json = res
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if is_json {
         return res;
     }
     let message = match axum::body::to_bytes(res.into_body(), MAX_MESSAGE).await {

@@ -1,8 +1,9 @@
 //! PiCloud's HTTP surface.
 //!
 //! # Layout
-//! - [`router::build`]: the whole service. Layers (observe: span, deadline, metrics → panic →
-//!   JSON errors → body limit), then [`dispatch`] picks a plane by Host.
+//! - [`router::build`]: the planes (axum routers) inside [`service::HttpService`], the one
+//!   layer every request passes (span, deadline, panic net, JSON errors, metrics), where
+//!   [`dispatch`] picks a plane by Host.
 //! - [`dispatch`]: Host → health (any Host) | control plane (admin hosts) | data plane
 //!   (resolved through [`host::HostResolver`]).
 //! - [`routes`]: control-plane handlers, one file per resource; [`auth`] checks keys and
@@ -28,10 +29,13 @@ pub mod openapi;
 pub mod router;
 pub mod routes;
 pub mod server;
+pub mod service;
 pub mod state;
+pub mod timestamp;
 pub mod wire;
 pub mod wire_scripts;
 
 pub use router::build;
 pub use server::serve;
+pub use service::HttpService;
 pub use state::{ApiConfig, AppState};

@@ -4,26 +4,28 @@
 //! URLs or a scanner cannot blow up label cardinality. Data-plane requests are labelled
 //! `data_plane`; requests that match nothing, `unmatched`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing::Instrument;
 
-use crate::error::ApiError;
 use crate::state::AppState;
 
 pub const REQUESTS: &str = "picloud_http_requests_total";
 pub const DURATION: &str = "picloud_http_request_duration_seconds";
 
-/// The route label a response carries from the router that matched it to the outer
-/// metrics middleware, which runs before routing and so cannot see `MatchedPath` itself.
+/// How often histogram samples are folded into their buckets. The recorder buffers every
+/// sample until then; without this, a server nobody scrapes grows by every request.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The route label a script endpoint's response carries out to [`crate::service`] (tenant
+/// route patterns are not ours to label by; they all share one label).
 #[derive(Clone, Copy)]
 pub struct RouteLabel(pub &'static str);
 
@@ -59,6 +61,19 @@ pub fn handle() -> PrometheusHandle {
                     ],
                 )
                 .expect("valid buckets")
+                .set_buckets_for_metric(
+                    Matcher::Full(picloud_realtime::BATCH_HISTOGRAM.to_owned()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
+                )
+                .expect("valid buckets")
+                .set_buckets_for_metric(
+                    Matcher::Full(picloud_realtime::COMMIT_HISTOGRAM.to_owned()),
+                    &[
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                        0.25, 1.0,
+                    ],
+                )
+                .expect("valid buckets")
                 .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (an embedding program); then our
@@ -75,22 +90,6 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Inner layer (after routing): stamps the matched route pattern, after `prefix`, onto the
-/// response. The data plane uses the prefix `app:` to keep tenant routes apart from ours.
-pub async fn label_route(State(prefix): State<&'static str>, req: Request, next: Next) -> Response {
-    let label = req.extensions().get::<MatchedPath>().map(|p| {
-        let mut label = String::with_capacity(prefix.len() + p.as_str().len());
-        label.push_str(prefix);
-        label.push_str(p.as_str());
-        intern(&label)
-    });
-    let mut res = next.run(req).await;
-    if let Some(label) = label {
-        res.extensions_mut().insert(RouteLabel(label));
-    }
-    res
-}
-
 /// Labels a response that no axum route matched (script endpoints). Tenant route patterns
 /// are tenants' input, so every script endpoint shares one label: the series count stays
 /// bounded however many routes tenants create.
@@ -100,7 +99,7 @@ pub fn label_response(res: &mut Response, label: &'static str) {
 
 /// Standard methods by name; anything else (clients may send any token) is `other`, so a
 /// client cannot mint label values (series, interned strings) at will.
-fn method_label(method: &Method) -> &'static str {
+pub(crate) fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -113,36 +112,113 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The outermost layer, one per request: a span (DEBUG: method and path, never the query,
-/// which may hold a token), the deadline for the response head (a streaming body outlives
-/// it), request count and latency, and an error line for 5xx answers. One middleware rather
-/// than four: each layer costs a service clone and a boxed future per request.
-pub async fn observe(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = method_label(req.method());
-    let span = tracing::debug_span!("http", method, path = %req.uri().path());
-    let res = match tokio::time::timeout(limit, next.run(req).instrument(span)).await {
-        Ok(res) => res,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "the request took too long",
-        )
-        .into_response(),
-    };
-    let route = res
-        .extensions()
-        .get::<RouteLabel>()
-        .map_or("unmatched", |l| l.0);
-    let status = res.status();
-    metrics::counter!(REQUESTS, "route" => route, "method" => method, "status" => intern(status.as_str()))
-        .increment(1);
-    let elapsed = start.elapsed();
-    metrics::histogram!(DURATION, "route" => route).record(elapsed.as_secs_f64());
-    if status.is_server_error() {
-        tracing::error!(%status, method, route, latency_ms = elapsed.as_millis() as u64, "request failed");
+/// Folds buffered histogram samples into buckets every few seconds, for as long as the
+/// returned task runs (the recorder is process-wide; one task per server is harmless).
+pub fn spawn_upkeep() -> tokio::task::JoinHandle<()> {
+    let handle = handle();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(UPKEEP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    })
+}
+
+/// Route labels without a layer on every route: the admin plane's patterns matched again
+/// by path, with the same matcher axum routes with (matchit), which costs less than
+/// carrying `MatchedPath` out of the router. Data-plane streams are `app:`-prefixed;
+/// script endpoints label their own responses ([`label_response`]).
+pub struct RouteLabels {
+    admin: matchit::Router<&'static str>,
+    data: matchit::Router<&'static str>,
+}
+
+impl RouteLabels {
+    /// `admin`: every route pattern of the control plane.
+    pub fn new<'a>(admin: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut labels = Self {
+            admin: matchit::Router::new(),
+            data: matchit::Router::new(),
+        };
+        for pattern in admin {
+            // A pattern listed twice (several methods) is already in.
+            let _ = labels.admin.insert(pattern, intern(pattern));
+        }
+        for pattern in ["/realtime", "/realtime/topics/{topic}"] {
+            let label = intern(&format!("app:{pattern}"));
+            labels.data.insert(pattern, label).expect("fixed patterns");
+        }
+        labels
     }
-    res
+
+    pub fn health(&self, path: &str) -> &'static str {
+        match path {
+            "/healthz" => "/healthz",
+            "/readyz" => "/readyz",
+            _ => "unmatched",
+        }
+    }
+
+    pub fn admin(&self, path: &str) -> &'static str {
+        self.admin.at(path).map_or("unmatched", |m| *m.value)
+    }
+
+    pub fn data(&self, path: &str) -> &'static str {
+        self.data.at(path).map_or("unmatched", |m| *m.value)
+    }
+}
+
+/// Request count and latency, with each label set's handles looked up in the recorder once
+/// and kept: `counter!` with labels builds and hashes a key (and allocates) per call.
+/// Labels are `&'static str` from a bounded set, so their addresses make the keys.
+#[derive(Default)]
+pub struct RequestMetrics {
+    counters: RwLock<HashMap<(usize, usize, u16), Counter>>,
+    latencies: RwLock<HashMap<usize, Histogram>>,
+}
+
+impl RequestMetrics {
+    pub fn record(
+        &self,
+        route: &'static str,
+        method: &'static str,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
+        let key = (
+            route.as_ptr() as usize,
+            method.as_ptr() as usize,
+            status.as_u16(),
+        );
+        let counted = self
+            .counters
+            .read()
+            .expect("metrics lock")
+            .get(&key)
+            .map(|c| c.increment(1));
+        if counted.is_none() {
+            let c = metrics::counter!(REQUESTS, "route" => route, "method" => method, "status" => intern(status.as_str()));
+            c.increment(1);
+            self.counters.write().expect("metrics lock").insert(key, c);
+        }
+        let secs = elapsed.as_secs_f64();
+        let timed = self
+            .latencies
+            .read()
+            .expect("metrics lock")
+            .get(&key.0)
+            .map(|h| h.record(secs));
+        if timed.is_none() {
+            let h = metrics::histogram!(DURATION, "route" => route);
+            h.record(secs);
+            self.latencies
+                .write()
+                .expect("metrics lock")
+                .insert(key.0, h);
+        }
+    }
 }
 
 /// `GET /metrics`: Prometheus text exposition. Realtime counters live in atomics (cheap on

@@ -1,23 +1,20 @@
 //! Assembles the planes and the layers every request passes through.
 
-use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
-use axum::middleware;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::dispatch::{dispatch, Planes};
 use crate::error::ApiError;
+use crate::metrics::RouteLabels;
 use crate::openapi::ApiDoc;
 use crate::routes::{
     admin_keys, app_routes, apps, domains, publish, runtime, scripts, secrets, tokens, topics,
     triggers,
 };
+use crate::service::HttpService;
 use crate::state::AppState;
 use crate::{data_plane, health, metrics};
 
@@ -70,10 +67,13 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runtime::list_logs))
 }
 
-/// The whole HTTP service.
-pub fn build(state: AppState) -> Router {
+/// The whole HTTP service: the planes, behind [`HttpService`]'s one layer.
+pub fn build(state: AppState) -> HttpService {
     let openapi_json = crate::openapi::document_json();
-    let (api, _) = api_routes().split_for_parts();
+    let (api, doc) = api_routes().split_for_parts();
+    let mut patterns: Vec<String> = doc.paths.paths.keys().cloned().collect();
+    patterns.extend(["/metrics".to_owned(), "/api/v1/openapi.json".to_owned()]);
+    let labels = RouteLabels::new(patterns.iter().map(String::as_str));
     let admin = api
         .route("/metrics", get(metrics::render))
         .route(
@@ -82,7 +82,6 @@ pub fn build(state: AppState) -> Router {
                 move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi_json) },
             ),
         )
-        .route_layer(middleware::from_fn_with_state("", metrics::label_route))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -95,27 +94,7 @@ pub fn build(state: AppState) -> Router {
     let health = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route_layer(middleware::from_fn_with_state("", metrics::label_route))
         .with_state(state.clone());
-    let planes = Planes {
-        state: state.clone(),
-        health,
-        admin,
-        data: data_plane::router(state.clone()),
-    };
-    let timeout = state.config.request_timeout;
-    Router::new()
-        .fallback(dispatch)
-        .with_state(planes)
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(middleware::from_fn(crate::json_errors::ensure_json_errors))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-            .into_response()
-        }))
-        .layer(middleware::from_fn_with_state(timeout, metrics::observe))
+    let data = data_plane::router(state.clone());
+    HttpService::new(state, health, admin, data, labels)
 }

@@ -4,7 +4,7 @@
 //! buffers per HTTP/1 connection (an 8 KiB head buffer that grows to 16 KiB when the request
 //! still references it, and an 8 KiB write buffer) for as long as the connection lives.
 //! So each new connection's first request head is read here: a plain `GET /realtime…` with no
-//! body is parsed (httparse), run through the same router as everything else, and its
+//! body is parsed (httparse), run through the same service as everything else, and its
 //! response is written straight to the socket, close-delimited (`Connection: close`, no
 //! chunked framing): no buffer outlives the head, and ready frames go out in one write.
 //! Anything else — other paths, HTTP/2, HTTP/1.0, a body, a head we cannot parse — is handed
@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderName, HeaderValue, Request, Response, Uri, Version};
-use axum::Router;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
@@ -30,6 +29,36 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use crate::service::HttpService;
+
+/// What a connection runs its requests through: [`HttpService`] in production; any
+/// router in this module's tests.
+trait Handler:
+    tower::Service<
+        Request<Body>,
+        Response = Response<Body>,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> Handler for S where
+    S: tower::Service<
+            Request<Body>,
+            Response = Response<Body>,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// The requests the lean path takes: every realtime stream.
 const STREAM_PREFIX: &[u8] = b"GET /realtime";
 /// A longer head goes to hyper (which answers 431).
@@ -40,16 +69,17 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most bytes of ready frames gathered into one write.
 const MAX_WRITE: usize = 64 * 1024;
 
-/// Serves `router` on `listener` until `shutdown` completes, then stops accepting, asks
+/// Serves `service` on `listener` until `shutdown` completes, then stops accepting, asks
 /// open connections to finish (SSE streams end on the realtime shutdown signal) and waits
 /// for them.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    service: HttpService,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = watch::channel(());
+    let upkeep = crate::metrics::spawn_upkeep();
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -65,9 +95,9 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let (router, stop, done) = (router.clone(), stop_rx.clone(), done_rx.clone());
+        let (service, stop, done) = (service.clone(), stop_rx.clone(), done_rx.clone());
         tokio::spawn(async move {
-            connection(stream, router, stop).await;
+            connection(stream, service, stop).await;
             drop(done);
         });
     }
@@ -75,10 +105,11 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     drop(done_rx);
     done_tx.closed().await;
+    upkeep.abort();
     Ok(())
 }
 
-async fn connection(mut stream: TcpStream, router: Router, stop: watch::Receiver<bool>) {
+async fn connection(mut stream: TcpStream, service: impl Handler, stop: watch::Receiver<bool>) {
     let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
         Ok(Ok(head)) => head,
         Ok(Err(_)) => return, // closed or failed before a request
@@ -90,9 +121,9 @@ async fn connection(mut stream: TcpStream, router: Router, stop: watch::Receiver
         }
     };
     match head {
-        Head::Stream(req) => stream_response(stream, router, *req).await,
+        Head::Stream(req) => stream_response(stream, service, *req).await,
         // Boxed: hyper's state would otherwise double every connection's task, streams too.
-        Head::Other(prefix) => Box::pin(hyper_connection(stream, prefix, router, stop)).await,
+        Head::Other(prefix) => Box::pin(hyper_connection(stream, prefix, service, stop)).await,
     }
 }
 
@@ -134,7 +165,7 @@ async fn read_head(stream: &mut TcpStream) -> io::Result<Head> {
     }
 }
 
-/// The request for the router, or `None` when hyper should take it (HTTP/1.0, a body, a
+/// The request for the service, or `None` when hyper should take it (HTTP/1.0, a body, a
 /// connection upgrade, anything unusual).
 fn to_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
     if parsed.version != Some(1) || parsed.method != Some("GET") {
@@ -161,8 +192,8 @@ fn to_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
 
 /// Runs the request and writes the response itself. A stream goes out close-delimited;
 /// anything else (an error answer) with its length. Either way the connection then closes.
-async fn stream_response(mut stream: TcpStream, router: Router, req: Request<Body>) {
-    let res: Response<Body> = match router.oneshot(req).await {
+async fn stream_response(mut stream: TcpStream, service: impl Handler, req: Request<Body>) {
+    let res: Response<Body> = match service.oneshot(req).await {
         Ok(res) => res,
         Err(never) => match never {},
     };
@@ -260,7 +291,7 @@ async fn pump(stream: &mut TcpStream, body: &mut Body) {
 async fn hyper_connection(
     stream: TcpStream,
     prefix: Bytes,
-    router: Router,
+    service: impl Handler,
     mut stop: watch::Receiver<bool>,
 ) {
     let io = TokioIo::new(Replay {
@@ -268,7 +299,7 @@ async fn hyper_connection(
         inner: stream,
     });
     let service = TowerToHyperService::new(
-        router.map_request(|req: Request<hyper::body::Incoming>| req.map(Body::new)),
+        service.map_request(|req: Request<hyper::body::Incoming>| req.map(Body::new)),
     );
     let builder = Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection_with_upgrades(io, service);

@@ -221,7 +221,8 @@ pub struct PublishedBody {
     /// Absent for an ephemeral publish.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
-    pub published_at: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
+    pub published_at: crate::timestamp::UtcMillis,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -35,6 +35,10 @@ pub use stats::{Snapshot, Stats};
 pub use token::TokenService;
 
 pub const LAG_HISTOGRAM: &str = "picloud_realtime_publish_to_send_seconds";
+/// Messages per publish transaction: how much group commit is gathering.
+pub const BATCH_HISTOGRAM: &str = "picloud_publish_batch_messages";
+/// Time a publish transaction takes, from the writer handing it to the store to its commit.
+pub const COMMIT_HISTOGRAM: &str = "picloud_publish_commit_seconds";
 
 #[derive(Clone, Debug)]
 pub struct RealtimeConfig {

@@ -80,11 +80,19 @@ impl Publisher {
     ) -> Self {
         let committed = Arc::new(Notify::new());
         let lanes = store.publish_lanes().max(1);
+        metrics::describe_histogram!(crate::BATCH_HISTOGRAM, "Messages per publish transaction");
+        metrics::describe_histogram!(
+            crate::COMMIT_HISTOGRAM,
+            metrics::Unit::Seconds,
+            "Time per publish transaction, until committed"
+        );
         let sink = Arc::new(Sink {
             store,
             broadcaster: broadcaster.clone(),
             stats: stats.clone(),
             committed: committed.clone(),
+            batch_messages: metrics::histogram!(crate::BATCH_HISTOGRAM),
+            commit_seconds: metrics::histogram!(crate::COMMIT_HISTOGRAM),
         });
         let lanes = (0..lanes)
             .map(|_| {
@@ -209,7 +217,10 @@ async fn writer(mut rx: mpsc::Receiver<Pending>, sink: Arc<Sink>) {
         // Its own task, awaited: a panic fails this batch's callers (their answers are
         // dropped), not every later publish on the lane.
         let job = tokio::spawn(async move {
+            let started = std::time::Instant::now();
             let (results, deliveries) = commit(&*sink.store, &batch).await;
+            sink.batch_messages.record(batch.items.len() as f64);
+            sink.commit_seconds.record(started.elapsed().as_secs_f64());
             if deliveries > 0 {
                 sink.committed.notify_one();
             }
@@ -228,6 +239,8 @@ struct Sink {
     stats: Arc<Stats>,
     /// See [`Publisher::committed`].
     committed: Arc<Notify>,
+    batch_messages: metrics::Histogram,
+    commit_seconds: metrics::Histogram,
 }
 
 /// Requests gathered for one transaction: their items back to back (moved, not copied),

@@ -35,6 +35,9 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
     );
 
+    // The metrics recorder first: a handle taken before it is installed (the realtime
+    // lag and publish histograms are taken at start) would record nowhere, for good.
+    picloud_api::metrics::handle();
     let store_dyn: Arc<dyn picloud_core::store::Store> = Arc::new(store.clone());
     let realtime = picloud_realtime::Realtime::start(
         store_dyn.clone(),

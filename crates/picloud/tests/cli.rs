@@ -566,6 +566,59 @@ async fn token_mint_and_publish_commands_reach_a_live_subscriber() {
     }
     assert!(seen.contains("id: 1\nevent: message\ndata: {\"topic\":\"chat\",\"seq\":1,\"message\":{\"hello\":\"world\"}"), "{seen}");
 
+    // The publish and lag histograms record in the real binary: their handles are taken
+    // at start, which once came before the recorder existed (they recorded nowhere). The
+    // lag is sampled one frame in 16, so 16 frames.
+    let publish_url = server.url("/api/v1/apps/demo/topics/chat/publish");
+    for n in 2..=16 {
+        let (status, _) = call(
+            reqwest::Method::POST,
+            &publish_url,
+            "localhost",
+            Some(&key),
+            Some(json!({ "n": n })),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    while !seen.contains("\"seq\":16") {
+        assert!(Instant::now() < deadline, "not all 16 frames: {seen:?}");
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let metrics = reqwest::Client::new()
+        .get(server.url("/metrics"))
+        .header("host", "localhost")
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}_count ")))
+            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        count("picloud_publish_batch_messages"),
+        count("picloud_publish_commit_seconds")
+    );
+    let batches = count("picloud_publish_batch_messages");
+    assert!(
+        (1..=16).contains(&batches),
+        "{batches} publish batches for 16 publishes"
+    );
+    assert!(count("picloud_realtime_publish_to_send_seconds") >= 1);
+
     // Bad input: clear errors, non-zero exits.
     let (ok, _, err) = publish(&["demo", "chat", "{not json"]);
     assert!(!ok && err.contains("not valid JSON"), "{err}");

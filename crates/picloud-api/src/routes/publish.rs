@@ -7,7 +7,6 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use chrono::DateTime;
 use picloud_core::capability::Capability;
 use picloud_core::topic::TopicName;
 
@@ -15,6 +14,7 @@ use crate::auth::AdminAuth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::state::AppState;
+use crate::timestamp::UtcMillis;
 use crate::wire::{PublishBatch, PublishQuery, PublishedBatch, PublishedBody};
 
 /// Most messages one batch request may carry: the body limit bounds the bytes, this bounds
@@ -58,7 +58,7 @@ pub async fn publish(
             ApiJson(PublishedBody {
                 topic: name,
                 seq: None,
-                published_at: ms(at),
+                published_at: UtcMillis(at),
             }),
         ));
     }
@@ -68,7 +68,7 @@ pub async fn publish(
         ApiJson(PublishedBody {
             topic: name,
             seq: Some(published.seq),
-            published_at: ms(published.published_at),
+            published_at: UtcMillis(published.published_at),
         }),
     ))
 }
@@ -140,7 +140,7 @@ pub async fn publish_batch(
         .map(|(topic, (seq, at))| PublishedBody {
             topic,
             seq,
-            published_at: ms(at),
+            published_at: UtcMillis(at),
         })
         .collect();
     Ok((status, ApiJson(PublishedBatch { messages })))
@@ -152,8 +152,4 @@ fn too_large(max: usize, prefix: &str) -> ApiError {
         "payload_too_large",
         format!("{prefix}a message may be at most {max} bytes"),
     )
-}
-
-fn ms(at: i64) -> chrono::DateTime<chrono::Utc> {
-    DateTime::from_timestamp_millis(at).unwrap_or_default()
 }

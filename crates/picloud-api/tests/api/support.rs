@@ -69,6 +69,8 @@ impl TestServer {
         let port = listener.local_addr().unwrap().port();
         let stop = CancellationToken::new();
         let store_dyn: Arc<dyn picloud_core::store::Store> = Arc::new(store.clone());
+        // As `picloud serve` does: the recorder before anything takes a metric handle.
+        picloud_api::metrics::handle();
         let realtime = picloud_realtime::Realtime::start(store_dyn.clone(), realtime, stop.clone());
         let outbox_written = Arc::new(tokio::sync::Notify::new());
         let invoker = picloud_dispatch::Invoker::new(

@@ -1,0 +1,164 @@
+//! The whole HTTP service as one hand-written layer around the three planes.
+//!
+//! Every request passes through [`HttpService`] once: a span, the deadline for the response
+//! head, a panic net, host dispatch ([`crate::dispatch`]), the JSON shape for error answers
+//! ([`crate::json_errors`]), then request count and latency by route label. Why one layer
+//! and not a stack of tower/axum middlewares: each `Router::layer` and `from_fn` boxes a
+//! clone of the service and a future per request, and with the per-route label layer that
+//! came to ~28 allocations and ~12k instructions per request before any handler ran
+//! (callgrind, docs/benchmarks.md). The planes themselves stay axum `Router`s.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use futures_util::FutureExt;
+use tower::{Layer, ServiceExt};
+use tracing::Instrument;
+
+use crate::dispatch::Plane;
+use crate::error::ApiError;
+use crate::metrics::{RequestMetrics, RouteLabels};
+use crate::state::AppState;
+
+/// A plane's router inside the request body limit: applied once around the router rather
+/// than with `Router::layer`, which wraps (and per request clones) every route.
+type Limited = <DefaultBodyLimit as Layer<Router>>::Service;
+
+/// The planes a request can go to.
+struct Planes {
+    health: Limited,
+    admin: Limited,
+    data: Limited,
+}
+
+/// The service `serve` runs: cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct HttpService(Arc<Inner>);
+
+struct Inner {
+    state: AppState,
+    planes: Planes,
+    labels: RouteLabels,
+    metrics: RequestMetrics,
+    /// Deadline for the response head (a streaming body outlives it).
+    timeout: Duration,
+}
+
+impl HttpService {
+    pub(crate) fn new(
+        state: AppState,
+        health: Router,
+        admin: Router,
+        data: Router,
+        labels: RouteLabels,
+    ) -> Self {
+        let limit = DefaultBodyLimit::max(state.config.max_body_bytes);
+        let timeout = state.config.request_timeout;
+        Self(Arc::new(Inner {
+            planes: Planes {
+                health: limit.layer(health),
+                admin: limit.layer(admin),
+                data: limit.layer(data),
+            },
+            labels,
+            metrics: RequestMetrics::default(),
+            timeout,
+            state,
+        }))
+    }
+}
+
+impl tower::Service<Request> for HttpService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let inner = self.0.clone();
+        Box::pin(async move { Ok(inner.serve(req).await) })
+    }
+}
+
+impl Inner {
+    async fn serve(&self, req: Request) -> Response {
+        let start = Instant::now();
+        let method = crate::metrics::method_label(req.method());
+        // DEBUG: method and path, never the query (it may hold a token).
+        let span = tracing::debug_span!("http", method, path = %req.uri().path());
+        let routed = AssertUnwindSafe(self.route(req)).catch_unwind();
+        let (res, label) = match tokio::time::timeout(self.timeout, routed.instrument(span)).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_panic)) => (
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+                .into_response(),
+                "unmatched",
+            ),
+            Err(_) => (
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    "the request took too long",
+                )
+                .into_response(),
+                "unmatched",
+            ),
+        };
+        let res = crate::json_errors::ensure_json(res).await;
+        // A script endpoint labels its own response (tenants' route patterns are theirs).
+        let label = res
+            .extensions()
+            .get::<crate::metrics::RouteLabel>()
+            .map_or(label, |l| l.0);
+        let status = res.status();
+        let elapsed = start.elapsed();
+        self.metrics.record(label, method, status, elapsed);
+        if status.is_server_error() {
+            tracing::error!(%status, method, route = label, latency_ms = elapsed.as_millis() as u64, "request failed");
+        }
+        res
+    }
+
+    /// The plane's answer and the request's route label.
+    async fn route(&self, req: Request) -> (Response, &'static str) {
+        match crate::dispatch::plane(&self.state, req).await {
+            Plane::Health(req) => {
+                let label = self.labels.health(req.uri().path());
+                (answer(self.planes.health.clone(), req).await, label)
+            }
+            Plane::Admin(req) => {
+                let label = self.labels.admin(req.uri().path());
+                (answer(self.planes.admin.clone(), req).await, label)
+            }
+            Plane::Data(req) => {
+                let label = self.labels.data(req.uri().path());
+                (answer(self.planes.data.clone(), req).await, label)
+            }
+            Plane::Refused(res) => (res, "unmatched"),
+        }
+    }
+}
+
+async fn answer(plane: Limited, req: Request<Body>) -> Response {
+    match plane.oneshot(req).await {
+        Ok(res) => res,
+        Err(never) => match never {},
+    }
+}
