@@ -141,10 +141,13 @@ pub trait MessageStore: Send + Sync {
     /// (`external_subscribable = false`, default retention). One outbox delivery is written
     /// per item and matching enabled `pubsub` trigger, in the same transaction. All or nothing.
     async fn publish_batch(&self, items: &[PublishItem]) -> StoreResult<Committed>;
-    /// Into how many lanes (by topic) publishers split their batches, each lane with one
-    /// batch in flight: 1 where the database has a single writer anyway (SQLite), more where
-    /// commits of different topics overlap and share a WAL flush (PostgreSQL). Concurrent
-    /// batches stay correct through the row-lock contract above.
+    /// Into how many lanes (by topic) publishers split their batches by default, each lane
+    /// with one batch in flight (`PICLOUD_PUBLISH_LANES` overrides). Concurrent batches stay
+    /// correct through the row-lock contract above. One for both databases: SQLite has one
+    /// writer, and on PostgreSQL, measured end to end (S5, 16 one-message publishers), one
+    /// lane did 12.4k/12.7k publishes/s against two lanes' 9.97k/9.93k: one lane's batches
+    /// are twice as large (7.8 against 4.0 messages), and fewer statements leave more of the
+    /// two cores to the server.
     fn publish_lanes(&self) -> usize {
         1
     }

@@ -56,6 +56,9 @@ pub struct RealtimeConfig {
     pub prune_every: Duration,
     /// Largest accepted message payload.
     pub max_payload_bytes: usize,
+    /// Publish lanes (`PICLOUD_PUBLISH_LANES`); `None`: the store's
+    /// [`Store::publish_lanes`].
+    pub publish_lanes: Option<usize>,
 }
 
 impl Default for RealtimeConfig {
@@ -69,6 +72,7 @@ impl Default for RealtimeConfig {
             key_cache_ttl: Duration::from_secs(30),
             prune_every: Duration::from_secs(30),
             max_payload_bytes: picloud_core::message::DEFAULT_MAX_PAYLOAD_BYTES,
+            publish_lanes: None,
         }
     }
 }
@@ -97,7 +101,10 @@ impl Realtime {
     ) -> Self {
         let stats = Arc::new(Stats::default());
         let hub = Hub::new(config.channel_capacity, stats.clone());
-        let publisher = Publisher::start(store.clone(), hub.clone(), stats.clone());
+        let lanes = config
+            .publish_lanes
+            .unwrap_or_else(|| store.publish_lanes());
+        let publisher = Publisher::start(store.clone(), hub.clone(), stats.clone(), lanes);
         let tokens = TokenService::new(store.clone(), config.key_cache_ttl);
         pruner::spawn(store.clone(), config.prune_every, shutdown.clone());
         metrics::describe_histogram!(

@@ -110,16 +110,6 @@ impl MessageStore for SqlStore {
         }
     }
 
-    fn publish_lanes(&self) -> usize {
-        match self.db {
-            Db::Sqlite(_) => 1,
-            // Measured with pgbench on this 2-core VM, two writers of 8-message batches:
-            // 16.6k/17.6k messages/s on disjoint topics, 11.7k on the same topics (each
-            // waits out the other's flush), 11.3k/13.4k with four lanes (smaller batches).
-            Db::Postgres(_) => 2,
-        }
-    }
-
     async fn read_after(
         &self,
         app: &AppId,

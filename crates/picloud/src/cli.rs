@@ -179,6 +179,10 @@ pub struct ServeArgs {
     /// Largest message payload a publish accepts, in bytes.
     #[arg(long, env = "PICLOUD_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub max_message_bytes: usize,
+    /// Publish lanes: batches split by topic, each lane committing one batch at a time.
+    /// Unset: 1, the measured best on both databases (docs/benchmarks.md).
+    #[arg(long, env = "PICLOUD_PUBLISH_LANES")]
+    pub publish_lanes: Option<usize>,
     /// Script deliveries (trigger runs) running at once on this node; 0 turns the
     /// dispatcher off (the node serves requests only; deliveries wait for another node).
     #[arg(long, env = "PICLOUD_DISPATCH_WORKERS", default_value_t = 64)]

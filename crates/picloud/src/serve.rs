@@ -44,6 +44,7 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         picloud_realtime::RealtimeConfig {
             heartbeat: Duration::from_secs(args.realtime_heartbeat_sec.max(1)),
             max_payload_bytes: args.max_message_bytes,
+            publish_lanes: args.publish_lanes,
             ..Default::default()
         },
         shutdown.token(),

@@ -1,19 +1,22 @@
-//! Publish lanes (the publisher splits batches by topic; PostgreSQL has two): one-topic
+//! Publish lanes (the publisher splits batches by topic; one by default, two here): one-topic
 //! publishes and multi-topic batch publishes racing on the same topics still reach a live
 //! subscriber of every topic with each seq exactly once, in order. A multi-topic batch goes
 //! through its first topic's lane, so its broadcast can overtake or trail another lane's
 //! message on the same topic; the stream repairs that from history (on PostgreSQL this test
-//! made the streams repair 62–69 such gaps per run; on SQLite, one lane, none).
+//! made the streams repair 62–69 such gaps per run).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use picloud_api::ApiConfig;
+use picloud_core::capability::Capability;
+use picloud_store::testing::TestDatabase;
 use picloud_store::Backend;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::sse::Sse;
-use crate::support::{send, TestServer};
+use crate::support::{create_key, realtime_config, send, TestServer};
 
 const TOPICS: [&str; 4] = ["a", "b", "c", "d"];
 const SINGLES: usize = 150;
@@ -30,7 +33,14 @@ async fn racing_single_and_batch_publishes_arrive_in_order_on_sqlite() {
 }
 
 async fn run(backend: Backend) {
-    let s = TestServer::start(backend).await;
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let key = create_key(&store, &[Capability::InstanceAdmin], None).await;
+    let rt = picloud_realtime::RealtimeConfig {
+        publish_lanes: Some(2),
+        ..realtime_config()
+    };
+    let s = TestServer::serve_with(db, store, ApiConfig::default(), rt, key).await;
     s.create_app("demo").await;
     for t in TOPICS {
         s.create_topic("demo", t, true, "public").await;
