@@ -371,7 +371,8 @@ async fn insert_outbox_sqlite(
 ///
 /// Steps, in the statement's order: take each topic's seqs with the upsert (rows in
 /// (app, topic) order: the lock order every batch follows), number each item
-/// `last_seq - n + k` (`k` = its 1-based place in its topic's share), insert the messages,
+/// `last_seq - n + k` (`k` = its 1-based place in its topic's share), insert the messages
+/// (no foreign key on PostgreSQL: the upsert just made sure of the topic; migration 0004),
 /// insert one outbox row per matching enabled `pubsub` trigger, return the seqs.
 const PUBLISH_POSTGRES: &str = "WITH items AS ( \
        SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) \

@@ -22,6 +22,7 @@ picloud_store::conformance!(
     publish_writes_outbox_rows_for_matching_triggers,
     retention_prunes_by_count_and_age,
     deleting_a_topic_deletes_its_history,
+    deleting_an_app_deletes_its_history,
     secrets_rotate_and_retire,
 );
 
@@ -392,6 +393,29 @@ async fn deleting_a_topic_deletes_its_history(store: SqlStore) {
         .is_empty());
     // A new topic of that name starts again from 1.
     assert_eq!(store.publish(&[item(&a, "x", 3)]).await.unwrap(), vec![1]);
+}
+
+/// On PostgreSQL messages carry no foreign key (publishing checked it on every row); a
+/// trigger on `topics` deletes a topic's history instead, also when the app's deletion
+/// cascades to its topics.
+async fn deleting_an_app_deletes_its_history(store: SqlStore) {
+    let a = app(&store, "alpha").await;
+    let b = app(&store, "bravo").await;
+    store
+        .publish(&[item(&a, "x", 1), item(&a, "y", 2), item(&b, "x", 3)])
+        .await
+        .unwrap();
+    assert!(store.delete_app(&a).await.unwrap());
+    for topic in ["x", "y"] {
+        assert!(store
+            .read_after(&a, &t(topic), 0, 10)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    // Another app's history of a same-named topic stays.
+    let kept = store.read_after(&b, &t("x"), 0, 10).await.unwrap();
+    assert_eq!(kept.iter().map(|m| m.seq).collect::<Vec<_>>(), [Some(1)]);
 }
 
 async fn secrets_rotate_and_retire(store: SqlStore) {
