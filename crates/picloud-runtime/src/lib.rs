@@ -17,7 +17,7 @@ mod log;
 mod response;
 mod run;
 mod sdk;
-mod time;
+pub mod time;
 mod value;
 
 pub use compile::{compile, compile_with_limits, CompileError, Script, MAX_SOURCE_BYTES};

@@ -554,16 +554,7 @@ async fn token_mint_and_publish_commands_reach_a_live_subscriber() {
     assert_eq!(published["seq"], 1);
 
     let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !seen.contains("event: message") {
-        assert!(Instant::now() < deadline, "no message: {seen:?}");
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    read_until(&mut stream, &mut seen, "event: message").await;
     assert!(seen.contains("id: 1\nevent: message\ndata: {\"topic\":\"chat\",\"seq\":1,\"message\":{\"hello\":\"world\"}"), "{seen}");
 
     // The publish and lag histograms record in the real binary: their handles are taken
@@ -581,15 +572,7 @@ async fn token_mint_and_publish_commands_reach_a_live_subscriber() {
         .await;
         assert_eq!(status, 201);
     }
-    while !seen.contains("\"seq\":16") {
-        assert!(Instant::now() < deadline, "not all 16 frames: {seen:?}");
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    read_until(&mut stream, &mut seen, "\"seq\":16").await;
     let metrics = reqwest::Client::new()
         .get(server.url("/metrics"))
         .header("host", "localhost")
@@ -642,6 +625,20 @@ async fn token_mint_and_publish_commands_reach_a_live_subscriber() {
     let (status, _, stderr) = server.stop("TERM");
     assert!(status.success());
     assert!(!stderr.contains(&token), "a token leaked into the logs");
+}
+
+/// Reads the stream into `seen` until it holds `needle` (10 s at most).
+async fn read_until(stream: &mut reqwest::Response, seen: &mut String, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains(needle) {
+        assert!(Instant::now() < deadline, "no {needle:?} in {seen:?}");
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
 }
 
 fn rss_kib(pid: u32) -> u64 {
