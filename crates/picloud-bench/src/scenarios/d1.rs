@@ -98,6 +98,10 @@ async fn counters(ep: &Endpoint) -> Value {
             "script_runs_error": metric(&t, "picloud_script_runs_total", Some(r#"outcome="error""#)),
             "delivery_retries": metric(&t, "picloud_delivery_retries_total", None),
             "dead_letters": metric(&t, "picloud_dead_letters_total", None),
+            // A stream that fell behind the hub's buffer: `done` is ephemeral, so what it
+            // missed is gone (no history), and shows as loss.
+            "stream_gap_repairs": metric(&t, "picloud_realtime_gap_repairs_total", None),
+            "slow_consumer_disconnects": metric(&t, "picloud_realtime_slow_consumer_disconnects_total", None),
         }),
         Err(e) => json!({ "error": format!("{e:#}") }),
     }
