@@ -1,8 +1,10 @@
-//! Prometheus metrics: the process-wide recorder, the HTTP middleware and `/metrics`.
+//! Prometheus metrics: the process-wide recorder and its upkeep, route labels and request
+//! metrics for [`crate::service::HttpService`], and `/metrics`.
 //!
 //! Route labels are route *patterns* (`/api/v1/apps/{app}`), never raw paths, so a tenant's
-//! URLs or a scanner cannot blow up label cardinality. Data-plane requests are labelled
-//! `data_plane`; requests that match nothing, `unmatched`.
+//! URLs or a scanner cannot blow up label cardinality. Data-plane streams are labelled
+//! `app:/realtime…`, script endpoints `app:script` (or `app:/`); requests that match
+//! nothing, `unmatched`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{OnceLock, RwLock};
@@ -175,9 +177,11 @@ impl RouteLabels {
 /// Labels are `&'static str` from a bounded set, so their addresses make the keys.
 #[derive(Default)]
 pub struct RequestMetrics {
-    counters: RwLock<HashMap<(usize, usize, u16), Counter>>,
-    latencies: RwLock<HashMap<usize, Histogram>>,
+    handles: RwLock<HashMap<LabelSet, (Counter, Histogram)>>,
 }
+
+/// (route, method, status): the addresses of the two labels, and the status code.
+type LabelSet = (usize, usize, u16);
 
 impl RequestMetrics {
     pub fn record(
@@ -192,32 +196,20 @@ impl RequestMetrics {
             method.as_ptr() as usize,
             status.as_u16(),
         );
-        let counted = self
-            .counters
-            .read()
-            .expect("metrics lock")
-            .get(&key)
-            .map(|c| c.increment(1));
-        if counted.is_none() {
-            let c = metrics::counter!(REQUESTS, "route" => route, "method" => method, "status" => intern(status.as_str()));
-            c.increment(1);
-            self.counters.write().expect("metrics lock").insert(key, c);
-        }
         let secs = elapsed.as_secs_f64();
-        let timed = self
-            .latencies
-            .read()
-            .expect("metrics lock")
-            .get(&key.0)
-            .map(|h| h.record(secs));
-        if timed.is_none() {
-            let h = metrics::histogram!(DURATION, "route" => route);
-            h.record(secs);
-            self.latencies
-                .write()
-                .expect("metrics lock")
-                .insert(key.0, h);
+        if let Some((count, latency)) = self.handles.read().expect("metrics lock").get(&key) {
+            count.increment(1);
+            latency.record(secs);
+            return;
         }
+        let count = metrics::counter!(REQUESTS, "route" => route, "method" => method, "status" => intern(status.as_str()));
+        let latency = metrics::histogram!(DURATION, "route" => route);
+        count.increment(1);
+        latency.record(secs);
+        self.handles
+            .write()
+            .expect("metrics lock")
+            .insert(key, (count, latency));
     }
 }
 

@@ -67,17 +67,21 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runtime::list_logs))
 }
 
+/// Admin routes outside the OpenAPI document.
+const METRICS_PATH: &str = "/metrics";
+const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
 /// The whole HTTP service: the planes, behind [`HttpService`]'s one layer.
 pub fn build(state: AppState) -> HttpService {
     let openapi_json = crate::openapi::document_json();
     let (api, doc) = api_routes().split_for_parts();
     let mut patterns: Vec<String> = doc.paths.paths.keys().cloned().collect();
-    patterns.extend(["/metrics".to_owned(), "/api/v1/openapi.json".to_owned()]);
+    patterns.extend([METRICS_PATH.to_owned(), OPENAPI_PATH.to_owned()]);
     let labels = RouteLabels::new(patterns.iter().map(String::as_str));
     let admin = api
-        .route("/metrics", get(metrics::render))
+        .route(METRICS_PATH, get(metrics::render))
         .route(
-            "/api/v1/openapi.json",
+            OPENAPI_PATH,
             get(
                 move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi_json) },
             ),

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -138,27 +137,16 @@ impl Inner {
 
     /// The plane's answer and the request's route label.
     async fn route(&self, req: Request) -> (Response, &'static str) {
-        match crate::dispatch::plane(&self.state, req).await {
-            Plane::Health(req) => {
-                let label = self.labels.health(req.uri().path());
-                (answer(self.planes.health.clone(), req).await, label)
-            }
-            Plane::Admin(req) => {
-                let label = self.labels.admin(req.uri().path());
-                (answer(self.planes.admin.clone(), req).await, label)
-            }
-            Plane::Data(req) => {
-                let label = self.labels.data(req.uri().path());
-                (answer(self.planes.data.clone(), req).await, label)
-            }
-            Plane::Refused(res) => (res, "unmatched"),
+        let labels = &self.labels;
+        let (plane, label, req) = match crate::dispatch::plane(&self.state, req).await {
+            Plane::Health(req) => (&self.planes.health, labels.health(req.uri().path()), req),
+            Plane::Admin(req) => (&self.planes.admin, labels.admin(req.uri().path()), req),
+            Plane::Data(req) => (&self.planes.data, labels.data(req.uri().path()), req),
+            Plane::Refused(res) => return (res, "unmatched"),
+        };
+        match plane.clone().oneshot(req).await {
+            Ok(res) => (res, label),
+            Err(never) => match never {},
         }
-    }
-}
-
-async fn answer(plane: Limited, req: Request<Body>) -> Response {
-    match plane.oneshot(req).await {
-        Ok(res) => res,
-        Err(never) => match never {},
     }
 }

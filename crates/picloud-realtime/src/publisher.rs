@@ -219,32 +219,25 @@ async fn writer(mut rx: mpsc::Receiver<Pending>, sink: Arc<Sink>) {
         let mut bytes = first.bytes();
         let mut batch = Batch::default();
         batch.add(first);
+        let deadline = tokio::time::Instant::now() + GATHER_WAIT;
         // A request bigger than the limits still goes, alone: limits bound how much joins it.
         while batch.items.len() < MAX_BATCH_ITEMS && bytes < MAX_BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(p) => {
-                    bytes += p.bytes();
-                    batch.add(p);
+            let next = match rx.try_recv() {
+                Ok(p) => Some(p),
+                // Fewer than last time: wait a little for the rest (sleeping, not spinning)
+                // rather than commit a batch of one now and make the others wait out its
+                // commit.
+                Err(mpsc::error::TryRecvError::Empty) if batch.requests.len() < expect => {
+                    tokio::time::timeout_at(deadline, rx.recv())
+                        .await
+                        .ok()
+                        .flatten()
                 }
-                Err(_) => break,
-            }
-        }
-        // Fewer than last time: wait a little for the rest (sleeping, not spinning) rather
-        // than commit a batch of one now and make the others wait out its commit.
-        if batch.requests.len() < expect {
-            let deadline = tokio::time::Instant::now() + GATHER_WAIT;
-            while batch.requests.len() < expect
-                && batch.items.len() < MAX_BATCH_ITEMS
-                && bytes < MAX_BATCH_BYTES
-            {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(p)) => {
-                        bytes += p.bytes();
-                        batch.add(p);
-                    }
-                    _ => break,
-                }
-            }
+                Err(_) => None,
+            };
+            let Some(p) = next else { break };
+            bytes += p.bytes();
+            batch.add(p);
         }
         expect = batch.requests.len();
         let sink = sink.clone();
