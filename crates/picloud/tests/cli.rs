@@ -829,3 +829,102 @@ async fn deploy_command_compiles_and_versions_scripts() {
     let (status, _, _) = server.stop("TERM");
     assert!(status.success());
 }
+
+/// DESIGN §3's group commit, in the real binary: publishers that each wait for their answer
+/// share transactions (the publish histogram counts transactions and their messages)
+/// instead of paying one commit each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_share_transactions_on_sqlite() {
+    concurrent_publishes_share_transactions(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_share_transactions_on_postgres() {
+    concurrent_publishes_share_transactions(Backend::Postgres).await;
+}
+
+async fn concurrent_publishes_share_transactions(backend: Backend) {
+    const PUBLISHERS: usize = 8;
+    const EACH: usize = 30;
+    let db = TestDatabase::new(backend).await;
+    let url = db.database_url.clone();
+    let mut env = vec![("RUST_LOG", "info")];
+    if let Some(u) = &url {
+        env.push(("DATABASE_URL", u));
+    }
+    let server = Server::start(db.data_dir(), &env);
+    let key = server.bootstrap_key().expect("bootstrap key");
+    let created = call(
+        reqwest::Method::POST,
+        &server.url("/api/v1/apps"),
+        "localhost",
+        Some(&key),
+        Some(json!({"slug": "demo"})),
+    )
+    .await;
+    assert_eq!(created.0, 201);
+    for t in 0..PUBLISHERS {
+        let (status, _) = call(
+            reqwest::Method::POST,
+            &server.url("/api/v1/apps/demo/topics"),
+            "localhost",
+            Some(&key),
+            Some(json!({ "name": format!("t{t}") })),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let (client, key) = (reqwest::Client::new(), key.clone());
+            let url = server.url(&format!("/api/v1/apps/demo/topics/t{p}/publish"));
+            tokio::spawn(async move {
+                for n in 1..=EACH {
+                    let res = client
+                        .post(&url)
+                        .header("host", "localhost")
+                        .bearer_auth(&key)
+                        .json(&json!({ "n": n }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(res.status(), 201);
+                    let body: Value = res.json().await.unwrap();
+                    assert_eq!(body["seq"], n as i64, "seqs of t{p} in order, no gaps");
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.await.unwrap();
+    }
+    let metrics = reqwest::Client::new()
+        .get(server.url("/metrics"))
+        .header("host", "localhost")
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |line: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{line} ")))
+            .unwrap_or_else(|| panic!("{line} missing from /metrics:\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    let messages = value("picloud_publish_batch_messages_sum");
+    let transactions = value("picloud_publish_batch_messages_count");
+    assert_eq!(messages, (PUBLISHERS * EACH) as f64);
+    // One transaction per publish would be 240; shared, about 240 / 8. Half of one per
+    // publish is far from both, so a slow host does not make this flaky.
+    assert!(
+        transactions <= messages / 2.0,
+        "{transactions} transactions for {messages} concurrent publishes"
+    );
+    let (status, _, _) = server.stop("TERM");
+    assert!(status.success());
+}
