@@ -47,6 +47,13 @@ pub struct SqlStore {
     /// (nearly) all the writing keeps topic rows and index pages cached.
     sqlite_writer:
         std::sync::Arc<tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>>>,
+    /// PostgreSQL: the connections publish batches use, kept across batches (one per lane
+    /// in use at once). The pool hands out its idle connections in turn, so without this a
+    /// lane's statements rotate over every backend process the pool ever opened (eight or
+    /// more after a burst of admin requests), each with colder caches. Measured (S5, 16
+    /// publishers, batches of 16): the statement took 0.73–0.75 ms that way against
+    /// 0.55–0.57 ms on one kept backend; 15.2k/14.6k → 18.0k/18.2k publishes/s.
+    pg_writers: std::sync::Arc<std::sync::Mutex<Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>>>,
 }
 
 impl SqlStore {
@@ -54,6 +61,7 @@ impl SqlStore {
         Self {
             db,
             sqlite_writer: Default::default(),
+            pg_writers: Default::default(),
         }
     }
 
@@ -67,8 +75,9 @@ impl SqlStore {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
-        // The kept writer connection counts as in use until it is handed back.
+        // Kept writer connections count as in use until they are handed back.
         self.sqlite_writer.lock().await.take();
+        self.pg_writers.lock().expect("not poisoned").clear();
         match &self.db {
             Db::Sqlite(p) => p.close().await,
             Db::Postgres(p) => p.close().await,

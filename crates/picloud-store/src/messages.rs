@@ -106,7 +106,20 @@ impl MessageStore for SqlStore {
                 }
                 result
             }
-            Db::Postgres(pool) => publish_postgres(pool, items).await,
+            Db::Postgres(pool) => {
+                let kept = self.pg_writers.lock().expect("not poisoned").pop();
+                let mut conn = match kept {
+                    Some(c) => c,
+                    None => pool.acquire().await.map_err(error::other)?,
+                };
+                let result = publish_postgres(&mut conn, items).await;
+                // A failed batch may have left the connection broken: it goes back to the
+                // pool (which drops it if so) rather than being kept.
+                if result.is_ok() {
+                    self.pg_writers.lock().expect("not poisoned").push(conn);
+                }
+                result
+            }
         }
     }
 
@@ -406,7 +419,10 @@ const PUBLISH_POSTGRES: &str = "WITH items AS ( \
        RETURNING 1) \
      SELECT seq, (SELECT count(*) FROM deliveries) FROM numbered ORDER BY o";
 
-async fn publish_postgres(pool: &sqlx::PgPool, items: &[PublishItem]) -> StoreResult<Committed> {
+async fn publish_postgres(
+    conn: &mut sqlx::PgConnection,
+    items: &[PublishItem],
+) -> StoreResult<Committed> {
     let plan = Plan::new(items);
     let mut k = vec![0i64; items.len()];
     for g in &plan.groups {
@@ -427,7 +443,7 @@ async fn publish_postgres(pool: &sqlx::PgPool, items: &[PublishItem]) -> StoreRe
         .bind(Retention::DEFAULT.max_messages)
         .bind(Retention::DEFAULT.max_age_secs)
         .bind(now_ms())
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await
         .map_err(error::other)?;
     if rows.len() != items.len() {
