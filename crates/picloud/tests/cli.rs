@@ -573,24 +573,8 @@ async fn token_mint_and_publish_commands_reach_a_live_subscriber() {
         assert_eq!(status, 201);
     }
     read_until(&mut stream, &mut seen, "\"seq\":16").await;
-    let metrics = reqwest::Client::new()
-        .get(server.url("/metrics"))
-        .header("host", "localhost")
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let count = |name: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}_count ")))
-            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
-            .parse()
-            .unwrap()
-    };
+    let metrics = scrape(&server, &key).await;
+    let count = |name: &str| sample(&metrics, &format!("{name}_count")) as u64;
     assert_eq!(
         count("picloud_publish_batch_messages"),
         count("picloud_publish_commit_seconds")
@@ -625,6 +609,30 @@ async fn token_mint_and_publish_commands_reach_a_live_subscriber() {
     let (status, _, stderr) = server.stop("TERM");
     assert!(status.success());
     assert!(!stderr.contains(&token), "a token leaked into the logs");
+}
+
+/// The server's `/metrics` text.
+async fn scrape(server: &Server, key: &str) -> String {
+    reqwest::Client::new()
+        .get(server.url("/metrics"))
+        .header("host", "localhost")
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the unlabelled sample `name` (say `x_count`) in `/metrics` text.
+fn sample(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
+        .parse()
+        .unwrap()
 }
 
 /// Reads the stream into `seen` until it holds `needle` (10 s at most).
@@ -898,26 +906,9 @@ async fn concurrent_publishes_share_transactions(backend: Backend) {
     for p in publishers {
         p.await.unwrap();
     }
-    let metrics = reqwest::Client::new()
-        .get(server.url("/metrics"))
-        .header("host", "localhost")
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |line: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{line} ")))
-            .unwrap_or_else(|| panic!("{line} missing from /metrics:\n{metrics}"))
-            .parse()
-            .unwrap()
-    };
-    let messages = value("picloud_publish_batch_messages_sum");
-    let transactions = value("picloud_publish_batch_messages_count");
+    let metrics = scrape(&server, &key).await;
+    let messages = sample(&metrics, "picloud_publish_batch_messages_sum");
+    let transactions = sample(&metrics, "picloud_publish_batch_messages_count");
     assert_eq!(messages, (PUBLISHERS * EACH) as f64);
     // One transaction per publish would be 240; shared, about 240 / 8. Half of one per
     // publish is far from both, so a slow host does not make this flaky.
