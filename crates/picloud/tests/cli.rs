@@ -198,14 +198,7 @@ async fn fresh_sqlite_start_bootstraps_and_serves_an_app() {
         "SQLite file in the data dir"
     );
 
-    let (status, app) = call(
-        reqwest::Method::POST,
-        &server.url("/api/v1/apps"),
-        "localhost",
-        Some(&key),
-        Some(json!({"slug": "demo"})),
-    )
-    .await;
+    let (status, app) = admin_post(&server, &key, "/api/v1/apps", json!({"slug": "demo"})).await;
     assert_eq!(status, 201, "{app}");
     let (status, info) = call(
         reqwest::Method::GET,
@@ -307,14 +300,7 @@ async fn offline_admin_keys_on_postgres() {
     let admin = server
         .bootstrap_key()
         .expect("bootstrap on a fresh PostgreSQL database");
-    let (status, _) = call(
-        reqwest::Method::POST,
-        &server.url("/api/v1/apps"),
-        "localhost",
-        Some(&writer),
-        Some(json!({"slug": "demo"})),
-    )
-    .await;
+    let (status, _) = admin_post(&server, &writer, "/api/v1/apps", json!({"slug": "demo"})).await;
     assert_eq!(status, 201);
     let (status, _) = call(
         reqwest::Method::GET,
@@ -611,6 +597,18 @@ async fn token_mint_and_publish_commands_reach_a_live_subscriber() {
     assert!(!stderr.contains(&token), "a token leaked into the logs");
 }
 
+/// POSTs `body` to `path` on the admin host with `key`: (status, JSON body).
+async fn admin_post(server: &Server, key: &str, path: &str, body: Value) -> (u16, Value) {
+    call(
+        reqwest::Method::POST,
+        &server.url(path),
+        "localhost",
+        Some(key),
+        Some(body),
+    )
+    .await
+}
+
 /// The server's `/metrics` text.
 async fn scrape(server: &Server, key: &str) -> String {
     reqwest::Client::new()
@@ -771,14 +769,7 @@ async fn deploy_command_compiles_and_versions_scripts() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let key = server.bootstrap_key().unwrap();
-    let created = call(
-        reqwest::Method::POST,
-        &server.url("/api/v1/apps"),
-        "localhost",
-        Some(&key),
-        Some(json!({"slug": "demo"})),
-    )
-    .await;
+    let created = admin_post(&server, &key, "/api/v1/apps", json!({"slug": "demo"})).await;
     assert_eq!(created.0, 201);
     let server_url = server.url("");
     let deploy = |args: &[&str]| {
@@ -817,12 +808,11 @@ async fn deploy_command_compiles_and_versions_scripts() {
     );
     let (ok, _, err) = deploy(&["demo", "hello", "/no/such/file.rhai"]);
     assert!(!ok && err.contains("cannot read"), "{err}");
-    let route = call(
-        reqwest::Method::POST,
-        &server.url("/api/v1/apps/demo/routes"),
-        "localhost",
-        Some(&key),
-        Some(json!({"method": "GET", "path": "/hi/:who", "script": "hello"})),
+    let route = admin_post(
+        &server,
+        &key,
+        "/api/v1/apps/demo/routes",
+        json!({"method": "GET", "path": "/hi/:who", "script": "hello"}),
     )
     .await;
     assert_eq!(route.0, 201);
@@ -862,22 +852,14 @@ async fn concurrent_publishes_share_transactions(backend: Backend) {
     }
     let server = Server::start(db.data_dir(), &env);
     let key = server.bootstrap_key().expect("bootstrap key");
-    let created = call(
-        reqwest::Method::POST,
-        &server.url("/api/v1/apps"),
-        "localhost",
-        Some(&key),
-        Some(json!({"slug": "demo"})),
-    )
-    .await;
+    let created = admin_post(&server, &key, "/api/v1/apps", json!({"slug": "demo"})).await;
     assert_eq!(created.0, 201);
     for t in 0..PUBLISHERS {
-        let (status, _) = call(
-            reqwest::Method::POST,
-            &server.url("/api/v1/apps/demo/topics"),
-            "localhost",
-            Some(&key),
-            Some(json!({ "name": format!("t{t}") })),
+        let (status, _) = admin_post(
+            &server,
+            &key,
+            "/api/v1/apps/demo/topics",
+            json!({ "name": format!("t{t}") }),
         )
         .await;
         assert_eq!(status, 201);
