@@ -112,14 +112,11 @@ pub async fn connect(location: &DatabaseLocation) -> Result<SqlStore, ConnectErr
                 // Statement journals (a multi-row insert inside a transaction keeps one) in
                 // memory: on disk, one that outgrew 64 KiB was a temp file created, written
                 // and unlinked on every publish batch (measured: ~5 % of publish CPU).
-                .pragma("temp_store", "memory")
-                // Checkpoint every 10,000 WAL pages (~40 MiB) instead of 1,000: the writer runs
-                // the checkpoint inside a commit, and publishing over many topics rewrites the
-                // same topic and index pages, which a rarer checkpoint copies back once instead
-                // of ten times. Measured: 11 % of server CPU was checkpointing in S4's durable
-                // batch run (10,000 topics); 19.9k/19.8k → 22.5k/23.7k deliveries/s, one message
-                // per request 13.6k/13.3k → 14.4k/15.0k; S5 (16 topics) unchanged.
-                .pragma("wal_autocheckpoint", "10000");
+                .pragma("temp_store", "memory");
+            // Not set, on purpose: `wal_autocheckpoint` (1,000 pages). 10,000 made S4's
+            // durable runs 13–20 % faster (hot pages copied back less often), but the writer
+            // runs the checkpoint inside a commit, and the larger checkpoint stalled it long
+            // enough to lift S5's p99 at 5k/s from ~8 to 22–24 ms (docs/benchmarks.md).
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 // No ping before every use: it is a round trip per query. A dead connection
