@@ -53,6 +53,77 @@ async fn readiness_follows_the_database() {
     );
 }
 
+/// Durable publishes on PostgreSQL run on a kept connection: when the database connection
+/// drops, the publish fails cleanly (503, nothing stored), the dead connection is not kept,
+/// and publishing resumes with the next seq once the database is back.
+#[tokio::test]
+async fn durable_publish_recovers_after_the_database_connection_drops() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    db.open().await.close().await; // migrate directly
+    let proxy = TcpProxy::start(db.postgres_addr()).await;
+    let store = connect(&DatabaseLocation::Postgres(db.url_via(&proxy)))
+        .await
+        .unwrap();
+    let s = TestServer::serve(db, store, ApiConfig::default()).await;
+    s.create_app("demo").await;
+    s.create_topic("demo", "chat", true, "public").await;
+    let publish = |n: i64| {
+        send(
+            s.admin(Method::POST, "/api/v1/apps/demo/topics/chat/publish")
+                .json(&serde_json::json!({ "n": n })),
+        )
+    };
+    assert_eq!(publish(1).await.1["seq"], 1);
+
+    proxy.cut();
+    assert_error(
+        &publish(2).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    );
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let first = loop {
+        let (status, body) = publish(3).await;
+        if status == StatusCode::CREATED {
+            break body;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(Instant::now() < deadline, "publishing did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The failed publish stored nothing: no gap.
+    assert_eq!(first["seq"], 2);
+    assert_eq!(publish(4).await.1["seq"], 3);
+    // History holds exactly the publishes that were answered 201.
+    use picloud_core::store::{AppStore, MessageStore};
+    let app = s
+        .store
+        .get_app_by_slug(&picloud_core::app::Slug::parse("demo").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let topic = picloud_core::topic::TopicName::parse("chat").unwrap();
+    let history: Vec<(Option<i64>, String)> = s
+        .store
+        .read_after(&app.id, &topic, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.seq, m.payload.to_string()))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (Some(1), r#"{"n":1}"#),
+            (Some(2), r#"{"n":3}"#),
+            (Some(3), r#"{"n":4}"#)
+        ]
+        .map(|(seq, p)| (seq, p.to_owned()))
+    );
+}
+
 #[tokio::test]
 async fn sqlite_readiness() {
     let s = TestServer::start(Backend::Sqlite).await;
