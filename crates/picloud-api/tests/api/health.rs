@@ -9,15 +9,23 @@ use reqwest::{Method, StatusCode};
 
 use crate::support::{assert_error, send, TestServer};
 
-#[tokio::test]
-async fn readiness_follows_the_database() {
+/// A server on PostgreSQL reached through a proxy the test can cut.
+async fn behind_proxy() -> (TestServer, TcpProxy) {
     let db = TestDatabase::new(Backend::Postgres).await;
     db.open().await.close().await; // migrate directly
     let proxy = TcpProxy::start(db.postgres_addr()).await;
     let store = connect(&DatabaseLocation::Postgres(db.url_via(&proxy)))
         .await
         .unwrap();
-    let s = TestServer::serve(db, store, ApiConfig::default()).await;
+    (
+        TestServer::serve(db, store, ApiConfig::default()).await,
+        proxy,
+    )
+}
+
+#[tokio::test]
+async fn readiness_follows_the_database() {
+    let (s, proxy) = behind_proxy().await;
 
     assert_eq!(
         send(s.anon(Method::GET, "/readyz")).await.1["status"],
@@ -58,13 +66,7 @@ async fn readiness_follows_the_database() {
 /// and publishing resumes with the next seq once the database is back.
 #[tokio::test]
 async fn durable_publish_recovers_after_the_database_connection_drops() {
-    let db = TestDatabase::new(Backend::Postgres).await;
-    db.open().await.close().await; // migrate directly
-    let proxy = TcpProxy::start(db.postgres_addr()).await;
-    let store = connect(&DatabaseLocation::Postgres(db.url_via(&proxy)))
-        .await
-        .unwrap();
-    let s = TestServer::serve(db, store, ApiConfig::default()).await;
+    let (s, proxy) = behind_proxy().await;
     s.create_app("demo").await;
     s.create_topic("demo", "chat", true, "public").await;
     let publish = |n: i64| {
