@@ -42,8 +42,8 @@ use crate::stats::Stats;
 const MAX_BATCH_ITEMS: usize = 512;
 /// Most payload bytes committed in one transaction.
 const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
-/// Longest a batch waits for the requests the previous batch suggests are coming (tokio's
-/// timer has millisecond resolution). Measured, S5 with 16 one-message publishers
+/// Longest a batch waits for the requests it expects (see `writer`; tokio's timer has
+/// millisecond resolution). Measured, S5 with 16 one-message publishers
 /// (docs/benchmarks.md): PostgreSQL 11.5k/10.1k → 13.2k/16.7k publishes/s, server CPU per
 /// publish at 5k/s down 7–20 % on both databases, SQLite's top rate unchanged. A yielding
 /// spin instead of the timer made SQLite slower.

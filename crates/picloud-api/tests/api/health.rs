@@ -99,19 +99,9 @@ async fn durable_publish_recovers_after_the_database_connection_drops() {
     assert_eq!(first["seq"], 2);
     assert_eq!(publish(4).await.1["seq"], 3);
     // History holds exactly the publishes that were answered 201.
-    use picloud_core::store::{AppStore, MessageStore};
-    let app = s
-        .store
-        .get_app_by_slug(&picloud_core::app::Slug::parse("demo").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let topic = picloud_core::topic::TopicName::parse("chat").unwrap();
     let history: Vec<(Option<i64>, String)> = s
-        .store
-        .read_after(&app.id, &topic, 0, 10)
+        .store_history("demo", "chat", 10)
         .await
-        .unwrap()
         .into_iter()
         .map(|m| (m.seq, m.payload.to_string()))
         .collect();

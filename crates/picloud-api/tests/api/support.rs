@@ -295,6 +295,19 @@ impl TestServer {
 impl TestServer {
     /// The oldest retained seq of a topic, straight from the store.
     pub async fn store_oldest(&self, app: &str, topic: &str) -> Option<i64> {
+        self.store_history(app, topic, 1)
+            .await
+            .first()
+            .and_then(|m| m.seq)
+    }
+
+    /// The topic's stored history, oldest first, at most `limit` messages.
+    pub async fn store_history(
+        &self,
+        app: &str,
+        topic: &str,
+        limit: u32,
+    ) -> Vec<picloud_core::message::Message> {
         use picloud_core::store::{AppStore, MessageStore};
         let app = self
             .store
@@ -304,10 +317,8 @@ impl TestServer {
             .unwrap();
         let topic = picloud_core::topic::TopicName::parse(topic).unwrap();
         self.store
-            .read_after(&app.id, &topic, 0, 1)
+            .read_after(&app.id, &topic, 0, limit)
             .await
             .unwrap()
-            .first()
-            .and_then(|m| m.seq)
     }
 }
