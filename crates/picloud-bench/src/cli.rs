@@ -40,9 +40,16 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     pub duration_secs: u64,
 
-    /// Publisher connections for the as-fast-as-possible runs of S2 and S4.
+    /// Publisher connections for S2's as-fast-as-possible runs.
     #[arg(long, default_value_t = 8)]
     pub publishers: usize,
+
+    /// Publisher connections for S4's runs. More than S2's because a durable publish waits
+    /// for its commit: with 8 connections each waiting ~1 ms, S4's durable runs measured
+    /// the publishers' round trip, not the server (whose core was idle part of the time).
+    /// Nchan gets the same count (its S4 figure did not move: 44.3k at 8, 43.9k at 32).
+    #[arg(long, default_value_t = 32)]
+    pub s4_publishers: usize,
 
     /// Size of each published JSON message in bytes (approximate).
     #[arg(long, default_value_t = 64)]

@@ -56,8 +56,13 @@ pub(crate) use progress;
 fn main() -> ExitCode {
     LazyLock::force(&START);
     let args = Args::parse();
-    if args.scale.is_nan() || args.scale <= 0.0 || args.duration_secs == 0 || args.publishers == 0 {
-        eprintln!("--scale, --duration-secs and --publishers must be positive");
+    if args.scale.is_nan()
+        || args.scale <= 0.0
+        || args.duration_secs == 0
+        || args.publishers == 0
+        || args.s4_publishers == 0
+    {
+        eprintln!("--scale, --duration-secs, --publishers and --s4-publishers must be positive");
         return ExitCode::from(2);
     }
     let nofile = match sys::raise_nofile() {
@@ -156,6 +161,8 @@ async fn run(ctx: &Ctx, nofile: (u64, u64)) -> Value {
             "scale": a.scale,
             "duration_secs": a.duration_secs,
             "publishers": a.publishers,
+            "s4_publishers": a.s4_publishers,
+            "s4_batch": a.s4_batch,
             "payload_bytes": a.payload_bytes,
             "s5_rate": a.s5_rate,
             "s5_rate_conns": a.s5_rate_conns,

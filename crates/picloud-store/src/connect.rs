@@ -112,11 +112,12 @@ pub async fn connect(location: &DatabaseLocation) -> Result<SqlStore, ConnectErr
                 // Statement journals (a multi-row insert inside a transaction keeps one) in
                 // memory: on disk, one that outgrew 64 KiB was a temp file created, written
                 // and unlinked on every publish batch (measured: ~5 % of publish CPU).
-                .pragma("temp_store", "memory");
-            // Not set, on purpose: `wal_autocheckpoint` (1,000 pages). 10,000 made S4's
-            // durable runs 13–20 % faster (hot pages copied back less often), but the writer
-            // runs the checkpoint inside a commit, and the larger checkpoint stalled it long
-            // enough to lift S5's p99 at 5k/s from ~8 to 22–24 ms (docs/benchmarks.md).
+                .pragma("temp_store", "memory")
+                // Raised because a background task checkpoints (see `checkpoint`).
+                .pragma(
+                    "wal_autocheckpoint",
+                    crate::checkpoint::AUTOCHECKPOINT_PAGES.to_string(),
+                );
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 // No ping before every use: it is a round trip per query. A dead connection

@@ -18,6 +18,7 @@
 
 mod admin_keys;
 mod apps;
+mod checkpoint;
 mod connect;
 mod data;
 mod db;
@@ -35,7 +36,7 @@ pub mod testing;
 mod topics;
 mod triggers;
 
-pub use connect::{connect, ConnectError, DatabaseLocation};
+pub use connect::{connect, ConnectError, DatabaseLocation, SQLITE_FILE};
 pub use db::{Backend, Db};
 
 /// The store: one pool, either backend. Cheap to clone.
@@ -54,14 +55,22 @@ pub struct SqlStore {
     /// publishers, batches of 16): the statement took 0.73–0.75 ms that way against
     /// 0.55–0.57 ms on one kept backend; 15.2k/14.6k → 18.0k/18.2k publishes/s.
     pg_writers: std::sync::Arc<std::sync::Mutex<Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>>>,
+    /// SQLite: the background WAL checkpoint task, stopped when the last clone drops.
+    _checkpointer: Option<std::sync::Arc<checkpoint::Checkpointer>>,
 }
 
 impl SqlStore {
+    /// Must be called within a tokio runtime (SQLite starts its checkpoint task).
     pub(crate) fn new(db: Db) -> Self {
+        let checkpointer = match &db {
+            Db::Sqlite(pool) => Some(std::sync::Arc::new(checkpoint::start(pool.clone()))),
+            Db::Postgres(_) => None,
+        };
         Self {
             db,
             sqlite_writer: Default::default(),
             pg_writers: Default::default(),
+            _checkpointer: checkpointer,
         }
     }
 

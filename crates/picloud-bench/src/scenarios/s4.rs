@@ -1,5 +1,5 @@
 //! S4: many topics. 10,000 subscribers, one per topic on 10,000 topics; publish round-robin
-//! across the topics as fast as `--publishers` connections allow. PiCloud: ephemeral, then
+//! across the topics as fast as `--s4-publishers` connections allow. PiCloud: ephemeral, then
 //! durable, one message per request; then both again with `--s4-batch` messages per request
 //! (the batch endpoint; Nchan has none); Nchan: plain.
 
@@ -35,10 +35,10 @@ async fn body(ctx: &Ctx, server: &Server) -> Result<Value> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         crate::progress!(
             "  s4 {name}: {} publishers, {batch} message(s) per request, max rate, round-robin over {n} topics",
-            ctx.args.publishers
+            ctx.args.s4_publishers
         );
         let plan = Plan {
-            conns: ctx.args.publishers,
+            conns: ctx.args.s4_publishers,
             pace: Pace::Saturate,
             duration: ctx.duration(),
             durable,
