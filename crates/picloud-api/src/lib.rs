@@ -26,6 +26,7 @@ pub mod json_errors;
 pub mod lookup_cache;
 pub mod metrics;
 pub mod openapi;
+pub mod payload;
 pub mod router;
 pub mod routes;
 pub mod server;

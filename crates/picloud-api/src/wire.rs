@@ -237,7 +237,8 @@ pub struct PublishBatch {
 pub struct BatchMessage {
     pub topic: String,
     /// The message: any JSON value.
-    pub data: serde_json::Value,
+    #[schema(value_type = serde_json::Value)]
+    pub data: Box<serde_json::value::RawValue>,
 }
 
 #[derive(Serialize, ToSchema)]

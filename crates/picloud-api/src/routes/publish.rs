@@ -45,11 +45,10 @@ pub async fn publish(
     if body.len() > rt.config.max_payload_bytes {
         return Err(too_large(rt.config.max_payload_bytes, ""));
     }
-    // Parsed once here and stored compact: no raw newline can reach an SSE `data:` line.
-    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+    // Validated once here and stored compact, as written (`payload`).
+    let payload: Arc<str> = Arc::from(crate::payload::compact(&body).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("the message is not JSON: {e}"))
-    })?;
-    let payload: Arc<str> = Arc::from(value.to_string());
+    })?);
     let name = topic.to_string();
     if q.ephemeral.unwrap_or(false) {
         let at = rt.publisher.publish_ephemeral(app.id, topic, payload);
@@ -115,7 +114,7 @@ pub async fn publish_batch(
                 format!("messages[{i}].topic: {e}"),
             )
         })?;
-        let payload = m.data.to_string();
+        let payload = crate::payload::compact_raw(&m.data);
         if payload.len() > max {
             return Err(too_large(max, &format!("messages[{i}].data: ")));
         }

@@ -18,6 +18,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 both_backends!(
     publish_then_receive_on_one_topic,
+    payloads_arrive_as_written,
     one_stream_many_topics_and_resume,
     retention_gap_gets_resync_then_live,
 );
@@ -94,6 +95,45 @@ async fn publish_then_receive_on_one_topic(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(q.messages(1).await[0].seq(), 3);
+}
+
+/// A payload reaches subscribers, history and the batch endpoint's subscribers as the
+/// publisher wrote it, minus the whitespace between tokens: key order, duplicate keys,
+/// escapes and integers beyond 64 bits stay (they were once sorted and rounded to floats).
+async fn payloads_arrive_as_written(backend: Backend) {
+    let s = setup(backend).await;
+    s.create_topic("demo", "raw", true, "public").await;
+    let mut sse = Sse::open(s.app_get("demo", "/realtime/topics/raw"))
+        .await
+        .unwrap();
+    let sent =
+        "{ \"z\" : 12345678901234567890123 ,\n \"a\" : [ 1.50 , \"x \\\" \\u00e9\" ], \"z\" : 1 }";
+    let want = r#"{"z":12345678901234567890123,"a":[1.50,"x \" \u00e9"],"z":1}"#;
+    let publish = |path: &str, body: String| {
+        s.admin(Method::POST, path)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let (status, body) = send(publish("/api/v1/apps/demo/topics/raw/publish", sent.into())).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let batch = format!(r#"{{"messages":[{{"topic":"raw","data": {sent} }}]}}"#);
+    let (status, body) = send(publish("/api/v1/apps/demo/publish", batch)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let embedded = |f: &crate::sse::Frame| {
+        let data = f.data.as_deref().expect("data");
+        let at = data.find("\"message\":").expect("message field") + "\"message\":".len();
+        data[at..at + want.len()].to_owned()
+    };
+    for f in sse.messages(2).await {
+        assert_eq!(embedded(&f), want);
+    }
+    // History (a resume from 0) holds the same text.
+    let mut replay = Sse::open(s.app_get("demo", "/realtime/topics/raw?last_event_id=0"))
+        .await
+        .unwrap();
+    for f in replay.messages(2).await {
+        assert_eq!(embedded(&f), want);
+    }
 }
 
 /// Several topics on one connection; the id carries every position, and resuming with it
