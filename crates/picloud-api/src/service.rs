@@ -6,7 +6,8 @@
 //! and not a stack of tower/axum middlewares: each `Router::layer` and `from_fn` boxes a
 //! clone of the service and a future per request, and with the per-route label layer that
 //! came to ~28 allocations and ~12k instructions per request before any handler ran
-//! (callgrind, docs/benchmarks.md). The planes themselves stay axum `Router`s.
+//! (callgrind, docs/benchmarks.md). The planes themselves stay axum `Router`s, except for
+//! the plain one-message publish, answered directly (`routes::publish::Direct`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -140,7 +141,14 @@ impl Inner {
         let labels = &self.labels;
         let (plane, label, req) = match crate::dispatch::plane(&self.state, req).await {
             Plane::Health(req) => (&self.planes.health, labels.health(req.uri().path()), req),
-            Plane::Admin(req) => (&self.planes.admin, labels.admin(req.uri().path()), req),
+            Plane::Admin(req) => {
+                let label = labels.admin(req.uri().path());
+                if let Some(d) = crate::routes::publish::Direct::recognise(&req, &self.state) {
+                    let res = crate::routes::publish::publish_direct(&self.state, req, d).await;
+                    return (res, label);
+                }
+                (&self.planes.admin, label, req)
+            }
             Plane::Data(req) => (&self.planes.data, labels.data(req.uri().path()), req),
             Plane::Refused(res) => return (res, "unmatched"),
         };

@@ -136,6 +136,90 @@ async fn payloads_arrive_as_written(backend: Backend) {
     }
 }
 
+/// The one-message publish has a direct path in the service beside axum's router (plain
+/// requests with a Content-Length); both answer the same, and whatever the direct path
+/// does not recognise still works through the router.
+#[tokio::test]
+async fn publish_answers_the_same_direct_or_routed() {
+    let s = setup(Backend::Sqlite).await;
+    s.create_topic("demo", "p", false, "token").await;
+    let publish = |path: &str| {
+        s.admin(Method::POST, path)
+            .header("content-type", "application/json")
+    };
+    // Direct: a plain request.
+    let (status, body) =
+        send(publish("/api/v1/apps/demo/topics/p/publish").body(r#"{"n":1}"#)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["seq"], 1);
+    assert_eq!(body["topic"], "p");
+    // Routed: a chunked body, an escaped path segment.
+    let request = format!(
+        "POST /api/v1/apps/demo/topics/p/publish HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n7\r\n{{\"n\":2}}\r\n0\r\n\r\n",
+        s.admin_key
+    );
+    let (head, body) = crate::support::raw_http(s.port, request.as_bytes()).await;
+    assert!(head.contains(" 201 "), "{head} {body}");
+    assert!(body.contains("\"seq\":2"), "{body}");
+    let (status, body) =
+        send(publish("/api/v1/apps/%64emo/topics/p/publish").body(r#"{"n":3}"#)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["seq"], 3);
+    // The same errors either way, in the same order: key, app, topic name, size, JSON.
+    let direct = "/api/v1/apps/demo/topics/p/publish";
+    let bad_key = s
+        .with_key("pk_nope_nope", Method::POST, direct)
+        .body(r#"{"n":0}"#);
+    assert_error(
+        &send(bad_key).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let missing = publish("/api/v1/apps/nobody/topics/p/publish").body("{bad");
+    assert_error(&send(missing).await, StatusCode::NOT_FOUND, "not_found");
+    let bad_name = publish("/api/v1/apps/demo/topics/a*b/publish").body("{bad");
+    assert_error(
+        &send(bad_name).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    );
+    let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(70 * 1024));
+    assert_error(
+        &send(publish(direct).body(big)).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+    assert_error(
+        &send(publish(direct).body("{bad")).await,
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+    );
+    let odd_query =
+        publish("/api/v1/apps/demo/topics/p/publish?ephemeral=maybe").body(r#"{"n":0}"#);
+    assert!(send(odd_query).await.0.is_client_error());
+    // Ephemeral, both ways: answered 202, nothing stored.
+    for path in [
+        "/api/v1/apps/demo/topics/p/publish?ephemeral=true",
+        "/api/v1/apps/demo/topics/p/publish?ephemeral=%74rue",
+    ] {
+        let (status, body) = send(publish(path).body(r#"{"n":0}"#)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{path}: {body}");
+        assert!(body.get("seq").is_none());
+    }
+    let stored: Vec<_> = s
+        .store_history("demo", "p", 10)
+        .await
+        .into_iter()
+        .map(|m| (m.seq, m.payload.to_string()))
+        .collect();
+    let want: Vec<_> = (1..=3)
+        .map(|n| (Some(n), format!(r#"{{"n":{n}}}"#)))
+        .collect();
+    assert_eq!(stored, want);
+}
+
 /// Several topics on one connection; the id carries every position, and resuming with it
 /// yields exactly what was missed on each topic.
 async fn one_stream_many_topics_and_resume(backend: Backend) {
