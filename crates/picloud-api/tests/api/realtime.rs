@@ -109,15 +109,11 @@ async fn payloads_arrive_as_written(backend: Backend) {
     let sent =
         "{ \"z\" : 12345678901234567890123 ,\n \"a\" : [ 1.50 , \"x \\\" \\u00e9\" ], \"z\" : 1 }";
     let want = r#"{"z":12345678901234567890123,"a":[1.50,"x \" \u00e9"],"z":1}"#;
-    let publish = |path: &str, body: String| {
-        s.admin(Method::POST, path)
-            .header("content-type", "application/json")
-            .body(body)
-    };
-    let (status, body) = send(publish("/api/v1/apps/demo/topics/raw/publish", sent.into())).await;
+    let (status, body) =
+        send(s.admin_post_text("/api/v1/apps/demo/topics/raw/publish", sent)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let batch = format!(r#"{{"messages":[{{"topic":"raw","data": {sent} }}]}}"#);
-    let (status, body) = send(publish("/api/v1/apps/demo/publish", batch)).await;
+    let (status, body) = send(s.admin_post_text("/api/v1/apps/demo/publish", batch)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let embedded = |f: &crate::sse::Frame| {
         let data = f.data.as_deref().expect("data");
@@ -143,13 +139,9 @@ async fn payloads_arrive_as_written(backend: Backend) {
 async fn publish_answers_the_same_direct_or_routed() {
     let s = setup(Backend::Sqlite).await;
     s.create_topic("demo", "p", false, "token").await;
-    let publish = |path: &str| {
-        s.admin(Method::POST, path)
-            .header("content-type", "application/json")
-    };
     // Direct: a plain request.
     let (status, body) =
-        send(publish("/api/v1/apps/demo/topics/p/publish").body(r#"{"n":1}"#)).await;
+        send(s.admin_post_text("/api/v1/apps/demo/topics/p/publish", r#"{"n":1}"#)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["seq"], 1);
     assert_eq!(body["topic"], "p");
@@ -164,7 +156,7 @@ async fn publish_answers_the_same_direct_or_routed() {
     assert!(head.contains(" 201 "), "{head} {body}");
     assert!(body.contains("\"seq\":2"), "{body}");
     let (status, body) =
-        send(publish("/api/v1/apps/%64emo/topics/p/publish").body(r#"{"n":3}"#)).await;
+        send(s.admin_post_text("/api/v1/apps/%64emo/topics/p/publish", r#"{"n":3}"#)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["seq"], 3);
     // The same errors either way, in the same order: key, app, topic name, size, JSON.
@@ -177,9 +169,9 @@ async fn publish_answers_the_same_direct_or_routed() {
         StatusCode::UNAUTHORIZED,
         "unauthorized",
     );
-    let missing = publish("/api/v1/apps/nobody/topics/p/publish").body("{bad");
+    let missing = s.admin_post_text("/api/v1/apps/nobody/topics/p/publish", "{bad");
     assert_error(&send(missing).await, StatusCode::NOT_FOUND, "not_found");
-    let bad_name = publish("/api/v1/apps/demo/topics/a*b/publish").body("{bad");
+    let bad_name = s.admin_post_text("/api/v1/apps/demo/topics/a*b/publish", "{bad");
     assert_error(
         &send(bad_name).await,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -187,24 +179,26 @@ async fn publish_answers_the_same_direct_or_routed() {
     );
     let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(70 * 1024));
     assert_error(
-        &send(publish(direct).body(big)).await,
+        &send(s.admin_post_text(direct, big)).await,
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
     );
     assert_error(
-        &send(publish(direct).body("{bad")).await,
+        &send(s.admin_post_text(direct, "{bad")).await,
         StatusCode::BAD_REQUEST,
         "malformed_json",
     );
-    let odd_query =
-        publish("/api/v1/apps/demo/topics/p/publish?ephemeral=maybe").body(r#"{"n":0}"#);
+    let odd_query = s.admin_post_text(
+        "/api/v1/apps/demo/topics/p/publish?ephemeral=maybe",
+        r#"{"n":0}"#,
+    );
     assert!(send(odd_query).await.0.is_client_error());
     // Ephemeral, both ways: answered 202, nothing stored.
     for path in [
         "/api/v1/apps/demo/topics/p/publish?ephemeral=true",
         "/api/v1/apps/demo/topics/p/publish?ephemeral=%74rue",
     ] {
-        let (status, body) = send(publish(path).body(r#"{"n":0}"#)).await;
+        let (status, body) = send(s.admin_post_text(path, r#"{"n":0}"#)).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{path}: {body}");
         assert!(body.get("seq").is_none());
     }
