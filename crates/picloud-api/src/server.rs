@@ -7,8 +7,10 @@
 //! body is parsed (httparse), run through the same service as everything else, and its
 //! response is written straight to the socket, close-delimited (`Connection: close`, no
 //! chunked framing): no buffer outlives the head, and ready frames go out in one write.
-//! Anything else — other paths, HTTP/2, HTTP/1.0, a body, a head we cannot parse — is handed
-//! to hyper untouched, with the bytes already read replayed first.
+//! A connection whose first request is an admin API `POST` (a publisher's, typically) is
+//! served by [`keep_alive`]'s hand-written HTTP/1.1 loop, which hands it to hyper at the
+//! first request it does not take. Anything else — other paths, HTTP/2, HTTP/1.0, a head we
+//! cannot parse — is handed to hyper untouched, with the bytes already read replayed first.
 
 use std::future::Future;
 use std::io;
@@ -30,6 +32,8 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::service::HttpService;
+
+mod keep_alive;
 
 /// What a connection runs its requests through: [`HttpService`] in production; any
 /// router in this module's tests.
@@ -66,6 +70,9 @@ const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 /// How long a client may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// The answer to a client too slow to send its request.
+const REQUEST_TIMEOUT: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
 /// Most bytes of ready frames gathered into one write.
 const MAX_WRITE: usize = 64 * 1024;
 
@@ -80,6 +87,10 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = watch::channel(());
     let upkeep = crate::metrics::spawn_upkeep();
+    let limits = keep_alive::Limits {
+        body: service.body_limit(),
+        request_time: service.request_timeout(),
+    };
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -97,7 +108,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let (service, stop, done) = (service.clone(), stop_rx.clone(), done_rx.clone());
         tokio::spawn(async move {
-            connection(stream, service, stop).await;
+            connection(stream, service, stop, limits).await;
             drop(done);
         });
     }
@@ -109,19 +120,26 @@ pub async fn serve(
     Ok(())
 }
 
-async fn connection(mut stream: TcpStream, service: impl Handler, stop: watch::Receiver<bool>) {
+async fn connection(
+    mut stream: TcpStream,
+    service: impl Handler,
+    stop: watch::Receiver<bool>,
+    limits: keep_alive::Limits,
+) {
     let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
         Ok(Ok(head)) => head,
         Ok(Err(_)) => return, // closed or failed before a request
         Err(_) => {
-            let _ = stream
-                .write_all(b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
-                .await;
+            let _ = stream.write_all(REQUEST_TIMEOUT).await;
             return;
         }
     };
     match head {
         Head::Stream(req) => stream_response(stream, service, *req).await,
+        // Boxed for the same reason.
+        Head::KeepAlive(buf) => {
+            Box::pin(keep_alive::serve(stream, buf, service, limits, stop)).await
+        }
         // Boxed: hyper's state would otherwise double every connection's task, streams too.
         Head::Other(prefix) => Box::pin(hyper_connection(stream, prefix, service, stop)).await,
     }
@@ -130,23 +148,31 @@ async fn connection(mut stream: TcpStream, service: impl Handler, stop: watch::R
 enum Head {
     /// A realtime `GET`, parsed.
     Stream(Box<Request<Body>>),
+    /// An admin API `POST` (its first bytes, at least) for [`keep_alive`].
+    KeepAlive(BytesMut),
     /// Anything else, with the bytes read so far.
     Other(Bytes),
 }
 
-/// Reads until the request can be classified: as soon as the bytes stop matching
-/// [`STREAM_PREFIX`], or once a whole head is in.
+/// Reads until the request can be classified: as soon as the bytes match neither
+/// [`STREAM_PREFIX`] nor [`keep_alive::PREFIX`], once the latter is whole, or once a
+/// stream's whole head is in.
 async fn read_head(stream: &mut TcpStream) -> io::Result<Head> {
     let mut buf = BytesMut::with_capacity(1024);
     loop {
         if stream.read_buf(&mut buf).await? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        let n = buf.len().min(STREAM_PREFIX.len());
-        if buf[..n] != STREAM_PREFIX[..n] || buf.len() > MAX_HEAD {
+        if starts_like(&buf, keep_alive::PREFIX) {
+            if buf.len() >= keep_alive::PREFIX.len() {
+                return Ok(Head::KeepAlive(buf));
+            }
+            continue;
+        }
+        if !starts_like(&buf, STREAM_PREFIX) || buf.len() > MAX_HEAD {
             return Ok(Head::Other(buf.freeze()));
         }
-        if n < STREAM_PREFIX.len() {
+        if buf.len() < STREAM_PREFIX.len() {
             continue;
         }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -163,6 +189,12 @@ async fn read_head(stream: &mut TcpStream) -> io::Result<Head> {
             _ => return Ok(Head::Other(buf.freeze())),
         }
     }
+}
+
+/// Whether `buf` is `prefix` so far (all of it, or as much as `buf` holds).
+fn starts_like(buf: &[u8], prefix: &[u8]) -> bool {
+    let n = buf.len().min(prefix.len());
+    buf[..n] == prefix[..n]
 }
 
 /// The request for the service, or `None` when hyper should take it (HTTP/1.0, a body, a
@@ -382,7 +414,11 @@ mod tests {
             .await
             .unwrap();
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let task = super::connection(socket, axum::Router::new(), stop);
+        let limits = super::keep_alive::Limits {
+            body: 1024,
+            request_time: std::time::Duration::from_secs(1),
+        };
+        let task = super::connection(socket, axum::Router::new(), stop, limits);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 1280, "connection future is {size} bytes");
     }

@@ -78,6 +78,29 @@ impl HttpService {
     }
 }
 
+impl HttpService {
+    /// The largest request body any route takes.
+    pub(crate) fn body_limit(&self) -> usize {
+        self.0.state.config.max_body_bytes
+    }
+
+    /// How long a request may take, from its first byte to its response head.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.0.timeout
+    }
+}
+
+/// The answer to a request that missed its deadline (the client may be the slow part: a
+/// body promised and not sent).
+pub(crate) fn timed_out() -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        "the request took too long",
+    )
+    .into_response()
+}
+
 impl tower::Service<Request> for HttpService {
     type Response = Response;
     type Error = Infallible;
@@ -111,15 +134,7 @@ impl Inner {
                 .into_response(),
                 "unmatched",
             ),
-            Err(_) => (
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "timeout",
-                    "the request took too long",
-                )
-                .into_response(),
-                "unmatched",
-            ),
+            Err(_) => (timed_out(), "unmatched"),
         };
         let res = crate::json_errors::ensure_json(res).await;
         // A script endpoint labels its own response (tenants' route patterns are theirs).

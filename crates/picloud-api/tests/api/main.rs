@@ -10,6 +10,7 @@ mod bad_input;
 mod batch_publish;
 mod domains;
 mod health;
+mod keep_alive;
 mod lanes;
 mod openapi;
 mod realtime;

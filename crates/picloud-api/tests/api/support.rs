@@ -122,6 +122,18 @@ impl TestServer {
         Self::serve_with(db, store, ApiConfig::default(), realtime_config(), key).await
     }
 
+    /// Stops the server as a signal stops `picloud serve`, and waits up to 10 s for it to
+    /// finish; `true` if it did.
+    pub async fn shut_down(&mut self) -> bool {
+        self.stop.cancel();
+        match self.task.take() {
+            Some(task) => tokio::time::timeout(std::time::Duration::from_secs(10), task)
+                .await
+                .is_ok(),
+            None => true,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }

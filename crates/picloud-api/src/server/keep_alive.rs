@@ -1,0 +1,395 @@
+//! Hand-served HTTP/1.1 keep-alive connections for the admin API's POSTs (publishes).
+//!
+//! A publisher keeps one connection and sends small POSTs one after another. Hyper's
+//! per-request machinery (dispatcher, buffered I/O, the `Incoming` body channel, head
+//! encoding) was ~11k of a one-message publish's ~37.5k instructions (callgrind,
+//! docs/benchmarks.md). This loop reads each request whole (its head, then exactly
+//! Content-Length bytes), runs it through the same service as every other request, and
+//! writes the answer in one write.
+//!
+//! It takes only what it can serve exactly: HTTP/1.1 `POST`s under `/api/v1/apps/` with one
+//! Content-Length within the body limit and no Transfer-Encoding, Expect or Upgrade. The
+//! first request it does not take (a GET, a chunked or oversized body, HTTP/1.0, a head
+//! httparse rejects…) goes to hyper with every byte read so far replayed, and hyper serves
+//! the rest of the connection: hyper stays the one place that answers unusual HTTP.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::io;
+use std::ops::Range;
+
+use axum::body::{Body, HttpBody as _};
+use axum::http::{header, HeaderName, HeaderValue, Method, Request, Response, Uri, Version};
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Duration;
+use tower::ServiceExt;
+
+use super::{hyper_connection, Handler, MAX_HEAD, MAX_HEADERS};
+
+/// The requests this loop takes start with these bytes.
+pub(super) const PREFIX: &[u8] = b"POST /api/v1/apps/";
+/// Read at least this much room at a time.
+const READ_CHUNK: usize = 4096;
+
+/// What the loop enforces itself, as the service would: hyper streams a body into the
+/// handler, under the service's deadline; here the body is read first.
+#[derive(Clone, Copy)]
+pub(super) struct Limits {
+    /// Larger bodies go to hyper (and the router's 413).
+    pub body: usize,
+    /// From a request's first byte until it is whole.
+    pub request_time: Duration,
+}
+
+/// Serves requests from `stream` (`buf` holds bytes already read) until the client closes,
+/// the server stops, or a request goes to hyper.
+pub(super) async fn serve(
+    mut stream: TcpStream,
+    mut buf: BytesMut,
+    service: impl Handler,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let next = next_request(&mut stream, &mut buf, limits, &mut stop).await;
+        let (req, client_closes) = match next {
+            Next::Request(req, close) => (req, close),
+            Next::Hyper(prefix) => {
+                return Box::pin(hyper_connection(stream, prefix, service, stop)).await;
+            }
+            Next::Closed => return,
+            Next::TimedOut => {
+                // The service's own answer to a request past its deadline (slowloris).
+                let _ = write_response(&mut stream, crate::service::timed_out(), true).await;
+                let _ = stream.shutdown().await;
+                return;
+            }
+        };
+        let res = match service.clone().oneshot(req).await {
+            Ok(res) => res,
+            Err(never) => match never {},
+        };
+        // A stopping server answers what it has, then closes (hyper's graceful shutdown).
+        let close = client_closes || *stop.borrow();
+        if write_response(&mut stream, res, close).await.is_err() || close {
+            let _ = stream.shutdown().await;
+            return;
+        }
+    }
+}
+
+// Moved once per request, on the stack; boxing the request would allocate per request.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    /// A request to serve, and whether the client asked to close after it.
+    Request(Request<Body>, bool),
+    /// Hyper's from here: the bytes read and not yet served.
+    Hyper(Bytes),
+    Closed,
+    TimedOut,
+}
+
+async fn next_request(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    limits: Limits,
+    stop: &mut watch::Receiver<bool>,
+) -> Next {
+    if buf.is_empty() {
+        // Idle between requests: no deadline (as hyper), but a stopping server closes.
+        buf.reserve(READ_CHUNK);
+        tokio::select! {
+            read = stream.read_buf(buf) => match read {
+                Ok(0) | Err(_) => return Next::Closed,
+                Ok(_) => {}
+            },
+            _ = stop.changed() => return Next::Closed,
+        }
+    }
+    // Usually the whole request came in that one read: no timer then.
+    if let Some(next) = take_request(buf, limits.body) {
+        return next;
+    }
+    // From its first byte, a request has the service's deadline to arrive whole.
+    let rest = async {
+        loop {
+            buf.reserve(READ_CHUNK);
+            match stream.read_buf(buf).await {
+                Ok(0) | Err(_) => return Next::Closed,
+                Ok(_) => {}
+            }
+            if let Some(next) = take_request(buf, limits.body) {
+                return next;
+            }
+        }
+    };
+    tokio::time::timeout(limits.request_time, rest)
+        .await
+        .unwrap_or(Next::TimedOut)
+}
+
+/// The next request if `buf` holds all of it (or it is hyper's); `None`: read more.
+fn take_request(buf: &mut BytesMut, body_limit: usize) -> Option<Next> {
+    let head = match parse(buf, body_limit) {
+        Parsed::Partial => return None,
+        Parsed::Hyper => return Some(Next::Hyper(std::mem::take(buf).freeze())),
+        Parsed::Complete(head) => head,
+    };
+    if buf.len() < head.len + head.body_len {
+        return None;
+    }
+    let bytes = buf.split_to(head.len + head.body_len).freeze();
+    Some(match head.request(&bytes) {
+        Some(req) => Next::Request(req, head.close),
+        None => {
+            // A header value `http` refuses: hyper answers it (and the rest).
+            let mut prefix = BytesMut::with_capacity(bytes.len() + buf.len());
+            prefix.extend_from_slice(&bytes);
+            prefix.extend_from_slice(buf);
+            buf.clear();
+            Next::Hyper(prefix.freeze())
+        }
+    })
+}
+
+enum Parsed {
+    Partial,
+    Hyper,
+    Complete(Head),
+}
+
+/// A parsed head, as offsets into the request's bytes (the buffer is split off and frozen
+/// before the request is built, so its parts are shared rather than copied).
+struct Head {
+    len: usize,
+    body_len: usize,
+    close: bool,
+    path: Range<usize>,
+    headers: Vec<(Range<usize>, Range<usize>)>,
+}
+
+fn parse(buf: &[u8], body_limit: usize) -> Parsed {
+    let n = buf.len().min(PREFIX.len());
+    if buf[..n] != PREFIX[..n] {
+        return Parsed::Hyper;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Parsed::Partial,
+        _ => return Parsed::Hyper, // too long, or malformed: hyper answers it
+    };
+    if req.version != Some(1) || req.method != Some("POST") {
+        return Parsed::Hyper;
+    }
+    let at = |s: &[u8]| {
+        let start = s.as_ptr() as usize - buf.as_ptr() as usize;
+        start..start + s.len()
+    };
+    let Some(path) = req.path.map(|p| at(p.as_bytes())) else {
+        return Parsed::Hyper;
+    };
+    let (mut body_len, mut close) = (None, false);
+    let mut offsets = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let parsed = std::str::from_utf8(h.value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<usize>().ok());
+            match (body_len, parsed) {
+                (None, Some(n)) => body_len = Some(n),
+                _ => return Parsed::Hyper, // repeated or not a number
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"expect")
+            || name.eq_ignore_ascii_case(b"upgrade")
+        {
+            return Parsed::Hyper;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    return Parsed::Hyper;
+                }
+            }
+        }
+        offsets.push((at(name), at(h.value)));
+    }
+    // No length (hyper reads none) or over the limit (hyper streams it to the 413): rare.
+    match body_len {
+        Some(body_len) if body_len <= body_limit => Parsed::Complete(Head {
+            len,
+            body_len,
+            close,
+            path,
+            headers: offsets,
+        }),
+        _ => Parsed::Hyper,
+    }
+}
+
+impl Head {
+    /// The request over `bytes` (head and body), or `None` if `http` refuses a part.
+    fn request(&self, bytes: &Bytes) -> Option<Request<Body>> {
+        let uri = Uri::from_maybe_shared(bytes.slice(self.path.clone())).ok()?;
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .version(Version::HTTP_11);
+        let headers = req.headers_mut()?;
+        headers.reserve(self.headers.len());
+        for (name, value) in &self.headers {
+            let name = HeaderName::from_bytes(&bytes[name.clone()]).ok()?;
+            let value = HeaderValue::from_maybe_shared(bytes.slice(value.clone())).ok()?;
+            headers.append(name, value);
+        }
+        req.body(Body::from(bytes.slice(self.len..))).ok()
+    }
+}
+
+/// Writes `res` with its length (or chunked, for a body of unknown length), in one write
+/// when its body is already whole.
+async fn write_response(
+    stream: &mut TcpStream,
+    res: Response<Body>,
+    close: bool,
+) -> io::Result<()> {
+    let (parts, mut body) = res.into_parts();
+    let status = parts.status;
+    let mut out = BytesMut::with_capacity(512);
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(status.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.put_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if name == header::CONNECTION
+            || name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || name == header::DATE
+        {
+            continue;
+        }
+        out.put_slice(name.as_str().as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    put_date(&mut out);
+    if close {
+        out.put_slice(b"connection: close\r\n");
+    }
+    if status.is_informational() || status == 204 || status == 304 {
+        out.put_slice(b"\r\n");
+        return stream.write_all(&out).await;
+    }
+    if body.size_hint().exact().is_some() {
+        let whole = body
+            .collect()
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?
+            .to_bytes();
+        let _ = write!(out, "content-length: {}\r\n\r\n", whole.len());
+        out.put_slice(&whole);
+        return stream.write_all(&out).await;
+    }
+    out.put_slice(b"transfer-encoding: chunked\r\n\r\n");
+    stream.write_all(&out).await?;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| io::Error::other(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        let mut chunk = BytesMut::with_capacity(data.len() + 16);
+        let _ = write!(chunk, "{:x}\r\n", data.len());
+        chunk.put_slice(&data);
+        chunk.put_slice(b"\r\n");
+        stream.write_all(&chunk).await?;
+    }
+    stream.write_all(b"0\r\n\r\n").await
+}
+
+/// `date: <IMF-fixdate>\r\n`, formatted once a second per thread.
+fn put_date(out: &mut BytesMut) {
+    thread_local! {
+        static DATE: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = chrono::Utc::now();
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != now.timestamp() {
+            *at = now.timestamp();
+            *text = now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        }
+        out.put_slice(b"date: ");
+        out.put_slice(text.as_bytes());
+        out.put_slice(b"\r\n");
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(raw: &str) -> Parsed {
+        parse(raw.as_bytes(), 1024)
+    }
+
+    #[test]
+    fn takes_plain_publishes_only() {
+        let ok = "POST /api/v1/apps/a/topics/t/publish HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}";
+        match parsed(ok) {
+            Parsed::Complete(h) => {
+                assert_eq!(h.body_len, 2);
+                assert!(!h.close);
+                assert_eq!(&ok[h.path.clone()], "/api/v1/apps/a/topics/t/publish");
+            }
+            _ => panic!("a plain publish is taken"),
+        }
+        let close = "POST /api/v1/apps/a/publish HTTP/1.1\r\nConnection: keep-alive, Close\r\ncontent-length: 0\r\n\r\n";
+        assert!(matches!(parsed(close), Parsed::Complete(h) if h.close));
+        assert!(matches!(parsed("POST /api/v1/ap"), Parsed::Partial));
+        assert!(matches!(
+            parsed("POST /api/v1/apps/a HTTP/1.1\r\nhost"),
+            Parsed::Partial
+        ));
+        for hyper in [
+            "GET /api/v1/apps HTTP/1.1\r\n\r\n",
+            "POST /api/v1/apps/a/publish HTTP/1.0\r\ncontent-length: 0\r\n\r\n",
+            "POST /api/v1/apps/a/publish HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
+            "POST /api/v1/apps/a/publish HTTP/1.1\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n",
+            "POST /api/v1/apps/a/publish HTTP/1.1\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\n",
+            "POST /api/v1/apps/a/publish HTTP/1.1\r\ncontent-length: +2\r\n\r\n",
+            "POST /api/v1/apps/a/publish HTTP/1.1\r\ncontent-length: 2048\r\n\r\n",
+            "POST /api/v1/apps/a/publish HTTP/1.1\r\nhost: x\r\n\r\n",
+            "POST /api/v1/apps/a/publish HTTP/1.1\r\nconnection: upgrade\r\ncontent-length: 0\r\n\r\n",
+            "POST /api/v1/apps/a/publish HTTP/1.1\r\nbad header\r\n\r\n",
+        ] {
+            assert!(matches!(parsed(hyper), Parsed::Hyper), "{hyper:?} goes to hyper");
+        }
+    }
+
+    #[test]
+    fn a_request_is_taken_only_when_whole() {
+        let one = "POST /api/v1/apps/a/publish HTTP/1.1\r\ncontent-length: 5\r\n\r\n";
+        let mut buf = BytesMut::from(format!("{one}[1,").as_bytes());
+        assert!(take_request(&mut buf, 1024).is_none());
+        buf.extend_from_slice(b"2]POST /api");
+        let Some(Next::Request(req, false)) = take_request(&mut buf, 1024) else {
+            panic!("whole now");
+        };
+        assert_eq!(req.uri().path(), "/api/v1/apps/a/publish");
+        assert_eq!(&buf[..], b"POST /api", "the pipelined next request stays");
+    }
+}

@@ -1,0 +1,306 @@
+//! Publish connections, which the server's own keep-alive loop serves until a request it
+//! does not take, then hands to hyper: raw sockets, so the bytes on the wire are what is
+//! tested.
+
+use std::time::Duration;
+
+use picloud_api::ApiConfig;
+use picloud_store::Backend;
+use reqwest::Method;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::{send, TestServer};
+
+/// One response read off the wire.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    /// Lower-cased `name: value` lines.
+    headers: Vec<String>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find_map(|h| h.strip_prefix(&format!("{name}: ")))
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
+    }
+}
+
+/// Reads `n` responses (each with a Content-Length, or chunked) from `conn`.
+async fn read_answers(conn: &mut TcpStream, buf: &mut Vec<u8>, n: usize) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    while answers.len() < n {
+        let Some(head_end) = find(buf, b"\r\n\r\n") else {
+            read_more(conn, buf).await;
+            continue;
+        };
+        let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines.next().unwrap()[9..12].parse().unwrap();
+        let headers: Vec<String> = lines.map(|l| l.to_ascii_lowercase()).collect();
+        let start = head_end + 4;
+        let answer = |body: String| Answer {
+            status,
+            headers: headers.clone(),
+            body,
+        };
+        if status == 100 {
+            buf.drain(..start);
+            answers.push(answer(String::new()));
+            continue;
+        }
+        if headers.iter().any(|h| h == "transfer-encoding: chunked") {
+            let Some(end) = find(&buf[start..], b"0\r\n\r\n") else {
+                read_more(conn, buf).await;
+                continue;
+            };
+            let raw = String::from_utf8(buf[start..start + end].to_vec()).unwrap();
+            buf.drain(..start + end + 5);
+            answers.push(answer(dechunk(&raw)));
+            continue;
+        }
+        let length: usize = headers
+            .iter()
+            .find_map(|h| h.strip_prefix("content-length: "))
+            .expect("a length")
+            .parse()
+            .unwrap();
+        if buf.len() < start + length {
+            read_more(conn, buf).await;
+            continue;
+        }
+        let body = String::from_utf8(buf[start..start + length].to_vec()).unwrap();
+        buf.drain(..start + length);
+        answers.push(answer(body));
+    }
+    answers
+}
+
+fn dechunk(mut raw: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = raw.split_once("\r\n") {
+        let size = usize::from_str_radix(size, 16).unwrap();
+        out.push_str(&rest[..size]);
+        raw = &rest[size + 2..];
+    }
+    out
+}
+
+async fn read_more(conn: &mut TcpStream, buf: &mut Vec<u8>) {
+    let mut chunk = [0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut chunk))
+        .await
+        .expect("an answer within 5 s")
+        .unwrap();
+    assert!(
+        n > 0,
+        "closed early; so far: {}",
+        String::from_utf8_lossy(buf)
+    );
+    buf.extend_from_slice(&chunk[..n]);
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Whether the server closes `conn` within 5 s (reading anything else first).
+async fn closes(conn: &mut TcpStream) -> bool {
+    let mut sink = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut sink))
+        .await
+        .is_ok()
+}
+
+fn publish(s: &TestServer, topic: &str, body: &str, extra: &str) -> String {
+    format!(
+        "POST /api/v1/apps/demo/topics/{topic}/publish HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/json\r\n{extra}\
+         Content-Length: {}\r\n\r\n{body}",
+        s.admin_key,
+        body.len()
+    )
+}
+
+async fn connect(s: &TestServer) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", s.port)).await.unwrap()
+}
+
+async fn demo() -> TestServer {
+    let s = TestServer::start(Backend::Sqlite).await;
+    s.create_app("demo").await;
+    s.create_topic("demo", "t", false, "token").await;
+    s
+}
+
+#[tokio::test]
+async fn pipelined_publishes_then_other_requests_on_one_connection() {
+    let s = demo().await;
+    let mut conn = connect(&s).await;
+    // Two publishes, a GET (hyper's), then a publish hyper now serves, and one of each kind
+    // of error answer the loop passes through: all in one write.
+    let get = format!(
+        "GET /api/v1/apps/demo/topics/t HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
+        s.admin_key
+    );
+    let wire = [
+        publish(&s, "t", r#"{"n":1}"#, ""),
+        publish(&s, "t", r#"{"n":2}"#, ""),
+        get,
+        publish(&s, "t", r#"{"n":3}"#, ""),
+    ]
+    .concat();
+    conn.write_all(wire.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let answers = read_answers(&mut conn, &mut buf, 4).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [201, 201, 200, 201], "{answers:?}");
+    let seqs: Vec<Value> = [0, 1, 3]
+        .iter()
+        .map(|&i| answers[i].json()["seq"].clone())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(answers[2].json()["name"], "t");
+    for a in &answers {
+        assert_eq!(a.header("content-type"), Some("application/json"), "{a:?}");
+        assert!(
+            a.header("date").is_some_and(|d| d.ends_with(" gmt")),
+            "{a:?}"
+        );
+        assert_eq!(a.header("connection"), None, "kept alive: {a:?}");
+    }
+
+    // A fresh connection: the loop's error answers are the service's.
+    let mut conn = connect(&s).await;
+    let wire = [
+        publish(&s, "t", "{nope", ""),
+        publish(&s, "bad*name", "{}", ""),
+        publish(&s, "t", r#"{"n":4}"#, ""),
+    ]
+    .concat();
+    conn.write_all(wire.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let answers = read_answers(&mut conn, &mut buf, 3).await;
+    assert_eq!(answers[0].status, 400);
+    assert_eq!(answers[0].json()["error"]["code"], "malformed_json");
+    assert_eq!(answers[1].status, 422);
+    assert_eq!(answers[1].json()["error"]["code"], "invalid_field");
+    assert_eq!(answers[2].json()["seq"], 4);
+}
+
+#[tokio::test]
+async fn unusual_requests_are_hyper_s_mid_connection() {
+    let s = demo().await;
+    let mut conn = connect(&s).await;
+    let mut buf = Vec::new();
+    // Served by the loop first.
+    conn.write_all(publish(&s, "t", r#"{"n":1}"#, "").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(read_answers(&mut conn, &mut buf, 1).await[0].status, 201);
+    // `Expect: 100-continue`: hyper says continue, then takes the body.
+    let head = publish(&s, "t", r#"{"n":2}"#, "Expect: 100-continue\r\n");
+    let (head, body) = head.split_at(head.len() - r#"{"n":2}"#.len());
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let cont = read_answers(&mut conn, &mut buf, 1).await;
+    assert_eq!(cont[0].status, 100);
+    conn.write_all(body.as_bytes()).await.unwrap();
+    let answers = read_answers(&mut conn, &mut buf, 1).await;
+    assert_eq!(answers[0].status, 201, "{answers:?}");
+    assert_eq!(answers[0].json()["seq"], 2);
+    // A chunked body, on the same connection, now hyper's.
+    let chunked = format!(
+        "POST /api/v1/apps/demo/topics/t/publish HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {}\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{{\"n\"\r\n3\r\n:3}}\r\n0\r\n\r\n",
+        s.admin_key
+    );
+    conn.write_all(chunked.as_bytes()).await.unwrap();
+    let answers = read_answers(&mut conn, &mut buf, 1).await;
+    assert_eq!(answers[0].status, 201, "{answers:?}");
+    assert_eq!(answers[0].json()["seq"], 3);
+
+    // A body over the request limit (1 MiB): hyper and the router refuse it.
+    let mut conn = connect(&s).await;
+    let huge = publish(&s, "t", &format!(r#""{}""#, "x".repeat(1 << 20)), "");
+    conn.write_all(huge.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let answers = read_answers(&mut conn, &mut buf, 1).await;
+    assert_eq!(answers[0].status, 413, "{answers:?}");
+
+    // HTTP/1.0 (no keep-alive by default): hyper answers and closes.
+    let mut conn = connect(&s).await;
+    let old = publish(&s, "t", r#"{"n":4}"#, "").replacen("HTTP/1.1", "HTTP/1.0", 1);
+    conn.write_all(old.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let answers = read_answers(&mut conn, &mut buf, 1).await;
+    assert_eq!(answers[0].json()["seq"], 4);
+    assert!(closes(&mut conn).await);
+}
+
+#[tokio::test]
+async fn connection_close_and_a_stalled_body_end_the_connection() {
+    let config = ApiConfig {
+        request_timeout: Duration::from_millis(300),
+        ..ApiConfig::default()
+    };
+    let s = TestServer::start_with(Backend::Sqlite, config).await;
+    s.create_app("demo").await;
+    s.create_topic("demo", "t", false, "token").await;
+
+    let mut conn = connect(&s).await;
+    let wire = publish(&s, "t", r#"{"n":1}"#, "Connection: close\r\n");
+    conn.write_all(wire.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let answers = read_answers(&mut conn, &mut buf, 1).await;
+    assert_eq!(answers[0].status, 201);
+    assert_eq!(answers[0].header("connection"), Some("close"));
+    assert!(closes(&mut conn).await, "the server closes after it");
+
+    // A publish whose body stalls (slowloris) gets the service's timeout answer; a
+    // publish earlier on the same connection stands, the stalled one is not stored.
+    let mut conn = connect(&s).await;
+    let whole = publish(&s, "t", r#"{"n":2}"#, "");
+    let stalled = publish(&s, "t", r#"{"n":3,"pad":"xxxxxxxxxx"}"#, "");
+    let cut = &stalled[..stalled.len() - 10];
+    conn.write_all(format!("{whole}{cut}").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let answers = read_answers(&mut conn, &mut buf, 2).await;
+    assert_eq!(answers[0].json()["seq"], 2);
+    assert_eq!(answers[1].status, 503, "{answers:?}");
+    assert_eq!(answers[1].json()["error"]["code"], "timeout");
+    assert_eq!(answers[1].header("connection"), Some("close"));
+    assert!(closes(&mut conn).await);
+
+    // A client that vanishes mid-body publishes nothing either.
+    let mut conn = connect(&s).await;
+    conn.write_all(cut.as_bytes()).await.unwrap();
+    drop(conn);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, topic) = send(s.admin(Method::GET, "/api/v1/apps/demo/topics/t")).await;
+    assert_eq!(status, 200);
+    assert_eq!(topic["last_seq"], 2, "{topic}");
+}
+
+#[tokio::test]
+async fn a_stopping_server_closes_idle_publish_connections() {
+    let mut s = demo().await;
+    let mut conn = connect(&s).await;
+    conn.write_all(publish(&s, "t", "{}", "").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(read_answers(&mut conn, &mut buf, 1).await[0].status, 201);
+    // The connection is idle and kept alive; stopping must not wait for the client.
+    assert!(s.shut_down().await, "the server stopped within 10 s");
+    assert!(closes(&mut conn).await);
+}
