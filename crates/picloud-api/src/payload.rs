@@ -5,44 +5,51 @@
 //! and printing it again, as before, sorted object keys and rounded integers beyond 64
 //! bits to floats: `12345678901234567890123` came out as `1.2345678901234568e22`.)
 
+use std::sync::Arc;
+
 use serde_json::value::RawValue;
 
 /// `text` as one line of compact JSON, or the parser's error when it is not JSON.
-pub fn compact(text: &[u8]) -> Result<String, serde_json::Error> {
+pub fn compact(text: &[u8]) -> Result<Arc<str>, serde_json::Error> {
     let raw: &RawValue = serde_json::from_slice(text)?;
-    Ok(strip_whitespace(raw.get()))
+    Ok(compact_raw(raw))
 }
 
 /// Compact JSON for a value already parsed as raw text (the batch endpoint's `data`).
-pub fn compact_raw(raw: &RawValue) -> String {
-    strip_whitespace(raw.get())
+pub fn compact_raw(raw: &RawValue) -> Arc<str> {
+    let text = raw.get();
+    // Machine-written JSON seldom has any: then it is stored as it came, in one copy.
+    if !text.bytes().any(is_whitespace) {
+        return Arc::from(text);
+    }
+    Arc::from(strip_whitespace(text))
 }
 
-/// Drops the whitespace outside strings of valid JSON `text`.
+fn is_whitespace(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Drops the whitespace outside strings of valid JSON `text`. Byte by byte: JSON's
+/// whitespace, quotes and backslashes are ASCII, and no byte of a multi-byte UTF-8
+/// character is.
 fn strip_whitespace(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    let mut out = Vec::with_capacity(text.len());
     let (mut in_string, mut escaped) = (false, false);
-    for c in text.chars() {
+    for b in text.bytes() {
         if in_string {
-            out.push(c);
-            match c {
+            out.push(b);
+            match b {
                 _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
                 _ => {}
             }
-        } else {
-            match c {
-                ' ' | '\t' | '\n' | '\r' => {}
-                '"' => {
-                    in_string = true;
-                    out.push(c);
-                }
-                _ => out.push(c),
-            }
+        } else if !is_whitespace(b) {
+            in_string = b == b'"';
+            out.push(b);
         }
     }
-    out
+    String::from_utf8(out).expect("only ASCII bytes were dropped")
 }
 
 #[cfg(test)]
@@ -50,7 +57,7 @@ mod tests {
     use super::*;
 
     fn ok(text: &str) -> String {
-        compact(text.as_bytes()).unwrap()
+        compact(text.as_bytes()).unwrap().to_string()
     }
 
     #[test]
@@ -69,6 +76,7 @@ mod tests {
         );
         assert_eq!(ok(r#"[ "\\", "x" ]"#), r#"["\\","x"]"#);
         assert_eq!(ok("\"tab\\tand é\""), "\"tab\\tand é\"");
+        assert_eq!(ok("{ \"é\" :\t\"ü ß\" }"), "{\"é\":\"ü ß\"}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! its subscribers); a subscriber that falls further behind gets `Lagged` and repairs the gap
 //! from history instead of holding memory.
 
-use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use picloud_core::ids::AppId;
@@ -16,6 +16,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::{Stream, StreamExt};
+use hashbrown::{Equivalent, HashMap};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
@@ -23,10 +24,34 @@ use tokio_stream::wrappers::BroadcastStream;
 use crate::frame::MessageFrame;
 use crate::stats::Stats;
 
-type Key = (AppId, TopicName);
+/// A channel's key, owned by the map; lookups borrow ([`KeyRef`]) so that a broadcast
+/// allocates nothing to find its channel.
+#[derive(PartialEq, Eq)]
+struct Key {
+    app: AppId,
+    topic: TopicName,
+}
+
+/// A borrowed [`Key`]: hashes as the key does, compares equal to it.
+#[derive(Hash)]
+struct KeyRef<'a>(&'a str, &'a str);
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        KeyRef(self.app.as_str(), self.topic.as_str()).hash(h)
+    }
+}
+
+impl Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        self.0 == key.app.as_str() && self.1 == key.topic.as_str()
+    }
+}
 
 pub struct Hub {
-    /// A std Mutex: held for a map lookup only, never across an await.
+    /// A std Mutex: held for a map lookup only, never across an await. hashbrown's
+    /// default hasher (foldhash, seeded per map) rather than SipHash: a lookup per
+    /// broadcast, on keys tenants choose but cannot see the seed of.
     channels: Mutex<HashMap<Key, broadcast::Sender<Arc<MessageFrame>>>>,
     capacity: usize,
     stats: Arc<Stats>,
@@ -43,24 +68,34 @@ impl Hub {
 
     /// Starts listening to a topic. Frames broadcast from now on reach the receiver.
     pub fn subscribe(self: &Arc<Self>, app: &AppId, topic: &TopicName) -> Subscription {
-        let key = (app.clone(), topic.clone());
         let mut channels = self.channels.lock().expect("hub lock");
-        let rx = channels
-            .entry(key.clone())
-            .or_insert_with(|| broadcast::channel(self.capacity).0)
-            .subscribe();
+        let rx = match channels.get(&KeyRef(app.as_str(), topic.as_str())) {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = broadcast::channel(self.capacity);
+                let key = Key {
+                    app: app.clone(),
+                    topic: topic.clone(),
+                };
+                channels.insert(key, tx);
+                rx
+            }
+        };
         self.stats.subscribers.inc();
         Subscription {
             stream: Some(BroadcastStream::new(rx)),
-            key,
+            app: app.clone(),
+            topic: topic.clone(),
             hub: self.clone(),
         }
     }
 
     /// Ends every live stream of a topic (it was deleted): their receivers see `Closed`.
     pub fn close_topic(&self, app: &AppId, topic: &TopicName) {
-        let key = (app.clone(), topic.clone());
-        self.channels.lock().expect("hub lock").remove(&key);
+        self.channels
+            .lock()
+            .expect("hub lock")
+            .remove(&KeyRef(app.as_str(), topic.as_str()));
     }
 
     /// Topics with at least one subscriber.
@@ -73,10 +108,12 @@ impl Hub {
         app: &AppId,
         topic: &TopicName,
     ) -> Option<broadcast::Sender<Arc<MessageFrame>>> {
-        // Borrowed-key lookup would need a custom Borrow impl for the tuple; the clone is two
-        // small strings, and only for topics that have listeners is the frame ever rendered.
-        let key = (app.clone(), topic.clone());
-        self.channels.lock().expect("hub lock").get(&key).cloned()
+        // Only for topics that have listeners is the frame ever rendered.
+        self.channels
+            .lock()
+            .expect("hub lock")
+            .get(&KeyRef(app.as_str(), topic.as_str()))
+            .cloned()
     }
 }
 
@@ -93,7 +130,8 @@ impl Broadcaster for Hub {
 /// topic's channel if it was the last subscriber.
 pub struct Subscription {
     stream: Option<BroadcastStream<Arc<MessageFrame>>>,
-    key: Key,
+    app: AppId,
+    topic: TopicName,
     hub: Arc<Hub>,
 }
 
@@ -113,10 +151,12 @@ impl Drop for Subscription {
         self.hub.stats.subscribers.dec();
         drop(self.stream.take());
         let mut channels = self.hub.channels.lock().expect("hub lock");
-        if let Some(tx) = channels.get(&self.key) {
-            if tx.receiver_count() == 0 {
-                channels.remove(&self.key);
-            }
+        let key = KeyRef(self.app.as_str(), self.topic.as_str());
+        if channels
+            .get(&key)
+            .is_some_and(|tx| tx.receiver_count() == 0)
+        {
+            channels.remove(&key);
         }
     }
 }

@@ -2,8 +2,6 @@
 //! message) and `POST /api/v1/apps/{app}/publish` (many messages, on any topics, in one
 //! request and one transaction).
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -68,9 +66,9 @@ async fn publish_one(
         return Err(too_large(rt.config.max_payload_bytes, ""));
     }
     // Validated once here and stored compact, as written (`payload`).
-    let payload: Arc<str> = Arc::from(crate::payload::compact(body).map_err(|e| {
+    let payload = crate::payload::compact(body).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("the message is not JSON: {e}"))
-    })?);
+    })?;
     let name = topic.to_string();
     if ephemeral {
         let at = rt.publisher.publish_ephemeral(app.id, topic, payload);
@@ -217,7 +215,7 @@ pub async fn publish_batch(
         if payload.len() > max {
             return Err(too_large(max, &format!("messages[{i}].data: ")));
         }
-        messages.push((topic, Arc::<str>::from(payload)));
+        messages.push((topic, payload));
     }
     let names: Vec<String> = messages.iter().map(|(t, _)| t.to_string()).collect();
     // Per message, in request order: (seq, published_at).
