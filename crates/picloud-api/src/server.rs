@@ -21,7 +21,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, HeaderName, HeaderValue, Request, Response, Uri, Version};
 use bytes::{Buf, Bytes, BytesMut};
-use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
@@ -73,8 +72,6 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// The answer to a client too slow to send its request.
 const REQUEST_TIMEOUT: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
-/// Most bytes of ready frames gathered into one write.
-const MAX_WRITE: usize = 64 * 1024;
 
 /// Serves `service` on `listener` until `shutdown` completes, then stops accepting, asks
 /// open connections to finish (SSE streams end on the realtime shutdown signal) and waits
@@ -280,40 +277,24 @@ async fn stream_response(mut stream: TcpStream, service: impl Handler, req: Requ
 }
 
 /// Copies the body's frames to the socket until either ends. Waits for the socket to take
-/// each write before pulling more (backpressure: nothing queues here), gathers frames that
-/// are already waiting into one write, and notices a client that hangs up while idle.
+/// each write before pulling more (backpressure: nothing queues here), and notices a client
+/// that hangs up while idle. Frames that are ready together come as one (the stream
+/// gathers them), so each is one write.
 async fn pump(stream: &mut TcpStream, body: &mut Body) {
     let (mut rd, mut wr) = stream.split();
     let mut probe = [0u8; 64];
     loop {
-        let first = tokio::select! {
+        let frame = tokio::select! {
             frame = body.frame() => frame,
             read = rd.read(&mut probe) => match read {
                 Ok(0) | Err(_) => return, // the client is gone
                 Ok(_) => continue,        // nothing is expected from it; ignore
             },
         };
-        let Some(Ok(first)) = first else { return };
-        let Ok(mut data) = first.into_data() else {
+        let Some(Ok(frame)) = frame else { return };
+        let Ok(data) = frame.into_data() else {
             continue;
         };
-        // More frames already waiting (a burst, a page of history): one write for all.
-        let mut batch: Option<BytesMut> = None;
-        while batch.as_ref().map_or(data.len(), BytesMut::len) < MAX_WRITE {
-            let Some(Some(Ok(next))) = body.frame().now_or_never() else {
-                break;
-            };
-            let Ok(next) = next.into_data() else { continue };
-            let b = batch.get_or_insert_with(|| {
-                let mut b = BytesMut::with_capacity(data.len() + next.len());
-                b.extend_from_slice(&data);
-                b
-            });
-            b.extend_from_slice(&next);
-        }
-        if let Some(b) = batch {
-            data = b.freeze();
-        }
         if wr.write_all(&data).await.is_err() {
             return;
         }

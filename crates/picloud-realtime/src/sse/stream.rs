@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, Stream, StreamExt};
 use picloud_core::app::AppRef;
 use picloud_core::message::Message;
 use picloud_core::topic::TopicName;
@@ -37,6 +37,8 @@ use crate::Realtime;
 
 /// History read per query while catching up or repairing.
 const PAGE: u32 = 500;
+/// Most bytes of live frames gathered into one yield (one write).
+const MAX_WRITE: usize = 64 * 1024;
 /// Lag events tolerated within [`LAG_WINDOW`] before a consumer counts as too slow.
 const MAX_LAGS: usize = 5;
 const LAG_WINDOW: Duration = Duration::from_secs(30);
@@ -103,7 +105,8 @@ fn run(
 ) -> impl Stream<Item = Bytes> {
     async_stream::stream! {
         let _conn = ConnectionGuard::new(&rt);
-        yield frame::retry(rt.config.retry_ms);
+        // The opening frames go out together.
+        let mut opening = BytesMut::from(&frame::retry(rt.config.retry_ms)[..]);
 
         // Catch-up first: a resuming client gets everything after its position.
         let mut work: VecDeque<Repair> = VecDeque::new();
@@ -114,14 +117,15 @@ fn run(
                 rt.stats.resyncs.add(1);
                 topics[i].pos = last;
                 let resync = frame::event("resync", &json!({"topic": topics[i].name.as_str(), "from": from, "to": last, "reason": "position_ahead"}));
-                yield frame::with_id(&stream_id(&topics), &resync);
+                opening.extend_from_slice(&frame::with_id(&stream_id(&topics), &resync));
             } else {
                 work.push_back(Repair { topic: i, until: None, then: None });
             }
         }
         // Before any message the client learns where it stands, so that a drop before the
         // first message cannot turn into "start from now" on reconnect.
-        yield frame::position(&stream_id(&topics));
+        opening.extend_from_slice(&frame::position(&stream_id(&topics)));
+        yield opening.freeze();
 
         let mut heartbeat = tokio::time::interval(rt.config.heartbeat);
         heartbeat.reset(); // the first tick would fire at once
@@ -131,6 +135,8 @@ fn run(
         let mut warned = false;
         let mut lags: VecDeque<Instant> = VecDeque::new();
         let mut buf: Vec<Bytes> = Vec::new();
+        // A live item taken while gathering frames that needs the full treatment below.
+        let mut stashed: Option<LiveNext> = None;
         // Created once: a timer or waiter registered per loop turn would cost more than the
         // frame it guards.
         let shutdown = rt.shutdown.clone().cancelled_owned();
@@ -147,7 +153,9 @@ fn run(
                     Err(e) => { yield store_error(&e); return; }
                 };
                 rt.stats.frames_sent.add(buf.len() as u64);
-                for b in buf.drain(..) { yield b }
+                if !buf.is_empty() {
+                    yield concat(buf.drain(..));
+                }
                 if !more {
                     if let Some(f) = work.pop_front().and_then(|r| r.then) {
                         let seq = f.message.seq.unwrap_or_default();
@@ -160,70 +168,133 @@ fn run(
                 }
                 continue;
             }
-            tokio::select! {
-                biased;
-                _ = &mut shutdown => {
-                    // Reconnect soon, to whichever node is up.
-                    yield frame::retry(250);
-                    yield frame::event("error", &json!({"code": "server_shutdown"}));
-                    return;
-                }
-                _ = &mut expire => {
-                    rt.stats.token_expirations.add(1);
-                    yield frame::event("error", &json!({"code": "token_expired"}));
-                    return;
-                }
-                _ = &mut warn, if !warned => {
-                    warned = true;
-                    let left = expires_at.unwrap_or_default() - chrono::Utc::now().timestamp();
-                    yield frame::event("token_expiring", &json!({"expires_in": left.max(0)}));
-                }
-                _ = heartbeat.tick() => yield frame::keepalive(),
-                next = live.next() => {
-                    let Some((i, item)) = next else { return };
-                    match item {
-                        Some(Ok(f)) => {
-                            let Some(seq) = f.message.seq else {
-                                // Ephemeral: no position, no history, no id.
-                                rt.stats.frames_sent.add(1);
-                                yield f.body.clone();
-                                continue;
-                            };
-                            if seq <= topics[i].pos {
-                                continue; // already sent (replayed or repaired)
-                            }
-                            if seq > topics[i].pos + 1 {
-                                rt.stats.gap_repairs.add(1);
-                                work.push_back(Repair { topic: i, until: Some(seq - 1), then: Some(f) });
-                                continue;
-                            }
-                            topics[i].pos = seq;
-                            rt.record_send(f.message.published_at);
-                            yield live_frame(&f, &topics);
-                        }
-                        Some(Err(BroadcastStreamRecvError::Lagged(_))) => {
-                            let now = Instant::now();
-                            lags.push_back(now);
-                            while lags.front().is_some_and(|t| now.duration_since(*t) > LAG_WINDOW) {
-                                lags.pop_front();
-                            }
-                            if lags.len() > MAX_LAGS {
-                                rt.stats.slow_consumer_disconnects.add(1);
-                                yield frame::event("error", &json!({"code": "slow_consumer"}));
-                                return;
-                            }
-                            rt.stats.gap_repairs.add(1);
-                            work.push_back(Repair { topic: i, until: None, then: None });
-                        }
-                        None => {
-                            yield frame::event("error", &json!({"code": "topic_closed", "topic": topics[i].name.as_str()}));
-                            return;
-                        }
+            let next = match stashed.take() {
+                Some(next) => next,
+                None => tokio::select! {
+                    biased;
+                    _ = &mut shutdown => {
+                        // Reconnect soon, to whichever node is up.
+                        yield frame::retry(250);
+                        yield frame::event("error", &json!({"code": "server_shutdown"}));
+                        return;
                     }
+                    _ = &mut expire => {
+                        rt.stats.token_expirations.add(1);
+                        yield frame::event("error", &json!({"code": "token_expired"}));
+                        return;
+                    }
+                    _ = &mut warn, if !warned => {
+                        warned = true;
+                        let left = expires_at.unwrap_or_default() - chrono::Utc::now().timestamp();
+                        yield frame::event("token_expiring", &json!({"expires_in": left.max(0)}));
+                        continue;
+                    }
+                    _ = heartbeat.tick() => {
+                        yield frame::keepalive();
+                        continue;
+                    }
+                    next = live.next() => next,
+                },
+            };
+            let Some((i, item)) = next else { return };
+            match item {
+                Some(Ok(f)) => match in_order(&rt, &mut topics, i, &f) {
+                    InOrder::Skip => {} // already sent (replayed or repaired)
+                    InOrder::Gap(seq) => {
+                        rt.stats.gap_repairs.add(1);
+                        work.push_back(Repair { topic: i, until: Some(seq - 1), then: Some(f) });
+                    }
+                    InOrder::Send(first) => {
+                        // Frames already waiting go out with this one, in one write; anything
+                        // that needs more than sending waits for the next turn.
+                        let mut batch: Option<BytesMut> = None;
+                        while batch.as_ref().map_or(first.len(), BytesMut::len) < MAX_WRITE {
+                            let Some(next) = live.next().now_or_never() else { break };
+                            let sent = match &next {
+                                Some((j, Some(Ok(g)))) => match in_order(&rt, &mut topics, *j, g) {
+                                    InOrder::Send(more) => Some(more),
+                                    InOrder::Skip => continue,
+                                    InOrder::Gap(_) => None,
+                                },
+                                _ => None,
+                            };
+                            let Some(more) = sent else {
+                                stashed = Some(next);
+                                break;
+                            };
+                            let b = batch.get_or_insert_with(|| BytesMut::from(&first[..]));
+                            b.extend_from_slice(&more);
+                        }
+                        yield batch.map_or(first, BytesMut::freeze);
+                    }
+                },
+                Some(Err(BroadcastStreamRecvError::Lagged(_))) => {
+                    let now = Instant::now();
+                    lags.push_back(now);
+                    while lags.front().is_some_and(|t| now.duration_since(*t) > LAG_WINDOW) {
+                        lags.pop_front();
+                    }
+                    if lags.len() > MAX_LAGS {
+                        rt.stats.slow_consumer_disconnects.add(1);
+                        yield frame::event("error", &json!({"code": "slow_consumer"}));
+                        return;
+                    }
+                    rt.stats.gap_repairs.add(1);
+                    work.push_back(Repair { topic: i, until: None, then: None });
+                }
+                None => {
+                    yield frame::event("error", &json!({"code": "topic_closed", "topic": topics[i].name.as_str()}));
+                    return;
                 }
             }
         }
     }
+}
+
+/// What the hub's subscriptions yield next: a topic's index and its item (`None` once the
+/// topic's channel closes), or `None` when none is left.
+type LiveNext = Option<(
+    usize,
+    Option<Result<Arc<MessageFrame>, BroadcastStreamRecvError>>,
+)>;
+
+/// What a live frame calls for on this stream.
+enum InOrder {
+    /// Sent already (replayed or repaired).
+    Skip,
+    /// Frames before this seq are missing: repair from history first.
+    Gap(i64),
+    /// Next in line: its bytes (the position is advanced and the send counted).
+    Send(Bytes),
+}
+
+fn in_order(rt: &Realtime, topics: &mut [TopicState], i: usize, f: &MessageFrame) -> InOrder {
+    let Some(seq) = f.message.seq else {
+        // Ephemeral: no position, no history, no id.
+        rt.stats.frames_sent.add(1);
+        return InOrder::Send(f.body.clone());
+    };
+    if seq <= topics[i].pos {
+        return InOrder::Skip;
+    }
+    if seq > topics[i].pos + 1 {
+        return InOrder::Gap(seq);
+    }
+    topics[i].pos = seq;
+    rt.record_send(f.message.published_at);
+    InOrder::Send(live_frame(f, topics))
+}
+
+/// Frames as one buffer (one write).
+fn concat(mut frames: impl ExactSizeIterator<Item = Bytes>) -> Bytes {
+    if frames.len() == 1 {
+        return frames.next().expect("one");
+    }
+    let mut out = BytesMut::new();
+    for f in frames {
+        out.extend_from_slice(&f);
+    }
+    out.freeze()
 }
 
 /// Reads one page of history after `topics[i].pos` into `out` as frames, advancing `pos`.
