@@ -1,10 +1,10 @@
-//! The in-process fan-out: one broadcast channel per (app, topic) with live subscribers.
+//! The in-process fan-out: one [`Channel`] per (app, topic) with live subscribers.
 //!
 //! A channel exists only while someone listens: it is created by the first subscriber and
 //! removed when the last one leaves, so idle topics cost nothing. A publish with no listener
-//! is a map lookup. Each channel's ring buffer is bounded (`capacity` frames, shared by all
-//! its subscribers); a subscriber that falls further behind gets `Lagged` and repairs the gap
-//! from history instead of holding memory.
+//! is a map lookup. Each channel holds a frame only until all its subscribers have read it,
+//! and at most `capacity` frames; a subscriber that falls further behind gets `Lagged` and
+//! repairs the gap from history instead of holding memory.
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
@@ -17,10 +17,9 @@ use std::task::{Context, Poll};
 
 use futures_util::{Stream, StreamExt};
 use hashbrown::{Equivalent, HashMap};
-use tokio::sync::broadcast;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
 
+use crate::channel::{Channel, Receiver};
 use crate::frame::MessageFrame;
 use crate::stats::Stats;
 
@@ -52,7 +51,7 @@ pub struct Hub {
     /// A std Mutex: held for a map lookup only, never across an await. hashbrown's
     /// default hasher (foldhash, seeded per map) rather than SipHash: a lookup per
     /// broadcast, on keys tenants choose but cannot see the seed of.
-    channels: Mutex<HashMap<Key, broadcast::Sender<Arc<MessageFrame>>>>,
+    channels: Mutex<HashMap<Key, Arc<Channel>>>,
     capacity: usize,
     stats: Arc<Stats>,
 }
@@ -70,20 +69,21 @@ impl Hub {
     pub fn subscribe(self: &Arc<Self>, app: &AppId, topic: &TopicName) -> Subscription {
         let mut channels = self.channels.lock().expect("hub lock");
         let rx = match channels.get(&KeyRef(app.as_str(), topic.as_str())) {
-            Some(tx) => tx.subscribe(),
+            Some(channel) => channel.subscribe(),
             None => {
-                let (tx, rx) = broadcast::channel(self.capacity);
+                let channel = Channel::new(self.capacity);
+                let rx = channel.subscribe();
                 let key = Key {
                     app: app.clone(),
                     topic: topic.clone(),
                 };
-                channels.insert(key, tx);
+                channels.insert(key, channel);
                 rx
             }
         };
         self.stats.subscribers.inc();
         Subscription {
-            stream: Some(BroadcastStream::new(rx)),
+            stream: Some(rx),
             app: app.clone(),
             topic: topic.clone(),
             hub: self.clone(),
@@ -92,10 +92,14 @@ impl Hub {
 
     /// Ends every live stream of a topic (it was deleted): their receivers see `Closed`.
     pub fn close_topic(&self, app: &AppId, topic: &TopicName) {
-        self.channels
+        let removed = self
+            .channels
             .lock()
             .expect("hub lock")
             .remove(&KeyRef(app.as_str(), topic.as_str()));
+        if let Some(channel) = removed {
+            channel.close();
+        }
     }
 
     /// Topics with at least one subscriber.
@@ -103,11 +107,7 @@ impl Hub {
         self.channels.lock().expect("hub lock").len()
     }
 
-    fn sender(
-        &self,
-        app: &AppId,
-        topic: &TopicName,
-    ) -> Option<broadcast::Sender<Arc<MessageFrame>>> {
+    fn channel(&self, app: &AppId, topic: &TopicName) -> Option<Arc<Channel>> {
         // Only for topics that have listeners is the frame ever rendered.
         self.channels
             .lock()
@@ -119,17 +119,17 @@ impl Hub {
 
 impl Broadcaster for Hub {
     fn broadcast(&self, message: Arc<Message>) {
-        let Some(tx) = self.sender(&message.app_id, &message.topic) else {
+        let Some(channel) = self.channel(&message.app_id, &message.topic) else {
             return;
         };
-        let _ = tx.send(Arc::new(MessageFrame::new(message)));
+        channel.send(Arc::new(MessageFrame::new(message)));
     }
 }
 
 /// One subscriber's stream of frames (`Err` = lagged by n frames). Dropping it removes the
 /// topic's channel if it was the last subscriber.
 pub struct Subscription {
-    stream: Option<BroadcastStream<Arc<MessageFrame>>>,
+    stream: Option<Receiver>,
     app: AppId,
     topic: TopicName,
     hub: Arc<Hub>,

@@ -14,6 +14,7 @@
 //! Data flow: publish → `Publisher` queue → one transaction per batch → `Hub::broadcast`
 //! → each subscriber's stream → hyper. History (the store) backs every repair.
 
+mod channel;
 pub mod frame;
 pub mod hub;
 pub mod position;
@@ -47,8 +48,9 @@ pub struct RealtimeConfig {
     /// The `retry:` sent first on every stream, in milliseconds.
     pub retry_ms: u64,
     pub max_topics_per_stream: usize,
-    /// Frames each topic's channel buffers for slow readers before they must repair from
-    /// history.
+    /// Most frames a topic's channel holds for its slowest reader before that reader
+    /// loses the oldest (`Lagged`) and must repair from history (an ephemeral frame, which
+    /// has none, is then lost to it). Held only while someone lags, never allocated ahead.
     pub channel_capacity: usize,
     /// How long before expiry a stream sends `token_expiring`.
     pub token_warning: Duration,
@@ -67,7 +69,7 @@ impl Default for RealtimeConfig {
             heartbeat: Duration::from_secs(15),
             retry_ms: 2000,
             max_topics_per_stream: 100,
-            channel_capacity: 1024,
+            channel_capacity: 4096,
             token_warning: Duration::from_secs(60),
             key_cache_ttl: Duration::from_secs(30),
             prune_every: Duration::from_secs(30),

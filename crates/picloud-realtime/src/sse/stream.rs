@@ -4,12 +4,12 @@
 //! Per topic the stream keeps `pos`, the last seq it sent. A live frame with
 //! `seq <= pos` is a duplicate (already replayed) and skipped; `seq == pos + 1` is sent;
 //! a higher seq means frames were missed (another node's order, a broadcast hiccup), so the
-//! gap is read from history first. A `Lagged` receiver (fell behind the hub's ring buffer)
+//! gap is read from history first. A `Lagged` receiver (fell behind the hub's bounded queue)
 //! reads everything after `pos` from history. Only when history no longer has the next seq
 //! (retention) does the client get `resync`, and the stream continues from the topic's
 //! current end.
 //!
-//! Memory per connection is bounded: the hub's ring buffers are shared, history is read
+//! Memory per connection is bounded: the hub's queues are shared and bounded, history is read
 //! in pages, and hyper pulls frames only as fast as the socket drains (backpressure).
 
 use std::collections::VecDeque;
