@@ -15,7 +15,7 @@ const MS_PER_DAY: i64 = 86_400_000;
 
 impl UtcMillis {
     /// The text, or `None` for a year outside 0000–9999 (chrono's business).
-    fn write(self, buf: &mut [u8; 24]) -> Option<&str> {
+    pub(crate) fn write(self, buf: &mut [u8; 24]) -> Option<&str> {
         let days = self.0.div_euclid(MS_PER_DAY);
         let in_day = self.0.rem_euclid(MS_PER_DAY);
         let (year, month, day) = civil_from_days(days);

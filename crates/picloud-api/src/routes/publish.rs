@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use picloud_core::capability::Capability;
 use picloud_core::topic::TopicName;
@@ -37,7 +37,7 @@ pub async fn publish(
     Path((app, topic)): Path<(String, String)>,
     Query(q): Query<PublishQuery>,
     body: Bytes,
-) -> ApiResult<(StatusCode, ApiJson<PublishedBody>)> {
+) -> ApiResult<Response> {
     publish_one(
         &state,
         auth,
@@ -58,7 +58,7 @@ async fn publish_one(
     topic: &str,
     ephemeral: bool,
     body: &[u8],
-) -> ApiResult<(StatusCode, ApiJson<PublishedBody>)> {
+) -> ApiResult<Response> {
     let app = auth.app_with(app, Capability::AppPublish).await?;
     let topic = TopicName::parse(topic)?;
     let rt = &state.realtime;
@@ -72,24 +72,48 @@ async fn publish_one(
     let name = topic.to_string();
     if ephemeral {
         let at = rt.publisher.publish_ephemeral(app.id, topic, payload);
-        return Ok((
+        return Ok(published(
             StatusCode::ACCEPTED,
-            ApiJson(PublishedBody {
+            PublishedBody {
                 topic: name,
                 seq: None,
                 published_at: UtcMillis(at),
-            }),
+            },
         ));
     }
-    let published = rt.publisher.publish(app.id, topic, payload).await?;
-    Ok((
+    let done = rt.publisher.publish(app.id, topic, payload).await?;
+    Ok(published(
         StatusCode::CREATED,
-        ApiJson(PublishedBody {
+        PublishedBody {
             topic: name,
-            seq: Some(published.seq),
-            published_at: UtcMillis(published.published_at),
-        }),
+            seq: Some(done.seq),
+            published_at: UtcMillis(done.published_at),
+        },
     ))
+}
+
+/// The one-message publish answer, written by hand: the same bytes as
+/// `ApiJson(PublishedBody)`, without serde's machinery (~2.7k of a publish's ~33k
+/// instructions, callgrind). Topic names need no escaping (`TopicName`).
+fn published(status: StatusCode, body: PublishedBody) -> Response {
+    use std::fmt::Write as _;
+    let mut at = [0u8; 24];
+    let Some(at) = body.published_at.write(&mut at) else {
+        return (status, ApiJson(body)).into_response();
+    };
+    let mut json = String::with_capacity(64 + body.topic.len());
+    json.push_str(r#"{"topic":""#);
+    json.push_str(&body.topic);
+    if let Some(seq) = body.seq {
+        let _ = write!(json, r#"","seq":{seq}"#);
+    } else {
+        json.push('"');
+    }
+    json.push_str(r#","published_at":""#);
+    json.push_str(at);
+    json.push_str(r#""}"#);
+    let content_type = HeaderValue::from_static("application/json");
+    (status, [(header::CONTENT_TYPE, content_type)], json).into_response()
 }
 
 /// A one-message publish the service can answer without axum's router and extractors
@@ -248,4 +272,29 @@ fn too_large(max: usize, prefix: &str) -> ApiError {
         "payload_too_large",
         format!("{prefix}a message may be at most {max} bytes"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_answer_is_what_serde_writes() {
+        for (seq, at) in [
+            (Some(7), 1_764_000_000_123),
+            (None, 1_764_000_000_000),
+            (Some(-1), 0),
+        ] {
+            let body = || PublishedBody {
+                topic: "a.b-c_d:e@f".into(),
+                seq,
+                published_at: UtcMillis(at),
+            };
+            let res = published(StatusCode::CREATED, body());
+            assert_eq!(res.status(), StatusCode::CREATED);
+            assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+            let got = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+            assert_eq!(got, serde_json::to_vec(&body()).unwrap(), "{seq:?} {at}");
+        }
+    }
 }
