@@ -232,29 +232,7 @@ async fn stream_response(mut stream: TcpStream, service: impl Handler, req: Requ
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     let (parts, mut body) = res.into_parts();
     let mut out = BytesMut::with_capacity(512);
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(parts.status.as_str().as_bytes());
-    out.extend_from_slice(b" ");
-    out.extend_from_slice(
-        parts
-            .status
-            .canonical_reason()
-            .unwrap_or("Unknown")
-            .as_bytes(),
-    );
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in parts.headers.iter() {
-        if name == header::CONNECTION
-            || name == header::CONTENT_LENGTH
-            || name == header::TRANSFER_ENCODING
-        {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+    put_head(&mut out, &parts);
     out.extend_from_slice(b"connection: close\r\n");
     if !streaming {
         let Ok(collected) = body.collect().await else {
@@ -274,6 +252,30 @@ async fn stream_response(mut stream: TcpStream, service: impl Handler, req: Requ
     drop(out);
     pump(&mut stream, &mut body).await;
     let _ = stream.shutdown().await;
+}
+
+/// A response's status line and headers, less those the writer sets itself (framing,
+/// connection, date); the caller ends the head.
+fn put_head(out: &mut BytesMut, parts: &axum::http::response::Parts) {
+    let status = parts.status;
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if name == header::CONNECTION
+            || name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || name == header::DATE
+        {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Copies the body's frames to the socket until either ends. Waits for the socket to take

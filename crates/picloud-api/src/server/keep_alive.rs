@@ -19,7 +19,7 @@ use std::io;
 use std::ops::Range;
 
 use axum::body::{Body, HttpBody as _};
-use axum::http::{header, HeaderName, HeaderValue, Method, Request, Response, Uri, Version};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Response, Uri, Version};
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -266,24 +266,7 @@ async fn write_response(
     let (parts, mut body) = res.into_parts();
     let status = parts.status;
     let mut out = BytesMut::with_capacity(512);
-    out.put_slice(b"HTTP/1.1 ");
-    out.put_slice(status.as_str().as_bytes());
-    out.put_u8(b' ');
-    out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.put_slice(b"\r\n");
-    for (name, value) in &parts.headers {
-        if name == header::CONNECTION
-            || name == header::CONTENT_LENGTH
-            || name == header::TRANSFER_ENCODING
-            || name == header::DATE
-        {
-            continue;
-        }
-        out.put_slice(name.as_str().as_bytes());
-        out.put_slice(b": ");
-        out.put_slice(value.as_bytes());
-        out.put_slice(b"\r\n");
-    }
+    super::put_head(&mut out, &parts);
     put_date(&mut out);
     if close {
         out.put_slice(b"connection: close\r\n");
