@@ -32,8 +32,12 @@ struct State {
     head: u64,
     receivers: usize,
     /// Receivers waiting for the next frame, woken (and cleared) by each send. A receiver
-    /// registers once per `epoch` (see [`Receiver::waiting`]).
+    /// registers once per `epoch` (see [`Receiver::waiting`]); one dropped while waiting
+    /// leaves a no-op waker (so its task is not kept alive) whose place `free` lends to
+    /// the next to register, so subscribers coming and going on a quiet topic cannot grow
+    /// the list.
     waiting: Vec<Waker>,
+    free: Vec<usize>,
     epoch: u64,
     closed: bool,
 }
@@ -55,6 +59,7 @@ impl State {
     /// keeping the list's allocation; many after it, so their tasks do not find it held.
     fn wake_all(mut st: MutexGuard<'_, State>) {
         st.epoch += 1;
+        st.free.clear();
         if st.waiting.len() <= FEW_WAITERS {
             st.waiting.drain(..).for_each(Waker::wake);
             return;
@@ -76,6 +81,7 @@ impl Channel {
                 head: 0,
                 receivers: 0,
                 waiting: Vec::new(),
+                free: Vec::new(),
                 epoch: 0,
                 closed: false,
             }),
@@ -172,8 +178,18 @@ impl Receiver {
                 }
             }
             _ => {
-                self.waiting = Some((epoch, st.waiting.len()));
-                st.waiting.push(cx.waker().clone());
+                let waker = cx.waker().clone();
+                let at = match st.free.pop() {
+                    Some(at) => {
+                        st.waiting[at] = waker;
+                        at
+                    }
+                    None => {
+                        st.waiting.push(waker);
+                        st.waiting.len() - 1
+                    }
+                };
+                self.waiting = Some((epoch, at));
             }
         }
         Poll::Pending
@@ -199,7 +215,12 @@ impl Drop for Receiver {
             *unread -= 1;
         }
         st.release();
-        // Its waker (if any) stays until the next send: waking a finished task is harmless.
+        if let Some((epoch, at)) = self.waiting {
+            if epoch == st.epoch {
+                st.waiting[at] = Waker::noop().clone();
+                st.free.push(at);
+            }
+        }
     }
 }
 
@@ -265,6 +286,32 @@ mod tests {
             other => panic!("expected Lagged(2), got {:?}", other.map(|r| r.is_ok())),
         }
         assert_eq!(seq(slow.next().await), 3);
+    }
+
+    #[test]
+    fn receivers_that_come_and_go_on_a_quiet_topic_leave_nothing_behind() {
+        let c = Channel::new(4);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut stays = c.subscribe();
+        assert!(stays.poll_recv(&mut cx).is_pending());
+        for _ in 0..100 {
+            let mut r = c.subscribe();
+            assert!(r.poll_recv(&mut cx).is_pending());
+            assert!(
+                r.poll_recv(&mut cx).is_pending(),
+                "polled twice, registered once"
+            );
+            drop(r);
+        }
+        assert_eq!(
+            c.lock().waiting.len(),
+            2,
+            "one place reused by each newcomer"
+        );
+        assert_eq!(c.receiver_count(), 1);
+        c.send(frame(1));
+        assert!(c.lock().waiting.is_empty());
+        assert!(matches!(stays.poll_recv(&mut cx), Poll::Ready(Some(Ok(_)))));
     }
 
     #[tokio::test]
