@@ -31,6 +31,9 @@ pub async fn plane(state: &AppState, mut req: Request) -> Plane {
     if path == "/healthz" || path == "/readyz" {
         return Plane::Health(req);
     }
+    if admin_verbatim(&state.config.admin_hosts, &req) {
+        return Plane::Admin(req);
+    }
     let host = match request_host(&req) {
         Ok(h) => h,
         Err(e) => return Plane::Refused(e.into_response()),
@@ -55,6 +58,26 @@ pub async fn plane(state: &AppState, mut req: Request) -> Plane {
     }
 }
 
+/// Whether the Host header is an admin host written exactly as normalised, with at most a
+/// valid port: what nearly every admin request sends, answered without `Host::parse`'s
+/// allocation and DNS-name checks. Anything else, admin host or not, takes the full path.
+fn admin_verbatim(admin_hosts: &[Host], req: &Request) -> bool {
+    let Some(raw) = req.headers().get(HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let (name, port) = match raw.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (raw, None),
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok()
+    });
+    port_ok && admin_hosts.iter().any(|h| h.as_str() == name)
+}
+
 /// The request's Host: the `Host` header (HTTP/1.1) or the URI authority (HTTP/2).
 fn request_host(req: &Request) -> Result<Host, ApiError> {
     let raw = match req.headers().get(HOST) {
@@ -68,4 +91,49 @@ fn request_host(req: &Request) -> Result<Host, ApiError> {
             .ok_or_else(|| ApiError::bad_request("bad_host", "the Host header is missing"))?,
     };
     Host::parse(raw).map_err(|e| ApiError::bad_request("bad_host", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verbatim_admin_host_is_exactly_what_parsing_would_find() {
+        let admins: Vec<Host> = ["localhost", "127.0.0.1", "[::1]"]
+            .iter()
+            .map(|h| Host::parse(h).unwrap())
+            .collect();
+        for raw in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:1",
+            "[::1]:80",
+            "localhost:",
+            "localhost:x",
+            "localhost:99999",
+            "localhost:+80",
+            "LOCALHOST",
+            "localhost.",
+            " localhost",
+            "[::1]",
+            "demo.localhost",
+            "example.com:80",
+        ] {
+            let req = Request::builder()
+                .header(HOST, raw)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let fast = admin_verbatim(&admins, &req);
+            let parsed = Host::parse(raw).ok().filter(|h| admins.contains(h));
+            if fast {
+                assert!(
+                    parsed.is_some(),
+                    "{raw:?} taken as admin, parsing disagrees"
+                );
+            }
+            if ["localhost", "localhost:8080", "127.0.0.1:1", "[::1]:80"].contains(&raw) {
+                assert!(fast, "{raw:?} is the usual form");
+            }
+        }
+    }
 }

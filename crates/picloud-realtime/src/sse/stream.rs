@@ -16,6 +16,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -31,6 +32,7 @@ use tokio_stream::StreamMap;
 
 use super::SubscribeRequest;
 use crate::frame::{self, MessageFrame};
+use crate::hub::Subscription;
 use crate::position;
 use crate::token::Grant;
 use crate::Realtime;
@@ -58,16 +60,22 @@ pub(super) async fn open(
     req: SubscribeRequest,
     grant: Option<Grant>,
 ) -> Result<Body, StoreError> {
-    let mut live: StreamMap<usize, Live> = StreamMap::with_capacity(req.topics.len());
-    for (i, name) in req.topics.iter().enumerate() {
-        // `Some(frame)`… then a final `None` when the channel closes (topic deleted).
-        let sub = rt
-            .hub
-            .subscribe(&app.id, name)
-            .map(Some)
-            .chain(futures_util::stream::iter([None]));
-        live.insert(i, Box::pin(sub));
-    }
+    let live = match &req.topics[..] {
+        [one] => LiveSet::One(Some(rt.hub.subscribe(&app.id, one))),
+        many => {
+            let mut map: StreamMap<usize, Live> = StreamMap::with_capacity(many.len());
+            for (i, name) in many.iter().enumerate() {
+                // `Some(frame)`… then a final `None` when the channel closes (topic deleted).
+                let sub = rt
+                    .hub
+                    .subscribe(&app.id, name)
+                    .map(Some)
+                    .chain(futures_util::stream::iter([None]));
+                map.insert(i, Box::pin(sub));
+            }
+            LiveSet::Many(map)
+        }
+    };
     // Read the topics' ends only now that we listen: anything committed later is in `live`.
     let mut topics = Vec::with_capacity(req.topics.len());
     let mut start = Vec::with_capacity(req.topics.len());
@@ -87,6 +95,41 @@ pub(super) async fn open(
     Ok(Body::from_stream(frames.map(Ok::<Bytes, Infallible>)))
 }
 
+/// A stream's hub subscriptions polled as one: `(topic index, item)`, the item `None` once
+/// that topic's channel has closed. One topic, the usual case, is polled directly; several
+/// go through a `StreamMap` (boxed and chained with their end marker), which cost a
+/// subscriber's every poll about as much as the channel itself.
+enum LiveSet {
+    One(Option<Subscription>),
+    Many(StreamMap<usize, Live>),
+}
+
+impl Stream for LiveSet {
+    type Item = (
+        usize,
+        Option<Result<Arc<MessageFrame>, BroadcastStreamRecvError>>,
+    );
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.get_mut() {
+            LiveSet::One(slot) => {
+                let Some(sub) = slot else {
+                    return Poll::Ready(None);
+                };
+                match sub.poll_next_unpin(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Some(item)) => Poll::Ready(Some((0, Some(item)))),
+                    Poll::Ready(None) => {
+                        *slot = None;
+                        Poll::Ready(Some((0, None)))
+                    }
+                }
+            }
+            LiveSet::Many(map) => map.poll_next_unpin(cx),
+        }
+    }
+}
+
 /// A pending read from history for topic `topic`: up to `until` (a gap before a live
 /// frame, which is sent afterwards) or to the end (`None`: catch-up or lag).
 struct Repair {
@@ -100,7 +143,7 @@ fn run(
     app: AppRef,
     mut topics: Vec<TopicState>,
     start: Vec<(Option<i64>, i64)>,
-    mut live: StreamMap<usize, Live>,
+    mut live: LiveSet,
     grant: Option<Grant>,
 ) -> impl Stream<Item = Bytes> {
     async_stream::stream! {
