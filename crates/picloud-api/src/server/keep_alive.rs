@@ -156,6 +156,8 @@ fn take_request(buf: &mut BytesMut, body_limit: usize) -> Option<Next> {
     })
 }
 
+// The head's offsets are inline on purpose (no allocation per request); it is moved once.
+#[allow(clippy::large_enum_variant)]
 enum Parsed {
     Partial,
     Hyper,
@@ -169,8 +171,15 @@ struct Head {
     body_len: usize,
     close: bool,
     path: Range<usize>,
-    headers: Vec<(Range<usize>, Range<usize>)>,
+    /// Each header's name and value as `[name start, name end, value start, value end]`
+    /// (a head is at most `MAX_HEAD`, 16 KiB: `u16` holds any offset), the first `count`.
+    headers: [[u16; 4]; LEAN_HEADERS],
+    count: usize,
 }
+
+/// Headers a request may have and still be taken here (more go to hyper): kept inline,
+/// so that parsing a request allocates nothing for them.
+const LEAN_HEADERS: usize = 32;
 
 fn parse(buf: &[u8], body_limit: usize) -> Parsed {
     let n = buf.len().min(PREFIX.len());
@@ -180,7 +189,7 @@ fn parse(buf: &[u8], body_limit: usize) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
         Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Parsed::Partial,
         _ => return Parsed::Hyper, // too long, or malformed: hyper answers it
     };
@@ -194,8 +203,11 @@ fn parse(buf: &[u8], body_limit: usize) -> Parsed {
     let Some(path) = req.path.map(|p| at(p.as_bytes())) else {
         return Parsed::Hyper;
     };
-    let (mut body_len, mut close) = (None, false);
-    let mut offsets = Vec::with_capacity(req.headers.len());
+    let (mut body_len, mut close, mut count) = (None, false, 0);
+    if req.headers.len() > LEAN_HEADERS {
+        return Parsed::Hyper;
+    }
+    let mut offsets = [[0u16; 4]; LEAN_HEADERS];
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -222,7 +234,9 @@ fn parse(buf: &[u8], body_limit: usize) -> Parsed {
                 }
             }
         }
-        offsets.push((at(name), at(h.value)));
+        let (n, v) = (at(name), at(h.value));
+        offsets[count] = [n.start, n.end, v.start, v.end].map(|o| o as u16);
+        count += 1;
     }
     // No length (hyper reads none) or over the limit (hyper streams it to the 413): rare.
     match body_len {
@@ -232,6 +246,7 @@ fn parse(buf: &[u8], body_limit: usize) -> Parsed {
             close,
             path,
             headers: offsets,
+            count,
         }),
         _ => Parsed::Hyper,
     }
@@ -241,18 +256,21 @@ impl Head {
     /// The request over `bytes` (head and body), or `None` if `http` refuses a part.
     fn request(&self, bytes: &Bytes) -> Option<Request<Body>> {
         let uri = Uri::from_maybe_shared(bytes.slice(self.path.clone())).ok()?;
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .version(Version::HTTP_11);
-        let headers = req.headers_mut()?;
-        headers.reserve(self.headers.len());
-        for (name, value) in &self.headers {
-            let name = HeaderName::from_bytes(&bytes[name.clone()]).ok()?;
-            let value = HeaderValue::from_maybe_shared(bytes.slice(value.clone())).ok()?;
+        // Set in place rather than through `Request::builder`, whose every step moves the
+        // whole request head.
+        let mut req = Request::new(Body::from(bytes.slice(self.len..)));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        let headers = req.headers_mut();
+        headers.reserve(self.count);
+        for &offsets in &self.headers[..self.count] {
+            let [ns, ne, vs, ve] = offsets.map(usize::from);
+            let name = HeaderName::from_bytes(&bytes[ns..ne]).ok()?;
+            let value = HeaderValue::from_maybe_shared(bytes.slice(vs..ve)).ok()?;
             headers.append(name, value);
         }
-        req.body(Body::from(bytes.slice(self.len..))).ok()
+        Some(req)
     }
 }
 
@@ -358,6 +376,14 @@ mod tests {
             "POST /api/v1/apps/a/publish HTTP/1.1\r\nhost: x\r\n\r\n",
             "POST /api/v1/apps/a/publish HTTP/1.1\r\nconnection: upgrade\r\ncontent-length: 0\r\n\r\n",
             "POST /api/v1/apps/a/publish HTTP/1.1\r\nbad header\r\n\r\n",
+            &format!(
+                "POST /api/v1/apps/a/publish HTTP/1.1\r\ncontent-length: 0\r\n{}\r\n",
+                "x-many: 1\r\n".repeat(LEAN_HEADERS)
+            ),
+            &format!(
+                "POST /api/v1/apps/a/publish HTTP/1.1\r\ncontent-length: 0\r\nx-long: {}\r\n\r\n",
+                "y".repeat(MAX_HEAD)
+            ),
         ] {
             assert!(matches!(parsed(hyper), Parsed::Hyper), "{hyper:?} goes to hyper");
         }
