@@ -17,6 +17,7 @@ use picloud_core::ids::{looks_like_id, AppId};
 use picloud_core::StoreError;
 
 use crate::error::{ApiError, ApiResult};
+use crate::lookup_cache::get_or_load;
 use crate::state::AppState;
 
 pub struct AdminAuth {
@@ -47,15 +48,9 @@ impl FromRequestParts<AppState> for AdminAuth {
                 .await
                 .map(|k| k.map(Arc::new))
         };
-        // A hit borrows the id; only a miss builds the owned key and the loader.
-        let keys = state.lookups.keys();
-        let stored = match keys.get(id).await {
-            Some(hit) => hit,
-            None => keys
-                .try_get_with(id.to_owned(), load)
-                .await
-                .map_err(StoreError::from)?,
-        };
+        let stored = get_or_load(state.lookups.keys(), id, load)
+            .await
+            .map_err(StoreError::from)?;
         // The secret is checked on every request, cached or not, in constant time.
         if !admin_key::verify(secret, stored.as_ref().map(|s| s.secret_hash.as_slice())) {
             return Err(ApiError::unauthorized());
@@ -108,14 +103,10 @@ impl AdminAuth {
     /// Resolves an `{app}` path segment (slug or id) to an app this key may see; 404
     /// otherwise, whether the app is missing or belongs to someone else.
     pub async fn app(&self, slug_or_id: &str) -> ApiResult<App> {
-        let apps = self.state.lookups.apps();
-        let app = match apps.get(slug_or_id).await {
-            Some(hit) => hit,
-            None => apps
-                .try_get_with(slug_or_id.to_owned(), self.lookup_app(slug_or_id))
-                .await
-                .map_err(StoreError::from)?,
-        };
+        let load = self.lookup_app(slug_or_id);
+        let app = get_or_load(self.state.lookups.apps(), slug_or_id, load)
+            .await
+            .map_err(StoreError::from)?;
         app.filter(|a| self.key.can_see(&a.id))
             .ok_or_else(|| ApiError::not_found("app"))
     }

@@ -69,11 +69,9 @@ fn admin_verbatim(admin_hosts: &[Host], req: &Request) -> bool {
         Some((name, port)) => (name, Some(port)),
         None => (raw, None),
     };
+    // As `Host::parse` checks a port, and digits only (`parse` would take a sign).
     let port_ok = port.is_none_or(|p| {
-        !p.is_empty()
-            && p.len() <= 5
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && p.parse::<u16>().is_ok()
+        p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
     });
     port_ok && admin_hosts.iter().any(|h| h.as_str() == name)
 }

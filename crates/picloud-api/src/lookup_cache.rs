@@ -7,6 +7,7 @@
 //! another node) are seen within the TTL, the same bound as Host resolution. The key TTL is
 //! short because it bounds how long a key revoked offline keeps working.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,5 +52,22 @@ impl LookupCache {
     /// After any app change.
     pub fn invalidate_apps(&self) {
         self.apps.invalidate_all();
+    }
+}
+
+/// `cache`'s value for `key`, loaded by `load` on a miss (once for concurrent misses). A
+/// hit borrows `key`: only a miss builds the owned key (and ever polls `load`).
+pub async fn get_or_load<V, E>(
+    cache: &Cache<String, V>,
+    key: &str,
+    load: impl Future<Output = Result<V, E>>,
+) -> Result<V, Arc<E>>
+where
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    match cache.get(key).await {
+        Some(hit) => Ok(hit),
+        None => cache.try_get_with(key.to_owned(), load).await,
     }
 }

@@ -76,9 +76,7 @@ impl HttpService {
             state,
         }))
     }
-}
 
-impl HttpService {
     /// The largest request body any route takes.
     pub(crate) fn body_limit(&self) -> usize {
         self.0.state.config.max_body_bytes

@@ -182,8 +182,7 @@ struct Head {
 const LEAN_HEADERS: usize = 32;
 
 fn parse(buf: &[u8], body_limit: usize) -> Parsed {
-    let n = buf.len().min(PREFIX.len());
-    if buf[..n] != PREFIX[..n] {
+    if !super::starts_like(buf, PREFIX) {
         return Parsed::Hyper;
     }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -193,7 +192,7 @@ fn parse(buf: &[u8], body_limit: usize) -> Parsed {
         Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Parsed::Partial,
         _ => return Parsed::Hyper, // too long, or malformed: hyper answers it
     };
-    if req.version != Some(1) || req.method != Some("POST") {
+    if req.version != Some(1) || req.method != Some("POST") || req.headers.len() > LEAN_HEADERS {
         return Parsed::Hyper;
     }
     let at = |s: &[u8]| {
@@ -204,16 +203,14 @@ fn parse(buf: &[u8], body_limit: usize) -> Parsed {
         return Parsed::Hyper;
     };
     let (mut body_len, mut close, mut count) = (None, false, 0);
-    if req.headers.len() > LEAN_HEADERS {
-        return Parsed::Hyper;
-    }
     let mut offsets = [[0u16; 4]; LEAN_HEADERS];
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
+            // Digits only: `parse` would also take a sign.
             let parsed = std::str::from_utf8(h.value)
                 .ok()
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|v| v.parse::<usize>().ok());
             match (body_len, parsed) {
                 (None, Some(n)) => body_len = Some(n),

@@ -7,7 +7,7 @@ use picloud_store::Backend;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{assert_error, raw_http, send, TestServer};
+use crate::support::{assert_error, raw_http, send, short_deadline, TestServer};
 
 async fn app_count(s: &TestServer) -> usize {
     send(s.admin(Method::GET, "/api/v1/apps")).await.1["apps"]
@@ -192,11 +192,7 @@ async fn unknown_routes_and_methods_are_json() {
 #[tokio::test]
 async fn slow_requests_time_out_with_a_json_error() {
     // A client that promises a body and stalls (slowloris) is cut off at the deadline.
-    let config = ApiConfig {
-        request_timeout: Duration::from_millis(300),
-        ..ApiConfig::default()
-    };
-    let s = TestServer::start_with(Backend::Sqlite, config).await;
+    let s = TestServer::start_with(Backend::Sqlite, short_deadline()).await;
     let request = format!(
         "POST /api/v1/apps HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"slug\":",

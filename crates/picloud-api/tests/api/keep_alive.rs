@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{send, TestServer};
+use crate::support::{send, short_deadline, TestServer};
 
 /// One response read off the wire.
 #[derive(Debug)]
@@ -135,7 +135,12 @@ async fn connect(s: &TestServer) -> TcpStream {
 }
 
 async fn demo() -> TestServer {
-    let s = TestServer::start(Backend::Sqlite).await;
+    demo_with(ApiConfig::default()).await
+}
+
+/// App `demo` with internal topic `t`, on SQLite.
+async fn demo_with(config: ApiConfig) -> TestServer {
+    let s = TestServer::start_with(Backend::Sqlite, config).await;
     s.create_app("demo").await;
     s.create_topic("demo", "t", false, "token").await;
     s
@@ -247,13 +252,7 @@ async fn unusual_requests_are_hyper_s_mid_connection() {
 
 #[tokio::test]
 async fn connection_close_and_a_stalled_body_end_the_connection() {
-    let config = ApiConfig {
-        request_timeout: Duration::from_millis(300),
-        ..ApiConfig::default()
-    };
-    let s = TestServer::start_with(Backend::Sqlite, config).await;
-    s.create_app("demo").await;
-    s.create_topic("demo", "t", false, "token").await;
+    let s = demo_with(short_deadline()).await;
 
     let mut conn = connect(&s).await;
     let wire = publish(&s, "t", r#"{"n":1}"#, "Connection: close\r\n");

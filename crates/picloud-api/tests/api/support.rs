@@ -201,6 +201,14 @@ impl TestServer {
     }
 }
 
+/// API settings with a 300 ms request deadline, for tests of clients too slow to send.
+pub fn short_deadline() -> ApiConfig {
+    ApiConfig {
+        request_timeout: std::time::Duration::from_millis(300),
+        ..ApiConfig::default()
+    }
+}
+
 pub fn realtime_config() -> picloud_realtime::RealtimeConfig {
     picloud_realtime::RealtimeConfig {
         heartbeat: std::time::Duration::from_secs(1),
