@@ -15,6 +15,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
+use picloud_realtime::sse::DirectSocket;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -221,37 +223,77 @@ fn to_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
 
 /// Runs the request and writes the response itself. A stream goes out close-delimited;
 /// anything else (an error answer) with its length. Either way the connection then closes.
-async fn stream_response(mut stream: TcpStream, service: impl Handler, req: Request<Body>) {
+/// The stream's live frames may also be written by publishing tasks
+/// ([`DirectSocket`]), so the socket is shared and written through `&TcpStream`.
+async fn stream_response(stream: TcpStream, service: impl Handler, mut req: Request<Body>) {
+    let stream = Arc::new(stream);
+    req.extensions_mut().insert(DirectSocket(stream.clone()));
     let res: Response<Body> = match service.oneshot(req).await {
         Ok(res) => res,
         Err(never) => match never {},
     };
+    // Built outside this async fn: its locals would otherwise keep their space in every
+    // subscriber's task for the stream's whole life.
+    let (mut out, body, streaming) = head_of(res);
+    if streaming {
+        out.extend_from_slice(b"\r\n");
+        let head = write_all(&stream, &out).await;
+        drop(out);
+        if head.is_ok() {
+            pump(&stream, body).await;
+        }
+    } else {
+        // An error answer: rare, so its state is boxed.
+        Box::pin(answer(&stream, out, body)).await;
+    }
+    // The body (and with it any direct writer's handle) is gone: the socket is ours again.
+    if let Ok(mut stream) = Arc::try_unwrap(stream) {
+        let _ = stream.shutdown().await;
+    }
+}
+
+/// The response's head so far (status, headers, `connection: close`), its body, and
+/// whether it is an event stream.
+fn head_of(res: Response<Body>) -> (BytesMut, Body, bool) {
     let streaming = res
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let (parts, mut body) = res.into_parts();
+    let (parts, body) = res.into_parts();
     let mut out = BytesMut::with_capacity(512);
     put_head(&mut out, &parts);
     out.extend_from_slice(b"connection: close\r\n");
-    if !streaming {
-        let Ok(collected) = body.collect().await else {
-            return;
-        };
-        let bytes = collected.to_bytes();
-        out.extend_from_slice(format!("content-length: {}\r\n\r\n", bytes.len()).as_bytes());
-        out.extend_from_slice(&bytes);
-        let _ = stream.write_all(&out).await;
-        let _ = stream.shutdown().await;
+    (out, body, streaming)
+}
+
+/// Writes a whole (non-streaming) answer: `head` so far, then its length and body.
+async fn answer(stream: &TcpStream, mut head: BytesMut, body: Body) {
+    let Ok(collected) = body.collect().await else {
         return;
-    }
-    out.extend_from_slice(b"\r\n");
-    if stream.write_all(&out).await.is_err() {
-        return;
-    }
-    drop(out);
-    pump(&mut stream, &mut body).await;
-    let _ = stream.shutdown().await;
+    };
+    let bytes = collected.to_bytes();
+    head.extend_from_slice(format!("content-length: {}\r\n\r\n", bytes.len()).as_bytes());
+    head.extend_from_slice(&bytes);
+    let _ = write_all(stream, &head).await;
+}
+
+/// `write_all` for a shared socket. Poll-based readiness (not `writable()`'s future) keeps
+/// this state small: it is part of every subscriber's task.
+async fn write_all(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+    std::future::poll_fn(|cx| {
+        while !buf.is_empty() {
+            match stream.try_write(buf) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::task::ready!(stream.poll_write_ready(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Ready(Ok(()))
+    })
+    .await
 }
 
 /// A response's status line and headers, less those the writer sets itself (framing,
@@ -282,25 +324,39 @@ fn put_head(out: &mut BytesMut, parts: &axum::http::response::Parts) {
 /// each write before pulling more (backpressure: nothing queues here), and notices a client
 /// that hangs up while idle. Frames that are ready together come as one (the stream
 /// gathers them), so each is one write.
-async fn pump(stream: &mut TcpStream, body: &mut Body) {
-    let (mut rd, mut wr) = stream.split();
-    let mut probe = [0u8; 64];
+async fn pump(stream: &TcpStream, mut body: Body) {
     loop {
         let frame = tokio::select! {
             frame = body.frame() => frame,
-            read = rd.read(&mut probe) => match read {
-                Ok(0) | Err(_) => return, // the client is gone
-                Ok(_) => continue,        // nothing is expected from it; ignore
-            },
+            () = hang_up(stream) => return,
         };
         let Some(Ok(frame)) = frame else { return };
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        if wr.write_all(&data).await.is_err() {
+        if write_all(stream, &data).await.is_err() {
             return;
         }
     }
+}
+
+/// Completes when the client closes its end (or the socket fails); anything it sends is
+/// read and ignored.
+async fn hang_up(stream: &TcpStream) {
+    let mut probe = [0u8; 64];
+    std::future::poll_fn(|cx| loop {
+        match stream.try_read(&mut probe) {
+            Ok(0) => return Poll::Ready(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if std::task::ready!(stream.poll_read_ready(cx)).is_err() {
+                    return Poll::Ready(());
+                }
+            }
+            Err(_) => return Poll::Ready(()),
+        }
+    })
+    .await
 }
 
 async fn hyper_connection(

@@ -9,12 +9,23 @@
 //! it), the queue grows only as far as the slowest receiver lags, and `capacity` still
 //! bounds it: a receiver that falls further behind loses the oldest frames and is told how
 //! many (`Lagged`), then repairs from history as before.
+//!
+//! A receiver may also take frames *directly* ([`Direct`]): while its stream has nothing
+//! else to do, it parks a writer here instead of a waker, and each send hands the frame to
+//! that writer under the channel's lock (so in send order), which writes it to the
+//! subscriber's socket from the publishing task. Waking the stream's task, polling it and
+//! its body for one frame cost more than the write itself when a topic has one or a few
+//! subscribers; with many, the woken tasks' gathered writes are cheaper, so only channels
+//! with at most [`DIRECT_MAX`] receivers write directly. Anything the writer cannot finish
+//! (a full socket, a gap, an expiring token) ends the direct phase: the frame is read the
+//! usual way and the task takes over.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+use bytes::Bytes;
 use futures_util::Stream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
@@ -40,6 +51,50 @@ struct State {
     free: Vec<usize>,
     epoch: u64,
     closed: bool,
+    /// Receivers taking frames directly (or just stopped doing so), by slot; `armed`
+    /// counts the [`Slot::Armed`] ones.
+    direct: Vec<Slot>,
+    direct_free: Vec<usize>,
+    armed: usize,
+}
+
+/// Takes live frames for a receiver whose stream is idle: see the module docs.
+pub(crate) trait Direct: Send {
+    /// Handles `frame` (writes it out, or skips it as already sent) or declines it. Runs
+    /// under the channel's lock: it must not block.
+    fn offer(&mut self, frame: &MessageFrame) -> Offer;
+    /// The stream's position as the writer last left it (its `seq` on the topic).
+    fn position(&self) -> i64;
+    /// Where the stream stands before the writer is armed again: its position, and the
+    /// instant from which the writer must decline everything (a token about to expire).
+    fn resume(&mut self, position: i64, until: Option<std::time::Instant>);
+}
+
+pub(crate) enum Offer {
+    /// Handled: the receiver stays direct.
+    Taken,
+    /// Not handled: the receiver reads this frame the usual way, and its task takes over.
+    Declined,
+    /// Handled, but only part of it was written: the task must write the rest before
+    /// anything else.
+    Partial(Bytes),
+}
+
+/// Receivers on a channel with more than this many write through their tasks.
+pub(crate) const DIRECT_MAX: usize = 4;
+
+enum Slot {
+    Free,
+    Armed {
+        direct: Box<dyn Direct>,
+        waker: Waker,
+    },
+    /// Ended by a send (or close): the receiver reads on from `next`, after writing `rest`.
+    Ended {
+        direct: Box<dyn Direct>,
+        next: u64,
+        rest: Option<Bytes>,
+    },
 }
 
 impl State {
@@ -68,6 +123,62 @@ impl State {
         drop(st);
         wake.into_iter().for_each(Waker::wake);
     }
+
+    /// Offers the frame at position `at` to every armed receiver; those that decline (or
+    /// only partly write it), or every one when the channel has grown past [`DIRECT_MAX`]
+    /// receivers, stop being direct and are woken. Returns how many handled it whole or in
+    /// part (they do not read it from the queue) and whether any did so only in part.
+    fn offer_direct(&mut self, frame: &MessageFrame, at: u64) -> (usize, bool) {
+        let (mut handled, mut partial) = (0, false);
+        let crowded = self.receivers > DIRECT_MAX;
+        for slot in &mut self.direct {
+            let Slot::Armed { direct, .. } = slot else {
+                continue;
+            };
+            let (next, rest) = match if crowded {
+                Offer::Declined
+            } else {
+                direct.offer(frame)
+            } {
+                Offer::Taken => {
+                    handled += 1;
+                    continue;
+                }
+                Offer::Declined => (at, None),
+                Offer::Partial(rest) => {
+                    handled += 1;
+                    partial = true;
+                    (at + 1, Some(rest))
+                }
+            };
+            let Slot::Armed { direct, waker } = std::mem::replace(slot, Slot::Free) else {
+                unreachable!("matched above")
+            };
+            *slot = Slot::Ended { direct, next, rest };
+            self.armed -= 1;
+            waker.wake();
+        }
+        (handled, partial)
+    }
+
+    /// Ends every armed receiver's direct phase at the current tail (close).
+    fn end_direct(&mut self) {
+        let next = self.tail();
+        for slot in &mut self.direct {
+            if let Slot::Armed { .. } = slot {
+                let Slot::Armed { direct, waker } = std::mem::replace(slot, Slot::Free) else {
+                    unreachable!("matched above")
+                };
+                *slot = Slot::Ended {
+                    direct,
+                    next,
+                    rest: None,
+                };
+                waker.wake();
+            }
+        }
+        self.armed = 0;
+    }
 }
 
 /// Waiters woken under the lock (see [`State::wake_all`]).
@@ -84,6 +195,9 @@ impl Channel {
                 free: Vec::new(),
                 epoch: 0,
                 closed: false,
+                direct: Vec::new(),
+                direct_free: Vec::new(),
+                armed: 0,
             }),
             capacity: capacity.max(1),
         })
@@ -104,6 +218,7 @@ impl Channel {
             channel: self.clone(),
             next,
             waiting: None,
+            direct: DirectPart::default(),
         }
     }
 
@@ -118,13 +233,27 @@ impl Channel {
         if st.receivers == 0 || st.closed {
             return;
         }
-        let unread = st.receivers;
+        let mut unread = st.receivers;
+        let mut partial = false;
+        if st.armed > 0 {
+            let at = st.tail();
+            let (handled, part) = st.offer_direct(&frame, at);
+            unread -= handled;
+            partial = part;
+        }
+        if unread == 0 && !partial {
+            // Every receiver took it directly: nothing to queue, nobody to wake.
+            return;
+        }
+        // A partly written frame still takes its position (its writer's receiver resumes
+        // after it), even when nobody else reads it.
         st.queue.push_back((frame, unread));
         if st.queue.len() > self.capacity {
             // The slowest receivers lose the oldest frame; they learn it as `Lagged`.
             st.queue.pop_front();
             st.head += 1;
         }
+        st.release();
         State::wake_all(st);
     }
 
@@ -132,6 +261,7 @@ impl Channel {
     pub fn close(&self) {
         let mut st = self.lock();
         st.closed = true;
+        st.end_direct();
         State::wake_all(st);
     }
 }
@@ -143,14 +273,101 @@ pub struct Receiver {
     next: u64,
     /// The epoch and index of this receiver's entry in `waiting`, if it has one.
     waiting: Option<(u64, usize)>,
+    direct: DirectPart,
+}
+
+/// A receiver's side of direct writing.
+#[derive(Default)]
+struct DirectPart {
+    /// Its writer while parked here (the receiver is not taking frames directly).
+    writer: Option<Box<dyn Direct>>,
+    /// Its slot in the channel's `direct` while the writer is there (armed, or ended and
+    /// not yet taken back).
+    armed: Option<usize>,
+    /// Bytes of a partly written frame, to be written before anything else.
+    rest: Option<Bytes>,
+    /// Whether its stream has allowed direct writing at the next wait
+    /// ([`Receiver::allow_direct`]).
+    may_arm: bool,
+}
+
+impl DirectPart {
+    /// Takes the writer back from slot `at`: reading resumes (`next`) where the direct
+    /// phase ended, or, still armed, at the tail (it took every frame sent meanwhile).
+    fn take_back(&mut self, st: &mut State, at: usize, next: &mut u64) {
+        match std::mem::replace(&mut st.direct[at], Slot::Free) {
+            Slot::Armed { direct, .. } => {
+                st.armed -= 1;
+                *next = st.tail();
+                self.writer = Some(direct);
+            }
+            Slot::Ended {
+                direct,
+                next: from,
+                rest,
+            } => {
+                *next = from;
+                self.writer = Some(direct);
+                self.rest = rest;
+            }
+            Slot::Free => unreachable!("a receiver's slot is freed only by it"),
+        }
+        st.direct_free.push(at);
+        self.armed = None;
+    }
 }
 
 impl Receiver {
+    /// Lets this receiver take frames directly through `direct` whenever it would
+    /// otherwise wait (see [`Channel`]'s module docs).
+    pub(crate) fn set_direct(&mut self, direct: Box<dyn Direct>) {
+        self.direct.writer = Some(direct);
+    }
+
+    /// Lets the next wait (a poll that finds nothing to read) arm the direct writer. The
+    /// stream allows it only when everything it yielded has been written: the writer and
+    /// the stream's own writes must never overlap. [`Self::disarm`] withdraws it.
+    pub(crate) fn allow_direct(&mut self) {
+        self.direct.may_arm = self.direct.writer.is_some() || self.direct.armed.is_some();
+    }
+
+    /// Its direct writer, when parked here (not armed).
+    pub(crate) fn direct_mut(&mut self) -> Option<&mut (dyn Direct + 'static)> {
+        self.direct.writer.as_deref_mut()
+    }
+
+    /// Ends the direct phase, if armed: the writer comes back (see [`Self::direct_mut`])
+    /// and reading resumes after what it took. Returns the bytes it left unwritten, which
+    /// must go out before anything else. A receiver whose stream is about to write must
+    /// call this first.
+    pub(crate) fn disarm(&mut self) -> Option<Bytes> {
+        self.direct.may_arm = false;
+        if let Some(at) = self.direct.armed {
+            let mut st = self.channel.lock();
+            self.direct.take_back(&mut st, at, &mut self.next);
+        }
+        self.direct.rest.take()
+    }
+
+    /// Whether a partly written frame's rest waits to be taken with [`Self::disarm`].
+    pub(crate) fn has_rest(&self) -> bool {
+        self.direct.rest.is_some()
+    }
+
     pub fn poll_recv(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Arc<MessageFrame>, BroadcastStreamRecvError>>> {
         let mut st = self.channel.lock();
+        if let Some(at) = self.direct.armed {
+            if let Slot::Armed { waker, .. } = &mut st.direct[at] {
+                if !waker.will_wake(cx.waker()) {
+                    *waker = cx.waker().clone();
+                }
+                return Poll::Pending;
+            }
+            self.direct.take_back(&mut st, at, &mut self.next);
+        }
         if self.next < st.head {
             let missed = st.head - self.next;
             self.next = st.head;
@@ -169,6 +386,27 @@ impl Receiver {
         }
         if st.closed {
             return Poll::Ready(None);
+        }
+        if self.direct.may_arm && self.direct.rest.is_none() && st.receivers <= DIRECT_MAX {
+            if let Some(direct) = self.direct.writer.take() {
+                let slot = Slot::Armed {
+                    direct,
+                    waker: cx.waker().clone(),
+                };
+                let at = match st.direct_free.pop() {
+                    Some(at) => {
+                        st.direct[at] = slot;
+                        at
+                    }
+                    None => {
+                        st.direct.push(slot);
+                        st.direct.len() - 1
+                    }
+                };
+                st.armed += 1;
+                self.direct.armed = Some(at);
+                return Poll::Pending;
+            }
         }
         let epoch = st.epoch;
         match self.waiting {
@@ -208,6 +446,9 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         let mut st = self.channel.lock();
         st.receivers -= 1;
+        if let Some(at) = self.direct.armed {
+            self.direct.take_back(&mut st, at, &mut self.next);
+        }
         // What it had yet to read no longer waits for it.
         let from = self.next.max(st.head);
         let skip = (from - st.head) as usize;
@@ -244,6 +485,19 @@ mod tests {
 
     fn seq(item: Option<Result<Arc<MessageFrame>, BroadcastStreamRecvError>>) -> i64 {
         item.unwrap().unwrap().message.seq.unwrap()
+    }
+
+    trait Ready<T> {
+        fn ready(self) -> T;
+    }
+
+    impl<T> Ready<T> for Poll<T> {
+        fn ready(self) -> T {
+            match self {
+                Poll::Ready(t) => t,
+                Poll::Pending => panic!("pending"),
+            }
+        }
     }
 
     fn queued(c: &Channel) -> usize {
@@ -329,5 +583,185 @@ mod tests {
         let (first, ended) = waiter.await.unwrap();
         assert_eq!((first, ended), (7, true));
         assert_eq!(c.receiver_count(), 0);
+    }
+
+    /// A direct writer that records what it takes and answers from a script (then `Taken`).
+    struct Script {
+        taken: Arc<Mutex<Vec<i64>>>,
+        answers: VecDeque<&'static str>,
+        pos: i64,
+    }
+
+    impl Direct for Script {
+        fn offer(&mut self, frame: &MessageFrame) -> Offer {
+            let seq = frame.message.seq.unwrap();
+            match self.answers.pop_front().unwrap_or("take") {
+                "decline" => Offer::Declined,
+                "partial" => {
+                    self.taken.lock().unwrap().push(seq);
+                    self.pos = seq;
+                    Offer::Partial(Bytes::from_static(b"rest"))
+                }
+                _ => {
+                    self.taken.lock().unwrap().push(seq);
+                    self.pos = seq;
+                    Offer::Taken
+                }
+            }
+        }
+        fn position(&self) -> i64 {
+            self.pos
+        }
+        fn resume(&mut self, position: i64, _until: Option<std::time::Instant>) {
+            self.pos = position;
+        }
+    }
+
+    fn direct(r: &mut Receiver, answers: &[&'static str]) -> Arc<Mutex<Vec<i64>>> {
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        r.set_direct(Box::new(Script {
+            taken: taken.clone(),
+            answers: answers.iter().copied().collect(),
+            pos: 0,
+        }));
+        taken
+    }
+
+    /// Polls once with direct writing allowed, as a stream does before it waits.
+    fn wait(r: &mut Receiver) -> Poll<Option<Result<Arc<MessageFrame>, BroadcastStreamRecvError>>> {
+        r.allow_direct();
+        r.poll_recv(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn an_armed_receiver_takes_frames_directly_and_resumes_after_them() {
+        let c = Channel::new(8);
+        let mut r = c.subscribe();
+        let mut other = c.subscribe();
+        let taken = direct(&mut r, &[]);
+        assert!(wait(&mut r).is_pending());
+        c.send(frame(1));
+        c.send(frame(2));
+        assert_eq!(*taken.lock().unwrap(), [1, 2]);
+        assert_eq!(queued(&c), 2, "queued for the other receiver only");
+        assert!(
+            r.poll_recv(&mut Context::from_waker(Waker::noop()))
+                .is_pending(),
+            "still armed"
+        );
+        assert_eq!(r.disarm(), None);
+        assert_eq!(r.direct_mut().unwrap().position(), 2);
+        c.send(frame(3));
+        assert_eq!(
+            seq(r.poll_recv(&mut Context::from_waker(Waker::noop())).ready()),
+            3
+        );
+        assert_eq!(
+            taken.lock().unwrap().len(),
+            2,
+            "disarmed: read the usual way"
+        );
+        for s in 1..=3 {
+            assert_eq!(
+                seq(other
+                    .poll_recv(&mut Context::from_waker(Waker::noop()))
+                    .ready()),
+                s
+            );
+        }
+        assert_eq!(queued(&c), 0, "nothing waits for the direct receiver");
+    }
+
+    #[test]
+    fn a_receiver_is_armed_only_when_its_stream_allows_it() {
+        let c = Channel::new(8);
+        let mut r = c.subscribe();
+        let taken = direct(&mut r, &[]);
+        assert!(r
+            .poll_recv(&mut Context::from_waker(Waker::noop()))
+            .is_pending());
+        c.send(frame(1));
+        assert!(
+            taken.lock().unwrap().is_empty(),
+            "a stream that has not allowed it is written by its task"
+        );
+        assert!(wait(&mut r).is_ready());
+    }
+
+    #[test]
+    fn a_declined_frame_is_read_the_usual_way_and_so_is_what_follows() {
+        let c = Channel::new(8);
+        let mut r = c.subscribe();
+        let taken = direct(&mut r, &["take", "decline"]);
+        assert!(wait(&mut r).is_pending());
+        c.send(frame(1));
+        c.send(frame(2)); // declined: the receiver is woken and reads it
+        c.send(frame(3)); // not offered: no longer armed
+        assert_eq!(*taken.lock().unwrap(), [1]);
+        assert_eq!(seq(wait(&mut r).ready()), 2);
+        assert_eq!(r.disarm(), None);
+        assert_eq!(r.direct_mut().unwrap().position(), 1);
+        assert_eq!(
+            seq(r.poll_recv(&mut Context::from_waker(Waker::noop())).ready()),
+            3
+        );
+        assert_eq!(queued(&c), 0);
+    }
+
+    #[test]
+    fn a_partly_written_frame_leaves_its_rest_for_the_stream() {
+        let c = Channel::new(8);
+        let mut r = c.subscribe();
+        let taken = direct(&mut r, &["partial"]);
+        assert!(wait(&mut r).is_pending());
+        c.send(frame(1));
+        assert_eq!(queued(&c), 0, "taken (in part) by its only receiver");
+        assert!(
+            wait(&mut r).is_pending(),
+            "nothing to read, and not armed again"
+        );
+        assert!(r.has_rest());
+        c.send(frame(2));
+        assert_eq!(*taken.lock().unwrap(), [1], "not armed while a rest waits");
+        assert_eq!(r.disarm(), Some(Bytes::from_static(b"rest")));
+        assert_eq!(seq(wait(&mut r).ready()), 2);
+    }
+
+    #[test]
+    fn a_crowded_channel_writes_through_tasks() {
+        let c = Channel::new(8);
+        let mut r = c.subscribe();
+        let taken = direct(&mut r, &[]);
+        assert!(wait(&mut r).is_pending());
+        let others: Vec<_> = (0..DIRECT_MAX).map(|_| c.subscribe()).collect();
+        c.send(frame(1));
+        assert!(taken.lock().unwrap().is_empty());
+        assert_eq!(seq(wait(&mut r).ready()), 1);
+        assert!(wait(&mut r).is_pending(), "not armed among so many");
+        drop(others);
+        c.send(frame(2));
+        assert!(taken.lock().unwrap().is_empty());
+        assert_eq!(seq(wait(&mut r).ready()), 2);
+        assert!(wait(&mut r).is_pending());
+        c.send(frame(3));
+        assert_eq!(*taken.lock().unwrap(), [3], "armed again once few");
+    }
+
+    #[test]
+    fn close_and_drop_end_the_direct_phase_cleanly() {
+        let c = Channel::new(8);
+        let mut r = c.subscribe();
+        let mut gone = c.subscribe();
+        direct(&mut r, &[]);
+        direct(&mut gone, &[]);
+        assert!(wait(&mut r).is_pending());
+        assert!(wait(&mut gone).is_pending());
+        drop(gone);
+        assert_eq!(c.lock().armed, 1);
+        c.send(frame(1));
+        assert_eq!(queued(&c), 0);
+        c.close();
+        assert!(matches!(wait(&mut r), Poll::Ready(None)));
+        assert_eq!(c.lock().armed, 0);
     }
 }

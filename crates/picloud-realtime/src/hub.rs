@@ -19,7 +19,9 @@ use futures_util::{Stream, StreamExt};
 use hashbrown::{Equivalent, HashMap};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use crate::channel::{Channel, Receiver};
+use bytes::Bytes;
+
+use crate::channel::{Channel, Direct, Receiver};
 use crate::frame::MessageFrame;
 use crate::stats::Stats;
 
@@ -133,6 +135,33 @@ pub struct Subscription {
     app: AppId,
     topic: TopicName,
     hub: Arc<Hub>,
+}
+
+/// Direct writing (see the `channel` module): only a live subscription has a receiver.
+impl Subscription {
+    pub(crate) fn set_direct(&mut self, direct: Box<dyn Direct>) {
+        if let Some(rx) = self.stream.as_mut() {
+            rx.set_direct(direct);
+        }
+    }
+
+    pub(crate) fn allow_direct(&mut self) {
+        if let Some(rx) = self.stream.as_mut() {
+            rx.allow_direct();
+        }
+    }
+
+    pub(crate) fn direct_mut(&mut self) -> Option<&mut (dyn Direct + 'static)> {
+        self.stream.as_mut()?.direct_mut()
+    }
+
+    pub(crate) fn disarm(&mut self) -> Option<Bytes> {
+        self.stream.as_mut()?.disarm()
+    }
+
+    pub(crate) fn has_rest(&self) -> bool {
+        self.stream.as_ref().is_some_and(Receiver::has_rest)
+    }
 }
 
 impl Stream for Subscription {

@@ -15,29 +15,43 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use picloud_core::app::AppRef;
 use picloud_core::topic::{AuthMode, TopicName};
+use std::sync::Arc;
+use tokio::net::TcpStream;
 
 use crate::token::{Grant, VerifyError};
 use crate::Realtime;
 
 pub use request::{parse, BadRequest, SubscribeRequest};
 
+/// The subscriber's socket, set on the request by a server that writes the response to it
+/// itself (close-delimited, nothing buffered between the body and the socket): a
+/// one-topic stream may then have live frames written to it directly by the publishing
+/// task while it waits (see the hub's channel). Without it, every frame goes through the
+/// response body.
+#[derive(Clone)]
+pub struct DirectSocket(pub Arc<TcpStream>);
+
 pub async fn subscribe_one(
     State(rt): State<Realtime>,
     Extension(app): Extension<AppRef>,
     Path(topic): Path<String>,
     RawQuery(query): RawQuery,
+    socket: Option<Extension<DirectSocket>>,
     headers: HeaderMap,
 ) -> Response {
-    subscribe(rt, app, Some(&topic), query.as_deref(), &headers).await
+    let socket = socket.map(|Extension(DirectSocket(s))| s);
+    subscribe(rt, app, Some(&topic), query.as_deref(), &headers, socket).await
 }
 
 pub async fn subscribe_many(
     State(rt): State<Realtime>,
     Extension(app): Extension<AppRef>,
     RawQuery(query): RawQuery,
+    socket: Option<Extension<DirectSocket>>,
     headers: HeaderMap,
 ) -> Response {
-    subscribe(rt, app, None, query.as_deref(), &headers).await
+    let socket = socket.map(|Extension(DirectSocket(s))| s);
+    subscribe(rt, app, None, query.as_deref(), &headers, socket).await
 }
 
 async fn subscribe(
@@ -46,6 +60,7 @@ async fn subscribe(
     path_topic: Option<&str>,
     query: Option<&str>,
     headers: &HeaderMap,
+    socket: Option<Arc<TcpStream>>,
 ) -> Response {
     let req = match request::parse(path_topic, query, headers, rt.config.max_topics_per_stream) {
         Ok(r) => r,
@@ -55,7 +70,7 @@ async fn subscribe(
         Ok(g) => g,
         Err(res) => return res,
     };
-    let body = stream::open(rt, app, req, grant).await;
+    let body = stream::open(rt, app, req, grant, socket).await;
     match body {
         Ok(body) => sse_response(body),
         Err(e) => {

@@ -27,10 +27,12 @@ use picloud_core::message::Message;
 use picloud_core::topic::TopicName;
 use picloud_core::StoreError;
 use serde_json::json;
+use tokio::net::TcpStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::StreamMap;
 
 use super::SubscribeRequest;
+use crate::channel::{Direct, Offer};
 use crate::frame::{self, MessageFrame};
 use crate::hub::Subscription;
 use crate::position;
@@ -48,6 +50,16 @@ const LAG_WINDOW: Duration = Duration::from_secs(30);
 type Live =
     Pin<Box<dyn Stream<Item = Option<Result<Arc<MessageFrame>, BroadcastStreamRecvError>>> + Send>>;
 
+/// What a topic's subscription yields next.
+enum LiveItem {
+    Frame(Result<Arc<MessageFrame>, BroadcastStreamRecvError>),
+    /// The topic's channel closed (the topic was deleted).
+    Closed,
+    /// Direct writing ended with part of a frame unwritten: [`LiveSet::disarm`] has the
+    /// rest, which goes out before anything else.
+    Flush,
+}
+
 struct TopicState {
     name: TopicName,
     pos: i64,
@@ -59,9 +71,21 @@ pub(super) async fn open(
     app: AppRef,
     req: SubscribeRequest,
     grant: Option<Grant>,
+    socket: Option<Arc<TcpStream>>,
 ) -> Result<Body, StoreError> {
     let live = match &req.topics[..] {
-        [one] => LiveSet::One(Some(rt.hub.subscribe(&app.id, one))),
+        [one] => {
+            let mut sub = rt.hub.subscribe(&app.id, one);
+            if let Some(socket) = socket {
+                sub.set_direct(Box::new(SocketWriter {
+                    socket,
+                    rt: rt.clone(),
+                    pos: 0,
+                    until: None,
+                }));
+            }
+            LiveSet::One(Some(sub))
+        }
         many => {
             let mut map: StreamMap<usize, Live> = StreamMap::with_capacity(many.len());
             for (i, name) in many.iter().enumerate() {
@@ -104,11 +128,31 @@ enum LiveSet {
     Many(StreamMap<usize, Live>),
 }
 
+impl LiveSet {
+    /// Lets a one-topic stream's writer take frames directly while the stream waits, from
+    /// position `pos` and until `until`.
+    fn arm(&mut self, pos: i64, until: Option<Instant>) {
+        if let LiveSet::One(Some(sub)) = self {
+            if let Some(direct) = sub.direct_mut() {
+                direct.resume(pos, until);
+                sub.allow_direct();
+            }
+        }
+    }
+
+    /// Stops direct writing (the stream is about to write): the position it reached and
+    /// any part of a frame it left unwritten. `None` when the stream has no direct writer.
+    fn disarm(&mut self) -> Option<(i64, Option<Bytes>)> {
+        let LiveSet::One(Some(sub)) = self else {
+            return None;
+        };
+        let rest = sub.disarm();
+        Some((sub.direct_mut()?.position(), rest))
+    }
+}
+
 impl Stream for LiveSet {
-    type Item = (
-        usize,
-        Option<Result<Arc<MessageFrame>, BroadcastStreamRecvError>>,
-    );
+    type Item = (usize, LiveItem);
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.get_mut() {
@@ -117,16 +161,72 @@ impl Stream for LiveSet {
                     return Poll::Ready(None);
                 };
                 match sub.poll_next_unpin(cx) {
+                    Poll::Pending if sub.has_rest() => Poll::Ready(Some((0, LiveItem::Flush))),
                     Poll::Pending => Poll::Pending,
-                    Poll::Ready(Some(item)) => Poll::Ready(Some((0, Some(item)))),
+                    Poll::Ready(Some(item)) => Poll::Ready(Some((0, LiveItem::Frame(item)))),
                     Poll::Ready(None) => {
-                        *slot = None;
-                        Poll::Ready(Some((0, None)))
+                        // Keep the subscription (and its writer) until a final disarm.
+                        Poll::Ready(Some((0, LiveItem::Closed)))
                     }
                 }
             }
-            LiveSet::Many(map) => map.poll_next_unpin(cx),
+            LiveSet::Many(map) => map.poll_next_unpin(cx).map(|next| {
+                next.map(|(i, item)| (i, item.map_or(LiveItem::Closed, LiveItem::Frame)))
+            }),
         }
+    }
+}
+
+/// A one-topic stream's direct writer (see `channel`): writes each live frame to the
+/// subscriber's socket from the publishing task while the stream waits, doing what
+/// [`in_order`] does for a frame that is next in line and declining anything else.
+struct SocketWriter {
+    socket: Arc<TcpStream>,
+    rt: Realtime,
+    /// The last seq sent.
+    pos: i64,
+    /// From this instant the stream's task must handle everything (its token expires).
+    until: Option<Instant>,
+}
+
+impl Direct for SocketWriter {
+    fn offer(&mut self, f: &MessageFrame) -> Offer {
+        if self.until.is_some_and(|until| Instant::now() >= until) {
+            return Offer::Declined;
+        }
+        let seq = f.message.seq;
+        match seq {
+            Some(seq) if seq <= self.pos => return Offer::Taken, // already sent
+            Some(seq) if seq > self.pos + 1 => return Offer::Declined, // a gap to repair
+            _ => {}
+        }
+        let written = match self.socket.try_write(&f.single) {
+            Ok(0) | Err(_) => return Offer::Declined, // full, or failing: the task finds out
+            Ok(n) => n,
+        };
+        match seq {
+            Some(seq) => {
+                self.pos = seq;
+                self.rt.record_send(f.message.published_at);
+            }
+            None => {
+                self.rt.stats.frames_sent.add(1);
+            }
+        }
+        if written == f.single.len() {
+            Offer::Taken
+        } else {
+            Offer::Partial(f.single.slice(written..))
+        }
+    }
+
+    fn position(&self) -> i64 {
+        self.pos
+    }
+
+    fn resume(&mut self, position: i64, until: Option<Instant>) {
+        self.pos = position;
+        self.until = until;
     }
 }
 
@@ -213,35 +313,56 @@ fn run(
             }
             let next = match stashed.take() {
                 Some(next) => next,
-                None => tokio::select! {
-                    biased;
-                    _ = &mut shutdown => {
-                        // Reconnect soon, to whichever node is up.
-                        yield frame::retry(250);
-                        yield frame::event("error", &json!({"code": "server_shutdown"}));
-                        return;
+                None => {
+                    // While this waits, a one-topic stream's frames may be written for it
+                    // directly; until the token's warning, after which the timers decide.
+                    let until = if warned { expire_at } else { warn_at };
+                    live.arm(topics[0].pos, until.map(tokio::time::Instant::into_std));
+                    let woken = tokio::select! {
+                        biased;
+                        _ = &mut shutdown => Woken::Shutdown,
+                        _ = &mut expire => Woken::Expire,
+                        _ = &mut warn, if !warned => Woken::Warn,
+                        _ = heartbeat.tick() => Woken::Heartbeat,
+                        next = live.next() => Woken::Live(next),
+                    };
+                    // Whatever woke it, this task writes next: direct writing stops first.
+                    if let Some((pos, rest)) = live.disarm() {
+                        topics[0].pos = pos;
+                        if let Some(rest) = rest {
+                            yield rest;
+                        }
                     }
-                    _ = &mut expire => {
-                        rt.stats.token_expirations.add(1);
-                        yield frame::event("error", &json!({"code": "token_expired"}));
-                        return;
+                    match woken {
+                        Woken::Shutdown => {
+                            // Reconnect soon, to whichever node is up.
+                            yield frame::retry(250);
+                            yield frame::event("error", &json!({"code": "server_shutdown"}));
+                            return;
+                        }
+                        Woken::Expire => {
+                            rt.stats.token_expirations.add(1);
+                            yield frame::event("error", &json!({"code": "token_expired"}));
+                            return;
+                        }
+                        Woken::Warn => {
+                            warned = true;
+                            let left = expires_at.unwrap_or_default() - chrono::Utc::now().timestamp();
+                            yield frame::event("token_expiring", &json!({"expires_in": left.max(0)}));
+                            continue;
+                        }
+                        Woken::Heartbeat => {
+                            yield frame::keepalive();
+                            continue;
+                        }
+                        Woken::Live(next) => next,
                     }
-                    _ = &mut warn, if !warned => {
-                        warned = true;
-                        let left = expires_at.unwrap_or_default() - chrono::Utc::now().timestamp();
-                        yield frame::event("token_expiring", &json!({"expires_in": left.max(0)}));
-                        continue;
-                    }
-                    _ = heartbeat.tick() => {
-                        yield frame::keepalive();
-                        continue;
-                    }
-                    next = live.next() => next,
-                },
+                }
             };
             let Some((i, item)) = next else { return };
             match item {
-                Some(Ok(f)) => match in_order(&rt, &mut topics, i, &f) {
+                LiveItem::Flush => {} // its rest went out above
+                LiveItem::Frame(Ok(f)) => match in_order(&rt, &mut topics, i, &f) {
                     InOrder::Skip => {} // already sent (replayed or repaired)
                     InOrder::Gap(seq) => {
                         rt.stats.gap_repairs.add(1);
@@ -254,7 +375,7 @@ fn run(
                         while batch.as_ref().map_or(first.len(), BytesMut::len) < MAX_WRITE {
                             let Some(next) = live.next().now_or_never() else { break };
                             let sent = match &next {
-                                Some((j, Some(Ok(g)))) => match in_order(&rt, &mut topics, *j, g) {
+                                Some((j, LiveItem::Frame(Ok(g)))) => match in_order(&rt, &mut topics, *j, g) {
                                     InOrder::Send(more) => Some(more),
                                     InOrder::Skip => continue,
                                     InOrder::Gap(_) => None,
@@ -271,7 +392,7 @@ fn run(
                         yield batch.map_or(first, BytesMut::freeze);
                     }
                 },
-                Some(Err(BroadcastStreamRecvError::Lagged(_))) => {
+                LiveItem::Frame(Err(BroadcastStreamRecvError::Lagged(_))) => {
                     let now = Instant::now();
                     lags.push_back(now);
                     while lags.front().is_some_and(|t| now.duration_since(*t) > LAG_WINDOW) {
@@ -285,7 +406,7 @@ fn run(
                     rt.stats.gap_repairs.add(1);
                     work.push_back(Repair { topic: i, until: None, then: None });
                 }
-                None => {
+                LiveItem::Closed => {
                     yield frame::event("error", &json!({"code": "topic_closed", "topic": topics[i].name.as_str()}));
                     return;
                 }
@@ -294,12 +415,18 @@ fn run(
     }
 }
 
-/// What the hub's subscriptions yield next: a topic's index and its item (`None` once the
-/// topic's channel closes), or `None` when none is left.
-type LiveNext = Option<(
-    usize,
-    Option<Result<Arc<MessageFrame>, BroadcastStreamRecvError>>,
-)>;
+/// What the hub's subscriptions yield next: a topic's index and its item, or `None` when
+/// none is left.
+type LiveNext = Option<(usize, LiveItem)>;
+
+/// What ended a live-phase wait.
+enum Woken {
+    Shutdown,
+    Expire,
+    Warn,
+    Heartbeat,
+    Live(LiveNext),
+}
 
 /// What a live frame calls for on this stream.
 enum InOrder {
