@@ -135,7 +135,11 @@ pub fn spawn_upkeep() -> tokio::task::JoinHandle<()> {
 pub struct RouteLabels {
     admin: matchit::Router<&'static str>,
     data: matchit::Router<&'static str>,
+    publish: &'static str,
 }
+
+/// The one-message publish's route, labelled without a match (`routes::publish::Direct`).
+const PUBLISH_ROUTE: &str = "/api/v1/apps/{app}/topics/{topic}/publish";
 
 impl RouteLabels {
     /// `admin`: every route pattern of the control plane.
@@ -143,6 +147,7 @@ impl RouteLabels {
         let mut labels = Self {
             admin: matchit::Router::new(),
             data: matchit::Router::new(),
+            publish: intern(PUBLISH_ROUTE),
         };
         for pattern in admin {
             // A pattern listed twice (several methods) is already in.
@@ -161,6 +166,12 @@ impl RouteLabels {
             "/readyz" => "/readyz",
             _ => "unmatched",
         }
+    }
+
+    /// The label of `POST /api/v1/apps/{app}/topics/{topic}/publish`: the one
+    /// [`Self::admin`] gives its paths.
+    pub fn publish(&self) -> &'static str {
+        self.publish
     }
 
     pub fn admin(&self, path: &str) -> &'static str {

@@ -102,3 +102,18 @@ pub fn build(state: AppState) -> HttpService {
     let data = data_plane::router(state.clone());
     HttpService::new(state, health, admin, data, labels)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The direct publish is labelled without a match; its label must be the very one
+    /// (same text, same address: the metrics key on it) that routing would give.
+    #[test]
+    fn the_direct_publish_label_is_the_routed_one() {
+        let (_, doc) = super::api_routes().split_for_parts();
+        let patterns: Vec<String> = doc.paths.paths.keys().cloned().collect();
+        let labels = crate::metrics::RouteLabels::new(patterns.iter().map(String::as_str));
+        let routed = labels.admin("/api/v1/apps/demo/topics/t/publish");
+        assert_eq!(routed, "/api/v1/apps/{app}/topics/{topic}/publish");
+        assert!(std::ptr::eq(routed, labels.publish()));
+    }
+}

@@ -155,12 +155,11 @@ impl Inner {
         let (plane, label, req) = match crate::dispatch::plane(&self.state, req).await {
             Plane::Health(req) => (&self.planes.health, labels.health(req.uri().path()), req),
             Plane::Admin(req) => {
-                let label = labels.admin(req.uri().path());
                 if let Some(d) = crate::routes::publish::Direct::recognise(&req, &self.state) {
                     let res = crate::routes::publish::publish_direct(&self.state, req, d).await;
-                    return (res, label);
+                    return (res, labels.publish());
                 }
-                (&self.planes.admin, label, req)
+                (&self.planes.admin, labels.admin(req.uri().path()), req)
             }
             Plane::Data(req) => (&self.planes.data, labels.data(req.uri().path()), req),
             Plane::Refused(res) => return (res, "unmatched"),

@@ -129,13 +129,38 @@ impl Realtime {
     /// frame in 16 (a clock read and a histogram insert per delivery would cost more than
     /// the delivery itself at fan-out rates).
     pub(crate) fn record_send(&self, published_at_ms: i64) {
-        if self.stats.frames_sent.add(1).is_multiple_of(16) {
-            let lag_ms = chrono::Utc::now().timestamp_millis() - published_at_ms;
-            self.lag.record(lag_ms.max(0) as f64 / 1000.0);
+        record_send(&self.stats, &self.lag, published_at_ms);
+    }
+
+    /// What a stream's direct writer needs to count its sends as [`Self::record_send`] does
+    /// (two handles, not the whole of `Realtime`: every subscriber holds one).
+    pub(crate) fn send_recorder(&self) -> SendRecorder {
+        SendRecorder {
+            stats: self.stats.clone(),
+            lag: self.lag.clone(),
         }
     }
 
     pub fn snapshot(&self) -> Snapshot {
         self.stats.snapshot(self.hub.channel_count())
+    }
+}
+
+/// See [`Realtime::send_recorder`].
+pub(crate) struct SendRecorder {
+    pub(crate) stats: Arc<Stats>,
+    lag: metrics::Histogram,
+}
+
+impl SendRecorder {
+    pub(crate) fn record_send(&self, published_at_ms: i64) {
+        record_send(&self.stats, &self.lag, published_at_ms);
+    }
+}
+
+fn record_send(stats: &Stats, lag: &metrics::Histogram, published_at_ms: i64) {
+    if stats.frames_sent.add(1).is_multiple_of(16) {
+        let lag_ms = chrono::Utc::now().timestamp_millis() - published_at_ms;
+        lag.record(lag_ms.max(0) as f64 / 1000.0);
     }
 }

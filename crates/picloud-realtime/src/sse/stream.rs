@@ -37,7 +37,7 @@ use crate::frame::{self, MessageFrame};
 use crate::hub::Subscription;
 use crate::position;
 use crate::token::Grant;
-use crate::Realtime;
+use crate::{Realtime, SendRecorder};
 
 /// History read per query while catching up or repairing.
 const PAGE: u32 = 500;
@@ -79,7 +79,7 @@ pub(super) async fn open(
             if let Some(socket) = socket {
                 sub.set_direct(Box::new(SocketWriter {
                     socket,
-                    rt: rt.clone(),
+                    sends: rt.send_recorder(),
                     pos: 0,
                     until: None,
                 }));
@@ -182,7 +182,7 @@ impl Stream for LiveSet {
 /// [`in_order`] does for a frame that is next in line and declining anything else.
 struct SocketWriter {
     socket: Arc<TcpStream>,
-    rt: Realtime,
+    sends: SendRecorder,
     /// The last seq sent.
     pos: i64,
     /// From this instant the stream's task must handle everything (its token expires).
@@ -207,10 +207,10 @@ impl Direct for SocketWriter {
         match seq {
             Some(seq) => {
                 self.pos = seq;
-                self.rt.record_send(f.message.published_at);
+                self.sends.record_send(f.message.published_at);
             }
             None => {
-                self.rt.stats.frames_sent.add(1);
+                self.sends.stats.frames_sent.add(1);
             }
         }
         if written == f.single.len() {
