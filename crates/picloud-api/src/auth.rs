@@ -103,12 +103,24 @@ impl AdminAuth {
     /// Resolves an `{app}` path segment (slug or id) to an app this key may see; 404
     /// otherwise, whether the app is missing or belongs to someone else.
     pub async fn app(&self, slug_or_id: &str) -> ApiResult<App> {
-        let load = self.lookup_app(slug_or_id);
+        self.shared_app(slug_or_id).await.map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Self::app`], as the cache holds it (no copy of its strings).
+    pub async fn shared_app(&self, slug_or_id: &str) -> ApiResult<Arc<App>> {
+        let load = async { Ok(self.lookup_app(slug_or_id).await?.map(Arc::new)) };
         let app = get_or_load(self.state.lookups.apps(), slug_or_id, load)
             .await
             .map_err(StoreError::from)?;
         app.filter(|a| self.key.can_see(&a.id))
             .ok_or_else(|| ApiError::not_found("app"))
+    }
+
+    /// [`Self::shared_app`] then [`Self::require`] (see [`Self::app_with`]).
+    pub async fn shared_app_with(&self, slug_or_id: &str, cap: Capability) -> ApiResult<Arc<App>> {
+        let app = self.shared_app(slug_or_id).await?;
+        self.require(cap)?;
+        Ok(app)
     }
 
     async fn lookup_app(&self, slug_or_id: &str) -> Result<Option<App>, StoreError> {

@@ -30,7 +30,7 @@ const FRONT_ENTRIES: usize = 4096;
 #[derive(Clone)]
 pub struct LookupCache {
     keys: Cached<Option<Arc<StoredAdminKey>>>,
-    apps: Cached<Option<App>>,
+    apps: Cached<Option<Arc<App>>>,
 }
 
 impl LookupCache {
@@ -46,7 +46,7 @@ impl LookupCache {
     }
 
     /// Keyed by the `{app}` segment as written (slug or id).
-    pub fn apps(&self) -> &Cached<Option<App>> {
+    pub fn apps(&self) -> &Cached<Option<Arc<App>>> {
         &self.apps
     }
 

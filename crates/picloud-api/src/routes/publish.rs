@@ -59,7 +59,7 @@ async fn publish_one(
     ephemeral: bool,
     body: &[u8],
 ) -> ApiResult<Response> {
-    let app = auth.app_with(app, Capability::AppPublish).await?;
+    let app = auth.shared_app_with(app, Capability::AppPublish).await?;
     let topic = TopicName::parse(topic)?;
     let rt = &state.realtime;
     if body.len() > rt.config.max_payload_bytes {
@@ -71,7 +71,9 @@ async fn publish_one(
     })?;
     let name = topic.to_string();
     if ephemeral {
-        let at = rt.publisher.publish_ephemeral(app.id, topic, payload);
+        let at = rt
+            .publisher
+            .publish_ephemeral(app.id.clone(), topic, payload);
         return Ok(published(
             StatusCode::ACCEPTED,
             PublishedBody {
@@ -81,7 +83,7 @@ async fn publish_one(
             },
         ));
     }
-    let done = rt.publisher.publish(app.id, topic, payload).await?;
+    let done = rt.publisher.publish(app.id.clone(), topic, payload).await?;
     Ok(published(
         StatusCode::CREATED,
         PublishedBody {
@@ -112,8 +114,15 @@ fn published(status: StatusCode, body: PublishedBody) -> Response {
     json.push_str(r#","published_at":""#);
     json.push_str(at);
     json.push_str(r#""}"#);
-    let content_type = HeaderValue::from_static("application/json");
-    (status, [(header::CONTENT_TYPE, content_type)], json).into_response()
+    // Built in place: the tuple's `into_response` would set `text/plain` first, then
+    // replace it.
+    let mut res = Response::new(axum::body::Body::from(json));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
 }
 
 /// A one-message publish the service can answer without axum's router and extractors
