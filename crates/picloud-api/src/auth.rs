@@ -20,6 +20,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::lookup_cache::get_or_load;
 use crate::state::AppState;
 
+/// A header value as text, as `HeaderValue::to_str` reads it (visible ASCII and tabs).
+fn visible_ascii(v: &[u8]) -> Option<&str> {
+    v.iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        .then(|| std::str::from_utf8(v).ok())
+        .flatten()
+}
+
 pub struct AdminAuth {
     pub key: AdminKey,
     state: AppState,
@@ -29,10 +37,16 @@ impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let presented = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+        let value = parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+        Self::authenticate(value, state).await
+    }
+}
+
+impl AdminAuth {
+    /// Checks an `Authorization` header's value (the first, if several).
+    pub async fn authenticate(value: Option<&[u8]>, state: &AppState) -> ApiResult<Self> {
+        let presented = value
+            .and_then(visible_ascii)
             .and_then(|v| {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
@@ -64,9 +78,7 @@ impl FromRequestParts<AppState> for AdminAuth {
             state: state.clone(),
         })
     }
-}
 
-impl AdminAuth {
     /// 403 unless the key holds `cap` (or `InstanceAdmin`).
     pub fn require(&self, cap: Capability) -> ApiResult<()> {
         if self.key.has(cap) {

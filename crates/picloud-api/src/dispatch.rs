@@ -62,9 +62,14 @@ pub async fn plane(state: &AppState, mut req: Request) -> Plane {
 /// valid port: what nearly every admin request sends, answered without `Host::parse`'s
 /// allocation and DNS-name checks. Anything else, admin host or not, takes the full path.
 fn admin_verbatim(admin_hosts: &[Host], req: &Request) -> bool {
-    let Some(raw) = req.headers().get(HOST).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
+    req.headers()
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|raw| admin_host_verbatim(admin_hosts, raw))
+}
+
+/// [`admin_verbatim`] for a Host header's text.
+pub(crate) fn admin_host_verbatim(admin_hosts: &[Host], raw: &str) -> bool {
     let (name, port) = match raw.rsplit_once(':') {
         Some((name, port)) => (name, Some(port)),
         None => (raw, None),

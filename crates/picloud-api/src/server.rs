@@ -107,7 +107,8 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let (service, stop, done) = (service.clone(), stop_rx.clone(), done_rx.clone());
         tokio::spawn(async move {
-            connection(stream, service, stop, limits).await;
+            let native = Some(service.clone());
+            connection(stream, service, native, stop, limits).await;
             drop(done);
         });
     }
@@ -119,9 +120,12 @@ pub async fn serve(
     Ok(())
 }
 
+/// `native`: the service's own publish path for the keep-alive loop (`None` in tests that
+/// run a plain router).
 async fn connection(
     mut stream: TcpStream,
     service: impl Handler,
+    native: Option<HttpService>,
     stop: watch::Receiver<bool>,
     limits: keep_alive::Limits,
 ) {
@@ -137,7 +141,10 @@ async fn connection(
         Head::Stream(req) => stream_response(stream, service, *req).await,
         // Boxed for the same reason.
         Head::KeepAlive(buf) => {
-            Box::pin(keep_alive::serve(stream, buf, service, limits, stop)).await
+            Box::pin(keep_alive::serve(
+                stream, buf, service, native, limits, stop,
+            ))
+            .await
         }
         // Boxed: hyper's state would otherwise double every connection's task, streams too.
         Head::Other(prefix) => Box::pin(hyper_connection(stream, prefix, service, stop)).await,
@@ -457,7 +464,7 @@ mod tests {
             body: 1024,
             request_time: std::time::Duration::from_secs(1),
         };
-        let task = super::connection(socket, axum::Router::new(), stop, limits);
+        let task = super::connection(socket, axum::Router::new(), None, stop, limits);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 1280, "connection future is {size} bytes");
     }

@@ -7,7 +7,9 @@
 //! clone of the service and a future per request, and with the per-route label layer that
 //! came to ~28 allocations and ~12k instructions per request before any handler ran
 //! (callgrind, docs/benchmarks.md). The planes themselves stay axum `Router`s, except for
-//! the plain one-message publish, answered directly (`routes::publish::Direct`).
+//! the plain one-message publish, answered directly (`routes::publish::Direct`), and, on
+//! the keep-alive loop's connections, answered from the request's bytes without building a
+//! request at all ([`HttpService::native_publish`]; the same wrapper, the same answers).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -86,6 +88,60 @@ impl HttpService {
     pub(crate) fn request_timeout(&self) -> Duration {
         self.0.timeout
     }
+
+    /// Answers a [`NativePublish`], or `None` when it is not one (see there).
+    pub(crate) fn native_publish<'a>(
+        &'a self,
+        n: NativePublish<'a>,
+    ) -> Option<impl Future<Output = Response> + Send + 'a> {
+        let inner = &*self.0;
+        let host = std::str::from_utf8(n.host?).ok()?;
+        if !crate::dispatch::admin_host_verbatim(&inner.state.config.admin_hosts, host) {
+            return None;
+        }
+        // Only targets `http::Uri` takes as they are (it would refuse some httparse takes,
+        // and the request would go to hyper's 400 instead).
+        let plain = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~/=&".contains(&b))
+        };
+        if !plain(n.path) || !n.query.is_none_or(plain) {
+            return None;
+        }
+        let d = crate::routes::publish::Direct::from_target(
+            n.path,
+            n.query,
+            n.body.len(),
+            &inner.state,
+        )?;
+        let start = Instant::now();
+        let span = tracing::debug_span!("http", method = "POST", path = %n.path);
+        let routed = async move {
+            let res = crate::routes::publish::publish_native(
+                &inner.state,
+                n.path,
+                n.authorization,
+                n.body,
+                d,
+            )
+            .await;
+            (res, inner.labels.publish())
+        };
+        Some(inner.answer(start, "POST", span, routed))
+    }
+}
+
+/// A one-message publish read straight off a connection (by the keep-alive loop, which
+/// has checked it is an HTTP/1.1 `POST` with this Content-Length, no Transfer-Encoding,
+/// and its whole body): answered exactly as [`tower::Service::call`] would answer it,
+/// without building a request. `None` when it is not such a publish on an admin Host in
+/// normal form: the caller then builds the request and calls the service.
+pub(crate) struct NativePublish<'a> {
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub host: Option<&'a [u8]>,
+    pub authorization: Option<&'a [u8]>,
+    pub body: &'a [u8],
 }
 
 /// The answer to a request that missed its deadline (the client may be the slow part: a
@@ -120,7 +176,19 @@ impl Inner {
         let method = crate::metrics::method_label(req.method());
         // DEBUG: method and path, never the query (it may hold a token).
         let span = tracing::debug_span!("http", method, path = %req.uri().path());
-        let routed = AssertUnwindSafe(self.route(req)).catch_unwind();
+        self.answer(start, method, span, self.route(req)).await
+    }
+
+    /// What every request gets around its routing (`routed`: the answer and its route
+    /// label): the span, the deadline, the panic net, JSON errors, metrics.
+    async fn answer(
+        &self,
+        start: Instant,
+        method: &'static str,
+        span: tracing::Span,
+        routed: impl Future<Output = (Response, &'static str)>,
+    ) -> Response {
+        let routed = AssertUnwindSafe(routed).catch_unwind();
         let (res, label) = match tokio::time::timeout(self.timeout, routed.instrument(span)).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_panic)) => (

@@ -143,8 +143,20 @@ impl Direct {
         if req.method() != Method::POST || req.headers().contains_key(header::TRANSFER_ENCODING) {
             return None;
         }
+        let length = req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?;
+        let length = length.parse().ok()?;
+        Self::from_target(req.uri().path(), req.uri().query(), length, state)
+    }
+
+    /// A `POST` with no Transfer-Encoding to `path?query`, of Content-Length `length`.
+    pub(crate) fn from_target(
+        path: &str,
+        query: Option<&str>,
+        length: usize,
+        state: &AppState,
+    ) -> Option<Self> {
         const PREFIX: &str = "/api/v1/apps/";
-        let rest = req.uri().path().strip_prefix(PREFIX)?;
+        let rest = path.strip_prefix(PREFIX)?;
         let mut parts = rest.split('/');
         let (app, lit, topic, tail) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         let plain = |s: &str| !s.is_empty() && !s.contains('%');
@@ -156,19 +168,12 @@ impl Direct {
         {
             return None;
         }
-        let ephemeral = match req.uri().query() {
+        let ephemeral = match query {
             None => false,
             Some("ephemeral=true") => true,
             Some("ephemeral=false") => false,
             Some(_) => return None,
         };
-        let length: usize = req
-            .headers()
-            .get(header::CONTENT_LENGTH)?
-            .to_str()
-            .ok()?
-            .parse()
-            .ok()?;
         let limit = state
             .realtime
             .config
@@ -198,6 +203,23 @@ pub(crate) async fn publish_direct(state: &AppState, req: Request, d: Direct) ->
         let path = parts.uri.path();
         let (app, topic) = (&path[d.app], &path[d.topic]);
         publish_one(state, auth, app, topic, d.ephemeral, &body).await
+    };
+    answer.await.into_response()
+}
+
+/// A [`Direct`] publish read straight off the connection (the keep-alive loop's): no
+/// request object is built. `path` is the request target's path, `body` its whole body.
+pub(crate) async fn publish_native(
+    state: &AppState,
+    path: &str,
+    authorization: Option<&[u8]>,
+    body: &[u8],
+    d: Direct,
+) -> Response {
+    let answer = async {
+        let auth = AdminAuth::authenticate(authorization, state).await?;
+        let (app, topic) = (&path[d.app], &path[d.topic]);
+        publish_one(state, auth, app, topic, d.ephemeral, body).await
     };
     answer.await.into_response()
 }

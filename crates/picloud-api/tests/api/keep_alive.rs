@@ -303,3 +303,99 @@ async fn a_stopping_server_closes_idle_publish_connections() {
     assert!(s.shut_down().await, "the server stopped within 10 s");
     assert!(closes(&mut conn).await);
 }
+
+/// The loop answers a plain one-message publish from its bytes, without building a request
+/// (`HttpService::native_publish`), when the Host is an admin host in normal form; with
+/// the Host in another form (`LOCALHOST`) the same request goes through the service. The
+/// answers must be the same, errors included.
+#[tokio::test]
+async fn publishes_answered_from_the_bytes_match_the_service_s_answers() {
+    let s = demo().await;
+    let key = s.admin_key.clone();
+    let long = "x".repeat(300);
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        // (what, target, authorization, body)
+        (
+            "durable",
+            "/api/v1/apps/demo/topics/t/publish".into(),
+            &key,
+            r#"{"n":1}"#,
+        ),
+        (
+            "ephemeral",
+            "/api/v1/apps/demo/topics/t/publish?ephemeral=true".into(),
+            &key,
+            r#"[1, 2]"#,
+        ),
+        (
+            "malformed",
+            "/api/v1/apps/demo/topics/t/publish".into(),
+            &key,
+            "{nope",
+        ),
+        (
+            "bad topic",
+            format!("/api/v1/apps/demo/topics/{long}/publish"),
+            &key,
+            "{}",
+        ),
+        (
+            "no topic",
+            "/api/v1/apps/demo/topics/none/publish".into(),
+            &key,
+            "{}",
+        ),
+        (
+            "no app",
+            "/api/v1/apps/nope/topics/t/publish".into(),
+            &key,
+            "{}",
+        ),
+        (
+            "bad key",
+            "/api/v1/apps/demo/topics/t/publish".into(),
+            "pk_x.y",
+            "{}",
+        ),
+        (
+            "no key",
+            "/api/v1/apps/demo/topics/t/publish".into(),
+            "",
+            "{}",
+        ),
+    ];
+    for (what, target, auth, body) in cases {
+        let mut answers = Vec::new();
+        for host in ["localhost", "LOCALHOST"] {
+            let auth = if auth.is_empty() {
+                String::new()
+            } else {
+                format!("Authorization: Bearer {auth}\r\n")
+            };
+            let wire = format!(
+                "POST {target} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let mut conn = connect(&s).await;
+            conn.write_all(wire.as_bytes()).await.unwrap();
+            let mut buf = Vec::new();
+            let answer = read_answers(&mut conn, &mut buf, 1).await.remove(0);
+            let mut json = answer.json();
+            // Per publish, not per path.
+            for field in ["seq", "published_at"] {
+                if let Some(v) = json.get_mut(field) {
+                    *v = Value::from(v.is_null());
+                }
+            }
+            let headers: Vec<String> = answer
+                .headers
+                .iter()
+                .filter(|h| !h.starts_with("date: "))
+                .cloned()
+                .collect();
+            answers.push((answer.status, headers, json));
+        }
+        assert_eq!(answers[0], answers[1], "{what}");
+        assert_ne!(answers[0].2["error"]["code"], "unknown_host", "{what}");
+    }
+}
