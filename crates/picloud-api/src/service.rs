@@ -103,7 +103,7 @@ impl HttpService {
         // and the request would go to hyper's 400 instead).
         let plain = |s: &str| {
             s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._~/=&".contains(&b))
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~:@/=&".contains(&b))
         };
         if !plain(n.path) || !n.query.is_none_or(plain) {
             return None;

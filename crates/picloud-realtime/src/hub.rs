@@ -25,27 +25,49 @@ use crate::channel::{Channel, Direct, Receiver};
 use crate::frame::MessageFrame;
 use crate::stats::Stats;
 
-/// A channel's key, owned by the map; lookups borrow ([`KeyRef`]) so that a broadcast
+/// A channel's key, owned by the map: the app id and the topic name in one allocation
+/// (`app`, a `\0`, `topic`; neither can contain a `\0`), so that a lookup's comparison
+/// reads one cold string rather than two. Lookups borrow ([`KeyRef`]) so that a broadcast
 /// allocates nothing to find its channel.
 #[derive(PartialEq, Eq)]
-struct Key {
-    app: AppId,
-    topic: TopicName,
+struct Key(Box<str>);
+
+impl Key {
+    fn new(app: &AppId, topic: &TopicName) -> Self {
+        Self(format!("{}\0{}", app.as_str(), topic.as_str()).into_boxed_str())
+    }
+
+    fn parts(&self) -> (&str, &str) {
+        self.0.split_once('\0').unwrap_or((&self.0, ""))
+    }
 }
 
 /// A borrowed [`Key`]: hashes as the key does, compares equal to it.
-#[derive(Hash)]
 struct KeyRef<'a>(&'a str, &'a str);
+
+impl Hash for KeyRef<'_> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write(self.0.as_bytes());
+        h.write_u8(0);
+        h.write(self.1.as_bytes());
+    }
+}
 
 impl Hash for Key {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        KeyRef(self.app.as_str(), self.topic.as_str()).hash(h)
+        let (app, topic) = self.parts();
+        KeyRef(app, topic).hash(h)
     }
 }
 
 impl Equivalent<Key> for KeyRef<'_> {
     fn equivalent(&self, key: &Key) -> bool {
-        self.0 == key.app.as_str() && self.1 == key.topic.as_str()
+        let k = key.0.as_bytes();
+        let (app, topic) = (self.0.as_bytes(), self.1.as_bytes());
+        k.len() == app.len() + 1 + topic.len()
+            && k[app.len()] == 0
+            && k.starts_with(app)
+            && k.ends_with(topic)
     }
 }
 
@@ -75,11 +97,7 @@ impl Hub {
             None => {
                 let channel = Channel::new(self.capacity);
                 let rx = channel.subscribe();
-                let key = Key {
-                    app: app.clone(),
-                    topic: topic.clone(),
-                };
-                channels.insert(key, channel);
+                channels.insert(Key::new(app, topic), channel);
                 rx
             }
         };
@@ -187,5 +205,39 @@ impl Drop for Subscription {
         {
             channels.remove(&key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(app: &str, topic: &str) -> Arc<Message> {
+        Arc::new(Message {
+            app_id: AppId(app.into()),
+            topic: TopicName::parse(topic).unwrap(),
+            seq: None,
+            payload: Arc::from("{}"),
+            published_at: 0,
+        })
+    }
+
+    #[test]
+    fn a_broadcast_reaches_its_own_app_and_topic_only() {
+        let hub = Hub::new(8, Arc::new(Stats::default()));
+        let mut sub = hub.subscribe(&AppId("ab".into()), &TopicName::parse("c").unwrap());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        // Same characters, split differently; then the same topic in another app.
+        hub.broadcast(message("a", "bc"));
+        hub.broadcast(message("abc", "c"));
+        assert!(sub.poll_next_unpin(&mut cx).is_pending());
+        hub.broadcast(message("ab", "c"));
+        assert!(matches!(
+            sub.poll_next_unpin(&mut cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert_eq!(hub.channel_count(), 1);
+        drop(sub);
+        assert_eq!(hub.channel_count(), 0, "removed with its last subscriber");
     }
 }

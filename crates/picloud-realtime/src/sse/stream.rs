@@ -200,7 +200,11 @@ impl Direct for SocketWriter {
             Some(seq) if seq > self.pos + 1 => return Offer::Declined, // a gap to repair
             _ => {}
         }
-        let written = match self.socket.try_write(&f.single) {
+        // Straight to the socket, not through tokio's readiness (whose state lives in
+        // another allocation, a cache miss per delivery): a full socket just says so, and
+        // the stream's own writes, which do use readiness, retry past a stale "writable".
+        let socket = socket2::SockRef::from(&*self.socket);
+        let written = match socket.send_with_flags(&f.single, libc::MSG_NOSIGNAL) {
             Ok(0) | Err(_) => return Offer::Declined, // full, or failing: the task finds out
             Ok(n) => n,
         };
