@@ -115,7 +115,9 @@ impl HttpService {
             &inner.state,
         )?;
         let start = Instant::now();
-        let span = tracing::debug_span!("http", method = "POST", path = %n.path);
+        // The very label the service path gives (metrics key on its address).
+        let method = crate::metrics::method_label(&axum::http::Method::POST);
+        let span = tracing::debug_span!("http", method, path = %n.path);
         let routed = async move {
             let res = crate::routes::publish::publish_native(
                 &inner.state,
@@ -127,7 +129,7 @@ impl HttpService {
             .await;
             (res, inner.labels.publish())
         };
-        Some(inner.answer(start, "POST", span, Box::pin(routed)))
+        Some(inner.answer(start, method, span, Box::pin(routed)))
     }
 }
 

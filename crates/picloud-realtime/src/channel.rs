@@ -393,16 +393,8 @@ impl Receiver {
                     direct,
                     waker: cx.waker().clone(),
                 };
-                let at = match st.direct_free.pop() {
-                    Some(at) => {
-                        st.direct[at] = slot;
-                        at
-                    }
-                    None => {
-                        st.direct.push(slot);
-                        st.direct.len() - 1
-                    }
-                };
+                let st = &mut *st;
+                let at = place(&mut st.direct, &mut st.direct_free, slot);
                 st.armed += 1;
                 self.direct.armed = Some(at);
                 return Poll::Pending;
@@ -416,21 +408,26 @@ impl Receiver {
                 }
             }
             _ => {
-                let waker = cx.waker().clone();
-                let at = match st.free.pop() {
-                    Some(at) => {
-                        st.waiting[at] = waker;
-                        at
-                    }
-                    None => {
-                        st.waiting.push(waker);
-                        st.waiting.len() - 1
-                    }
-                };
+                let st = &mut *st;
+                let at = place(&mut st.waiting, &mut st.free, cx.waker().clone());
                 self.waiting = Some((epoch, at));
             }
         }
         Poll::Pending
+    }
+}
+
+/// Puts `item` in a place `free` lends, or at the end: its index.
+fn place<T>(list: &mut Vec<T>, free: &mut Vec<usize>, item: T) -> usize {
+    match free.pop() {
+        Some(at) => {
+            list[at] = item;
+            at
+        }
+        None => {
+            list.push(item);
+            list.len() - 1
+        }
     }
 }
 
