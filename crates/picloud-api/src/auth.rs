@@ -128,7 +128,7 @@ impl AdminAuth {
             .ok_or_else(|| ApiError::not_found("app"))
     }
 
-    /// [`Self::shared_app`] then [`Self::require`] (see [`Self::app_with`]).
+    /// [`Self::app_with`], as the cache holds the app.
     pub async fn shared_app_with(&self, slug_or_id: &str, cap: Capability) -> ApiResult<Arc<App>> {
         let app = self.shared_app(slug_or_id).await?;
         self.require(cap)?;
@@ -159,8 +159,8 @@ impl AdminAuth {
     /// [`Self::app`] then [`Self::require`]: visibility first, so a key bound to another
     /// app sees 404 rather than learning from a 403 that the app exists.
     pub async fn app_with(&self, slug_or_id: &str, cap: Capability) -> ApiResult<App> {
-        let app = self.app(slug_or_id).await?;
-        self.require(cap)?;
-        Ok(app)
+        self.shared_app_with(slug_or_id, cap)
+            .await
+            .map(Arc::unwrap_or_clone)
     }
 }

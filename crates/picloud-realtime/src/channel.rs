@@ -129,35 +129,32 @@ impl State {
     /// receivers, stop being direct and are woken. Returns how many handled it whole or in
     /// part (they do not read it from the queue) and whether any did so only in part.
     fn offer_direct(&mut self, frame: &MessageFrame, at: u64) -> (usize, bool) {
-        let (mut handled, mut partial) = (0, false);
+        let (mut handled, mut partial, mut ended) = (0, false, 0);
         let crowded = self.receivers > DIRECT_MAX;
         for slot in &mut self.direct {
             let Slot::Armed { direct, .. } = slot else {
                 continue;
             };
-            let (next, rest) = match if crowded {
+            let offer = if crowded {
                 Offer::Declined
             } else {
                 direct.offer(frame)
-            } {
-                Offer::Taken => {
-                    handled += 1;
-                    continue;
+            };
+            match offer {
+                Offer::Taken => handled += 1,
+                Offer::Declined => {
+                    slot.end(at, None);
+                    ended += 1;
                 }
-                Offer::Declined => (at, None),
                 Offer::Partial(rest) => {
                     handled += 1;
                     partial = true;
-                    (at + 1, Some(rest))
+                    slot.end(at + 1, Some(rest));
+                    ended += 1;
                 }
-            };
-            let Slot::Armed { direct, waker } = std::mem::replace(slot, Slot::Free) else {
-                unreachable!("matched above")
-            };
-            *slot = Slot::Ended { direct, next, rest };
-            self.armed -= 1;
-            waker.wake();
+            }
         }
+        self.armed -= ended;
         (handled, partial)
     }
 
@@ -165,19 +162,24 @@ impl State {
     fn end_direct(&mut self) {
         let next = self.tail();
         for slot in &mut self.direct {
-            if let Slot::Armed { .. } = slot {
-                let Slot::Armed { direct, waker } = std::mem::replace(slot, Slot::Free) else {
-                    unreachable!("matched above")
-                };
-                *slot = Slot::Ended {
-                    direct,
-                    next,
-                    rest: None,
-                };
-                waker.wake();
-            }
+            slot.end(next, None);
         }
         self.armed = 0;
+    }
+}
+
+impl Slot {
+    /// Ends an armed slot's direct phase (any other is left as it is): its receiver reads
+    /// on from `next`, after `rest`, and is woken to do so.
+    fn end(&mut self, next: u64, rest: Option<Bytes>) {
+        if !matches!(self, Slot::Armed { .. }) {
+            return;
+        }
+        let Slot::Armed { direct, waker } = std::mem::replace(self, Slot::Free) else {
+            unreachable!("checked above")
+        };
+        *self = Slot::Ended { direct, next, rest };
+        waker.wake();
     }
 }
 

@@ -91,7 +91,7 @@ pub struct Realtime {
     pub config: RealtimeConfig,
     /// Fired at server shutdown: streams tell clients to reconnect and end.
     pub shutdown: CancellationToken,
-    lag: metrics::Histogram,
+    sends: SendRecorder,
 }
 
 impl Realtime {
@@ -113,6 +113,10 @@ impl Realtime {
             LAG_HISTOGRAM,
             "Time from publish to the frame leaving for a subscriber"
         );
+        let sends = SendRecorder {
+            stats: stats.clone(),
+            lag: metrics::histogram!(LAG_HISTOGRAM),
+        };
         Self {
             store,
             hub,
@@ -121,24 +125,19 @@ impl Realtime {
             stats,
             config,
             shutdown,
-            lag: metrics::histogram!(LAG_HISTOGRAM),
+            sends,
         }
     }
 
-    /// Records a live frame leaving: counts it, and samples the publish→send lag for one
-    /// frame in 16 (a clock read and a histogram insert per delivery would cost more than
-    /// the delivery itself at fan-out rates).
+    /// See [`SendRecorder::record_send`].
     pub(crate) fn record_send(&self, published_at_ms: i64) {
-        record_send(&self.stats, &self.lag, published_at_ms);
+        self.sends.record_send(published_at_ms);
     }
 
-    /// What a stream's direct writer needs to count its sends as [`Self::record_send`] does
-    /// (two handles, not the whole of `Realtime`: every subscriber holds one).
+    /// What a stream's direct writer needs to count its sends (two handles, not the whole
+    /// of `Realtime`: every subscriber holds one).
     pub(crate) fn send_recorder(&self) -> SendRecorder {
-        SendRecorder {
-            stats: self.stats.clone(),
-            lag: self.lag.clone(),
-        }
+        self.sends.clone()
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -146,21 +145,21 @@ impl Realtime {
     }
 }
 
-/// See [`Realtime::send_recorder`].
+/// Counts live frames leaving (see [`Realtime::send_recorder`]).
+#[derive(Clone)]
 pub(crate) struct SendRecorder {
     pub(crate) stats: Arc<Stats>,
     lag: metrics::Histogram,
 }
 
 impl SendRecorder {
+    /// Records a live frame leaving: counts it, and samples the publish→send lag for one
+    /// frame in 16 (a clock read and a histogram insert per delivery would cost more than
+    /// the delivery itself at fan-out rates).
     pub(crate) fn record_send(&self, published_at_ms: i64) {
-        record_send(&self.stats, &self.lag, published_at_ms);
-    }
-}
-
-fn record_send(stats: &Stats, lag: &metrics::Histogram, published_at_ms: i64) {
-    if stats.frames_sent.add(1).is_multiple_of(16) {
-        let lag_ms = chrono::Utc::now().timestamp_millis() - published_at_ms;
-        lag.record(lag_ms.max(0) as f64 / 1000.0);
+        if self.stats.frames_sent.add(1).is_multiple_of(16) {
+            let lag_ms = chrono::Utc::now().timestamp_millis() - published_at_ms;
+            self.lag.record(lag_ms.max(0) as f64 / 1000.0);
+        }
     }
 }

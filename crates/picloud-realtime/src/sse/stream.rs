@@ -84,7 +84,7 @@ pub(super) async fn open(
                     until: None,
                 }));
             }
-            LiveSet::One(Some(sub))
+            LiveSet::One(sub)
         }
         many => {
             let mut map: StreamMap<usize, Live> = StreamMap::with_capacity(many.len());
@@ -124,7 +124,7 @@ pub(super) async fn open(
 /// go through a `StreamMap` (boxed and chained with their end marker), which cost a
 /// subscriber's every poll about as much as the channel itself.
 enum LiveSet {
-    One(Option<Subscription>),
+    One(Subscription),
     Many(StreamMap<usize, Live>),
 }
 
@@ -132,7 +132,7 @@ impl LiveSet {
     /// Lets a one-topic stream's writer take frames directly while the stream waits, from
     /// position `pos` and until `until`.
     fn arm(&mut self, pos: i64, until: Option<Instant>) {
-        if let LiveSet::One(Some(sub)) = self {
+        if let LiveSet::One(sub) = self {
             if let Some(direct) = sub.direct_mut() {
                 direct.resume(pos, until);
                 sub.allow_direct();
@@ -143,7 +143,7 @@ impl LiveSet {
     /// Stops direct writing (the stream is about to write): the position it reached and
     /// any part of a frame it left unwritten. `None` when the stream has no direct writer.
     fn disarm(&mut self) -> Option<(i64, Option<Bytes>)> {
-        let LiveSet::One(Some(sub)) = self else {
+        let LiveSet::One(sub) = self else {
             return None;
         };
         let rest = sub.disarm();
@@ -156,20 +156,12 @@ impl Stream for LiveSet {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.get_mut() {
-            LiveSet::One(slot) => {
-                let Some(sub) = slot else {
-                    return Poll::Ready(None);
-                };
-                match sub.poll_next_unpin(cx) {
-                    Poll::Pending if sub.has_rest() => Poll::Ready(Some((0, LiveItem::Flush))),
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(Some(item)) => Poll::Ready(Some((0, LiveItem::Frame(item)))),
-                    Poll::Ready(None) => {
-                        // Keep the subscription (and its writer) until a final disarm.
-                        Poll::Ready(Some((0, LiveItem::Closed)))
-                    }
-                }
-            }
+            LiveSet::One(sub) => match sub.poll_next_unpin(cx) {
+                Poll::Pending if sub.has_rest() => Poll::Ready(Some((0, LiveItem::Flush))),
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(item)) => Poll::Ready(Some((0, LiveItem::Frame(item)))),
+                Poll::Ready(None) => Poll::Ready(Some((0, LiveItem::Closed))),
+            },
             LiveSet::Many(map) => map.poll_next_unpin(cx).map(|next| {
                 next.map(|(i, item)| (i, item.map_or(LiveItem::Closed, LiveItem::Frame)))
             }),
