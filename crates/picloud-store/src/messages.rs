@@ -382,36 +382,48 @@ async fn insert_outbox_sqlite(
 /// batch costs one round trip and one commit. Every list goes as an array: one fixed
 /// statement text, prepared once per connection.
 ///
-/// Steps, in the statement's order: take each topic's seqs with the upsert (rows in
-/// (app, topic) order: the lock order every batch follows), number each item
-/// `last_seq - n + k` (`k` = its 1-based place in its topic's share), insert the messages
-/// (no foreign key on PostgreSQL: the upsert just made sure of the topic; migration 0004),
-/// insert one outbox row per matching enabled `pubsub` trigger, return the seqs.
-const PUBLISH_POSTGRES: &str = "WITH items AS ( \
-       SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) \
-         WITH ORDINALITY AS i(app_id, topic, payload, published_at, k, o)), \
-     groups AS (SELECT app_id, topic, count(*) AS n FROM items GROUP BY app_id, topic), \
+/// The batch arrives already grouped: one row per topic, in (app, topic) order (`Plan`),
+/// and per item its group's place and its own 1-based place `k` in that group. So the
+/// statement sorts and aggregates nothing, and joins items to their seqs by group number.
+///
+/// Steps, in the statement's order: take each topic's seqs with the upsert (rows in group
+/// order: the lock order every batch follows), number each item `last_seq - n + k`,
+/// insert the messages (no foreign key on PostgreSQL: the upsert just made sure of the
+/// topic; migration 0004), insert one outbox row per matching enabled `pubsub` trigger of
+/// the batch's apps, return the seqs in item order.
+///
+/// Measured against the earlier form (items grouped by `GROUP BY`, triggers probed once per
+/// item): pgbench, 16 messages on 16 topics, eight rounds interleaved, 0.64 → 0.58 ms.
+const PUBLISH_POSTGRES: &str = "WITH g AS ( \
+       SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) \
+         WITH ORDINALITY AS g(app_id, topic, n, gi)), \
      seqs AS ( \
        INSERT INTO topics (app_id, name, description, external_subscribable, auth_mode, \
          retention_max_messages, retention_max_age_secs, last_seq, created_at, updated_at) \
-       SELECT app_id, topic, '', FALSE, 'token', $6, $7, n, $8, $8 FROM groups \
-       ORDER BY app_id, topic \
+       SELECT app_id, topic, '', FALSE, 'token', $4, $5, n, $6, $6 FROM g ORDER BY gi \
        ON CONFLICT (app_id, name) DO UPDATE SET last_seq = topics.last_seq + excluded.last_seq \
        RETURNING app_id, name, last_seq), \
+     bases AS ( \
+       SELECT g.gi, g.app_id, g.topic, s.last_seq - g.n AS base \
+       FROM g JOIN seqs s ON s.app_id = g.app_id AND s.name = g.topic), \
      numbered AS ( \
-       SELECT i.o, i.app_id, i.topic, i.payload, i.published_at, s.last_seq - g.n + i.k AS seq \
-       FROM items i JOIN groups g ON g.app_id = i.app_id AND g.topic = i.topic \
-       JOIN seqs s ON s.app_id = i.app_id AND s.name = i.topic), \
+       SELECT i.o, b.app_id, b.topic, i.payload, i.published_at, b.base + i.k AS seq \
+       FROM UNNEST($7::text[], $8::bigint[], $9::bigint[], $10::bigint[]) \
+         WITH ORDINALITY AS i(payload, published_at, gi, k, o) \
+       JOIN bases b ON b.gi = i.gi), \
      msgs AS ( \
        INSERT INTO messages (app_id, topic, seq, payload, published_at) \
        SELECT app_id, topic, seq, payload, published_at FROM numbered), \
+     trig AS ( \
+       SELECT id, app_id, topic_match, topic_prefix FROM triggers \
+       WHERE app_id = ANY($11::text[]) AND kind = 'pubsub' AND enabled \
+         AND topic_match IS NOT NULL), \
      deliveries AS ( \
        INSERT INTO outbox (app_id, trigger_id, event, next_attempt_at, created_at) \
        SELECT n.app_id, t.id, \
          '{\"kind\":\"pubsub\",\"topic\":\"' || n.topic || '\",\"seq\":' || n.seq \
-           || ',\"message\":' || n.payload || '}', $8, $8 \
-       FROM numbered n JOIN triggers t ON t.app_id = n.app_id AND t.kind = 'pubsub' \
-         AND t.enabled AND ( \
+           || ',\"message\":' || n.payload || '}', $6, $6 \
+       FROM numbered n JOIN trig t ON t.app_id = n.app_id AND ( \
            (NOT t.topic_prefix AND t.topic_match = n.topic) OR \
            (t.topic_prefix AND length(n.topic) > length(t.topic_match) \
              AND substr(n.topic, 1, length(t.topic_match)) = t.topic_match)) \
@@ -424,25 +436,31 @@ async fn publish_postgres(
     items: &[PublishItem],
 ) -> StoreResult<Committed> {
     let plan = Plan::new(items);
-    let mut k = vec![0i64; items.len()];
-    for g in &plan.groups {
-        for (place, &i) in g.items.iter().enumerate() {
+    let (mut gi, mut k) = (vec![0i64; items.len()], vec![0i64; items.len()]);
+    for (g, group) in plan.groups.iter().enumerate() {
+        for (place, &i) in group.items.iter().enumerate() {
+            gi[i] = g as i64 + 1;
             k[i] = place as i64 + 1;
         }
     }
-    let apps: Vec<&str> = items.iter().map(|i| i.app_id.as_str()).collect();
-    let topics: Vec<&str> = items.iter().map(|i| i.topic.as_str()).collect();
+    let group_apps: Vec<&str> = plan.groups.iter().map(|g| g.app.as_str()).collect();
+    let group_topics: Vec<&str> = plan.groups.iter().map(|g| g.topic.as_str()).collect();
+    let group_sizes: Vec<i64> = plan.groups.iter().map(|g| g.items.len() as i64).collect();
+    let apps: Vec<&str> = plan.apps().into_iter().map(AppId::as_str).collect();
     let payloads: Vec<&str> = items.iter().map(|i| &*i.payload).collect();
     let published: Vec<i64> = items.iter().map(|i| i.published_at).collect();
     let rows: Vec<(i64, i64)> = sqlx::query_as(PUBLISH_POSTGRES)
-        .bind(&apps)
-        .bind(&topics)
-        .bind(&payloads)
-        .bind(&published)
-        .bind(&k)
+        .bind(&group_apps)
+        .bind(&group_topics)
+        .bind(&group_sizes)
         .bind(Retention::DEFAULT.max_messages)
         .bind(Retention::DEFAULT.max_age_secs)
         .bind(now_ms())
+        .bind(&payloads)
+        .bind(&published)
+        .bind(&gi)
+        .bind(&k)
+        .bind(&apps)
         .fetch_all(conn)
         .await
         .map_err(error::other)?;
