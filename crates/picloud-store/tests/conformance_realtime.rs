@@ -274,7 +274,7 @@ async fn publish_writes_outbox_rows_for_matching_triggers(store: SqlStore) {
     let exact = insert_pubsub_trigger(&store, &a, "orders", true).await;
     let prefix = insert_pubsub_trigger(&store, &a, "orders.*", true).await;
     insert_pubsub_trigger(&store, &a, "orders", false).await; // disabled
-    insert_pubsub_trigger(&store, &b, "orders", true).await; // another app's
+    let b_orders = insert_pubsub_trigger(&store, &b, "orders", true).await; // another app's
     let first = store
         .publish_batch(&[
             item(&a, "orders", 1),
@@ -308,6 +308,27 @@ async fn publish_writes_outbox_rows_for_matching_triggers(store: SqlStore) {
         ]
     );
     assert!(outbox_rows(&store, &b).await.is_empty());
+
+    // One batch over two apps: each app's triggers get their own app's messages only.
+    let mixed = store
+        .publish_batch(&[item(&b, "orders", 7), item(&a, "orders.us", 8)])
+        .await
+        .unwrap();
+    assert_eq!((mixed.seqs, mixed.deliveries), (vec![1, 1], 2));
+    assert_eq!(
+        outbox_rows(&store, &b).await,
+        vec![(
+            b_orders,
+            r#"{"kind":"pubsub","topic":"orders","seq":1,"message":{"n":7}}"#.to_owned()
+        )]
+    );
+    assert_eq!(
+        outbox_rows(&store, &a).await.last().cloned(),
+        Some((
+            prefix,
+            r#"{"kind":"pubsub","topic":"orders.us","seq":1,"message":{"n":8}}"#.to_owned()
+        ))
+    );
 }
 
 async fn retention_prunes_by_count_and_age(store: SqlStore) {
