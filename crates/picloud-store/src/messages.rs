@@ -34,20 +34,6 @@ const TAKE_SEQS_TAIL: &str = " ON CONFLICT (app_id, name) DO UPDATE \
 const PUBSUB_TRIGGERS: &str = "SELECT id, topic_match, topic_prefix FROM triggers \
      WHERE app_id = $1 AND kind = 'pubsub' AND enabled";
 
-/// A topic's history after a seq. SQLite keys messages by (app, topic, seq); PostgreSQL by
-/// (topic id, seq) (migration 0005), reached through the topic row.
-const READ_AFTER_SQLITE: &str = "SELECT seq, payload, published_at FROM messages \
-     WHERE app_id = $1 AND topic = $2 AND seq > $3 ORDER BY seq LIMIT $4";
-const READ_AFTER_POSTGRES: &str = "SELECT m.seq, m.payload, m.published_at \
-     FROM topics t JOIN messages m ON m.topic_id = t.id \
-     WHERE t.app_id = $1 AND t.name = $2 AND m.seq > $3 ORDER BY m.seq LIMIT $4";
-/// Deletes a topic's history at or below a seq or older than a time.
-const PRUNE_SQLITE: &str = "DELETE FROM messages WHERE app_id = $1 AND topic = $2 \
-     AND (seq <= $3 OR published_at < $4)";
-const PRUNE_POSTGRES: &str = "DELETE FROM messages m USING topics t \
-     WHERE m.topic_id = t.id AND t.app_id = $1 AND t.name = $2 \
-     AND (m.seq <= $3 OR m.published_at < $4)";
-
 /// Most rows in one SQLite `INSERT … VALUES` (SQLite allows 32,766 bound values).
 const SQLITE_ROWS_PER_INSERT: usize = 1000;
 
@@ -144,12 +130,11 @@ impl MessageStore for SqlStore {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<Message>> {
-        let sql = match &self.db {
-            Db::Sqlite(_) => READ_AFTER_SQLITE,
-            Db::Postgres(_) => READ_AFTER_POSTGRES,
-        };
         let rows: Vec<(i64, String, i64)> = on_pool!(&self.db, pool => {
-            sqlx::query_as(sql)
+            sqlx::query_as(
+                "SELECT seq, payload, published_at FROM messages \
+                 WHERE app_id = $1 AND topic = $2 AND seq > $3 ORDER BY seq LIMIT $4",
+            )
             .bind(app.as_str())
             .bind(topic.as_str())
             .bind(after)
@@ -181,16 +166,15 @@ impl MessageStore for SqlStore {
             .await
             .map_err(error::other)?
         });
-        let sql = match &self.db {
-            Db::Sqlite(_) => PRUNE_SQLITE,
-            Db::Postgres(_) => PRUNE_POSTGRES,
-        };
         let mut pruned = 0;
         for (app, topic, last_seq, max_messages, max_age) in topics {
             let keep_after_seq = max_messages.map_or(i64::MIN, |n| last_seq - n);
             let keep_after_ms = max_age.map_or(i64::MIN, |s| now_ms - s * 1000);
             pruned += on_pool!(&self.db, pool => {
-                sqlx::query(sql)
+                sqlx::query(
+                    "DELETE FROM messages WHERE app_id = $1 AND topic = $2 \
+                     AND (seq <= $3 OR published_at < $4)",
+                )
                 .bind(&app)
                 .bind(&topic)
                 .bind(keep_after_seq)
@@ -404,13 +388,12 @@ async fn insert_outbox_sqlite(
 ///
 /// Steps, in the statement's order: take each topic's seqs with the upsert (rows in group
 /// order: the lock order every batch follows), number each item `last_seq - n + k`,
-/// insert the messages under the topic's id (migration 0005; no foreign key: the upsert
-/// just made sure of the topic, migration 0004), insert one outbox row per matching enabled `pubsub` trigger of
+/// insert the messages (no foreign key on PostgreSQL: the upsert just made sure of the
+/// topic; migration 0004), insert one outbox row per matching enabled `pubsub` trigger of
 /// the batch's apps, return the seqs in item order.
 ///
 /// Measured against the earlier form (items grouped by `GROUP BY`, triggers probed once per
-/// item): pgbench, 16 messages on 16 topics, eight rounds interleaved, 0.64 → 0.58 ms; the
-/// topic id as the messages key took another ~0.045 ms off.
+/// item): pgbench, 16 messages on 16 topics, eight rounds interleaved, 0.64 → 0.58 ms.
 const PUBLISH_POSTGRES: &str = "WITH g AS ( \
        SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) \
          WITH ORDINALITY AS g(app_id, topic, n, gi)), \
@@ -419,19 +402,18 @@ const PUBLISH_POSTGRES: &str = "WITH g AS ( \
          retention_max_messages, retention_max_age_secs, last_seq, created_at, updated_at) \
        SELECT app_id, topic, '', FALSE, 'token', $4, $5, n, $6, $6 FROM g ORDER BY gi \
        ON CONFLICT (app_id, name) DO UPDATE SET last_seq = topics.last_seq + excluded.last_seq \
-       RETURNING id, app_id, name, last_seq), \
+       RETURNING app_id, name, last_seq), \
      bases AS ( \
-       SELECT g.gi, s.id, g.app_id, g.topic, s.last_seq - g.n AS base \
+       SELECT g.gi, g.app_id, g.topic, s.last_seq - g.n AS base \
        FROM g JOIN seqs s ON s.app_id = g.app_id AND s.name = g.topic), \
      numbered AS ( \
-       SELECT i.o, b.id AS topic_id, b.app_id, b.topic, i.payload, i.published_at, \
-         b.base + i.k AS seq \
+       SELECT i.o, b.app_id, b.topic, i.payload, i.published_at, b.base + i.k AS seq \
        FROM UNNEST($7::text[], $8::bigint[], $9::bigint[], $10::bigint[]) \
          WITH ORDINALITY AS i(payload, published_at, gi, k, o) \
        JOIN bases b ON b.gi = i.gi), \
      msgs AS ( \
-       INSERT INTO messages (topic_id, seq, payload, published_at) \
-       SELECT topic_id, seq, payload, published_at FROM numbered), \
+       INSERT INTO messages (app_id, topic, seq, payload, published_at) \
+       SELECT app_id, topic, seq, payload, published_at FROM numbered), \
      trig AS ( \
        SELECT id, app_id, topic_match, topic_prefix FROM triggers \
        WHERE app_id = ANY($11::text[]) AND kind = 'pubsub' AND enabled \
