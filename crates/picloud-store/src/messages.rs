@@ -223,17 +223,25 @@ impl<'a> Plan<'a> {
         }
     }
 
-    /// Each item's seq, given each group's `last_seq` after the upsert (group order).
-    fn seqs(&self, lasts: &[i64]) -> Vec<i64> {
+    /// Per item (in batch order): its group's index (group order) and its 1-based place `k`
+    /// in that group. An item's seq is its group's `last_seq - n + k`.
+    fn places(&self) -> Vec<(usize, i64)> {
         let total = self.groups.iter().map(|g| g.items.len()).sum();
-        let mut seqs = vec![0; total];
-        for (g, last) in self.groups.iter().zip(lasts) {
-            let first = last - g.items.len() as i64 + 1;
-            for (k, &i) in g.items.iter().enumerate() {
-                seqs[i] = first + k as i64;
+        let mut places = vec![(0, 0); total];
+        for (g, group) in self.groups.iter().enumerate() {
+            for (place, &i) in group.items.iter().enumerate() {
+                places[i] = (g, place as i64 + 1);
             }
         }
-        seqs
+        places
+    }
+
+    /// Each item's seq, given each group's `last_seq` after the upsert (group order).
+    fn seqs(&self, lasts: &[i64]) -> Vec<i64> {
+        self.places()
+            .into_iter()
+            .map(|(g, k)| lasts[g] - self.groups[g].items.len() as i64 + k)
+            .collect()
     }
 
     /// The distinct apps of the batch.
@@ -436,13 +444,11 @@ async fn publish_postgres(
     items: &[PublishItem],
 ) -> StoreResult<Committed> {
     let plan = Plan::new(items);
-    let (mut gi, mut k) = (vec![0i64; items.len()], vec![0i64; items.len()]);
-    for (g, group) in plan.groups.iter().enumerate() {
-        for (place, &i) in group.items.iter().enumerate() {
-            gi[i] = g as i64 + 1;
-            k[i] = place as i64 + 1;
-        }
-    }
+    let (gi, k): (Vec<i64>, Vec<i64>) = plan
+        .places()
+        .into_iter()
+        .map(|(g, k)| (g as i64 + 1, k))
+        .unzip();
     let group_apps: Vec<&str> = plan.groups.iter().map(|g| g.app.as_str()).collect();
     let group_topics: Vec<&str> = plan.groups.iter().map(|g| g.topic.as_str()).collect();
     let group_sizes: Vec<i64> = plan.groups.iter().map(|g| g.items.len() as i64).collect();
