@@ -59,6 +59,13 @@ pub struct Args {
     #[arg(long, default_value_t = 100)]
     pub s4_batch: usize,
 
+    /// Runs the chosen scenarios this many times, PiCloud then Nchan within each round, and
+    /// reports each PiCloud/Nchan ratio's median over the rounds. A shared host's speed
+    /// drifts (±15 % from minute to minute here), so one round can catch one server in a
+    /// slow phase and the other in a fast one.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
+
     /// S5's fixed publish rate (messages per second).
     #[arg(long, default_value_t = 5000.0)]
     pub s5_rate: f64,

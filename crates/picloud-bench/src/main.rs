@@ -61,8 +61,11 @@ fn main() -> ExitCode {
         || args.duration_secs == 0
         || args.publishers == 0
         || args.s4_publishers == 0
+        || args.rounds == 0
     {
-        eprintln!("--scale, --duration-secs, --publishers and --s4-publishers must be positive");
+        eprintln!(
+            "--scale, --duration-secs, --publishers, --s4-publishers and --rounds must be positive"
+        );
         return ExitCode::from(2);
     }
     let nofile = match sys::raise_nofile() {
@@ -128,11 +131,63 @@ async fn run(ctx: &Ctx, nofile: (u64, u64)) -> Value {
         ScenarioArg::E1 => vec![Scenario::E1],
         ScenarioArg::All => Scenario::ALL.to_vec(),
     };
+    let mut rounds = Vec::with_capacity(a.rounds);
+    for round in 1..=a.rounds {
+        if a.rounds > 1 {
+            progress!("==== round {round} of {} ====", a.rounds);
+        }
+        rounds.push(one_round(ctx, kinds, &scenarios).await);
+    }
+    let mut out = json!({
+        "tool": "picloud-bench",
+        "version": env!("CARGO_PKG_VERSION"),
+        "config": {
+            "target": format!("{:?}", a.target).to_lowercase(),
+            "scale": a.scale,
+            "duration_secs": a.duration_secs,
+            "publishers": a.publishers,
+            "s4_publishers": a.s4_publishers,
+            "s4_batch": a.s4_batch,
+            "payload_bytes": a.payload_bytes,
+            "s5_rate": a.s5_rate,
+            "s5_rate_conns": a.s5_rate_conns,
+            "s5_topics": a.s5_topics,
+            "rounds": a.rounds,
+            "d1_drain_messages": ctx.scaled(scenarios::D1_DRAIN_MESSAGES),
+            "server_cpu": a.server_cpu,
+            "client_cpu": a.client_cpu,
+            "picloud_bin": ctx.picloud_bin.display().to_string(),
+            "rlimit_nofile": {"soft": nofile.0, "hard": nofile.1},
+            "clk_tck": ctx.clk_tck,
+            "latency_sample_every": sse_client::SAMPLE_EVERY,
+        },
+    });
+    if a.target == TargetArg::Both {
+        let ratios: Vec<Value> = rounds.iter().map(scenarios::ratios).collect();
+        if ratios.len() == 1 {
+            out["ratios_picloud_over_nchan"] = ratios[0].clone();
+        } else {
+            out["ratios_picloud_over_nchan"] = scenarios::median_ratios(&ratios);
+            out["ratios_by_round"] = Value::Array(ratios);
+        }
+    }
+    let mut rounds = rounds.into_iter();
+    out["results"] = rounds.next().unwrap_or_else(|| json!({}));
+    if a.rounds > 1 {
+        // Rounds 2..N; `results` is round 1, as with a single round.
+        out["results_later_rounds"] = Value::Array(rounds.collect());
+    }
+    out
+}
+
+/// Every chosen scenario on every chosen server, one after the other; the results by
+/// server name, then scenario name.
+async fn one_round(ctx: &Ctx, kinds: &[Kind], scenarios: &[Scenario]) -> Value {
     let mut results: Map<String, Value> = kinds
         .iter()
         .map(|k| (k.name().to_owned(), json!({})))
         .collect();
-    for s in scenarios {
+    for &s in scenarios {
         for &kind in kinds {
             if s.picloud_only() && kind == Kind::Nchan {
                 continue; // PiCloud only: Nchan stores nothing durable and runs no scripts
@@ -152,33 +207,5 @@ async fn run(ctx: &Ctx, nofile: (u64, u64)) -> Value {
             results[kind.name()][s.name()] = v;
         }
     }
-    let results = Value::Object(results);
-    let mut out = json!({
-        "tool": "picloud-bench",
-        "version": env!("CARGO_PKG_VERSION"),
-        "config": {
-            "target": format!("{:?}", a.target).to_lowercase(),
-            "scale": a.scale,
-            "duration_secs": a.duration_secs,
-            "publishers": a.publishers,
-            "s4_publishers": a.s4_publishers,
-            "s4_batch": a.s4_batch,
-            "payload_bytes": a.payload_bytes,
-            "s5_rate": a.s5_rate,
-            "s5_rate_conns": a.s5_rate_conns,
-            "s5_topics": a.s5_topics,
-            "d1_drain_messages": ctx.scaled(scenarios::D1_DRAIN_MESSAGES),
-            "server_cpu": a.server_cpu,
-            "client_cpu": a.client_cpu,
-            "picloud_bin": ctx.picloud_bin.display().to_string(),
-            "rlimit_nofile": {"soft": nofile.0, "hard": nofile.1},
-            "clk_tck": ctx.clk_tck,
-            "latency_sample_every": sse_client::SAMPLE_EVERY,
-        },
-    });
-    if a.target == TargetArg::Both {
-        out["ratios_picloud_over_nchan"] = scenarios::ratios(&results);
-    }
-    out["results"] = results;
-    out
+    Value::Object(results)
 }

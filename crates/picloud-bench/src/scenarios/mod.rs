@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::cli::Args;
 use crate::latency::{self, Payload};
@@ -282,4 +282,56 @@ pub fn ratios(results: &Value) -> Value {
         "s4_deliveries_per_sec_durable_batch": r(&["s4", "runs", "durable_batch", "deliveries_per_sec"], &["s4", "runs", "plain", "deliveries_per_sec"]),
         "how_to_read": "PiCloud figure / Nchan figure from this one run. deliveries_per_sec: >1 means PiCloud delivers more. bytes_per_conn, cpu_us_per_delivery, latency: <1 means PiCloud uses less / is faster.",
     })
+}
+
+/// Each ratio's median over several rounds' [`ratios`] (rounds where a ratio is missing
+/// are left out of its median; the middle two are averaged when the count is even).
+pub fn median_ratios(rounds: &[Value]) -> Value {
+    let mut out = Map::new();
+    let keys = rounds
+        .first()
+        .and_then(Value::as_object)
+        .map(|o| o.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    for key in keys.into_iter().filter(|k| k != "how_to_read") {
+        let mut xs: Vec<f64> = rounds.iter().filter_map(|r| r[&key].as_f64()).collect();
+        xs.sort_by(f64::total_cmp);
+        let median = match xs.len() {
+            0 => Value::Null,
+            n if n % 2 == 1 => json!(xs[n / 2]),
+            n => json!(((xs[n / 2 - 1] + xs[n / 2]) / 2.0 * 1000.0).round() / 1000.0),
+        };
+        out.insert(key, median);
+    }
+    out.insert(
+        "how_to_read".into(),
+        json!(format!(
+            "Median over {} rounds of PiCloud figure / Nchan figure, each round's pair measured back to back (each round's own ratios: ratios_by_round). deliveries_per_sec: >1 means PiCloud delivers more. bytes_per_conn, cpu_us_per_delivery, latency: <1 means PiCloud uses less / is faster.",
+            rounds.len()
+        )),
+    );
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_ratios_takes_each_keys_middle_value() {
+        let rounds = [
+            json!({"a": 1.2, "b": 3.0, "c": null, "how_to_read": "x"}),
+            json!({"a": 1.5, "b": 1.0, "c": 2.0, "how_to_read": "x"}),
+            json!({"a": 1.3, "b": 2.0, "c": null, "how_to_read": "x"}),
+            json!({"a": 9.0, "b": 4.0, "c": null, "how_to_read": "x"}),
+        ];
+        let m = median_ratios(&rounds);
+        assert_eq!(m["a"], json!(1.4)); // even count: (1.3 + 1.5) / 2
+        assert_eq!(m["b"], json!(2.5));
+        assert_eq!(m["c"], json!(2.0)); // only the round that has it
+        assert!(m["how_to_read"].as_str().unwrap().contains("4 rounds"));
+        let odd = median_ratios(&rounds[..3]);
+        assert_eq!(odd["a"], json!(1.3));
+        assert_eq!(odd["b"], json!(2.0));
+    }
 }
