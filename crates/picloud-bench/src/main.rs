@@ -163,16 +163,16 @@ async fn run(ctx: &Ctx, nofile: (u64, u64)) -> Value {
         },
     });
     if a.target == TargetArg::Both {
-        let ratios: Vec<Value> = rounds.iter().map(scenarios::ratios).collect();
-        if ratios.len() == 1 {
-            out["ratios_picloud_over_nchan"] = ratios[0].clone();
+        let mut ratios: Vec<Value> = rounds.iter().map(scenarios::ratios).collect();
+        if a.rounds == 1 {
+            out["ratios_picloud_over_nchan"] = ratios.swap_remove(0);
         } else {
             out["ratios_picloud_over_nchan"] = scenarios::median_ratios(&ratios);
             out["ratios_by_round"] = Value::Array(ratios);
         }
     }
     let mut rounds = rounds.into_iter();
-    out["results"] = rounds.next().unwrap_or_else(|| json!({}));
+    out["results"] = rounds.next().expect("--rounds is at least 1");
     if a.rounds > 1 {
         // Rounds 2..N; `results` is round 1, as with a single round.
         out["results_later_rounds"] = Value::Array(rounds.collect());

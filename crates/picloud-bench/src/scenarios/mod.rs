@@ -261,10 +261,13 @@ fn num(v: &Value, path: &[&str]) -> Option<f64> {
 }
 
 /// PiCloud/Nchan for the figures that compare (S1–S4), `null` when either side is missing.
+/// How to read a ratio, after the sentence that says where it comes from.
+const RATIO_READING: &str = "deliveries_per_sec: >1 means PiCloud delivers more. bytes_per_conn, cpu_us_per_delivery, latency: <1 means PiCloud uses less / is faster.";
+
 pub fn ratios(results: &Value) -> Value {
     let r = |pi: &[&str], nc: &[&str]| -> Value {
         match (num(&results["picloud"], pi), num(&results["nchan"], nc)) {
-            (Some(a), Some(b)) if b != 0.0 => json!((a / b * 1000.0).round() / 1000.0),
+            (Some(a), Some(b)) if b != 0.0 => json!(round3(a / b)),
             _ => Value::Null,
         }
     };
@@ -280,7 +283,7 @@ pub fn ratios(results: &Value) -> Value {
         // PiCloud's batch endpoint against Nchan's one message per request (it has no batch).
         "s4_deliveries_per_sec_ephemeral_batch": r(&["s4", "runs", "ephemeral_batch", "deliveries_per_sec"], &["s4", "runs", "plain", "deliveries_per_sec"]),
         "s4_deliveries_per_sec_durable_batch": r(&["s4", "runs", "durable_batch", "deliveries_per_sec"], &["s4", "runs", "plain", "deliveries_per_sec"]),
-        "how_to_read": "PiCloud figure / Nchan figure from this one run. deliveries_per_sec: >1 means PiCloud delivers more. bytes_per_conn, cpu_us_per_delivery, latency: <1 means PiCloud uses less / is faster.",
+        "how_to_read": format!("PiCloud figure / Nchan figure from this one run. {RATIO_READING}"),
     })
 }
 
@@ -299,14 +302,14 @@ pub fn median_ratios(rounds: &[Value]) -> Value {
         let median = match xs.len() {
             0 => Value::Null,
             n if n % 2 == 1 => json!(xs[n / 2]),
-            n => json!(((xs[n / 2 - 1] + xs[n / 2]) / 2.0 * 1000.0).round() / 1000.0),
+            n => json!(round3((xs[n / 2 - 1] + xs[n / 2]) / 2.0)),
         };
         out.insert(key, median);
     }
     out.insert(
         "how_to_read".into(),
         json!(format!(
-            "Median over {} rounds of PiCloud figure / Nchan figure, each round's pair measured back to back (each round's own ratios: ratios_by_round). deliveries_per_sec: >1 means PiCloud delivers more. bytes_per_conn, cpu_us_per_delivery, latency: <1 means PiCloud uses less / is faster.",
+            "Median over {} rounds of PiCloud figure / Nchan figure, each round's pair measured back to back (each round's own ratios: ratios_by_round). {RATIO_READING}",
             rounds.len()
         )),
     );
