@@ -12,7 +12,8 @@ use clap::{Parser, ValueEnum};
 )]
 pub struct Args {
     /// Which server(s) to measure. With `both`, each scenario runs on PiCloud then Nchan and
-    /// the summary adds PiCloud/Nchan ratios.
+    /// the summary adds PiCloud/Nchan ratios; `all` adds `picloud-floor` (S4 only) between
+    /// them and its floor/Nchan ratios.
     #[arg(long, value_enum, default_value_t = TargetArg::Both)]
     pub target: TargetArg,
 
@@ -94,6 +95,10 @@ pub enum TargetArg {
     Picloud,
     Nchan,
     Both,
+    /// `picloud-floor` alone (see `src/bin/picloud-floor.rs`).
+    Floor,
+    /// PiCloud, the floor and Nchan: both servers' ratios to Nchan, and the floor's.
+    All,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

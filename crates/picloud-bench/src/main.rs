@@ -85,6 +85,10 @@ fn main() -> ExitCode {
             .and_then(|p| p.parent().map(|d| d.join("picloud")))
             .unwrap_or_else(|| "target/release/picloud".into())
     });
+    let floor_bin = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("picloud-floor")))
+        .unwrap_or_else(|| "target/release/picloud-floor".into());
     progress!(
         "picloud-bench: target {:?}, scenario {:?}, scale {}, duration {} s, server cpu {}, client cpu {}, nofile {}/{}",
         args.target, args.scenario, args.scale, args.duration_secs, args.server_cpu, args.client_cpu, nofile.0, nofile.1
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
         epoch: Instant::now(),
         clk_tck: sys::clk_tck(),
         picloud_bin,
+        floor_bin,
         args,
     };
     let summary = rt.block_on(run(&ctx, nofile));
@@ -120,6 +125,8 @@ async fn run(ctx: &Ctx, nofile: (u64, u64)) -> Value {
         TargetArg::Picloud => &[Kind::Picloud],
         TargetArg::Nchan => &[Kind::Nchan],
         TargetArg::Both => &[Kind::Picloud, Kind::Nchan],
+        TargetArg::Floor => &[Kind::Floor],
+        TargetArg::All => &[Kind::Picloud, Kind::Floor, Kind::Nchan],
     };
     let scenarios: Vec<Scenario> = match a.scenario {
         ScenarioArg::S1 => vec![Scenario::S1],
@@ -162,13 +169,28 @@ async fn run(ctx: &Ctx, nofile: (u64, u64)) -> Value {
             "latency_sample_every": sse_client::SAMPLE_EVERY,
         },
     });
-    if a.target == TargetArg::Both {
-        let mut ratios: Vec<Value> = rounds.iter().map(scenarios::ratios).collect();
+    let compared = [
+        (
+            Kind::Picloud,
+            "ratios_picloud_over_nchan",
+            "ratios_by_round",
+        ),
+        (
+            Kind::Floor,
+            "ratios_floor_over_nchan",
+            "floor_ratios_by_round",
+        ),
+    ];
+    for (side, key, by_round) in compared {
+        if !(kinds.contains(&side) && kinds.contains(&Kind::Nchan)) {
+            continue;
+        }
+        let mut ratios: Vec<Value> = rounds.iter().map(|r| scenarios::ratios(r, side)).collect();
         if a.rounds == 1 {
-            out["ratios_picloud_over_nchan"] = ratios.swap_remove(0);
+            out[key] = ratios.swap_remove(0);
         } else {
-            out["ratios_picloud_over_nchan"] = scenarios::median_ratios(&ratios);
-            out["ratios_by_round"] = Value::Array(ratios);
+            out[key] = scenarios::median_ratios(&ratios);
+            out[by_round] = Value::Array(ratios);
         }
     }
     let mut rounds = rounds.into_iter();
@@ -189,8 +211,8 @@ async fn one_round(ctx: &Ctx, kinds: &[Kind], scenarios: &[Scenario]) -> Value {
         .collect();
     for &s in scenarios {
         for &kind in kinds {
-            if s.picloud_only() && kind == Kind::Nchan {
-                continue; // PiCloud only: Nchan stores nothing durable and runs no scripts
+            if !s.runs_on(kind) {
+                continue; // Nchan stores nothing durable and runs no scripts; the floor is S4's
             }
             progress!("== {} on {} ==", s.name(), kind.name());
             let started = Instant::now();

@@ -25,6 +25,9 @@ use crate::{proc_stats, sys};
 pub enum Kind {
     Picloud,
     Nchan,
+    /// `picloud-floor`: Nchan's protocol with nothing but the system calls a delivery needs
+    /// (the kernel's floor under both servers' figures).
+    Floor,
 }
 
 impl Kind {
@@ -32,7 +35,13 @@ impl Kind {
         match self {
             Kind::Picloud => "picloud",
             Kind::Nchan => "nchan",
+            Kind::Floor => "floor",
         }
+    }
+
+    /// Speaks Nchan's URLs (`/sub/{t}`, `/pub/{t}`), with no topics to create.
+    pub fn nchan_protocol(self) -> bool {
+        matches!(self, Kind::Nchan | Kind::Floor)
     }
 }
 
@@ -97,7 +106,7 @@ impl Endpoint {
     pub fn subscribe_topic_request(&self, t: &str) -> Vec<u8> {
         match self.kind {
             Kind::Picloud => picloud_subscribe_request(t),
-            Kind::Nchan => format!(
+            Kind::Nchan | Kind::Floor => format!(
                 "GET /sub/{t} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n"
             )
             .into_bytes(),
@@ -116,7 +125,7 @@ impl Endpoint {
                 self.key,
                 body.len()
             ),
-            Kind::Nchan => write!(
+            Kind::Nchan | Kind::Floor => write!(
                 out,
                 "POST /pub/{topic} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                 body.len()
@@ -185,7 +194,7 @@ impl Endpoint {
     /// PiCloud: creates app `bench` and topics `t0..t<n>` (public, externally
     /// subscribable), 8 requests in flight. Nchan: nothing to do (channels are implicit).
     pub async fn create_topics(&self, n: usize) -> Result<()> {
-        if self.kind == Kind::Nchan {
+        if self.kind.nchan_protocol() {
             return Ok(());
         }
         self.create_app().await?;
@@ -283,7 +292,7 @@ enum Cleanup {
         data_dir: PathBuf,
         pg: Option<PgDb>,
     },
-    /// Nothing to remove (Nchan; or a PiCloud whose data was handed on as [`Kept`]).
+    /// Nothing to remove (Nchan, the floor; or a PiCloud whose data was handed on as [`Kept`]).
     None,
 }
 
@@ -579,6 +588,59 @@ impl Server {
             "nchan up: master {pid}, worker {} on {addr}, cpu {cpu}",
             server.measured_pid
         );
+        Ok(server)
+    }
+
+    /// `picloud-floor` (next to this executable) on a free loopback port, pinned to `cpu`.
+    pub async fn start_floor(bin: &Path, cpu: usize) -> Result<Self> {
+        let addr = free_loopback_addr()?;
+        let log_path = temp_dir()?.join("floor.log");
+        let mut cmd = Command::new("taskset");
+        cmd.arg("-c")
+            .arg(cpu.to_string())
+            .arg(bin)
+            .args(["--listen", &addr.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log_path)?);
+        sys::die_with_parent(&mut cmd);
+        let spawned_at = Instant::now();
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("spawn taskset + {}", bin.display()))?;
+        let pid = child.id();
+        let mut server = Server {
+            endpoint: Endpoint {
+                kind: Kind::Floor,
+                addr,
+                key: Arc::from(""),
+            },
+            pid,
+            measured_pid: pid,
+            spawned_at,
+            backend: Backend::Sqlite,
+            child,
+            cleanup: Cleanup::None,
+            log_path,
+            stopped: false,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            server.check_alive()?;
+            if let Ok(mut c) = HttpConn::connect(addr).await {
+                if let Ok(200) = c
+                    .roundtrip(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                    .await
+                {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not answer on {addr} within 20 s", bin.display());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        crate::progress!("floor up: pid {pid} on {addr}, cpu {cpu}");
         Ok(server)
     }
 

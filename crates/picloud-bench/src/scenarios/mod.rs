@@ -62,15 +62,25 @@ impl Scenario {
         }
     }
 
-    /// PiCloud-only scenarios (Nchan has no durable store and no scripts).
-    pub fn picloud_only(self) -> bool {
-        matches!(self, Scenario::S5 | Scenario::D1 | Scenario::E1)
+    /// Whether `kind` runs this scenario. S5, D1 and E1 are PiCloud's only (Nchan has no
+    /// durable store and no scripts). The floor runs S4 only: one subscriber per topic
+    /// and one message per request is where "the system calls and nothing else" is a
+    /// floor; with S2's 1,000 subscribers per topic it would be a naive fan-out (one send
+    /// per frame per subscriber), not a bound.
+    pub fn runs_on(self, kind: Kind) -> bool {
+        match kind {
+            Kind::Picloud => true,
+            Kind::Nchan => !matches!(self, Scenario::S5 | Scenario::D1 | Scenario::E1),
+            Kind::Floor => self == Scenario::S4,
+        }
     }
 }
 
 pub struct Ctx {
     pub args: Args,
     pub picloud_bin: PathBuf,
+    /// `picloud-floor`, next to this executable.
+    pub floor_bin: PathBuf,
     /// Time zero of the payload timestamps (publishers and subscribers share the process).
     pub epoch: Instant,
     pub payload: Arc<Payload>,
@@ -91,6 +101,7 @@ impl Ctx {
         match kind {
             Kind::Picloud => self.start_picloud(Data::Fresh(backend), &[], None).await,
             Kind::Nchan => Server::start_nchan(&self.args.nchan_conf, self.args.server_cpu).await,
+            Kind::Floor => Server::start_floor(&self.floor_bin, self.args.server_cpu).await,
         }
     }
 
@@ -260,13 +271,28 @@ fn num(v: &Value, path: &[&str]) -> Option<f64> {
     path.iter().try_fold(v, |v, k| v.get(k))?.as_f64()
 }
 
-/// PiCloud/Nchan for the figures that compare (S1–S4), `null` when either side is missing.
 /// How to read a ratio, after the sentence that says where it comes from.
-const RATIO_READING: &str = "deliveries_per_sec: >1 means PiCloud delivers more. bytes_per_conn, cpu_us_per_delivery, latency: <1 means PiCloud uses less / is faster.";
+const RATIO_READING: &str = "deliveries_per_sec: >1 means PiCloud (or the floor) delivers more. bytes_per_conn, cpu_us_per_delivery, latency: <1 means it uses less / is faster.";
 
-pub fn ratios(results: &Value) -> Value {
+/// `side`/Nchan for the figures that compare (S1–S4), `null` when either is missing. The
+/// floor has one publish kind, Nchan's (`plain`): it gets the ephemeral ratios only.
+pub fn ratios(results: &Value, side: Kind) -> Value {
+    let name = side.name();
     let r = |pi: &[&str], nc: &[&str]| -> Value {
-        match (num(&results["picloud"], pi), num(&results["nchan"], nc)) {
+        let path: Vec<&str> = match side {
+            Kind::Picloud => pi.to_vec(),
+            _ if pi
+                .iter()
+                .any(|k| k.contains("durable") || k.contains("batch")) =>
+            {
+                return Value::Null
+            }
+            _ => pi
+                .iter()
+                .map(|k| if *k == "ephemeral" { "plain" } else { k })
+                .collect(),
+        };
+        match (num(&results[name], &path), num(&results["nchan"], nc)) {
             (Some(a), Some(b)) if b != 0.0 => json!(round3(a / b)),
             _ => Value::Null,
         }
@@ -283,7 +309,7 @@ pub fn ratios(results: &Value) -> Value {
         // PiCloud's batch endpoint against Nchan's one message per request (it has no batch).
         "s4_deliveries_per_sec_ephemeral_batch": r(&["s4", "runs", "ephemeral_batch", "deliveries_per_sec"], &["s4", "runs", "plain", "deliveries_per_sec"]),
         "s4_deliveries_per_sec_durable_batch": r(&["s4", "runs", "durable_batch", "deliveries_per_sec"], &["s4", "runs", "plain", "deliveries_per_sec"]),
-        "how_to_read": format!("PiCloud figure / Nchan figure from this one run. {RATIO_READING}"),
+        "how_to_read": format!("{name} figure / Nchan figure from this one run. {RATIO_READING}"),
     })
 }
 
@@ -309,7 +335,7 @@ pub fn median_ratios(rounds: &[Value]) -> Value {
     out.insert(
         "how_to_read".into(),
         json!(format!(
-            "Median over {} rounds of PiCloud figure / Nchan figure, each round's pair measured back to back (each round's own ratios: ratios_by_round). {RATIO_READING}",
+            "Median over {} rounds of the figure / Nchan figure, each round's pair measured back to back (each round's own ratios: ratios_by_round, or floor_ratios_by_round for the floor). {RATIO_READING}",
             rounds.len()
         )),
     );

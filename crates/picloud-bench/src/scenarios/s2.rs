@@ -21,7 +21,7 @@ pub async fn run(ctx: &Ctx, kind: Kind) -> Result<Value> {
 pub fn variants(kind: Kind) -> &'static [(&'static str, bool)] {
     match kind {
         Kind::Picloud => &[("ephemeral", false), ("durable", true)],
-        Kind::Nchan => &[("plain", false)],
+        Kind::Nchan | Kind::Floor => &[("plain", false)],
     }
 }
 
