@@ -543,23 +543,10 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(File::create(format!("{PREFIX}/stderr.log"))?);
         sys::die_with_parent(&mut cmd);
+        let spawned_at = Instant::now();
         let child = cmd.spawn().context("spawn taskset + nginx")?;
         let pid = child.id();
-        let mut server = Server {
-            endpoint: Endpoint {
-                kind: Kind::Nchan,
-                addr,
-                key: Arc::from(""),
-            },
-            pid,
-            measured_pid: pid,
-            spawned_at: Instant::now(),
-            backend: Backend::Sqlite,
-            child,
-            cleanup: Cleanup::None,
-            log_path,
-            stopped: false,
-        };
+        let mut server = Server::without_data(Kind::Nchan, addr, child, spawned_at, log_path);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             server.check_alive().map_err(|e| {
@@ -591,6 +578,33 @@ impl Server {
         Ok(server)
     }
 
+    /// A server with no data or key of ours (Nchan, the floor), measured as `child` until
+    /// the caller finds a worker.
+    fn without_data(
+        kind: Kind,
+        addr: SocketAddr,
+        child: Child,
+        spawned_at: Instant,
+        log_path: PathBuf,
+    ) -> Self {
+        let pid = child.id();
+        Server {
+            endpoint: Endpoint {
+                kind,
+                addr,
+                key: Arc::from(""),
+            },
+            pid,
+            measured_pid: pid,
+            spawned_at,
+            backend: Backend::Sqlite,
+            child,
+            cleanup: Cleanup::None,
+            log_path,
+            stopped: false,
+        }
+    }
+
     /// `picloud-floor` (next to this executable) on a free loopback port, pinned to `cpu`.
     pub async fn start_floor(bin: &Path, cpu: usize) -> Result<Self> {
         let addr = free_loopback_addr()?;
@@ -609,21 +623,7 @@ impl Server {
             .spawn()
             .with_context(|| format!("spawn taskset + {}", bin.display()))?;
         let pid = child.id();
-        let mut server = Server {
-            endpoint: Endpoint {
-                kind: Kind::Floor,
-                addr,
-                key: Arc::from(""),
-            },
-            pid,
-            measured_pid: pid,
-            spawned_at,
-            backend: Backend::Sqlite,
-            child,
-            cleanup: Cleanup::None,
-            log_path,
-            stopped: false,
-        };
+        let mut server = Server::without_data(Kind::Floor, addr, child, spawned_at, log_path);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             server.check_alive()?;
