@@ -20,7 +20,7 @@ use cli::{AdminCommand, Cli, Command, DbArgs, LogFormat, TokenCommand};
 use picloud_store::{DatabaseLocation, SqlStore};
 
 /// mimalloc: cheaper small allocations on the request and fan-out paths than glibc's
-/// allocator (measured with `picloud-bench`, HANDBACK.md).
+/// allocator (measured with `picloud-bench`, docs/handback-history.md, session 2).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
