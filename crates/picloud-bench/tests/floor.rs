@@ -1,4 +1,4 @@
-//! `picloud-floor` over real sockets: a subscriber gets each publish to its topic (and only
+//! `picloud-floor` over real sockets, on both of its runtimes: a subscriber gets each publish to its topic (and only
 //! those), pipelined publishes are each answered, and a malformed request is refused.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,9 +18,11 @@ impl Drop for Floor {
     }
 }
 
-fn start() -> Floor {
+/// `runtime`: `mio` (the floor) or `tokio` (the same protocol on tokio).
+fn start(runtime: &str) -> Floor {
     let mut child = Command::new(env!("CARGO_BIN_EXE_picloud-floor"))
         .args(["--listen", "127.0.0.1:0"])
+        .env("PICLOUD_FLOOR_RUNTIME", runtime)
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn picloud-floor");
@@ -84,7 +86,15 @@ fn publish_request(topic: &str, body: &str) -> String {
 
 #[test]
 fn delivers_publishes_to_their_topic_only() {
-    let floor = start();
+    delivers_to_topic(start("mio"));
+}
+
+#[test]
+fn on_tokio_delivers_publishes_to_their_topic_only() {
+    delivers_to_topic(start("tokio"));
+}
+
+fn delivers_to_topic(floor: Floor) {
     let mut a = subscribe(floor.addr, "a");
     let mut b = subscribe(floor.addr, "b");
     let mut publisher = connect(floor.addr);
@@ -115,7 +125,15 @@ fn delivers_publishes_to_their_topic_only() {
 
 #[test]
 fn refuses_a_malformed_request_and_keeps_serving() {
-    let floor = start();
+    refuses_malformed(start("mio"));
+}
+
+#[test]
+fn on_tokio_refuses_a_malformed_request_and_keeps_serving() {
+    refuses_malformed(start("tokio"));
+}
+
+fn refuses_malformed(floor: Floor) {
     let mut bad = connect(floor.addr);
     bad.write_all(b"\x01\x02 nonsense\r\n\r\n").unwrap();
     let mut r = BufReader::new(bad);

@@ -11,13 +11,16 @@
 //! One thread, edge-triggered epoll (mio), one `recv` per readiness unless it filled the
 //! buffer, one `send` per frame and per answer, and no allocation per publish once buffers
 //! have grown. A subscriber whose unsent bytes pass `MAX_UNSENT` is closed. It is a
-//! measuring instrument for the bench, not part of PiCloud.
+//! measuring instrument for the bench, not part of PiCloud. `PICLOUD_FLOOR_RUNTIME=tokio`
+//! runs the same protocol on tokio instead (`on_tokio.rs`), to price the runtime.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
 use mio::net::{TcpListener, TcpStream};
+
+mod on_tokio;
 use mio::{Events, Interest, Poll, Token};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -39,7 +42,12 @@ fn main() {
         },
         _ => fail("usage: picloud-floor --listen 127.0.0.1:PORT"),
     };
-    if let Err(e) = serve(addr) {
+    let served = match std::env::var("PICLOUD_FLOOR_RUNTIME").as_deref() {
+        Ok("tokio") => on_tokio::serve(addr),
+        Ok("mio") | Err(_) => serve(addr),
+        Ok(other) => fail(&format!("PICLOUD_FLOOR_RUNTIME={other}: mio or tokio")),
+    };
+    if let Err(e) = served {
         fail(&format!("picloud-floor on {addr}: {e}"));
     }
 }
