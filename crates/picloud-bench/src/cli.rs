@@ -95,7 +95,7 @@ pub enum TargetArg {
     Picloud,
     Nchan,
     Both,
-    /// `picloud-floor` alone (see `src/bin/picloud-floor.rs`).
+    /// `picloud-floor` alone (see `src/bin/picloud-floor/main.rs`).
     Floor,
     /// PiCloud, the floor and Nchan: both servers' ratios to Nchan, and the floor's.
     All,

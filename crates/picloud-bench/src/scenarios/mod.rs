@@ -275,23 +275,18 @@ fn num(v: &Value, path: &[&str]) -> Option<f64> {
 const RATIO_READING: &str = "deliveries_per_sec: >1 means PiCloud (or the floor) delivers more. bytes_per_conn, cpu_us_per_delivery, latency: <1 means it uses less / is faster.";
 
 /// `side`/Nchan for the figures that compare (S1–S4), `null` when either is missing. The
-/// floor has one publish kind, Nchan's (`plain`): it gets the ephemeral ratios only.
+/// floor's one publish kind is Nchan's (`plain`): it stands for PiCloud's ephemeral runs,
+/// and the durable and batch figures, which it has none of, come out `null`.
 pub fn ratios(results: &Value, side: Kind) -> Value {
     let name = side.name();
     let r = |pi: &[&str], nc: &[&str]| -> Value {
-        let path: Vec<&str> = match side {
-            Kind::Picloud => pi.to_vec(),
-            _ if pi
-                .iter()
-                .any(|k| k.contains("durable") || k.contains("batch")) =>
-            {
-                return Value::Null
-            }
-            _ => pi
-                .iter()
-                .map(|k| if *k == "ephemeral" { "plain" } else { k })
-                .collect(),
-        };
+        let path: Vec<&str> = pi
+            .iter()
+            .map(|&k| match (side, k) {
+                (Kind::Floor, "ephemeral") => "plain",
+                _ => k,
+            })
+            .collect();
         match (num(&results[name], &path), num(&results["nchan"], nc)) {
             (Some(a), Some(b)) if b != 0.0 => json!(round3(a / b)),
             _ => Value::Null,

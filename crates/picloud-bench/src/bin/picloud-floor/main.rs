@@ -1,6 +1,7 @@
-//! `picloud-floor --listen ADDR` (prints `listening on ADDR` once bound): the least a server can do for the benchmark's Nchan-shaped
-//! protocol, so that `picloud-bench --target all` can show what the kernel alone costs per
-//! delivery on this machine (the floor under any real server's figure, PiCloud's or Nchan's).
+//! `picloud-floor --listen ADDR` (prints `listening on ADDR` once bound): the least a server
+//! can do for the benchmark's Nchan-shaped protocol, so that `picloud-bench --target all` can
+//! show what the kernel alone costs per delivery on this machine (the floor under any real
+//! server's figure, PiCloud's or Nchan's).
 //!
 //! - `GET /sub/{topic}`: a `200` `text/event-stream` head, then `data: <body>\n\n` for every
 //!   publish to that topic (no `id:`, no keepalive, no history: nothing a real server owes).
@@ -19,9 +20,9 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
 use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
 
 mod on_tokio;
-use mio::{Events, Interest, Poll, Token};
 
 const LISTENER: Token = Token(usize::MAX);
 const READ_BUF: usize = 64 * 1024;
@@ -190,7 +191,9 @@ impl Floor {
                     return Ok(());
                 }
             };
-            stream.set_nodelay(true)?;
+            if stream.set_nodelay(true).is_err() {
+                continue; // already failing: drop it, keep serving
+            }
             let id = self.free.pop().unwrap_or(self.conns.len());
             self.poll.registry().register(
                 &mut stream,
