@@ -97,6 +97,12 @@ impl<V: Clone + Send + Sync + 'static> Cached<V> {
         self.0.loader.invalidate_all();
     }
 
+    /// The value if the front layer holds it, fresh at `now`; `None` otherwise (a caller
+    /// that cannot wait then goes through [`get_or_load`]).
+    pub fn hit(&self, key: &str, now: Instant) -> Option<V> {
+        self.front_get(key, now)
+    }
+
     fn front_get(&self, key: &str, now: Instant) -> Option<V> {
         let front = self.0.front.read().unwrap_or_else(|e| e.into_inner());
         let (value, loaded) = front.get(key)?;

@@ -6,7 +6,7 @@
 //! `app:/realtime…`, script endpoints `app:script` (or `app:/`); requests that match
 //! nothing, `unmatched`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
@@ -188,7 +188,9 @@ impl RouteLabels {
 /// Labels are `&'static str` from a bounded set, so their addresses make the keys.
 #[derive(Default)]
 pub struct RequestMetrics {
-    handles: RwLock<HashMap<LabelSet, (Counter, Histogram)>>,
+    /// hashbrown's hasher (foldhash): looked up on every request, with keys the server
+    /// makes (label addresses and a status), where std's SipHash buys nothing.
+    handles: RwLock<hashbrown::HashMap<LabelSet, (Counter, Histogram)>>,
 }
 
 /// (route, method, status): the addresses of the two labels, and the status code.

@@ -30,6 +30,7 @@ use tracing::Instrument;
 use crate::dispatch::Plane;
 use crate::error::ApiError;
 use crate::metrics::{RequestMetrics, RouteLabels};
+use crate::routes::publish::Published;
 use crate::state::AppState;
 
 /// A plane's router inside the request body limit: applied once around the router rather
@@ -93,17 +94,18 @@ impl HttpService {
     pub(crate) fn native_publish<'a>(
         &'a self,
         n: NativePublish<'a>,
-    ) -> Option<impl Future<Output = Response> + Send + 'a> {
+    ) -> Option<NativeCall<impl Future<Output = Response> + Send + 'a>> {
         let inner = &*self.0;
         let host = std::str::from_utf8(n.host?).ok()?;
         if !crate::dispatch::admin_host_verbatim(&inner.state.config.admin_hosts, host) {
             return None;
         }
         // Only targets `http::Uri` takes as they are (it would refuse some httparse takes,
-        // and the request would go to hyper's 400 instead).
+        // and the request would go to hyper's 400 instead). A table and no early exit:
+        // every publish's target goes through this.
         let plain = |s: &str| {
             s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._~:@/=&".contains(&b))
+                .fold(true, |ok, b| ok & PLAIN_TARGET[usize::from(b)])
         };
         if !plain(n.path) || !n.query.is_none_or(plain) {
             return None;
@@ -118,6 +120,9 @@ impl HttpService {
         // The very label the service path gives (metrics key on its address).
         let method = crate::metrics::method_label(&axum::http::Method::POST);
         let span = tracing::debug_span!("http", method, path = %n.path);
+        if let Some(answer) = inner.publish_now(&n, &d, start, method, &span) {
+            return Some(NativeCall::Ready(answer));
+        }
         let routed = async move {
             let res = crate::routes::publish::publish_native(
                 &inner.state,
@@ -129,8 +134,39 @@ impl HttpService {
             .await;
             (res, inner.labels.publish())
         };
-        Some(inner.answer(start, method, span, Box::pin(routed)))
+        Some(NativeCall::Pending(inner.answer(
+            start,
+            method,
+            span,
+            Box::pin(routed),
+        )))
     }
+}
+
+/// The bytes of a request target that [`HttpService::native_publish`] takes as they are.
+const PLAIN_TARGET: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.' | b'_' | b'~' | b':' | b'@' | b'/' | b'=' | b'&'
+            );
+        b += 1;
+    }
+    table
+};
+
+/// What [`HttpService::native_publish`] gives: the answer at once, or a future of it.
+pub(crate) enum NativeCall<F> {
+    /// Answered with nothing to wait for (an ephemeral publish whose key and app are
+    /// cached), through the same span, panic net and metrics: the publish's answer, or an
+    /// error's (JSON, as every `ApiError`).
+    Ready(Result<Published, Response>),
+    /// The usual way, as [`tower::Service::call`] answers.
+    Pending(F),
 }
 
 /// A one-message publish read straight off a connection (by the keep-alive loop, which
@@ -144,6 +180,16 @@ pub(crate) struct NativePublish<'a> {
     pub host: Option<&'a [u8]>,
     pub authorization: Option<&'a [u8]>,
     pub body: &'a [u8],
+}
+
+/// The answer to a handler that panicked.
+fn internal_error() -> Response {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    )
+    .into_response()
 }
 
 /// The answer to a request that missed its deadline (the client may be the slow part: a
@@ -196,15 +242,7 @@ impl Inner {
         let routed = AssertUnwindSafe(routed).catch_unwind();
         let (res, label) = match tokio::time::timeout(self.timeout, routed.instrument(span)).await {
             Ok(Ok(answer)) => answer,
-            Ok(Err(_panic)) => (
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                )
-                .into_response(),
-                "unmatched",
-            ),
+            Ok(Err(_panic)) => (internal_error(), "unmatched"),
             Err(_) => (timed_out(), "unmatched"),
         };
         let res = crate::json_errors::ensure_json(res).await;
@@ -213,13 +251,60 @@ impl Inner {
             .extensions()
             .get::<crate::metrics::RouteLabel>()
             .map_or(label, |l| l.0);
-        let status = res.status();
+        self.finish(label, method, res.status(), start);
+        res
+    }
+
+    /// [`crate::routes::publish::publish_native_now`] inside the wrapper [`Self::answer`]
+    /// puts around every request, less the deadline (nothing here waits): `None` when it
+    /// must wait after all.
+    fn publish_now(
+        &self,
+        n: &NativePublish<'_>,
+        d: &crate::routes::publish::Direct,
+        start: Instant,
+        method: &'static str,
+        span: &tracing::Span,
+    ) -> Option<Result<Published, Response>> {
+        let now = span.in_scope(|| {
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                crate::routes::publish::publish_native_now(
+                    &self.state,
+                    n.path,
+                    n.authorization,
+                    n.body,
+                    d,
+                    start,
+                )
+            }))
+        });
+        let (answer, label) = match now {
+            Ok(None) => return None,
+            Ok(Some(Ok(published))) => (Ok(published), self.labels.publish()),
+            Ok(Some(Err(e))) => (Err(e.into_response()), self.labels.publish()),
+            Err(_panic) => (Err(internal_error()), "unmatched"),
+        };
+        let status = match &answer {
+            Ok(published) => published.status,
+            Err(res) => res.status(),
+        };
+        self.finish(label, method, status, start);
+        Some(answer)
+    }
+
+    /// Request metrics, and a log line for a server error.
+    fn finish(
+        &self,
+        label: &'static str,
+        method: &'static str,
+        status: StatusCode,
+        start: Instant,
+    ) {
         let elapsed = start.elapsed();
         self.metrics.record(label, method, status, elapsed);
         if status.is_server_error() {
             tracing::error!(%status, method, route = label, latency_ms = elapsed.as_millis() as u64, "request failed");
         }
-        res
     }
 
     /// The plane's answer and the request's route label.

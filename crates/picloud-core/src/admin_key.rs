@@ -134,11 +134,12 @@ impl std::fmt::Debug for IssuedKey {
 pub fn parse(presented: &str) -> Option<(&str, &str)> {
     let rest = presented.strip_prefix(PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
-    let id_ok = id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    // Folded without an early exit (a vector loop): this runs on every admin request.
+    let id_ok = id.len() == 16 && id.bytes().fold(true, |ok, b| ok & b.is_ascii_hexdigit());
     let secret_ok = secret.len() == 43
-        && secret
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && secret.bytes().fold(true, |ok, b| {
+            ok & (b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
     (id_ok && secret_ok).then_some((id, secret))
 }
 
@@ -149,7 +150,7 @@ pub fn hash_secret(secret: &str) -> Vec<u8> {
 /// Constant-time check of a presented secret against a stored hash. With `stored = None`
 /// (unknown key id) it still hashes and compares, then fails.
 pub fn verify(secret: &str, stored: Option<&[u8]>) -> bool {
-    let presented = hash_secret(secret);
+    let presented = Sha256::digest(secret.as_bytes());
     let dummy = [0u8; 32];
     let (against, known) = match stored {
         Some(h) => (h, true),

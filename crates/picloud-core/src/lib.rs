@@ -34,6 +34,7 @@ pub mod message;
 pub mod script;
 pub mod secret;
 pub mod store;
+pub mod time;
 pub mod topic;
 pub mod trigger;
 

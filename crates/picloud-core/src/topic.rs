@@ -1,5 +1,7 @@
 //! Topics: named streams of messages inside an app, and who may subscribe to them.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use crate::ids::AppId;
@@ -12,8 +14,11 @@ pub const MAX_TOPIC_LEN: usize = 128;
 /// non-empty segments. `*` is reserved for token patterns (`chat.*`), so it never appears in
 /// a name; control characters, spaces, `/`, `?`, `#`, `%`, `,` and `=` never do either, so a
 /// name is safe in a path segment, a query value and a resume id without escaping.
+///
+/// Shared text: a publish hands its name to the message, the answer and the hub, so a
+/// clone is a reference count, not a copy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicName(String);
+pub struct TopicName(Arc<str>);
 
 impl TopicName {
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
@@ -38,12 +43,12 @@ impl TopicName {
         if input.split('.').any(str::is_empty) {
             return err("must not have empty '.'-separated segments");
         }
-        Ok(Self(input.to_owned()))
+        Ok(Self(input.into()))
     }
 
     /// For values read back from the database, which were validated when written.
     pub fn from_trusted(s: String) -> Self {
-        Self(s)
+        Self(s.into())
     }
 
     pub fn as_str(&self) -> &str {

@@ -26,7 +26,7 @@ impl MessageFrame {
     pub fn new(message: Arc<Message>) -> Self {
         let body = render_body(&message);
         let single = match message.seq {
-            Some(seq) => with_id(&seq.to_string(), &body),
+            Some(seq) => with_id(itoa::Buffer::new().format(seq), &body),
             None => body.clone(),
         };
         Self {
@@ -38,16 +38,24 @@ impl MessageFrame {
 }
 
 fn render_body(m: &Message) -> Bytes {
-    let published_at = DateTime::from_timestamp_millis(m.published_at)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut at = [0u8; 24];
+    let chrono_text;
+    let published_at = match picloud_core::time::write_utc_millis(m.published_at, true, &mut at) {
+        Some(text) => text,
+        None => {
+            chrono_text = DateTime::from_timestamp_millis(m.published_at)
+                .unwrap_or_default()
+                .to_rfc3339_opts(SecondsFormat::Millis, true);
+            &chrono_text
+        }
+    };
     let mut b = BytesMut::with_capacity(m.payload.len() + m.topic.as_str().len() + 96);
     b.put_slice(b"event: message\ndata: {\"topic\":\"");
     // Topic names cannot contain '"' or '\\' (see TopicName), so no escaping is needed.
     b.put_slice(m.topic.as_str().as_bytes());
     b.put_slice(b"\",\"seq\":");
     match m.seq {
-        Some(seq) => b.put_slice(seq.to_string().as_bytes()),
+        Some(seq) => b.put_slice(itoa::Buffer::new().format(seq).as_bytes()),
         None => b.put_slice(b"null"),
     }
     b.put_slice(b",\"message\":");

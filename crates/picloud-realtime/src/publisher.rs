@@ -189,7 +189,16 @@ impl Publisher {
 
     /// Ephemeral publish: live subscribers only, no seq, no history, no triggers.
     pub fn publish_ephemeral(&self, app: AppId, topic: TopicName, payload: Arc<str>) -> i64 {
-        self.publish_ephemeral_many(app, vec![(topic, payload)])
+        let published_at = chrono::Utc::now().timestamp_millis();
+        self.stats.published_ephemeral.add(1);
+        self.broadcaster.broadcast(Arc::new(Message {
+            app_id: app,
+            topic,
+            seq: None,
+            payload,
+            published_at,
+        }));
+        published_at
     }
 
     /// Ephemeral publish of several messages, broadcast in the order given.

@@ -6,6 +6,9 @@ use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+use picloud_core::app::App;
 use picloud_core::capability::Capability;
 use picloud_core::topic::TopicName;
 
@@ -47,10 +50,11 @@ pub async fn publish(
         &body,
     )
     .await
+    .map(Published::into_response)
 }
 
 /// The one-message publish, after authentication: the handler's body, shared with
-/// [`publish_direct`].
+/// [`publish_direct`] and [`publish_native`].
 async fn publish_one(
     state: &AppState,
     auth: AdminAuth,
@@ -58,71 +62,123 @@ async fn publish_one(
     topic: &str,
     ephemeral: bool,
     body: &[u8],
-) -> ApiResult<Response> {
+) -> ApiResult<Published> {
     let app = auth.shared_app_with(app, Capability::AppPublish).await?;
-    let topic = TopicName::parse(topic)?;
+    let (topic, payload) = message(state, topic, body)?;
     let rt = &state.realtime;
-    if body.len() > rt.config.max_payload_bytes {
-        return Err(too_large(rt.config.max_payload_bytes, ""));
+    if ephemeral {
+        return Ok(publish_ephemeral(state, &app, topic, payload));
     }
-    // Validated once here and stored compact, as written (`payload`).
+    let done = rt
+        .publisher
+        .publish(app.id.clone(), topic.clone(), payload)
+        .await?;
+    Ok(Published {
+        status: StatusCode::CREATED,
+        topic,
+        seq: Some(done.seq),
+        published_at: done.published_at,
+    })
+}
+
+/// The message's checks after the app's, in the handler's order: topic name (422), size
+/// (413), JSON (400). Validated once here and stored compact, as written (`payload`).
+fn message(state: &AppState, topic: &str, body: &[u8]) -> ApiResult<(TopicName, Arc<str>)> {
+    let topic = TopicName::parse(topic)?;
+    let max = state.realtime.config.max_payload_bytes;
+    if body.len() > max {
+        return Err(too_large(max, ""));
+    }
     let payload = crate::payload::compact(body).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("the message is not JSON: {e}"))
     })?;
-    let name = topic.to_string();
-    if ephemeral {
-        let at = rt
-            .publisher
-            .publish_ephemeral(app.id.clone(), topic, payload);
-        return Ok(published(
-            StatusCode::ACCEPTED,
-            PublishedBody {
-                topic: name,
-                seq: None,
-                published_at: UtcMillis(at),
-            },
-        ));
-    }
-    let done = rt.publisher.publish(app.id.clone(), topic, payload).await?;
-    Ok(published(
-        StatusCode::CREATED,
-        PublishedBody {
-            topic: name,
-            seq: Some(done.seq),
-            published_at: UtcMillis(done.published_at),
-        },
-    ))
+    Ok((topic, payload))
 }
 
-/// The one-message publish answer, written by hand: the same bytes as
-/// `ApiJson(PublishedBody)`, without serde's machinery (~2.7k of a publish's ~33k
-/// instructions, callgrind). Topic names need no escaping (`TopicName`).
-fn published(status: StatusCode, body: PublishedBody) -> Response {
-    use std::fmt::Write as _;
-    let mut at = [0u8; 24];
-    let Some(at) = body.published_at.write(&mut at) else {
-        return (status, ApiJson(body)).into_response();
-    };
-    let mut json = String::with_capacity(64 + body.topic.len());
-    json.push_str(r#"{"topic":""#);
-    json.push_str(&body.topic);
-    if let Some(seq) = body.seq {
-        let _ = write!(json, r#"","seq":{seq}"#);
-    } else {
-        json.push('"');
+fn publish_ephemeral(
+    state: &AppState,
+    app: &App,
+    topic: TopicName,
+    payload: Arc<str>,
+) -> Published {
+    let publisher = &state.realtime.publisher;
+    let at = publisher.publish_ephemeral(app.id.clone(), topic.clone(), payload);
+    Published {
+        status: StatusCode::ACCEPTED,
+        topic,
+        seq: None,
+        published_at: at,
     }
-    json.push_str(r#","published_at":""#);
-    json.push_str(at);
-    json.push_str(r#""}"#);
-    // Built in place: the tuple's `into_response` would set `text/plain` first, then
-    // replace it.
-    let mut res = Response::new(axum::body::Body::from(json));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    res
+}
+
+/// A one-message publish's answer (201 stored, 202 ephemeral), before it is written: as a
+/// [`Response`] on the routed paths, straight into the connection's buffer by the
+/// keep-alive loop.
+pub(crate) struct Published {
+    pub status: StatusCode,
+    topic: TopicName,
+    seq: Option<i64>,
+    published_at: i64,
+}
+
+impl Published {
+    /// Appends the JSON body, the same bytes as `ApiJson(PublishedBody)`, written by hand
+    /// (serde's machinery was ~2.7k of a publish's ~33k instructions, callgrind). Topic
+    /// names need no escaping (`TopicName`). `false` (nothing written) for a time chrono
+    /// must format (a year outside 0000–9999).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> bool {
+        let mut at = [0u8; 24];
+        let Some(at) = UtcMillis(self.published_at).write(&mut at) else {
+            return false;
+        };
+        out.extend_from_slice(br#"{"topic":""#);
+        out.extend_from_slice(self.topic.as_str().as_bytes());
+        out.push(b'"');
+        if let Some(seq) = self.seq {
+            out.extend_from_slice(br#","seq":"#);
+            out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+        }
+        out.extend_from_slice(br#","published_at":""#);
+        out.extend_from_slice(at.as_bytes());
+        out.extend_from_slice(br#""}"#);
+        true
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_test(status: StatusCode, topic: &str, seq: Option<i64>, at: i64) -> Self {
+        Self {
+            status,
+            topic: TopicName::parse(topic).expect("a valid topic"),
+            seq,
+            published_at: at,
+        }
+    }
+
+    /// When it was published, in Unix seconds.
+    pub(crate) fn unix_secs(&self) -> i64 {
+        self.published_at.div_euclid(1000)
+    }
+
+    pub(crate) fn into_response(self) -> Response {
+        let mut json = Vec::with_capacity(64 + self.topic.as_str().len());
+        if !self.write_json(&mut json) {
+            let body = PublishedBody {
+                topic: self.topic.to_string(),
+                seq: self.seq,
+                published_at: UtcMillis(self.published_at),
+            };
+            return (self.status, ApiJson(body)).into_response();
+        }
+        // Built in place: the tuple's `into_response` would set `text/plain` first, then
+        // replace it.
+        let mut res = Response::new(axum::body::Body::from(json));
+        *res.status_mut() = self.status;
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        res
+    }
 }
 
 /// A one-message publish the service can answer without axum's router and extractors
@@ -156,16 +212,18 @@ impl Direct {
         state: &AppState,
     ) -> Option<Self> {
         const PREFIX: &str = "/api/v1/apps/";
+        // Byte scans rather than `split`: segments are short, and this runs per publish.
         let rest = path.strip_prefix(PREFIX)?;
-        let mut parts = rest.split('/');
-        let (app, lit, topic, tail) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let plain = |s: &str| !s.is_empty() && !s.contains('%');
-        if parts.next().is_some()
-            || lit != "topics"
-            || tail != "publish"
-            || !plain(app)
-            || !plain(topic)
-        {
+        fn segment(s: &str) -> Option<(&str, &str)> {
+            let end = s.bytes().position(|b| b == b'/').unwrap_or(s.len());
+            let plain = s.as_bytes()[..end]
+                .iter()
+                .fold(true, |ok, &b| ok & (b != b'%'));
+            (end > 0 && plain).then(|| s.split_at(end))
+        }
+        let (app, rest) = segment(rest)?;
+        let (topic, tail) = segment(rest.strip_prefix("/topics/")?)?;
+        if tail != "/publish" {
             return None;
         }
         let ephemeral = match query {
@@ -204,7 +262,7 @@ pub(crate) async fn publish_direct(state: &AppState, req: Request, d: Direct) ->
         let (app, topic) = (&path[d.app], &path[d.topic]);
         publish_one(state, auth, app, topic, d.ephemeral, &body).await
     };
-    answer.await.into_response()
+    answer.await.map(Published::into_response).into_response()
 }
 
 /// A [`Direct`] publish read straight off the connection (the keep-alive loop's): no
@@ -221,7 +279,35 @@ pub(crate) async fn publish_native(
         let (app, topic) = (&path[d.app], &path[d.topic]);
         publish_one(state, auth, app, topic, d.ephemeral, body).await
     };
-    answer.await.into_response()
+    answer.await.map(Published::into_response).into_response()
+}
+
+/// A [`Direct`] ephemeral publish answered at once, with nothing to wait for: `None` when
+/// it is durable or its key or app is not cached (the caller then takes
+/// [`publish_native`]). The same checks in the same order, the same answers.
+pub(crate) fn publish_native_now(
+    state: &AppState,
+    path: &str,
+    authorization: Option<&[u8]>,
+    body: &[u8],
+    d: &Direct,
+    now: std::time::Instant,
+) -> Option<ApiResult<Published>> {
+    if !d.ephemeral {
+        return None;
+    }
+    let auth = match AdminAuth::authenticate_cached(authorization, state, now)? {
+        Ok(auth) => auth,
+        Err(e) => return Some(Err(e)),
+    };
+    let app = match auth.cached_app_with(&path[d.app.clone()], Capability::AppPublish, now)? {
+        Ok(app) => app,
+        Err(e) => return Some(Err(e)),
+    };
+    Some(
+        message(state, &path[d.topic.clone()], body)
+            .map(|(topic, payload)| publish_ephemeral(state, &app, topic, payload)),
+    )
 }
 
 #[utoipa::path(post, path = "/api/v1/apps/{app}/publish", tag = "topics",
@@ -315,13 +401,16 @@ mod tests {
             (Some(7), 1_764_000_000_123),
             (None, 1_764_000_000_000),
             (Some(-1), 0),
+            // Past 9999: chrono's text, through serde.
+            (Some(3), 253_402_300_800_000),
         ] {
             let body = || PublishedBody {
                 topic: "a.b-c_d:e@f".into(),
                 seq,
                 published_at: UtcMillis(at),
             };
-            let res = published(StatusCode::CREATED, body());
+            let res =
+                Published::for_test(StatusCode::CREATED, "a.b-c_d:e@f", seq, at).into_response();
             assert_eq!(res.status(), StatusCode::CREATED);
             assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
             let got = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();

@@ -18,21 +18,24 @@
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::io;
 use std::ops::Range;
+use std::pin::Pin;
 
 use axum::body::{Body, HttpBody as _};
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, Uri, Version};
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Duration;
 use tower::ServiceExt;
 
 use super::{hyper_connection, Handler, MAX_HEAD, MAX_HEADERS};
-use crate::service::{HttpService, NativePublish};
+use crate::routes::publish::Published;
+use crate::service::{HttpService, NativeCall, NativePublish};
 
 /// The requests this loop takes start with these bytes.
 pub(super) const PREFIX: &[u8] = b"POST /api/v1/apps/";
@@ -57,10 +60,17 @@ pub(super) async fn serve(
     service: impl Handler,
     native: Option<HttpService>,
     limits: Limits,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
+    // One wait for the stop signal for the connection's life, polled beside each idle
+    // read: a fresh `changed()` per request registered and removed a waiter every time.
+    let mut watch = stop.clone();
+    let stopped = async move {
+        let _ = watch.changed().await;
+    };
+    let mut stopped = std::pin::pin!(stopped);
     loop {
-        let next = next_request(&mut stream, &mut buf, limits, &mut stop).await;
+        let next = next_request(&mut stream, &mut buf, limits, stopped.as_mut()).await;
         let (bytes, head, client_closes) = match next {
             Next::Request(bytes, head, close) => (bytes, head, close),
             Next::Hyper(prefix) => {
@@ -79,8 +89,10 @@ pub(super) async fn serve(
             .as_ref()
             .and_then(|n| n.native_publish(head.native(&bytes)));
         let res = match native {
-            Some(answer) => answer.await,
-            None => {
+            Some(NativeCall::Ready(Ok(published))) => Answer::Published(published),
+            Some(NativeCall::Ready(Err(res))) => Answer::Full(res),
+            Some(NativeCall::Pending(answer)) => Answer::Full(answer.await),
+            None => Answer::Full({
                 let Some(req) = head.request(&bytes) else {
                     // A header value `http` refuses: hyper answers it (and the rest).
                     let mut prefix = BytesMut::with_capacity(bytes.len() + buf.len());
@@ -93,15 +105,25 @@ pub(super) async fn serve(
                     Ok(res) => res,
                     Err(never) => match never {},
                 }
-            }
+            }),
         };
         // A stopping server answers what it has, then closes (hyper's graceful shutdown).
         let close = client_closes || *stop.borrow();
-        if write_response(&mut stream, res, close).await.is_err() || close {
+        let written = match res {
+            Answer::Published(published) => write_published(&mut stream, published, close).await,
+            Answer::Full(res) => write_response(&mut stream, res, close).await,
+        };
+        if written.is_err() || close {
             let _ = stream.shutdown().await;
             return;
         }
     }
+}
+
+/// An answer to write: a publish's, written straight from its parts, or any response.
+enum Answer {
+    Published(Published),
+    Full(Response<Body>),
 }
 
 // Moved once per request, on the stack; boxing the request would allocate per request.
@@ -120,17 +142,18 @@ async fn next_request(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     limits: Limits,
-    stop: &mut watch::Receiver<bool>,
+    stopped: Pin<&mut impl Future<Output = ()>>,
 ) -> Next {
     if buf.is_empty() {
         // Idle between requests: no deadline (as hyper), but a stopping server closes.
         buf.reserve(READ_CHUNK);
         tokio::select! {
+            biased;
             read = stream.read_buf(buf) => match read {
                 Ok(0) | Err(_) => return Next::Closed,
                 Ok(_) => {}
             },
-            _ = stop.changed() => return Next::Closed,
+            () = stopped => return Next::Closed,
         }
     }
     // Usually the whole request came in that one read: no timer then.
@@ -312,10 +335,39 @@ impl Head {
     }
 }
 
+/// Writes a publish's answer as [`write_response`] writes `published.into_response()`, the
+/// same bytes, without building the response (its header map and body).
+async fn write_published<W: AsyncWrite + Unpin>(
+    stream: &mut W,
+    published: Published,
+    close: bool,
+) -> io::Result<()> {
+    let mut json = Vec::with_capacity(128);
+    if !published.write_json(&mut json) {
+        return write_response(stream, published.into_response(), close).await;
+    }
+    let status = published.status;
+    let mut out = BytesMut::with_capacity(256 + json.len());
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(status.as_str().as_bytes());
+    out.put_slice(b" ");
+    out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.put_slice(b"\r\ncontent-type: application/json\r\n");
+    put_date_at(&mut out, published.unix_secs());
+    if close {
+        out.put_slice(b"connection: close\r\n");
+    }
+    out.put_slice(b"content-length: ");
+    out.put_slice(itoa::Buffer::new().format(json.len()).as_bytes());
+    out.put_slice(b"\r\n\r\n");
+    out.put_slice(&json);
+    stream.write_all(&out).await
+}
+
 /// Writes `res` with its length (or chunked, for a body of unknown length), in one write
 /// when its body is already whole.
-async fn write_response(
-    stream: &mut TcpStream,
+async fn write_response<W: AsyncWrite + Unpin>(
+    stream: &mut W,
     res: Response<Body>,
     close: bool,
 ) -> io::Result<()> {
@@ -333,7 +385,9 @@ async fn write_response(
     }
     if let Some(length) = body.size_hint().exact() {
         // Its frames straight into the answer (no `collect`: one frame, usually).
-        let _ = write!(out, "content-length: {length}\r\n\r\n");
+        out.put_slice(b"content-length: ");
+        out.put_slice(itoa::Buffer::new().format(length).as_bytes());
+        out.put_slice(b"\r\n\r\n");
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| io::Error::other(e.to_string()))?;
             if let Ok(data) = frame.into_data() {
@@ -363,14 +417,22 @@ async fn write_response(
 
 /// `date: <IMF-fixdate>\r\n`, formatted once a second per thread.
 fn put_date(out: &mut BytesMut) {
+    put_date_at(out, chrono::Utc::now().timestamp());
+}
+
+/// [`put_date`] for a time already read (a publish's own clock reading: one fewer per
+/// answer), in Unix seconds.
+fn put_date_at(out: &mut BytesMut, secs: i64) {
     thread_local! {
         static DATE: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
     }
-    let now = chrono::Utc::now();
     DATE.with_borrow_mut(|(at, text)| {
-        if *at != now.timestamp() {
-            *at = now.timestamp();
-            *text = now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        if *at != secs {
+            *at = secs;
+            *text = chrono::DateTime::from_timestamp(secs, 0)
+                .unwrap_or_default()
+                .format("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string();
         }
         out.put_slice(b"date: ");
         out.put_slice(text.as_bytes());
@@ -381,6 +443,43 @@ fn put_date(out: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
+
+    #[tokio::test]
+    async fn a_publish_answer_is_written_as_its_response_would_be() {
+        let cases = [
+            (StatusCode::ACCEPTED, None, 1_764_000_000_123, false),
+            (StatusCode::CREATED, Some(42), 1_764_000_000_000, true),
+            // Past 9999: chrono's text, through the response.
+            (StatusCode::CREATED, Some(7), 253_402_300_800_000, false),
+        ];
+        for (status, seq, at, close) in cases {
+            let published = || Published::for_test(status, "chat.room-1", seq, at);
+            let (mut lean, mut full) = (Vec::new(), Vec::new());
+            write_published(&mut lean, published(), close)
+                .await
+                .unwrap();
+            write_response(&mut full, published().into_response(), close)
+                .await
+                .unwrap();
+            let (lean, full) = (
+                String::from_utf8(lean).unwrap(),
+                String::from_utf8(full).unwrap(),
+            );
+            // The date may tick between the two writes; each has one.
+            let undated = |text: &str| {
+                assert_eq!(text.matches("\r\ndate: ").count(), 1, "{text}");
+                text.split("\r\n")
+                    .filter(|line| !line.starts_with("date: "))
+                    .collect::<Vec<_>>()
+                    .join("\r\n")
+            };
+            assert_eq!(undated(&lean), undated(&full));
+            assert!(lean.starts_with(&format!("HTTP/1.1 {status}")), "{lean}");
+            assert!(lean.contains(r#"{"topic":"chat.room-1""#), "{lean}");
+            assert_eq!(lean.contains("connection: close\r\n"), close);
+        }
+    }
 
     fn parsed(raw: &str) -> Parsed {
         parse(raw.as_bytes(), 1024)

@@ -5,6 +5,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use picloud_core::capability::Capability;
 use picloud_store::Backend;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -212,6 +213,86 @@ async fn publish_answers_the_same_direct_or_routed() {
         .map(|n| (Some(n), format!(r#"{{"n":{n}}}"#)))
         .collect();
     assert_eq!(stored, want);
+}
+
+/// An ephemeral publish whose key and app are cached is answered at once, without waiting
+/// (`publish_native_now`). Every answer the second time round, with the caches warm, is
+/// the same as the first, cold time (status, code and message, in the checks' order: key,
+/// app, capability, topic name, size, JSON), and each accepted message goes live.
+#[tokio::test]
+async fn ephemeral_publish_answers_the_same_cold_or_cached() {
+    let s = setup(Backend::Sqlite).await;
+    let other = s.create_app("other").await;
+    s.create_topic("demo", "p", true, "public").await;
+    let reader = s.key(&[Capability::AppRead], None).await;
+    let elsewhere = other["id"].as_str().unwrap();
+    let bound = s.key(&[Capability::AppPublish], Some(elsewhere)).await;
+    // The admin key's id with another secret: the id is cached, the secret is wrong.
+    let mut wrong_secret = s.admin_key.clone();
+    let last = if wrong_secret.ends_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    wrong_secret.replace_range(wrong_secret.len() - 1.., last);
+    let mut sse = Sse::open(s.app_get("demo", "/realtime/topics/p"))
+        .await
+        .unwrap();
+    let path = |app: &str, topic: &str| {
+        format!("/api/v1/apps/{app}/topics/{topic}/publish?ephemeral=true")
+    };
+    let ok = path("demo", "p");
+    let keyed = |key: &str, path: &str, body: &'static str| {
+        s.with_key(key, Method::POST, path)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let cases: [(StatusCode, &str); 8] = [
+        (StatusCode::UNAUTHORIZED, "unauthorized"),
+        (StatusCode::NOT_FOUND, "not_found"),
+        (StatusCode::NOT_FOUND, "not_found"),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        (StatusCode::BAD_REQUEST, "malformed_json"),
+        (StatusCode::ACCEPTED, ""),
+    ];
+    let request = |i: usize| match i {
+        0 => keyed(&wrong_secret, &ok, r#"{"n":0}"#),
+        1 => s.admin_post_text(&path("nobody", "p"), "{bad"),
+        2 => keyed(&bound, &ok, "{bad"),
+        3 => keyed(&reader, &ok, "{bad"),
+        4 => s.admin_post_text(&path("demo", "a*b"), "{bad"),
+        // Within the request limit, over the message limit.
+        5 => s.admin_post_text(&ok, format!(r#"{{"pad":"{}"}}"#, "x".repeat(65 * 1024))),
+        6 => s.admin_post_text(&ok, "{bad"),
+        _ => s.admin_post_text(&ok, r#"{"n":7}"#),
+    };
+    let mut rounds = Vec::new();
+    for _ in 0..2 {
+        let mut answers = Vec::new();
+        for (i, (status, code)) in cases.iter().enumerate() {
+            let (got, body) = send(request(i)).await;
+            assert_eq!(got, *status, "case {i}: {body}");
+            if got.is_client_error() {
+                assert_eq!(body["error"]["code"], *code, "case {i}: {body}");
+                answers.push(body);
+            } else {
+                assert_eq!(body["topic"], "p");
+                assert!(body.get("seq").is_none(), "{body}");
+            }
+        }
+        rounds.push(answers);
+    }
+    assert_eq!(rounds[0], rounds[1], "cold and cached answers differ");
+    let live = sse.messages(2).await;
+    for frame in live {
+        let d = frame.json();
+        assert_eq!(
+            (d["message"].clone(), d["seq"].clone()),
+            (json!({"n": 7}), Value::Null)
+        );
+    }
 }
 
 /// Several topics on one connection; the id carries every position, and resuming with it

@@ -1,0 +1,114 @@
+//! UTC timestamps as text, without a formatting library: on the publish path every message
+//! and every answer carries one (chrono's general formatting was ~3k instructions each,
+//! callgrind).
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day) (Howard Hinnant's
+/// `civil_from_days`).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Unix epoch milliseconds as RFC 3339 in UTC, `2026-11-24T06:10:00.123Z`, written into
+/// `buf`. `always_millis: false` leaves a zero fraction out (`…T06:10:00Z`), as chrono's
+/// serde form does; `true` always writes it, as chrono's `SecondsFormat::Millis`. `None`
+/// for a year outside 0000–9999 (the caller's formatter's business).
+pub fn write_utc_millis(ms: i64, always_millis: bool, buf: &mut [u8; 24]) -> Option<&str> {
+    let days = ms.div_euclid(MS_PER_DAY);
+    let in_day = ms.rem_euclid(MS_PER_DAY);
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) {
+        return None;
+    }
+    let secs = in_day / 1000;
+    let millis = in_day % 1000;
+    put(&mut buf[0..4], year);
+    buf[4] = b'-';
+    put(&mut buf[5..7], month.into());
+    buf[7] = b'-';
+    put(&mut buf[8..10], day.into());
+    buf[10] = b'T';
+    put(&mut buf[11..13], secs / 3600);
+    buf[13] = b':';
+    put(&mut buf[14..16], secs / 60 % 60);
+    buf[16] = b':';
+    put(&mut buf[17..19], secs % 60);
+    let end = if millis == 0 && !always_millis {
+        19
+    } else {
+        buf[19] = b'.';
+        put(&mut buf[20..23], millis);
+        23
+    };
+    buf[end] = b'Z';
+    std::str::from_utf8(&buf[..=end]).ok()
+}
+
+/// `n` (which fits) as zero-padded decimal digits filling `out`.
+fn put(out: &mut [u8], mut n: i64) {
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, SecondsFormat};
+
+    /// Edges of the calendar and the day, then a deterministic spread over 1970..2300.
+    fn instants() -> Vec<i64> {
+        let mut edges = vec![
+            0,
+            1,
+            999,
+            1000,
+            MS_PER_DAY - 1,
+            MS_PER_DAY,
+            951_782_400_000,     // 2000-02-29
+            951_868_799_999,     // 2000-02-29T23:59:59.999
+            4_107_542_400_000,   // 2100-03-01
+            253_402_300_799_999, // 9999-12-31T23:59:59.999
+            -1,
+            -MS_PER_DAY,
+            -62_167_219_200_000, // 0000-01-01
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let ms = (x >> 20) as i64 % 10_413_792_000_000;
+            edges.push(ms);
+            edges.push(ms - ms % 1000);
+        }
+        edges
+    }
+
+    #[test]
+    fn always_millis_matches_chrono_millis_format() {
+        for ms in instants() {
+            let mut buf = [0u8; 24];
+            let chrono = DateTime::from_timestamp_millis(ms)
+                .unwrap()
+                .to_rfc3339_opts(SecondsFormat::Millis, true);
+            assert_eq!(write_utc_millis(ms, true, &mut buf), Some(&*chrono), "{ms}");
+        }
+    }
+
+    #[test]
+    fn years_past_9999_are_left_to_the_caller() {
+        let mut buf = [0u8; 24];
+        assert_eq!(write_utc_millis(253_402_300_800_000, true, &mut buf), None);
+        assert_eq!(write_utc_millis(-62_167_219_200_001, false, &mut buf), None);
+    }
+}
