@@ -89,6 +89,7 @@ pub async fn serve(
     let limits = keep_alive::Limits {
         body: service.body_limit(),
         request_time: service.request_timeout(),
+        idle: service.keep_alive_idle(),
     };
     tokio::pin!(shutdown);
     loop {
@@ -463,6 +464,7 @@ mod tests {
         let limits = super::keep_alive::Limits {
             body: 1024,
             request_time: std::time::Duration::from_secs(1),
+            idle: std::time::Duration::from_secs(1),
         };
         let task = super::connection(socket, axum::Router::new(), None, stop, limits);
         let size = std::mem::size_of_val(&task);

@@ -85,6 +85,11 @@ impl HttpService {
         self.0.state.config.max_body_bytes
     }
 
+    /// How long a keep-alive connection may sit idle between requests.
+    pub(crate) fn keep_alive_idle(&self) -> Duration {
+        self.0.state.config.keep_alive_idle
+    }
+
     /// How long a request may take, from its first byte to its response head.
     pub(crate) fn request_timeout(&self) -> Duration {
         self.0.timeout

@@ -24,6 +24,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Deadline for producing a response (not for streaming one: SSE streams outlive it).
     pub request_timeout: Duration,
+    /// How long a publisher's keep-alive connection may wait between requests before the
+    /// server closes it (it closes after between one and two such periods of silence).
+    pub keep_alive_idle: Duration,
     /// How long a Host → app resolution may be served from cache without a change event.
     /// Bounds staleness on nodes that missed an invalidation.
     pub host_cache_ttl: Duration,
@@ -41,6 +44,7 @@ impl Default for ApiConfig {
                 .collect(),
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            keep_alive_idle: Duration::from_secs(75),
             host_cache_ttl: Duration::from_secs(30),
             admin_key_cache_ttl: Duration::from_secs(5),
         }

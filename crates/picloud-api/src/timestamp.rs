@@ -33,38 +33,21 @@ impl Serialize for UtcMillis {
 mod tests {
     use super::*;
 
-    const MS_PER_DAY: i64 = 86_400_000;
-
     fn chrono_text(ms: i64) -> String {
         serde_json::to_string(&chrono::DateTime::from_timestamp_millis(ms).unwrap()).unwrap()
     }
 
+    /// The writer itself is checked against chrono over the calendar in `picloud_core::time`;
+    /// here, that serde sees the same text chrono's own serde form gives.
     #[test]
-    fn matches_chrono_everywhere_it_is_used() {
-        let mut edges = vec![
+    fn serializes_as_chrono_does() {
+        for ms in [
             0,
-            1,
-            999,
-            1000,
-            MS_PER_DAY - 1,
-            MS_PER_DAY,
-            951_782_400_000,     // 2000-02-29
-            951_868_799_999,     // 2000-02-29T23:59:59.999
-            4_107_542_400_000,   // 2100-03-01
-            253_402_300_799_999, // 9999-12-31T23:59:59.999
+            1_764_000_000_000,
+            1_764_000_000_123,
             -1,
-            -MS_PER_DAY,
-            -62_167_219_200_000, // 0000-01-01
-        ];
-        // A deterministic spread over 1970..2300, with and without a fraction.
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        for _ in 0..20_000 {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            let ms = (x >> 20) as i64 % 10_413_792_000_000;
-            edges.push(ms);
-            edges.push(ms - ms % 1000);
-        }
-        for ms in edges {
+            253_402_300_799_999,
+        ] {
             assert_eq!(
                 serde_json::to_string(&UtcMillis(ms)).unwrap(),
                 chrono_text(ms),

@@ -94,14 +94,24 @@ mod tests {
         edges
     }
 
+    /// Both forms, against chrono's: `Millis` (SSE frames) and `AutoSi`, which is chrono's
+    /// serde form and leaves a zero fraction out (publish answers).
     #[test]
-    fn always_millis_matches_chrono_millis_format() {
+    fn matches_chrono_over_the_calendar() {
         for ms in instants() {
-            let mut buf = [0u8; 24];
-            let chrono = DateTime::from_timestamp_millis(ms)
-                .unwrap()
-                .to_rfc3339_opts(SecondsFormat::Millis, true);
-            assert_eq!(write_utc_millis(ms, true, &mut buf), Some(&*chrono), "{ms}");
+            let at = DateTime::from_timestamp_millis(ms).unwrap();
+            for (always_millis, form) in [
+                (true, SecondsFormat::Millis),
+                (false, SecondsFormat::AutoSi),
+            ] {
+                let mut buf = [0u8; 24];
+                let want = at.to_rfc3339_opts(form, true);
+                assert_eq!(
+                    write_utc_millis(ms, always_millis, &mut buf),
+                    Some(&*want),
+                    "{ms}"
+                );
+            }
         }
     }
 

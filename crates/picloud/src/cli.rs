@@ -173,6 +173,11 @@ pub struct ServeArgs {
     /// Seconds a request may take to produce its response head.
     #[arg(long, env = "PICLOUD_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Seconds a publisher's keep-alive connection may sit idle between requests (it is
+    /// closed after one to two such periods of silence).
+    #[arg(long, env = "PICLOUD_KEEP_ALIVE_IDLE_SECS", default_value_t = 75,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_alive_idle_secs: u64,
     /// Seconds between SSE keepalive comments (proxies cut idle streams at 60–100 s).
     #[arg(long, env = "PICLOUD_REALTIME_HEARTBEAT_SEC", default_value_t = 15)]
     pub realtime_heartbeat_sec: u64,

@@ -130,6 +130,7 @@ fn api_config(args: &ServeArgs) -> anyhow::Result<ApiConfig> {
         admin_hosts,
         max_body_bytes: args.max_body_bytes,
         request_timeout: Duration::from_secs(args.request_timeout_secs),
+        keep_alive_idle: Duration::from_secs(args.keep_alive_idle_secs),
         ..ApiConfig::default()
     })
 }

@@ -50,6 +50,44 @@ pub(super) struct Limits {
     pub body: usize,
     /// From a request's first byte until it is whole.
     pub request_time: Duration,
+    /// Silence between requests after which the connection is closed (see [`Idle`]).
+    pub idle: Duration,
+}
+
+/// The idle limit between requests, at no cost per request: one timer for the connection,
+/// armed for `limit` and re-armed only when it fires after requests came in meanwhile. So
+/// a connection silent for `limit` is closed within `2 × limit`, and a busy one never
+/// touches the timer wheel (resetting a timer per request would).
+struct Idle {
+    limit: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    /// Requests served so far, and as many when the timer was last armed.
+    served: u64,
+    armed_at: u64,
+}
+
+impl Idle {
+    fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            timer: Box::pin(tokio::time::sleep(limit)),
+            served: 0,
+            armed_at: 0,
+        }
+    }
+
+    /// Completes once the connection has been silent for a whole period.
+    async fn elapsed(&mut self) {
+        loop {
+            self.timer.as_mut().await;
+            if self.served == self.armed_at {
+                return;
+            }
+            self.armed_at = self.served;
+            let next = tokio::time::Instant::now() + self.limit;
+            self.timer.as_mut().reset(next);
+        }
+    }
 }
 
 /// Serves requests from `stream` (`buf` holds bytes already read) until the client closes,
@@ -69,14 +107,22 @@ pub(super) async fn serve(
         let _ = watch.changed().await;
     };
     let mut stopped = std::pin::pin!(stopped);
+    let mut idle = Idle::new(limits.idle);
     loop {
-        let next = next_request(&mut stream, &mut buf, limits, stopped.as_mut()).await;
+        let next = next_request(&mut stream, &mut buf, limits, stopped.as_mut(), &mut idle).await;
         let (bytes, head, client_closes) = match next {
-            Next::Request(bytes, head, close) => (bytes, head, close),
+            Next::Request(bytes, head, close) => {
+                idle.served += 1;
+                (bytes, head, close)
+            }
             Next::Hyper(prefix) => {
                 return Box::pin(hyper_connection(stream, prefix, service, stop)).await;
             }
             Next::Closed => return,
+            Next::Idle => {
+                let _ = stream.shutdown().await;
+                return;
+            }
             Next::TimedOut => {
                 // The service's own answer to a request past its deadline (slowloris).
                 let _ = write_response(&mut stream, crate::service::timed_out(), true).await;
@@ -136,6 +182,8 @@ enum Next {
     Hyper(Bytes),
     Closed,
     TimedOut,
+    /// Silent between requests for the idle limit.
+    Idle,
 }
 
 async fn next_request(
@@ -143,9 +191,11 @@ async fn next_request(
     buf: &mut BytesMut,
     limits: Limits,
     stopped: Pin<&mut impl Future<Output = ()>>,
+    idle: &mut Idle,
 ) -> Next {
     if buf.is_empty() {
-        // Idle between requests: no deadline (as hyper), but a stopping server closes.
+        // Idle between requests: no request deadline, but an idle limit, and a stopping
+        // server closes.
         buf.reserve(READ_CHUNK);
         tokio::select! {
             biased;
@@ -154,6 +204,7 @@ async fn next_request(
                 Ok(_) => {}
             },
             () = stopped => return Next::Closed,
+            () = idle.elapsed() => return Next::Idle,
         }
     }
     // Usually the whole request came in that one read: no timer then.

@@ -290,6 +290,44 @@ async fn connection_close_and_a_stalled_body_end_the_connection() {
     assert_eq!(topic["last_seq"], 2, "{topic}");
 }
 
+/// A publish connection silent between requests for the idle limit is closed (within
+/// twice the limit: see `keep_alive::Idle`); one that publishes more often than that stays
+/// open however long it lives.
+#[tokio::test]
+async fn an_idle_publish_connection_is_closed_a_busy_one_is_not() {
+    let idle = Duration::from_millis(300);
+    let s = demo_with(ApiConfig {
+        keep_alive_idle: idle,
+        ..ApiConfig::default()
+    })
+    .await;
+    let mut busy = connect(&s).await;
+    let mut buf = Vec::new();
+    // Four idle periods long, never silent for one.
+    for i in 0..12 {
+        let wire = publish(&s, "t", &format!(r#"{{"n":{i}}}"#), "");
+        busy.write_all(wire.as_bytes()).await.unwrap();
+        assert_eq!(read_answers(&mut busy, &mut buf, 1).await[0].status, 201);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut quiet = connect(&s).await;
+    quiet
+        .write_all(publish(&s, "t", "{}", "").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(read_answers(&mut quiet, &mut buf, 1).await[0].status, 201);
+    let silent_since = std::time::Instant::now();
+    assert!(closes(&mut quiet).await, "closed within 5 s");
+    // Never before a whole period of silence (the answer was read just after the server
+    // counted the request, hence the tenth).
+    assert!(
+        silent_since.elapsed() >= idle * 9 / 10,
+        "closed {:?} after its last request",
+        silent_since.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_stopping_server_closes_idle_publish_connections() {
     let mut s = demo().await;

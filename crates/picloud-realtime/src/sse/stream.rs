@@ -14,6 +14,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -78,7 +79,8 @@ pub(super) async fn open(
             let mut sub = rt.hub.subscribe(&app.id, one);
             if let Some(socket) = socket {
                 sub.set_direct(Box::new(SocketWriter {
-                    socket,
+                    fd: socket.as_raw_fd(),
+                    _socket: socket,
                     sends: rt.send_recorder(),
                     pos: 0,
                     until: None,
@@ -173,7 +175,11 @@ impl Stream for LiveSet {
 /// subscriber's socket from the publishing task while the stream waits, doing what
 /// [`in_order`] does for a frame that is next in line and declining anything else.
 struct SocketWriter {
-    socket: Arc<TcpStream>,
+    /// `_socket`'s descriptor, kept beside the rest of the writer: reading it through the
+    /// `TcpStream` was a cache miss of its own on every delivery (perf, S4).
+    fd: RawFd,
+    /// Keeps `fd` open for as long as this writer lives.
+    _socket: Arc<TcpStream>,
     sends: SendRecorder,
     /// The last seq sent.
     pos: i64,
@@ -195,7 +201,10 @@ impl Direct for SocketWriter {
         // Straight to the socket, not through tokio's readiness (whose state lives in
         // another allocation, a cache miss per delivery): a full socket just says so, and
         // the stream's own writes, which do use readiness, retry past a stale "writable".
-        let socket = socket2::SockRef::from(&*self.socket);
+        // SAFETY: `fd` is `self._socket`'s, which this writer holds open (an `Arc`), so
+        // the descriptor is valid and refers to that socket for the whole borrow.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        let socket = socket2::SockRef::from(&fd);
         let written = match socket.send_with_flags(&f.single, libc::MSG_NOSIGNAL) {
             Ok(0) | Err(_) => return Offer::Declined, // full, or failing: the task finds out
             Ok(n) => n,
