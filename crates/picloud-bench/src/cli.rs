@@ -60,10 +60,11 @@ pub struct Args {
     #[arg(long, default_value_t = 100)]
     pub s4_batch: usize,
 
-    /// Runs the chosen scenarios this many times, PiCloud then Nchan within each round, and
-    /// reports each PiCloud/Nchan ratio's median over the rounds. A shared host's speed
-    /// drifts (±15 % from minute to minute here), so one round can catch one server in a
-    /// slow phase and the other in a fast one.
+    /// Runs the chosen scenarios this many times and reports each PiCloud/Nchan ratio's
+    /// median over the rounds. A shared host's speed drifts (±15 % from minute to minute
+    /// here), so one round can catch one server in a slow phase and the other in a fast
+    /// one; the servers' order rotates each round (round 1: PiCloud, [floor,] Nchan; round
+    /// 2 starts with the next) so that no server always takes the same turn.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
 

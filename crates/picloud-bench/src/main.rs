@@ -143,7 +143,8 @@ async fn run(ctx: &Ctx, nofile: (u64, u64)) -> Value {
         if a.rounds > 1 {
             progress!("==== round {round} of {} ====", a.rounds);
         }
-        rounds.push(one_round(ctx, kinds, &scenarios).await);
+        let order = order_for_round(kinds, round);
+        rounds.push(one_round(ctx, &order, &scenarios).await);
     }
     let mut out = json!({
         "tool": "picloud-bench",
@@ -202,6 +203,18 @@ async fn run(ctx: &Ctx, nofile: (u64, u64)) -> Value {
     out
 }
 
+/// The servers in the order round `round` (from 1) runs each scenario on them: rotated by
+/// one each round, so that when the host slows down for a while (it does, here, for
+/// minutes) the slow phase does not always fall on the same server's turn. Round 1 keeps
+/// the given order.
+fn order_for_round(kinds: &[Kind], round: usize) -> Vec<Kind> {
+    let mut order = kinds.to_vec();
+    if !order.is_empty() {
+        order.rotate_left((round - 1) % kinds.len());
+    }
+    order
+}
+
 /// Every chosen scenario on every chosen server, one after the other; the results by
 /// server name, then scenario name.
 async fn one_round(ctx: &Ctx, kinds: &[Kind], scenarios: &[Scenario]) -> Value {
@@ -230,4 +243,28 @@ async fn one_round(ctx: &Ctx, kinds: &[Kind], scenarios: &[Scenario]) -> Value {
         }
     }
     Value::Object(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_round_starts_with_the_next_server() {
+        let kinds = [Kind::Picloud, Kind::Floor, Kind::Nchan];
+        let firsts: Vec<Kind> = (1..=4).map(|r| order_for_round(&kinds, r)[0]).collect();
+        assert_eq!(
+            firsts,
+            [Kind::Picloud, Kind::Floor, Kind::Nchan, Kind::Picloud]
+        );
+        for round in 1..=4 {
+            let mut order = order_for_round(&kinds, round);
+            order.sort_by_key(|k| k.name());
+            assert_eq!(
+                order,
+                [Kind::Floor, Kind::Nchan, Kind::Picloud],
+                "each once"
+            );
+        }
+    }
 }
