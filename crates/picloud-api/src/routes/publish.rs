@@ -2,12 +2,12 @@
 //! message) and `POST /api/v1/apps/{app}/publish` (many messages, on any topics, in one
 //! request and one transaction).
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
-
 use picloud_core::app::App;
 use picloud_core::capability::Capability;
 use picloud_core::topic::TopicName;
