@@ -100,10 +100,6 @@ impl<V: Clone + Send + Sync + 'static> Cached<V> {
     /// The value if the front layer holds it, fresh at `now`; `None` otherwise (a caller
     /// that cannot wait then goes through [`get_or_load`]).
     pub fn hit(&self, key: &str, now: Instant) -> Option<V> {
-        self.front_get(key, now)
-    }
-
-    fn front_get(&self, key: &str, now: Instant) -> Option<V> {
         let front = self.0.front.read().unwrap_or_else(|e| e.into_inner());
         let (value, loaded) = front.get(key)?;
         (now.saturating_duration_since(*loaded) < self.0.ttl).then(|| value.clone())
@@ -122,7 +118,7 @@ where
     E: Send + Sync + 'static,
 {
     let now = Instant::now();
-    if let Some(hit) = cache.front_get(key, now) {
+    if let Some(hit) = cache.hit(key, now) {
         return Ok(hit);
     }
     let layers = &cache.0;
@@ -211,6 +207,6 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(stale, 1);
-        assert!(cache.front_get("a", Instant::now()).is_none());
+        assert!(cache.hit("a", Instant::now()).is_none());
     }
 }

@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{header, HeaderName, HeaderValue, Request, Response, Uri, Version};
+use axum::http::{header, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -304,15 +304,19 @@ async fn write_all(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
     .await
 }
 
-/// A response's status line and headers, less those the writer sets itself (framing,
-/// connection, date); the caller ends the head.
-fn put_head(out: &mut BytesMut, parts: &axum::http::response::Parts) {
-    let status = parts.status;
+/// `HTTP/1.1 <code> <reason>\r\n`.
+fn put_status_line(out: &mut BytesMut, status: StatusCode) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.extend_from_slice(b" ");
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+/// A response's status line and headers, less those the writer sets itself (framing,
+/// connection, date); the caller ends the head.
+fn put_head(out: &mut BytesMut, parts: &axum::http::response::Parts) {
+    put_status_line(out, parts.status);
     for (name, value) in &parts.headers {
         if name == header::CONNECTION
             || name == header::CONTENT_LENGTH

@@ -70,7 +70,7 @@ pub fn generate() -> GeneratedKey {
     let secret = URL_SAFE_NO_PAD.encode(secret);
     GeneratedKey {
         plaintext: format!("{PREFIX}{id}_{secret}"),
-        secret_hash: hash_secret(&secret),
+        secret_hash: hash_secret(&secret).to_vec(),
         id,
     }
 }
@@ -143,20 +143,20 @@ pub fn parse(presented: &str) -> Option<(&str, &str)> {
     (id_ok && secret_ok).then_some((id, secret))
 }
 
-pub fn hash_secret(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
+pub fn hash_secret(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
 }
 
 /// Constant-time check of a presented secret against a stored hash. With `stored = None`
 /// (unknown key id) it still hashes and compares, then fails.
 pub fn verify(secret: &str, stored: Option<&[u8]>) -> bool {
-    let presented = Sha256::digest(secret.as_bytes());
+    let presented = hash_secret(secret);
     let dummy = [0u8; 32];
     let (against, known) = match stored {
         Some(h) => (h, true),
         None => (&dummy[..], false),
     };
-    bool::from(presented.ct_eq(against)) && known
+    bool::from(presented[..].ct_eq(against)) && known
 }
 
 #[cfg(test)]

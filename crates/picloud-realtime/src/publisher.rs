@@ -191,13 +191,7 @@ impl Publisher {
     pub fn publish_ephemeral(&self, app: AppId, topic: TopicName, payload: Arc<str>) -> i64 {
         let published_at = chrono::Utc::now().timestamp_millis();
         self.stats.published_ephemeral.add(1);
-        self.broadcaster.broadcast(Arc::new(Message {
-            app_id: app,
-            topic,
-            seq: None,
-            payload,
-            published_at,
-        }));
+        self.broadcast_ephemeral(app, topic, payload, published_at);
         published_at
     }
 
@@ -206,15 +200,19 @@ impl Publisher {
         let published_at = chrono::Utc::now().timestamp_millis();
         self.stats.published_ephemeral.add(messages.len() as u64);
         for (topic, payload) in messages {
-            self.broadcaster.broadcast(Arc::new(Message {
-                app_id: app.clone(),
-                topic,
-                seq: None,
-                payload,
-                published_at,
-            }));
+            self.broadcast_ephemeral(app.clone(), topic, payload, published_at);
         }
         published_at
+    }
+
+    fn broadcast_ephemeral(&self, app_id: AppId, topic: TopicName, payload: Arc<str>, at: i64) {
+        self.broadcaster.broadcast(Arc::new(Message {
+            app_id,
+            topic,
+            seq: None,
+            payload,
+            published_at: at,
+        }));
     }
 }
 

@@ -397,13 +397,9 @@ async fn write_published<W: AsyncWrite + Unpin>(
     if !published.write_json(&mut json) {
         return write_response(stream, published.into_response(), close).await;
     }
-    let status = published.status;
     let mut out = BytesMut::with_capacity(256 + json.len());
-    out.put_slice(b"HTTP/1.1 ");
-    out.put_slice(status.as_str().as_bytes());
-    out.put_slice(b" ");
-    out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.put_slice(b"\r\ncontent-type: application/json\r\n");
+    super::put_status_line(&mut out, published.status);
+    out.put_slice(b"content-type: application/json\r\n");
     put_date_at(&mut out, published.unix_secs());
     if close {
         out.put_slice(b"connection: close\r\n");
