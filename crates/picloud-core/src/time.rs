@@ -2,8 +2,6 @@
 //! and every answer carries one (chrono's general formatting was ~3k instructions each,
 //! callgrind).
 
-const MS_PER_DAY: i64 = 86_400_000;
-
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day) (Howard Hinnant's
 /// `civil_from_days`).
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -23,15 +21,56 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// `buf`. `always_millis: false` leaves a zero fraction out (`…T06:10:00Z`), as chrono's
 /// serde form does; `true` always writes it, as chrono's `SecondsFormat::Millis`. `None`
 /// for a year outside 0000–9999 (the caller's formatter's business).
+///
+/// Each thread keeps the text of the last whole second it wrote: publishes come many to a
+/// second, and the calendar arithmetic was most of the cost (callgrind).
 pub fn write_utc_millis(ms: i64, always_millis: bool, buf: &mut [u8; 24]) -> Option<&str> {
-    let days = ms.div_euclid(MS_PER_DAY);
-    let in_day = ms.rem_euclid(MS_PER_DAY);
+    let second = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let cached = LAST_SECOND.with(|last| {
+        let (at, text) = last.get();
+        (at == second).then_some(text)
+    });
+    match cached {
+        Some(text) => buf[..19].copy_from_slice(&text),
+        None => {
+            write_second(second, buf)?;
+            let mut text = [0u8; 19];
+            text.copy_from_slice(&buf[..19]);
+            LAST_SECOND.with(|last| last.set((second, text)));
+        }
+    }
+    let end = if millis == 0 && !always_millis {
+        19
+    } else {
+        buf[19] = b'.';
+        put(&mut buf[20..23], millis);
+        23
+    };
+    buf[end] = b'Z';
+    debug_assert!(buf[..=end].is_ascii());
+    // SAFETY: every byte of `buf[..=end]` was written above or by `write_second`, all of
+    // them ASCII digits and the literal separators (`-`, `T`, `:`, `.`, `Z`); the cached
+    // text is such bytes too. ASCII is UTF-8. (Validating was a quarter of the cost.)
+    Some(unsafe { std::str::from_utf8_unchecked(&buf[..=end]) })
+}
+
+thread_local! {
+    /// The last whole second (Unix seconds) written on this thread and its
+    /// `YYYY-MM-DDTHH:MM:SS` text. `i64::MIN` matches no second `write_second` accepts.
+    static LAST_SECOND: std::cell::Cell<(i64, [u8; 19])> =
+        const { std::cell::Cell::new((i64::MIN, [0; 19])) };
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of Unix second `second` into `buf[..19]`; `None` for a year
+/// outside 0000–9999.
+fn write_second(second: i64, buf: &mut [u8; 24]) -> Option<()> {
+    let days = second.div_euclid(86_400);
+    let secs = second.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
     if !(0..=9999).contains(&year) {
         return None;
     }
-    let secs = in_day / 1000;
-    let millis = in_day % 1000;
     put(&mut buf[0..4], year);
     buf[4] = b'-';
     put(&mut buf[5..7], month.into());
@@ -43,15 +82,7 @@ pub fn write_utc_millis(ms: i64, always_millis: bool, buf: &mut [u8; 24]) -> Opt
     put(&mut buf[14..16], secs / 60 % 60);
     buf[16] = b':';
     put(&mut buf[17..19], secs % 60);
-    let end = if millis == 0 && !always_millis {
-        19
-    } else {
-        buf[19] = b'.';
-        put(&mut buf[20..23], millis);
-        23
-    };
-    buf[end] = b'Z';
-    std::str::from_utf8(&buf[..=end]).ok()
+    Some(())
 }
 
 /// `n` (which fits) as zero-padded decimal digits filling `out`.
@@ -66,6 +97,8 @@ fn put(out: &mut [u8], mut n: i64) {
 mod tests {
     use super::*;
     use chrono::{DateTime, SecondsFormat};
+
+    const MS_PER_DAY: i64 = 86_400_000;
 
     /// Edges of the calendar and the day, then a deterministic spread over 1970..2300.
     fn instants() -> Vec<i64> {
@@ -98,7 +131,10 @@ mod tests {
     /// serde form and leaves a zero fraction out (publish answers).
     #[test]
     fn matches_chrono_over_the_calendar() {
-        for ms in instants() {
+        // Consecutive instants share a second (the cached text) or do not; the same list
+        // backwards reaches each second from the other side.
+        let forward = instants();
+        for ms in forward.iter().chain(forward.iter().rev()).copied() {
             let at = DateTime::from_timestamp_millis(ms).unwrap();
             for (always_millis, form) in [
                 (true, SecondsFormat::Millis),

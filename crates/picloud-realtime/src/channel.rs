@@ -27,21 +27,41 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use futures_util::Stream;
+use smallvec::SmallVec;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::frame::MessageFrame;
 
-pub struct Channel {
-    state: Mutex<State>,
+/// A channel's (app, topic) in the hub (`app`, `\0`, `topic`): inline up to 64 bytes (an
+/// app id and a topic name of up to 27 characters) so that the hub's lookup reads it from
+/// the channel's own first cache lines.
+pub(crate) type ChannelKey = SmallVec<[u8; 64]>;
+
+/// `repr(C)`: the fields a broadcast reads (the key, the lock, then the state's hot part)
+/// in this order, on adjacent cache lines.
+#[repr(C)]
+pub struct Channel<D> {
+    hash: u64,
+    key: ChannelKey,
+    state: Mutex<State<D>>,
     capacity: usize,
 }
 
-struct State {
+/// `repr(C)`, hot fields first: a send with one directly writing receiver reads
+/// `receivers`, `closed`, `armed` and the first `direct` slot, and nothing after them.
+#[repr(C)]
+struct State<D> {
+    receivers: usize,
+    armed: usize,
+    closed: bool,
+    /// Receivers taking frames directly (or just stopped doing so), by slot; `armed`
+    /// counts the [`Slot::Armed`] ones. The first is inline: most topics have one
+    /// subscriber.
+    direct: SmallVec<[Slot<D>; 1]>,
     /// Frames some receiver has yet to read, oldest first, each with how many have yet to
     /// read it. `head` is the position of the first.
     queue: VecDeque<(Arc<MessageFrame>, usize)>,
     head: u64,
-    receivers: usize,
     /// Receivers waiting for the next frame, woken (and cleared) by each send. A receiver
     /// registers once per `epoch` (see [`Receiver::waiting`]); one dropped while waiting
     /// leaves a no-op waker (so its task is not kept alive) whose place `free` lends to
@@ -50,16 +70,11 @@ struct State {
     waiting: Vec<Waker>,
     free: Vec<usize>,
     epoch: u64,
-    closed: bool,
-    /// Receivers taking frames directly (or just stopped doing so), by slot; `armed`
-    /// counts the [`Slot::Armed`] ones.
-    direct: Vec<Slot>,
     direct_free: Vec<usize>,
-    armed: usize,
 }
 
 /// Takes live frames for a receiver whose stream is idle: see the module docs.
-pub(crate) trait Direct: Send {
+pub(crate) trait Direct: Send + Unpin + 'static {
     /// Handles `frame` (writes it out, or skips it as already sent) or declines it. Runs
     /// under the channel's lock: it must not block.
     fn offer(&mut self, frame: &MessageFrame) -> Offer;
@@ -83,21 +98,21 @@ pub(crate) enum Offer {
 /// Receivers on a channel with more than this many write through their tasks.
 pub(crate) const DIRECT_MAX: usize = 4;
 
-enum Slot {
+enum Slot<D> {
     Free,
     Armed {
-        direct: Box<dyn Direct>,
+        direct: D,
         waker: Waker,
     },
     /// Ended by a send (or close): the receiver reads on from `next`, after writing `rest`.
     Ended {
-        direct: Box<dyn Direct>,
+        direct: D,
         next: u64,
         rest: Option<Bytes>,
     },
 }
 
-impl State {
+impl<D: Direct> State<D> {
     fn tail(&self) -> u64 {
         self.head + self.queue.len() as u64
     }
@@ -112,7 +127,7 @@ impl State {
 
     /// Wakes every waiting receiver (`st` is this state's guard): a few under the lock,
     /// keeping the list's allocation; many after it, so their tasks do not find it held.
-    fn wake_all(mut st: MutexGuard<'_, State>) {
+    fn wake_all(mut st: MutexGuard<'_, State<D>>) {
         st.epoch += 1;
         st.free.clear();
         if st.waiting.len() <= FEW_WAITERS {
@@ -168,7 +183,7 @@ impl State {
     }
 }
 
-impl Slot {
+impl<D> Slot<D> {
     /// Ends an armed slot's direct phase (any other is left as it is): its receiver reads
     /// on from `next`, after `rest`, and is woken to do so.
     fn end(&mut self, next: u64, rest: Option<Bytes>) {
@@ -186,32 +201,49 @@ impl Slot {
 /// Waiters woken under the lock (see [`State::wake_all`]).
 const FEW_WAITERS: usize = 8;
 
-impl Channel {
+impl<D: Direct> Channel<D> {
+    /// A channel outside any hub (no key).
+    #[cfg(test)]
     pub fn new(capacity: usize) -> Arc<Self> {
+        Self::keyed(capacity, ChannelKey::new(), 0)
+    }
+
+    /// A hub's channel: `key` and its `hash` are what the hub finds it by.
+    pub(crate) fn keyed(capacity: usize, key: ChannelKey, hash: u64) -> Arc<Self> {
         Arc::new(Self {
+            hash,
+            key,
             state: Mutex::new(State {
+                receivers: 0,
+                armed: 0,
+                closed: false,
+                direct: SmallVec::new(),
                 queue: VecDeque::new(),
                 head: 0,
-                receivers: 0,
                 waiting: Vec::new(),
                 free: Vec::new(),
                 epoch: 0,
-                closed: false,
-                direct: Vec::new(),
                 direct_free: Vec::new(),
-                armed: 0,
             }),
             capacity: capacity.max(1),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<D>> {
         // Nothing that can panic runs under the lock; a poisoned one is still consistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A receiver of every frame sent from now on.
-    pub fn subscribe(self: &Arc<Self>) -> Receiver {
+    pub fn subscribe(self: &Arc<Self>) -> Receiver<D> {
         let mut st = self.lock();
         st.receivers += 1;
         let next = st.tail();
@@ -269,20 +301,19 @@ impl Channel {
 }
 
 /// One subscriber's read position in a [`Channel`].
-pub struct Receiver {
-    channel: Arc<Channel>,
+pub struct Receiver<D: Direct> {
+    channel: Arc<Channel<D>>,
     /// The position of the next frame to read.
     next: u64,
     /// The epoch and index of this receiver's entry in `waiting`, if it has one.
     waiting: Option<(u64, usize)>,
-    direct: DirectPart,
+    direct: DirectPart<D>,
 }
 
 /// A receiver's side of direct writing.
-#[derive(Default)]
-struct DirectPart {
+struct DirectPart<D> {
     /// Its writer while parked here (the receiver is not taking frames directly).
-    writer: Option<Box<dyn Direct>>,
+    writer: Option<D>,
     /// Its slot in the channel's `direct` while the writer is there (armed, or ended and
     /// not yet taken back).
     armed: Option<usize>,
@@ -293,10 +324,21 @@ struct DirectPart {
     may_arm: bool,
 }
 
-impl DirectPart {
+impl<D> Default for DirectPart<D> {
+    fn default() -> Self {
+        Self {
+            writer: None,
+            armed: None,
+            rest: None,
+            may_arm: false,
+        }
+    }
+}
+
+impl<D: Direct> DirectPart<D> {
     /// Takes the writer back from slot `at`: reading resumes (`next`) where the direct
     /// phase ended, or, still armed, at the tail (it took every frame sent meanwhile).
-    fn take_back(&mut self, st: &mut State, at: usize, next: &mut u64) {
+    fn take_back(&mut self, st: &mut State<D>, at: usize, next: &mut u64) {
         match std::mem::replace(&mut st.direct[at], Slot::Free) {
             Slot::Armed { direct, .. } => {
                 st.armed -= 1;
@@ -319,10 +361,10 @@ impl DirectPart {
     }
 }
 
-impl Receiver {
+impl<D: Direct> Receiver<D> {
     /// Lets this receiver take frames directly through `direct` whenever it would
     /// otherwise wait (see [`Channel`]'s module docs).
-    pub(crate) fn set_direct(&mut self, direct: Box<dyn Direct>) {
+    pub(crate) fn set_direct(&mut self, direct: D) {
         self.direct.writer = Some(direct);
     }
 
@@ -334,8 +376,8 @@ impl Receiver {
     }
 
     /// Its direct writer, when parked here (not armed).
-    pub(crate) fn direct_mut(&mut self) -> Option<&mut (dyn Direct + 'static)> {
-        self.direct.writer.as_deref_mut()
+    pub(crate) fn direct_mut(&mut self) -> Option<&mut D> {
+        self.direct.writer.as_mut()
     }
 
     /// Ends the direct phase, if armed: the writer comes back (see [`Self::direct_mut`])
@@ -420,20 +462,23 @@ impl Receiver {
 }
 
 /// Puts `item` in a place `free` lends, or at the end: its index.
-fn place<T>(list: &mut Vec<T>, free: &mut Vec<usize>, item: T) -> usize {
+fn place<T, L>(list: &mut L, free: &mut Vec<usize>, item: T) -> usize
+where
+    L: AsRef<[T]> + Extend<T> + std::ops::IndexMut<usize, Output = T>,
+{
     match free.pop() {
         Some(at) => {
             list[at] = item;
             at
         }
         None => {
-            list.push(item);
-            list.len() - 1
+            list.extend(std::iter::once(item));
+            list.as_ref().len() - 1
         }
     }
 }
 
-impl Stream for Receiver {
+impl<D: Direct> Stream for Receiver<D> {
     type Item = Result<Arc<MessageFrame>, BroadcastStreamRecvError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -441,7 +486,7 @@ impl Stream for Receiver {
     }
 }
 
-impl Drop for Receiver {
+impl<D: Direct> Drop for Receiver<D> {
     fn drop(&mut self) {
         let mut st = self.channel.lock();
         st.receivers -= 1;
@@ -499,13 +544,13 @@ mod tests {
         }
     }
 
-    fn queued(c: &Channel) -> usize {
+    fn queued(c: &Channel<Script>) -> usize {
         c.lock().queue.len()
     }
 
     #[tokio::test]
     async fn every_receiver_reads_every_frame_and_read_frames_are_dropped() {
-        let c = Channel::new(8);
+        let c = Channel::<Script>::new(8);
         c.send(frame(0)); // no receiver: not kept
         assert_eq!(queued(&c), 0);
         let (mut a, mut b) = (c.subscribe(), c.subscribe());
@@ -528,7 +573,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_receiver_past_capacity_is_told_how_many_it_lost() {
-        let c = Channel::new(3);
+        let c = Channel::<Script>::new(3);
         let mut slow = c.subscribe();
         for s in 1..=5 {
             c.send(frame(s));
@@ -543,7 +588,7 @@ mod tests {
 
     #[test]
     fn receivers_that_come_and_go_on_a_quiet_topic_leave_nothing_behind() {
-        let c = Channel::new(4);
+        let c = Channel::<Script>::new(4);
         let mut cx = Context::from_waker(Waker::noop());
         let mut stays = c.subscribe();
         assert!(stays.poll_recv(&mut cx).is_pending());
@@ -569,7 +614,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_receiver_is_woken_and_close_ends_the_stream() {
-        let c = Channel::new(4);
+        let c = Channel::<Script>::new(4);
         let mut r = c.subscribe();
         let waiter = tokio::spawn(async move {
             let first = seq(r.next().await);
@@ -616,25 +661,27 @@ mod tests {
         }
     }
 
-    fn direct(r: &mut Receiver, answers: &[&'static str]) -> Arc<Mutex<Vec<i64>>> {
+    fn direct(r: &mut Receiver<Script>, answers: &[&'static str]) -> Arc<Mutex<Vec<i64>>> {
         let taken = Arc::new(Mutex::new(Vec::new()));
-        r.set_direct(Box::new(Script {
+        r.set_direct(Script {
             taken: taken.clone(),
             answers: answers.iter().copied().collect(),
             pos: 0,
-        }));
+        });
         taken
     }
 
     /// Polls once with direct writing allowed, as a stream does before it waits.
-    fn wait(r: &mut Receiver) -> Poll<Option<Result<Arc<MessageFrame>, BroadcastStreamRecvError>>> {
+    fn wait(
+        r: &mut Receiver<Script>,
+    ) -> Poll<Option<Result<Arc<MessageFrame>, BroadcastStreamRecvError>>> {
         r.allow_direct();
         r.poll_recv(&mut Context::from_waker(Waker::noop()))
     }
 
     #[test]
     fn an_armed_receiver_takes_frames_directly_and_resumes_after_them() {
-        let c = Channel::new(8);
+        let c = Channel::<Script>::new(8);
         let mut r = c.subscribe();
         let mut other = c.subscribe();
         let taken = direct(&mut r, &[]);
@@ -673,7 +720,7 @@ mod tests {
 
     #[test]
     fn a_receiver_is_armed_only_when_its_stream_allows_it() {
-        let c = Channel::new(8);
+        let c = Channel::<Script>::new(8);
         let mut r = c.subscribe();
         let taken = direct(&mut r, &[]);
         assert!(r
@@ -689,7 +736,7 @@ mod tests {
 
     #[test]
     fn a_declined_frame_is_read_the_usual_way_and_so_is_what_follows() {
-        let c = Channel::new(8);
+        let c = Channel::<Script>::new(8);
         let mut r = c.subscribe();
         let taken = direct(&mut r, &["take", "decline"]);
         assert!(wait(&mut r).is_pending());
@@ -709,7 +756,7 @@ mod tests {
 
     #[test]
     fn a_partly_written_frame_leaves_its_rest_for_the_stream() {
-        let c = Channel::new(8);
+        let c = Channel::<Script>::new(8);
         let mut r = c.subscribe();
         let taken = direct(&mut r, &["partial"]);
         assert!(wait(&mut r).is_pending());
@@ -728,7 +775,7 @@ mod tests {
 
     #[test]
     fn a_crowded_channel_writes_through_tasks() {
-        let c = Channel::new(8);
+        let c = Channel::<Script>::new(8);
         let mut r = c.subscribe();
         let taken = direct(&mut r, &[]);
         assert!(wait(&mut r).is_pending());
@@ -748,7 +795,7 @@ mod tests {
 
     #[test]
     fn close_and_drop_end_the_direct_phase_cleanly() {
-        let c = Channel::new(8);
+        let c = Channel::<Script>::new(8);
         let mut r = c.subscribe();
         let mut gone = c.subscribe();
         direct(&mut r, &[]);

@@ -78,13 +78,13 @@ pub(super) async fn open(
         [one] => {
             let mut sub = rt.hub.subscribe(&app.id, one);
             if let Some(socket) = socket {
-                sub.set_direct(Box::new(SocketWriter {
+                sub.set_direct(SocketWriter {
                     fd: socket.as_raw_fd(),
                     _socket: socket,
                     sends: rt.send_recorder(),
                     pos: 0,
                     until: None,
-                }));
+                });
             }
             LiveSet::One(sub)
         }
@@ -174,7 +174,7 @@ impl Stream for LiveSet {
 /// A one-topic stream's direct writer (see `channel`): writes each live frame to the
 /// subscriber's socket from the publishing task while the stream waits, doing what
 /// [`in_order`] does for a frame that is next in line and declining anything else.
-struct SocketWriter {
+pub(crate) struct SocketWriter {
     /// `_socket`'s descriptor, kept beside the rest of the writer: reading it through the
     /// `TcpStream` was a cache miss of its own on every delivery (perf, S4).
     fd: RawFd,
