@@ -38,8 +38,8 @@ use crate::frame::MessageFrame;
 pub(crate) type ChannelKey = SmallVec<[u8; 64]>;
 
 /// `repr(C)`: the fields a broadcast reads (the key, the lock, then the state's hot part)
-/// in this order, on adjacent cache lines.
-#[repr(C)]
+/// in this order, on adjacent cache lines, from a line's start.
+#[repr(C, align(64))]
 pub struct Channel<D> {
     hash: u64,
     key: ChannelKey,
@@ -139,11 +139,13 @@ impl<D: Direct> State<D> {
         wake.into_iter().for_each(Waker::wake);
     }
 
-    /// Offers the frame at position `at` to every armed receiver; those that decline (or
-    /// only partly write it), or every one when the channel has grown past [`DIRECT_MAX`]
-    /// receivers, stop being direct and are woken. Returns how many handled it whole or in
-    /// part (they do not read it from the queue) and whether any did so only in part.
-    fn offer_direct(&mut self, frame: &MessageFrame, at: u64) -> (usize, bool) {
+    /// Offers the frame about to take the tail position to every armed receiver; those
+    /// that decline (or only partly write it), or every one when the channel has grown
+    /// past [`DIRECT_MAX`] receivers, stop being direct and are woken. Returns how many
+    /// handled it whole or in part (they do not read it from the queue) and whether any
+    /// did so only in part. The position is read only for those (the queue lies beyond
+    /// the cache lines a taken frame touches).
+    fn offer_direct(&mut self, frame: &MessageFrame) -> (usize, bool) {
         let (mut handled, mut partial, mut ended) = (0, false, 0);
         let crowded = self.receivers > DIRECT_MAX;
         for slot in &mut self.direct {
@@ -158,12 +160,14 @@ impl<D: Direct> State<D> {
             match offer {
                 Offer::Taken => handled += 1,
                 Offer::Declined => {
+                    let at = self.head + self.queue.len() as u64;
                     slot.end(at, None);
                     ended += 1;
                 }
                 Offer::Partial(rest) => {
                     handled += 1;
                     partial = true;
+                    let at = self.head + self.queue.len() as u64;
                     slot.end(at + 1, Some(rest));
                     ended += 1;
                 }
@@ -270,8 +274,7 @@ impl<D: Direct> Channel<D> {
         let mut unread = st.receivers;
         let mut partial = false;
         if st.armed > 0 {
-            let at = st.tail();
-            let (handled, part) = st.offer_direct(&frame, at);
+            let (handled, part) = st.offer_direct(&frame);
             unread -= handled;
             partial = part;
         }
