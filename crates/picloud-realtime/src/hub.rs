@@ -252,4 +252,27 @@ mod tests {
         drop(sub);
         assert_eq!(hub.channel_count(), 0, "removed with its last subscriber");
     }
+
+    #[test]
+    fn keys_too_long_to_sit_inline_work_the_same() {
+        let hub = Hub::new(8, Arc::new(Stats::default()));
+        let app = "0190f1c2-7d3e-7a5b-9c1d-2e3f4a5b6c7d";
+        let long = "t".repeat(picloud_core::topic::MAX_TOPIC_LEN);
+        let other = format!("{}u", &long[..long.len() - 1]);
+        let mut sub = hub.subscribe(&AppId(app.into()), &TopicName::parse(&long).unwrap());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        hub.broadcast(message(app, &other));
+        assert!(
+            sub.poll_next_unpin(&mut cx).is_pending(),
+            "one byte differs"
+        );
+        hub.broadcast(message(app, &long));
+        assert!(matches!(
+            sub.poll_next_unpin(&mut cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        hub.close_topic(&AppId(app.into()), &TopicName::parse(&long).unwrap());
+        assert_eq!(hub.channel_count(), 0, "closed by its key");
+        assert!(matches!(sub.poll_next_unpin(&mut cx), Poll::Ready(None)));
+    }
 }
