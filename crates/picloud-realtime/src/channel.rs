@@ -148,6 +148,8 @@ impl<D: Direct> State<D> {
     fn offer_direct(&mut self, frame: &MessageFrame) -> (usize, bool) {
         let (mut handled, mut partial, mut ended) = (0, false, 0);
         let crowded = self.receivers > DIRECT_MAX;
+        // Captures only `head` and `queue` (disjoint from `direct`), read only when needed.
+        let tail = || self.head + self.queue.len() as u64;
         for slot in &mut self.direct {
             let Slot::Armed { direct, .. } = slot else {
                 continue;
@@ -160,15 +162,13 @@ impl<D: Direct> State<D> {
             match offer {
                 Offer::Taken => handled += 1,
                 Offer::Declined => {
-                    let at = self.head + self.queue.len() as u64;
-                    slot.end(at, None);
+                    slot.end(tail(), None);
                     ended += 1;
                 }
                 Offer::Partial(rest) => {
                     handled += 1;
                     partial = true;
-                    let at = self.head + self.queue.len() as u64;
-                    slot.end(at + 1, Some(rest));
+                    slot.end(tail() + 1, Some(rest));
                     ended += 1;
                 }
             }

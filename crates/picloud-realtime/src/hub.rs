@@ -35,10 +35,6 @@ use crate::stats::Stats;
 struct KeyRef<'a>(&'a str, &'a str);
 
 impl KeyRef<'_> {
-    fn of<'a>(app: &'a AppId, topic: &'a TopicName) -> KeyRef<'a> {
-        KeyRef(app.as_str(), topic.as_str())
-    }
-
     fn to_key(self) -> ChannelKey {
         let mut key = ChannelKey::with_capacity(self.0.len() + 1 + self.1.len());
         key.extend_from_slice(self.0.as_bytes());
@@ -47,7 +43,9 @@ impl KeyRef<'_> {
         key
     }
 
-    fn matches(self, key: &[u8]) -> bool {
+    /// Whether `channel` is this key's.
+    fn matches(self, channel: &Channel) -> bool {
+        let key = channel.key();
         let (app, topic) = (self.0.as_bytes(), self.1.as_bytes());
         key.len() == app.len() + 1 + topic.len()
             && key[app.len()] == 0
@@ -87,16 +85,17 @@ impl Hub {
         })
     }
 
-    fn hash(&self, key: KeyRef<'_>) -> u64 {
-        self.hasher.hash_one(key)
+    /// The borrowed key of (`app`, `topic`) and its hash: what a lookup takes.
+    fn key<'a>(&self, app: &'a AppId, topic: &'a TopicName) -> (KeyRef<'a>, u64) {
+        let key = KeyRef(app.as_str(), topic.as_str());
+        (key, self.hasher.hash_one(key))
     }
 
     /// Starts listening to a topic. Frames broadcast from now on reach the receiver.
     pub fn subscribe(self: &Arc<Self>, app: &AppId, topic: &TopicName) -> Subscription {
-        let key = KeyRef::of(app, topic);
-        let hash = self.hash(key);
+        let (key, hash) = self.key(app, topic);
         let mut channels = self.channels.lock().expect("hub lock");
-        let rx = match channels.find(hash, |c| key.matches(c.key())) {
+        let rx = match channels.find(hash, |c| key.matches(c)) {
             Some(channel) => channel.subscribe(),
             None => {
                 let channel = Channel::keyed(self.capacity, key.to_key(), hash);
@@ -116,13 +115,12 @@ impl Hub {
 
     /// Ends every live stream of a topic (it was deleted): their receivers see `Closed`.
     pub fn close_topic(&self, app: &AppId, topic: &TopicName) {
-        let key = KeyRef::of(app, topic);
-        let hash = self.hash(key);
+        let (key, hash) = self.key(app, topic);
         let removed = match self
             .channels
             .lock()
             .expect("hub lock")
-            .find_entry(hash, |c| key.matches(c.key()))
+            .find_entry(hash, |c| key.matches(c))
         {
             Ok(entry) => Some(entry.remove().0),
             Err(_) => None,
@@ -139,12 +137,11 @@ impl Hub {
 
     fn channel(&self, app: &AppId, topic: &TopicName) -> Option<Arc<Channel>> {
         // Only for topics that have listeners is the frame ever rendered.
-        let key = KeyRef::of(app, topic);
-        let hash = self.hash(key);
+        let (key, hash) = self.key(app, topic);
         self.channels
             .lock()
             .expect("hub lock")
-            .find(hash, |c| key.matches(c.key()))
+            .find(hash, |c| key.matches(c))
             .cloned()
     }
 }
@@ -209,10 +206,9 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         self.hub.stats.subscribers.dec();
         drop(self.stream.take());
-        let key = KeyRef::of(&self.app, &self.topic);
-        let hash = self.hub.hash(key);
+        let (key, hash) = self.hub.key(&self.app, &self.topic);
         let mut channels = self.hub.channels.lock().expect("hub lock");
-        if let Ok(entry) = channels.find_entry(hash, |c| key.matches(c.key())) {
+        if let Ok(entry) = channels.find_entry(hash, |c| key.matches(c)) {
             if entry.get().receiver_count() == 0 {
                 entry.remove();
             }
