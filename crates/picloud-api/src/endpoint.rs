@@ -120,6 +120,8 @@ async fn handle(
     };
     let value = match ran.outcome.result {
         Ok(v) => v,
+        // The script stopped on a write the full disk refused: say so, as a publish would.
+        Err(_) if ran.storage_full => return Err(ApiError::storage_full()),
         Err(_) => return Err(script_failed()),
     };
     let resp = into_http_response(value).map_err(|_| script_failed())?;

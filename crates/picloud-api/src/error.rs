@@ -61,6 +61,15 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
+    /// A durable write refused because the database has no space: nothing was stored.
+    pub fn storage_full() -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage_full",
+            "the server's storage is full; nothing was stored. Retry once space is freed",
+        )
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
@@ -91,6 +100,12 @@ impl From<StoreError> for ApiError {
                     "unavailable",
                     "the database is unavailable; retry shortly",
                 )
+            }
+            // Reported once per change of state by the store's storage watch, not per
+            // request (a full disk under load would otherwise flood the log).
+            StoreError::StorageFull(reason) => {
+                tracing::debug!(%reason, "write refused: storage full");
+                Self::storage_full()
             }
             StoreError::Internal(reason) => {
                 tracing::error!(%reason, "database error");

@@ -20,6 +20,16 @@ pub struct Health {
     pub status: &'static str,
 }
 
+/// `/readyz`'s answer while the node can serve.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`, or `storage_full` while durable writes are refused for lack of space
+    /// (reads, ephemeral publishes and streams still work, so the node stays in service).
+    pub status: &'static str,
+    /// `ok` or `full`.
+    pub storage: &'static str,
+}
+
 #[utoipa::path(get, path = "/healthz", tag = "health",
     responses((status = 200, description = "The process is alive", body = Health)))]
 pub async fn healthz() -> Json<Health> {
@@ -28,12 +38,19 @@ pub async fn healthz() -> Json<Health> {
 
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
-        (status = 200, description = "Database reachable and migrated", body = Health),
+        (status = 200, description = "Database reachable and migrated; `storage` says whether it has space for writes", body = Readiness),
         (status = 503, description = "Database unreachable or not migrated", body = crate::error::ErrorBody),
     ))]
-pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
+pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Readiness>> {
     match tokio::time::timeout(READY_TIMEOUT, state.store.readiness()).await {
-        Ok(Ok(())) => Ok(Json(Health { status: "ready" })),
+        Ok(Ok(())) if state.store.storage_full() => Ok(Json(Readiness {
+            status: "storage_full",
+            storage: "full",
+        })),
+        Ok(Ok(())) => Ok(Json(Readiness {
+            status: "ready",
+            storage: "ok",
+        })),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready");
             Err(ApiError::new(

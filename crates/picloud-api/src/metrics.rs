@@ -86,6 +86,10 @@ pub fn handle() -> PrometheusHandle {
                 "HTTP requests by route pattern, method and status"
             );
             metrics::describe_histogram!(DURATION, "HTTP request latency by route pattern");
+            metrics::describe_gauge!(
+                "picloud_storage_full",
+                "1 while the database refuses writes for lack of space (docs/operations.md)"
+            );
             metrics::gauge!("picloud_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             handle
         })
@@ -246,6 +250,7 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     metrics::counter!("picloud_realtime_slow_consumer_disconnects_total")
         .absolute(s.slow_consumer_disconnects);
     metrics::counter!("picloud_realtime_token_expirations_total").absolute(s.token_expirations);
+    metrics::gauge!("picloud_storage_full").set(f64::from(u8::from(state.store.storage_full())));
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),

@@ -27,9 +27,21 @@ pub enum StoreError {
     /// The database could not be reached or did not answer in time. Retryable.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database's storage is full (SQLite `SQLITE_FULL`, PostgreSQL `53100`): the write
+    /// was not committed. Retryable once space returns; reads go on working.
+    #[error("storage full: {0}")]
+    StorageFull(String),
     /// Anything else: a bug or a broken database. Never shown to clients.
     #[error("database error: {0}")]
     Internal(String),
+}
+
+impl StoreError {
+    /// True for failures that say nothing about the request itself (the database is full,
+    /// unreachable or busy): retrying the same write alone would fail the same way.
+    pub fn is_storage_condition(&self) -> bool {
+        matches!(self, Self::StorageFull(_) | Self::Unavailable(_))
+    }
 }
 
 /// What a cache that loads once for many waiters (moka's `try_get_with`) hands each waiter.

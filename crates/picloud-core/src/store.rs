@@ -101,6 +101,8 @@ pub trait AdminKeyStore: Send + Sync {
 pub trait HealthStore: Send + Sync {
     /// `Ok` when the database answers and every migration this binary knows is applied.
     async fn readiness(&self) -> StoreResult<()>;
+    /// True from a write refused for lack of space until a probe write commits again.
+    fn storage_full(&self) -> bool;
 }
 
 #[async_trait]

@@ -360,7 +360,7 @@ async fn fail(ctx: &Ctx, d: &Delivery, t: &Trigger, error: &str) {
     };
     if let Err(e) = result {
         // The lease runs out and the delivery is tried again: nothing is lost.
-        tracing::warn!(error = %e, delivery = d.id, "recording a failed delivery failed");
+        crate::warn_unless_full!(e, delivery = d.id, "recording a failed delivery failed");
     }
 }
 
@@ -378,7 +378,7 @@ async fn complete_loop(store: Arc<dyn Store>, owner: String, mut rx: mpsc::Unbou
                 metrics::counter!("picloud_deliveries_total").increment(done.len() as u64);
             }
             // Not removed: the delivery runs again after its lease (at least once).
-            Err(e) => tracing::warn!(error = %e, n = ids.len(), "completing deliveries failed"),
+            Err(e) => crate::warn_unless_full!(e, n = ids.len(), "completing deliveries failed"),
         }
     }
 }
@@ -409,7 +409,7 @@ async fn renew_loop(ctx: Arc<Ctx>, lease: Duration, stop: CancellationToken) {
                 )
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "renewing leases failed"),
+            Err(e) => crate::warn_unless_full!(e, "renewing leases failed"),
         }
     }
 }
@@ -424,7 +424,7 @@ async fn cron_loop(
         match store.fire_cron(now_ms(), cfg.cron_catch_up).await {
             Ok(n) if n > 0 => wake.notify_one(),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "firing cron triggers failed"),
+            Err(e) => crate::warn_unless_full!(e, "firing cron triggers failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(cfg.cron_every) => {}

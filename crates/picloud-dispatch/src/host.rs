@@ -3,6 +3,7 @@
 //! through the runtime handle. Errors are short and safe to show to the tenant (they
 //! become catchable script errors); internal details go to the server log.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use picloud_core::data::{
@@ -34,11 +35,39 @@ pub struct AppHost {
     app: AppId,
     deps: Arc<HostDeps>,
     handle: Handle,
+    /// Set when a call was refused because the database is full, so an endpoint whose
+    /// script failed on it answers 507 like every other durable write.
+    storage_full: AtomicBool,
 }
 
 impl AppHost {
     pub fn new(app: AppId, deps: Arc<HostDeps>, handle: Handle) -> Self {
-        Self { app, deps, handle }
+        Self {
+            app,
+            deps,
+            handle,
+            storage_full: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a call of this run was refused for lack of space.
+    pub fn hit_storage_full(&self) -> bool {
+        self.storage_full.load(Ordering::Relaxed)
+    }
+
+    fn store_err(&self, e: StoreError) -> String {
+        match e {
+            StoreError::Conflict(what) => format!("{what} already exists"),
+            StoreError::Unavailable(_) => "storage unavailable, try again".into(),
+            StoreError::StorageFull(_) => {
+                self.storage_full.store(true, Ordering::Relaxed);
+                "storage full: nothing was stored, try again later".into()
+            }
+            StoreError::Internal(reason) => {
+                tracing::error!(%reason, "store error in a script call");
+                "internal storage error".into()
+            }
+        }
     }
 
     fn block<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -56,17 +85,6 @@ impl AppHost {
 
 fn invalid(e: ValidationError) -> String {
     e.to_string()
-}
-
-fn store_err(e: StoreError) -> String {
-    match e {
-        StoreError::Conflict(what) => format!("{what} already exists"),
-        StoreError::Unavailable(_) => "storage unavailable, try again".into(),
-        StoreError::Internal(reason) => {
-            tracing::error!(%reason, "store error in a script call");
-            "internal storage error".into()
-        }
-    }
 }
 
 fn compact(value: &Value, what: &str) -> HostResult<String> {
@@ -98,7 +116,7 @@ impl picloud_runtime::Host for AppHost {
         let key = KvKey::parse(key).map_err(invalid)?;
         let e = self
             .block(self.store().kv_get(&self.app, &key, now_ms()))
-            .map_err(store_err)?;
+            .map_err(|e| self.store_err(e))?;
         Ok(e.map(|e| e.value))
     }
 
@@ -111,7 +129,7 @@ impl picloud_runtime::Host for AppHost {
         };
         let v = compact(&value, "the value")?;
         self.block(self.store().kv_set(&self.app, &key, &v, expires_at))
-            .map_err(store_err)?;
+            .map_err(|e| self.store_err(e))?;
         self.wrote();
         Ok(())
     }
@@ -120,7 +138,7 @@ impl picloud_runtime::Host for AppHost {
         let key = KvKey::parse(key).map_err(invalid)?;
         let d = self
             .block(self.store().kv_delete(&self.app, &key))
-            .map_err(store_err)?;
+            .map_err(|e| self.store_err(e))?;
         self.wrote();
         Ok(d)
     }
@@ -131,7 +149,7 @@ impl picloud_runtime::Host for AppHost {
                 self.store()
                     .kv_list(&self.app, prefix, limit.min(MAX_LIST), now_ms()),
             )
-            .map_err(store_err)?;
+            .map_err(|e| self.store_err(e))?;
         Ok(entries.into_iter().map(|e| (e.key, e.value)).collect())
     }
 
@@ -143,7 +161,7 @@ impl picloud_runtime::Host for AppHost {
         let id = picloud_core::ids::new_id();
         let d = compact(&doc, "the document")?;
         self.block(self.store().docs_insert(&self.app, &c, &id, &d))
-            .map_err(store_err)?;
+            .map_err(|e| self.store_err(e))?;
         self.wrote();
         Ok(id)
     }
@@ -152,7 +170,7 @@ impl picloud_runtime::Host for AppHost {
         let c = Collection::parse(collection).map_err(invalid)?;
         let d = self
             .block(self.store().docs_get(&self.app, &c, id))
-            .map_err(store_err)?;
+            .map_err(|e| self.store_err(e))?;
         Ok(d.map(|d| with_id(d.doc, &d.id)))
     }
 
@@ -168,7 +186,7 @@ impl picloud_runtime::Host for AppHost {
         let d = compact(&doc, "the document")?;
         let updated = self
             .block(self.store().docs_update(&self.app, &c, id, &d))
-            .map_err(store_err)?;
+            .map_err(|e| self.store_err(e))?;
         self.wrote();
         Ok(updated)
     }
@@ -177,7 +195,7 @@ impl picloud_runtime::Host for AppHost {
         let c = Collection::parse(collection).map_err(invalid)?;
         let d = self
             .block(self.store().docs_delete(&self.app, &c, id))
-            .map_err(store_err)?;
+            .map_err(|e| self.store_err(e))?;
         self.wrote();
         Ok(d)
     }
@@ -195,7 +213,7 @@ impl picloud_runtime::Host for AppHost {
                 self.store()
                     .docs_find(&self.app, &c, &f, limit.min(MAX_LIST)),
             )
-            .map_err(store_err)?;
+            .map_err(|e| self.store_err(e))?;
         Ok(docs.into_iter().map(|d| with_id(d.doc, &d.id)).collect())
     }
 
@@ -222,7 +240,7 @@ impl picloud_runtime::Host for AppHost {
             }
             Err(e) => {
                 let _ = blobs.delete(&self.app, &blob);
-                Err(store_err(e))
+                Err(self.store_err(e))
             }
         }
     }
@@ -231,7 +249,7 @@ impl picloud_runtime::Host for AppHost {
         let p = FilePath::parse(path).map_err(invalid)?;
         let Some(meta) = self
             .block(self.store().file_get(&self.app, &p))
-            .map_err(store_err)?
+            .map_err(|e| self.store_err(e))?
         else {
             return Ok(None);
         };
@@ -242,7 +260,7 @@ impl picloud_runtime::Host for AppHost {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let meta = self
                     .block(self.store().file_get(&self.app, &p))
-                    .map_err(store_err)?;
+                    .map_err(|e| self.store_err(e))?;
                 match meta {
                     None => Ok(None),
                     Some(m) => self
@@ -267,7 +285,7 @@ impl picloud_runtime::Host for AppHost {
         let p = FilePath::parse(path).map_err(invalid)?;
         let old = self
             .block(self.store().file_delete(&self.app, &p))
-            .map_err(store_err)?;
+            .map_err(|e| self.store_err(e))?;
         if let Some(blob) = &old {
             let _ = self.deps.blobs.delete(&self.app, blob);
             self.wrote();
@@ -279,7 +297,7 @@ impl picloud_runtime::Host for AppHost {
         FilePath::validate_prefix(prefix).map_err(invalid)?;
         let files = self
             .block(self.store().file_list(&self.app, prefix, MAX_LIST))
-            .map_err(store_err)?;
+            .map_err(|e| self.store_err(e))?;
         Ok(files
             .into_iter()
             .map(|f| FileInfo {
@@ -300,7 +318,7 @@ impl picloud_runtime::Host for AppHost {
                     .publisher
                     .publish(self.app.clone(), t, payload),
             )
-            .map_err(store_err)?;
+            .map_err(|e| self.store_err(e))?;
         Ok(p.seq)
     }
 
@@ -330,7 +348,7 @@ impl picloud_runtime::Host for AppHost {
         .map(|(token, _)| token)
         .map_err(|e| match e {
             MintError::Validation(v) => v.to_string(),
-            MintError::Store(s) => store_err(s),
+            MintError::Store(s) => self.store_err(s),
             MintError::Internal(reason) => {
                 tracing::error!(%reason, "token signing failed in a script");
                 "token signing failed".into()
@@ -341,7 +359,7 @@ impl picloud_runtime::Host for AppHost {
     fn env_get(&self, name: &str) -> HostResult<Option<String>> {
         let n = EnvName::parse(name).map_err(invalid)?;
         self.block(self.store().get_env(&self.app, &n))
-            .map_err(store_err)
+            .map_err(|e| self.store_err(e))
     }
 }
 

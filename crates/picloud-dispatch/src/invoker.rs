@@ -67,6 +67,8 @@ impl From<Arc<InvokeError>> for InvokeError {
 pub struct Ran {
     pub version: i64,
     pub outcome: Outcome,
+    /// A store call of the run was refused because the database is full.
+    pub storage_full: bool,
 }
 
 struct Compiled {
@@ -185,10 +187,13 @@ impl Invoker {
         ));
         let (limits, cancel) = (settings.limits.clone(), self.0.cancel.clone());
         let c = compiled.clone();
+        let run_host = host.clone();
         let outcome = self
             .0
             .pool
-            .run(move || picloud_runtime::run_with_cancel(&c.script, input, host, &limits, &cancel))
+            .run(move || {
+                picloud_runtime::run_with_cancel(&c.script, input, run_host, &limits, &cancel)
+            })
             .await
             .ok_or(InvokeError::Stopped)?;
         let ok = outcome.result.is_ok();
@@ -221,6 +226,7 @@ impl Invoker {
         Ok(Ran {
             version: compiled.version,
             outcome,
+            storage_full: host.hit_storage_full(),
         })
     }
 

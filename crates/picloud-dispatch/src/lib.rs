@@ -11,6 +11,19 @@
 //! - [`sweeper`]: expired kv keys, orphaned tmp files, old invocation records.
 //! - `recorder`: batched invocation records; `pool`: the script threads.
 
+/// Warns about a background store call that failed, unless it failed for a full disk:
+/// that the store reports once per change of state, and every write would repeat it.
+macro_rules! warn_unless_full {
+    ($e:expr, $($rest:tt)+) => {
+        if matches!($e, picloud_core::StoreError::StorageFull(_)) {
+            tracing::debug!(error = %$e, $($rest)+)
+        } else {
+            tracing::warn!(error = %$e, $($rest)+)
+        }
+    };
+}
+pub(crate) use warn_unless_full;
+
 pub mod blobs;
 pub mod dispatcher;
 pub mod host;

@@ -67,7 +67,7 @@ async fn write_loop(mut rx: mpsc::Receiver<Msg>, store: Arc<dyn Store>) {
         }
         if !batch.is_empty() {
             if let Err(e) = store.record_invocations(&batch).await {
-                tracing::warn!(error = %e, records = batch.len(), "invocation records lost");
+                crate::warn_unless_full!(e, records = batch.len(), "invocation records lost");
             }
         }
         for f in flushes {

@@ -37,7 +37,7 @@ pub async fn sweep_once(
 ) -> (u64, u64, u64) {
     let now = chrono::Utc::now().timestamp_millis();
     let kv = store.kv_sweep_expired(now).await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "sweeping kv failed");
+        crate::warn_unless_full!(e, "sweeping kv failed");
         0
     });
     let blobs2 = blobs.clone();
@@ -52,7 +52,7 @@ pub async fn sweep_once(
         .prune_invocations(cfg.keep_invocations_per_app, before)
         .await
         .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "pruning invocation records failed");
+            crate::warn_unless_full!(e, "pruning invocation records failed");
             0
         });
     (kv, tmp, inv)

@@ -25,6 +25,10 @@ pub fn spawn(
             {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(pruned = n, "retention pruned messages"),
+                // A full disk is reported once by the store, not on every pass.
+                Err(e @ picloud_core::StoreError::StorageFull(_)) => {
+                    tracing::debug!(error = %e, "retention pruning failed; will retry")
+                }
                 Err(e) => tracing::warn!(error = %e, "retention pruning failed; will retry"),
             }
         }

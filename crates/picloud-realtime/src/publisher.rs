@@ -24,7 +24,11 @@
 //!
 //! A caller's request is one unit: [`Publisher::publish_many`] commits all of its messages in
 //! one transaction or none. If a batch fails, its requests are retried one by one so that
-//! one bad request (say, for an app deleted a moment ago) fails alone.
+//! one bad request (say, for an app deleted a moment ago) fails alone; unless it failed for
+//! want of space or of a database, which fails them all at once. A request is answered
+//! with seqs only after its transaction committed, and only committed messages are
+//! broadcast: a failed commit's seqs are never seen by anyone (the store discards the
+//! connection it failed on, so the next batch takes those seqs again, committed).
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -313,7 +317,11 @@ async fn commit(store: &dyn Store, batch: &Batch) -> (Vec<Result<Vec<i64>, Store
                 .collect();
             (results, c.deliveries)
         }
-        Err(e) if batch.requests.len() == 1 => (vec![Err(e)], 0),
+        // Alone, or failed for a reason no request caused (a full disk, a database that is
+        // down): every request gets the batch's error, and nothing was committed.
+        Err(e) if batch.requests.len() == 1 || e.is_storage_condition() => {
+            (batch.requests.iter().map(|_| Err(e.clone())).collect(), 0)
+        }
         Err(_) => {
             let (mut results, mut deliveries, mut at) = (Vec::new(), 0, 0);
             for n in counts {

@@ -48,8 +48,12 @@ pub(crate) fn start(pool: SqlitePool) -> Checkpointer {
             {
                 Ok(_) => {}
                 Err(sqlx::Error::PoolClosed) => return,
-                // The writers' own threshold still bounds the WAL; say so and go on.
-                Err(e) => tracing::warn!(error = %e, "background WAL checkpoint failed"),
+                // The writers' own threshold still bounds the WAL. A full disk is reported
+                // once by the storage watch, which the mapping wakes.
+                Err(e) => match crate::error::other(e) {
+                    picloud_core::StoreError::StorageFull(_) => {}
+                    e => tracing::warn!(error = %e, "background WAL checkpoint failed"),
+                },
             }
         }
     });

@@ -124,6 +124,8 @@ pub async fn connect(location: &DatabaseLocation) -> Result<SqlStore, ConnectErr
                 // fails its query and is replaced by the pool.
                 .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(5))
+                .after_release(|conn, _| Box::pin(async move { Ok(outside_transaction(conn)) }));
+            let pool = crate::fault::sqlite_max_page_count(pool)
                 .connect_with(opts)
                 .await
                 .map_err(unreachable)?;
@@ -136,6 +138,7 @@ pub async fn connect(location: &DatabaseLocation) -> Result<SqlStore, ConnectErr
                 .max_connections(16)
                 .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(5))
+                .after_release(|conn, _| Box::pin(async move { Ok(outside_transaction(conn)) }))
                 .connect_with(opts)
                 .await
                 .map_err(unreachable)?;
@@ -144,6 +147,16 @@ pub async fn connect(location: &DatabaseLocation) -> Result<SqlStore, ConnectErr
         }
     };
     Ok(SqlStore::new(db))
+}
+
+/// Whether a connection handed back may be reused: only outside any transaction. A
+/// transaction whose statement or `COMMIT` failed may still be open — SQLite leaves it open
+/// after `SQLITE_FULL` or a deferred constraint at `COMMIT`, and sqlx then counts it open
+/// too, so its next `begin` would be a savepoint inside it and its "commits" would commit
+/// nothing — and sqlx's rollback of a dropped transaction runs after the release. Such a
+/// connection is closed instead, on every write path, kept writer connections included.
+fn outside_transaction<C: sqlx::Connection>(conn: &C) -> bool {
+    !conn.is_in_transaction()
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Readiness: the database answers and knows every migration this binary ships.
+//! Readiness: the database answers and knows every migration this binary ships; and the
+//! storage-full view (`storage`).
 
 use async_trait::async_trait;
 use picloud_core::store::{HealthStore, StoreResult};
@@ -27,5 +28,9 @@ impl HealthStore for SqlStore {
                 v.unwrap_or(0)
             ))),
         }
+    }
+
+    fn storage_full(&self) -> bool {
+        self.storage.is_full()
     }
 }

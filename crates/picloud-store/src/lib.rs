@@ -9,6 +9,7 @@
 //!   per store trait; `scripts` (scripts, routes), `triggers` (triggers, runtime settings,
 //!   env), `data` (kv, docs, file metadata, each write with its outbox rows), `outbox`
 //!   (claims, leases, retries, dead letters, cron fires, invocation records).
+//! - `storage`: the storage-full view `/readyz` and `/metrics` report (a probe write).
 //! - `migrate`: the embedded migrators (`migrations/sqlite`, `migrations/postgres`).
 //! - `testing` (feature): throwaway SQLite files and PostgreSQL databases for tests.
 //!
@@ -25,12 +26,14 @@ mod db;
 mod domains;
 mod emit;
 mod error;
+mod fault;
 mod health;
 mod messages;
 mod migrate;
 mod outbox;
 mod scripts;
 mod secrets;
+mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod topics;
@@ -57,20 +60,28 @@ pub struct SqlStore {
     pg_writers: std::sync::Arc<std::sync::Mutex<Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>>>,
     /// SQLite: the background WAL checkpoint task, stopped when the last clone drops.
     _checkpointer: Option<std::sync::Arc<checkpoint::Checkpointer>>,
+    /// Whether the database refuses writes for lack of space (see `storage`).
+    storage: std::sync::Arc<storage::StorageState>,
+    _storage_watch: std::sync::Arc<storage::Watch>,
 }
 
 impl SqlStore {
-    /// Must be called within a tokio runtime (SQLite starts its checkpoint task).
+    /// Must be called within a tokio runtime (it starts the storage watch and, on SQLite,
+    /// the checkpoint task).
     pub(crate) fn new(db: Db) -> Self {
         let checkpointer = match &db {
             Db::Sqlite(pool) => Some(std::sync::Arc::new(checkpoint::start(pool.clone()))),
             Db::Postgres(_) => None,
         };
+        let storage = std::sync::Arc::<storage::StorageState>::default();
+        let watch = storage::start(db.clone(), storage.clone());
         Self {
             db,
             sqlite_writer: Default::default(),
             pg_writers: Default::default(),
             _checkpointer: checkpointer,
+            storage,
+            _storage_watch: std::sync::Arc::new(watch),
         }
     }
 

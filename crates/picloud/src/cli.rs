@@ -196,7 +196,8 @@ pub struct ServeArgs {
     /// this long after it claimed them.
     #[arg(long, env = "PICLOUD_DISPATCH_LEASE_MS", default_value_t = 30_000)]
     pub dispatch_lease_ms: u64,
-    /// Seconds to let in-flight requests finish after SIGINT/SIGTERM before exiting.
+    /// Seconds a shutdown (SIGINT/SIGTERM) may take in all: in-flight requests and running
+    /// scripts get 70 % of it, closing the database the rest; then the process exits.
     #[arg(long, env = "PICLOUD_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 }

@@ -3,11 +3,13 @@
 //! # Layout
 //! - `cli`: clap definitions (flags and `PICLOUD_*` env).
 //! - `serve`: `picloud serve` (store → bootstrap → router → serve until shutdown).
+//! - `lock`: one server per SQLite database.
 //! - `admin`: offline admin commands; `realtime_cmd`: `token mint`, `publish`, `deploy`; `shutdown`: the signal-driven shutdown token;
 //!   `logging`: tracing setup.
 
 mod admin;
 mod cli;
+mod lock;
 mod logging;
 mod realtime_cmd;
 mod serve;
@@ -34,7 +36,13 @@ fn main() -> ExitCode {
         .thread_stack_size(picloud_runtime::RECOMMENDED_STACK_BYTES)
         .build()
     {
-        Ok(rt) => rt.block_on(run()),
+        Ok(rt) => {
+            let code = rt.block_on(run());
+            // Blocking tasks still running (a file write on a stuck disk) must not hold
+            // the exit: `serve` has already waited as long as its deadline allows.
+            rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            code
+        }
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::FAILURE
@@ -85,9 +93,28 @@ async fn run() -> ExitCode {
 
 /// Opens (and migrates) the database the flags point at.
 pub(crate) async fn open_store(db: &DbArgs) -> anyhow::Result<SqlStore> {
-    let location = DatabaseLocation::from_config(db.database_url.as_deref(), &db.data_dir)?;
+    connect(&location(db)?).await
+}
+
+/// Opens the database for `serve`: locked to this process first (see `lock`).
+pub(crate) async fn open_store_locked(
+    db: &DbArgs,
+) -> anyhow::Result<(SqlStore, Option<lock::DataDirLock>)> {
+    let location = location(db)?;
+    let lock = lock::acquire(&location)?;
+    Ok((connect(&location).await?, lock))
+}
+
+fn location(db: &DbArgs) -> anyhow::Result<DatabaseLocation> {
+    Ok(DatabaseLocation::from_config(
+        db.database_url.as_deref(),
+        &db.data_dir,
+    )?)
+}
+
+async fn connect(location: &DatabaseLocation) -> anyhow::Result<SqlStore> {
     tracing::info!(database = %location.describe(), "opening database");
-    Ok(picloud_store::connect(&location).await?)
+    Ok(picloud_store::connect(location).await?)
 }
 
 async fn migrate(db: &DbArgs) -> anyhow::Result<()> {

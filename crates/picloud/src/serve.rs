@@ -16,7 +16,7 @@ use crate::shutdown::Shutdown;
 
 pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let config = api_config(&args)?;
-    let store = crate::open_store(&args.db).await?;
+    let (store, _lock) = crate::open_store_locked(&args.db).await?;
     bootstrap(&store).await?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -61,12 +61,13 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         picloud_dispatch::InvokerConfig::default(),
     );
     let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let drain_time = drain_window(grace);
     let dispatcher = picloud_dispatch::Dispatcher::new(
         invoker.clone(),
         picloud_dispatch::DispatcherConfig {
             workers: args.dispatch_workers,
             lease: Duration::from_millis(args.dispatch_lease_ms.max(1000)),
-            grace,
+            grace: drain_time,
             ..Default::default()
         },
         vec![outbox_written, realtime.publisher.committed()],
@@ -92,27 +93,53 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     }));
 
     shutdown.wait().await;
-    // The dispatcher stops claiming at once and gives running deliveries the same grace
-    // as requests; whatever it then cancels runs again after its lease.
+    let deadline = tokio::time::Instant::now() + grace;
+    watchdog(grace);
+    // The dispatcher stops claiming at once and gives running deliveries the same drain
+    // window as requests; whatever it then cancels runs again after its lease.
     let (served, dispatched) = tokio::join!(
-        tokio::time::timeout(grace, server),
-        tokio::time::timeout(grace + Duration::from_secs(2), dispatcher)
+        tokio::time::timeout(drain_time, server),
+        tokio::time::timeout_at(deadline - (grace - drain_time) / 2, dispatcher)
     );
     match served {
         Ok(joined) => joined.context("server task")?.context("server")?,
         Err(_) => tracing::warn!(
-            ?grace,
-            "in-flight requests still running after grace period; exiting"
+            ?drain_time,
+            "in-flight requests still running after the drain window; exiting"
         ),
     }
     if dispatched.is_err() {
         invoker.cancel_running();
-        tracing::warn!("script deliveries still running after grace period; cancelled");
+        tracing::warn!("script deliveries still running after the drain window; cancelled");
     }
-    invoker.flush_records().await;
-    store.close().await;
+    // Flushing records and closing the database wait on the database, which may be full
+    // or gone: they get what is left of the deadline, no more.
+    let cleanup = async {
+        invoker.flush_records().await;
+        store.close().await;
+    };
+    if tokio::time::timeout_at(deadline, cleanup).await.is_err() {
+        tracing::warn!("the database did not close before the shutdown deadline; exiting anyway");
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The part of the shutdown deadline in-flight requests and deliveries get; the rest is
+/// for cancelling scripts, flushing invocation records and closing the database.
+fn drain_window(grace: Duration) -> Duration {
+    grace.mul_f64(0.7)
+}
+
+/// Ends the process, with a failure status, if a shutdown overruns its deadline anyway (a
+/// thread, not a task, so a wedged runtime cannot hold it back). Nothing is lost: what was
+/// acknowledged is committed, and unfinished deliveries run again after their lease.
+fn watchdog(grace: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(grace + Duration::from_millis(500));
+        tracing::error!(?grace, "shutdown overran its deadline; exiting now");
+        std::process::exit(1);
+    });
 }
 
 fn api_config(args: &ServeArgs) -> anyhow::Result<ApiConfig> {
