@@ -47,7 +47,10 @@ fn is_unavailable(code: &str) -> bool {
     if code.starts_with("08") || code.starts_with("57P0") {
         return true;
     }
-    if matches!(code, "53300" | "53200" | "58030" | "5" | "6" | "517" | "261" | "262" | "773") {
+    if matches!(
+        code,
+        "53300" | "53200" | "58030" | "5" | "6" | "517" | "261" | "262" | "773"
+    ) {
         return true;
     }
     // SQLite's codes have at most four digits; PostgreSQL's SQLSTATEs have five characters.
@@ -63,7 +66,9 @@ mod tests {
         assert!(is_storage_full("13"));
         assert!(is_storage_full("53100"));
         assert!(!is_storage_full("53200"));
-        for c in ["5", "517", "10", "266", "778", "08006", "57P01", "53300", "58030"] {
+        for c in [
+            "5", "517", "10", "266", "778", "08006", "57P01", "53300", "58030",
+        ] {
             assert!(is_unavailable(c), "{c}");
         }
         for c in ["13", "19", "787", "2067", "23505", "42P01", "10000"] {
