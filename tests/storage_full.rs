@@ -413,13 +413,43 @@ async fn a_full_disk_acknowledges_only_what_is_stored() {
         "{said}"
     );
 
+    // The log said it once, and nothing else about it.
+    let log = stderr_of(&server);
+    assert_eq!(log.matches("storage is full").count(), 1, "{log}");
+    assert!(!log.contains("checkpoint failed"), "{log}");
+    assert!(!log.contains("database error"), "{log}");
+
+    // SIGTERM ends it within its deadline (10 s by default), full disk or not.
+    let asked = Instant::now();
+    drop(live);
+    let (status, _, _) = server.stop("TERM");
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(11), "{took:?}");
+    assert!(status.success(), "{status}");
+
+    // A restart on the full disk serves; durable writes are still refused, and it says so.
+    let server = disk.start_server(data);
+    let last = *acknowledged.keys().last().unwrap();
+    let mut live = Frames::open(&server, &format!("?last_event_id={last}")).await;
+    let (status, answer) = publish(&client, &server, &key, &message(99_999), false).await;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (507, &json!("storage_full")),
+        "{answer}"
+    );
+    wait_for(
+        "readyz reports storage_full after the restart",
+        10,
+        async || readyz(&server).await["storage"] == "full",
+    )
+    .await;
+
     // Space returns: writes resume by themselves, with the next seq.
     std::fs::remove_file(&filler).unwrap();
     wait_for("readyz reports space again", 15, async || {
         readyz(&server).await["storage"] == "ok"
     })
     .await;
-    let last = *acknowledged.keys().last().unwrap();
     for i in 0..20 {
         let body = message(100_000 + i);
         let (status, answer) = publish(&client, &server, &key, &body, false).await;
@@ -453,23 +483,13 @@ async fn a_full_disk_acknowledges_only_what_is_stored() {
         sample(&scrape(&server, &key).await, "picloud_storage_full"),
         0.0
     );
-
-    // The log said it once each way, and nothing else about it.
     let log = stderr_of(&server);
     assert_eq!(log.matches("storage is full").count(), 1, "{log}");
     assert_eq!(log.matches("storage has space again").count(), 1, "{log}");
     assert!(!log.contains("checkpoint failed"), "{log}");
     assert!(!log.contains("database error"), "{log}");
-
-    // SIGTERM ends it within its deadline (10 s by default).
-    let asked = Instant::now();
     drop(live);
     let (status, _, _) = server.stop("TERM");
-    assert!(
-        asked.elapsed() < Duration::from_secs(11),
-        "{:?}",
-        asked.elapsed()
-    );
     assert!(status.success(), "{status}");
 
     // After a restart, history holds every acknowledged message, as acknowledged.

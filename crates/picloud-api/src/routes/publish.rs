@@ -33,7 +33,9 @@ pub const MAX_BATCH_MESSAGES: usize = 1000;
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, description = "Payload over the limit", body = ErrorBody),
-        (status = 422, description = "Invalid topic name", body = ErrorBody)))]
+        (status = 422, description = "Invalid topic name", body = ErrorBody),
+        (status = 503, description = "Database unavailable: nothing stored, retry with backoff", body = ErrorBody),
+        (status = 507, description = "Storage full (`storage_full`): nothing stored, retry once space is freed", body = ErrorBody)))]
 pub async fn publish(
     auth: AdminAuth,
     State(state): State<AppState>,
@@ -320,7 +322,9 @@ pub(crate) fn publish_native_now(
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, description = "A message over the limit, or the body over the request limit", body = ErrorBody),
-        (status = 422, description = "An invalid topic name, no messages, or more than 1,000", body = ErrorBody)))]
+        (status = 422, description = "An invalid topic name, no messages, or more than 1,000", body = ErrorBody),
+        (status = 503, description = "Database unavailable: nothing stored, retry with backoff", body = ErrorBody),
+        (status = 507, description = "Storage full (`storage_full`): nothing stored, retry once space is freed", body = ErrorBody)))]
 pub async fn publish_batch(
     auth: AdminAuth,
     State(state): State<AppState>,

@@ -121,7 +121,10 @@ async fn sqlite_readiness() {
     let s = TestServer::start(Backend::Sqlite).await;
     assert_eq!(
         send(s.anon(Method::GET, "/readyz")).await,
-        (StatusCode::OK, serde_json::json!({"status": "ready"}))
+        (
+            StatusCode::OK,
+            serde_json::json!({"status": "ready", "storage": "ok"})
+        )
     );
     assert_eq!(
         send(s.anon(Method::GET, "/healthz")).await,
