@@ -254,6 +254,25 @@ async fn set_up(server: &Server, key: &str) {
         ),
         (
             "/api/v1/apps/full/scripts",
+            json!({"name": "put_doc",
+            "source": "docs::insert(\"items\", #{ k: request.params.k, pad: request.json.pad }); #{ ok: true }"}),
+        ),
+        (
+            "/api/v1/apps/full/scripts",
+            json!({"name": "mark_doc",
+            "source": "kv::set(\"seen:doc:\" + event.doc.k, true)"}),
+        ),
+        (
+            "/api/v1/apps/full/routes",
+            json!({"method": "POST", "path": "/doc/:k", "script": "put_doc"}),
+        ),
+        (
+            "/api/v1/apps/full/triggers",
+            json!({"kind": "docs", "script": "mark_doc",
+            "filter": {"collection": "items"}, "retry": {"max_attempts": 100, "base_delay_ms": 100, "max_delay_ms": 500}}),
+        ),
+        (
+            "/api/v1/apps/full/scripts",
             json!({"name": "seen",
             "source": "#{ keys: kv::list(\"seen:\", 1000).map(|e| e.key) }"}),
         ),
@@ -289,12 +308,7 @@ async fn seen_keys(server: &Server) -> BTreeSet<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| {
-            k.as_str()
-                .unwrap()
-                .trim_start_matches("seen:item:")
-                .to_owned()
-        })
+        .map(|k| k.as_str().unwrap().trim_start_matches("seen:").to_owned())
         .collect()
 }
 
@@ -371,29 +385,32 @@ async fn a_full_disk_acknowledges_only_what_is_stored() {
         (Value::Null, json!({"ephemeral": 1}))
     );
 
-    // A script's kv write is refused the same way, and its trigger records no delivery.
+    // A script's kv or docs write is refused the same way, and its trigger records no
+    // delivery: the triggers mark what they see, and only committed writes are seen.
     let mut kv_acknowledged = BTreeSet::new();
-    let mut kv_refused = 0;
-    for k in 0..10 {
-        let (status, body) = app_call(
-            &server,
-            reqwest::Method::POST,
-            &format!("/item/full{k}"),
-            Some(json!({"pad": "y".repeat(30_000)})),
-        )
-        .await;
-        match status {
-            200 => {
-                kv_acknowledged.insert(format!("full{k}"));
+    for what in ["item", "doc"] {
+        let mut refused = 0;
+        for k in 0..10 {
+            let (status, body) = app_call(
+                &server,
+                reqwest::Method::POST,
+                &format!("/{what}/full{k}"),
+                Some(json!({"pad": "y".repeat(30_000)})),
+            )
+            .await;
+            match status {
+                200 => {
+                    kv_acknowledged.insert(format!("{what}:full{k}"));
+                }
+                507 => {
+                    refused += 1;
+                    assert_eq!(body["error"]["code"], "storage_full", "{body}");
+                }
+                _ => panic!("{what} write while full: {status} {body}"),
             }
-            507 => {
-                kv_refused += 1;
-                assert_eq!(body["error"]["code"], "storage_full", "{body}");
-            }
-            _ => panic!("kv write while full: {status} {body}"),
         }
+        assert!(refused > 0, "no {what} write was refused");
     }
-    assert!(kv_refused > 0, "no kv write was refused");
 
     // One server per data dir.
     let enter = disk.enter();
@@ -464,18 +481,20 @@ async fn a_full_disk_acknowledges_only_what_is_stored() {
         let m = live.message().await;
         assert_eq!(m["seq"], seq);
     }
-    for k in 0..5 {
-        let (status, body) = app_call(
-            &server,
-            reqwest::Method::POST,
-            &format!("/item/after{k}"),
-            Some(json!({"k": k})),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        kv_acknowledged.insert(format!("after{k}"));
+    for what in ["item", "doc"] {
+        for k in 0..5 {
+            let (status, body) = app_call(
+                &server,
+                reqwest::Method::POST,
+                &format!("/{what}/after{k}"),
+                Some(json!({"pad": k})),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            kv_acknowledged.insert(format!("{what}:after{k}"));
+        }
     }
-    wait_for("the trigger saw every committed kv write", 30, async || {
+    wait_for("the triggers saw every committed write", 30, async || {
         seen_keys(&server).await == kv_acknowledged
     })
     .await;
