@@ -307,7 +307,11 @@ impl Inner {
     ) {
         let elapsed = start.elapsed();
         self.metrics.record(label, method, status, elapsed);
-        if status.is_server_error() {
+        // A full disk answers every durable write 507 until space returns; the store logs
+        // that once per change of state, so each refusal is only a debug line here.
+        if status == StatusCode::INSUFFICIENT_STORAGE {
+            tracing::debug!(%status, method, route = label, "request refused: storage full");
+        } else if status.is_server_error() {
             tracing::error!(%status, method, route = label, latency_ms = elapsed.as_millis() as u64, "request failed");
         }
     }

@@ -83,6 +83,17 @@ fn item(app: &AppId, payload: String) -> PublishItem {
     }
 }
 
+/// The topic's history as (seq, payload).
+async fn history(store: &SqlStore, app: &AppId) -> Vec<(i64, String)> {
+    store
+        .read_after(app, &TopicName::parse("chat").unwrap(), 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.seq.unwrap(), m.payload.to_string()))
+        .collect()
+}
+
 /// A second store on the same database: what it reads was committed, not merely written
 /// on the first store's connection.
 async fn reopen(store: &SqlStore) -> SqlStore {
@@ -134,14 +145,7 @@ async fn a_publish_whose_commit_fails_is_never_acknowledged(store: SqlStore) {
         "no seq skipped or reused"
     );
     let other = reopen(&store).await;
-    let stored = other
-        .read_after(&a, &TopicName::parse("chat").unwrap(), 0, 100)
-        .await
-        .unwrap();
-    let stored: Vec<(i64, String)> = stored
-        .into_iter()
-        .map(|m| (m.seq.unwrap(), m.payload.to_string()))
-        .collect();
+    let stored = history(&other, &a).await;
     assert_eq!(
         stored, acknowledged,
         "exactly what was acknowledged is stored"
@@ -243,14 +247,7 @@ async fn postgres_a_terminated_writer_backend_loses_nothing_acknowledged() {
     );
     let seqs: Vec<i64> = acknowledged.iter().map(|(s, _)| *s).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
-    let stored = store
-        .read_after(&a, &TopicName::parse("chat").unwrap(), 0, 100)
-        .await
-        .unwrap();
-    let stored: Vec<(i64, String)> = stored
-        .into_iter()
-        .map(|m| (m.seq.unwrap(), m.payload.to_string()))
-        .collect();
+    let stored = history(&store, &a).await;
     assert_eq!(stored, acknowledged);
     store.close().await;
 }
