@@ -1,6 +1,6 @@
 //! Host dispatch: the first decision for every request.
 //!
-//! `/healthz` and `/readyz` answer on any Host. Otherwise the Host header is normalised;
+//! `/healthz` and `/readyz` answer on any Host. Otherwise the host (see `host_text`) is normalised;
 //! admin hosts go to the control plane, every other Host is resolved to an app (cached) and
 //! goes to the data plane with the [`crate::host::ResolvedApp`] attached. A missing or garbage Host is a
 //! 400, an unknown one a 404: neither reaches a handler.
@@ -31,12 +31,18 @@ pub async fn plane(state: &AppState, mut req: Request) -> Plane {
     if path == "/healthz" || path == "/readyz" {
         return Plane::Health(req);
     }
-    if admin_verbatim(&state.config.admin_hosts, &req) {
+    let raw = match host_text(&req) {
+        Ok(raw) => raw,
+        Err(e) => return Plane::Refused(e.into_response()),
+    };
+    if admin_host_verbatim(&state.config.admin_hosts, raw) {
         return Plane::Admin(req);
     }
-    let host = match request_host(&req) {
+    let host = match Host::parse(raw) {
         Ok(h) => h,
-        Err(e) => return Plane::Refused(e.into_response()),
+        Err(e) => {
+            return Plane::Refused(ApiError::bad_request("bad_host", e.to_string()).into_response())
+        }
     };
     if state.config.admin_hosts.contains(&host) {
         return Plane::Admin(req);
@@ -58,17 +64,31 @@ pub async fn plane(state: &AppState, mut req: Request) -> Plane {
     }
 }
 
-/// Whether the Host header is an admin host written exactly as normalised, with at most a
-/// valid port: what nearly every admin request sends, answered without `Host::parse`'s
-/// allocation and DNS-name checks. Anything else, admin host or not, takes the full path.
-fn admin_verbatim(admin_hosts: &[Host], req: &Request) -> bool {
-    req.headers()
-        .get(HOST)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|raw| admin_host_verbatim(admin_hosts, raw))
+/// The request's host, as RFC 9112 §3.2 has it: the request target's authority when it
+/// has one (absolute form; HTTP/2's `:authority`), which wins over `Host`; otherwise the
+/// one `Host` header. Several `Host` headers are refused, whatever the target: two hosts
+/// are two answers to "which tenant", and a proxy may have read the other one.
+fn host_text(req: &Request) -> Result<&str, ApiError> {
+    let mut headers = req.headers().get_all(HOST).iter();
+    let header = headers.next();
+    if headers.next().is_some() {
+        return Err(ApiError::bad_request(
+            "bad_host",
+            "the request has more than one Host header",
+        ));
+    }
+    if let Some(authority) = req.uri().authority() {
+        return Ok(authority.as_str());
+    }
+    header
+        .ok_or_else(|| ApiError::bad_request("bad_host", "the Host header is missing"))?
+        .to_str()
+        .map_err(|_| ApiError::bad_request("bad_host", "the Host header is not valid text"))
 }
 
-/// [`admin_verbatim`] for a Host header's text.
+/// Whether a host is an admin host written exactly as normalised, with at most a valid
+/// port: what nearly every admin request sends, answered without `Host::parse`'s
+/// allocation and DNS-name checks. Anything else, admin host or not, takes the full path.
 pub(crate) fn admin_host_verbatim(admin_hosts: &[Host], raw: &str) -> bool {
     let (name, port) = match raw.rsplit_once(':') {
         Some((name, port)) => (name, Some(port)),
@@ -79,21 +99,6 @@ pub(crate) fn admin_host_verbatim(admin_hosts: &[Host], raw: &str) -> bool {
         p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
     });
     port_ok && admin_hosts.iter().any(|h| h.as_str() == name)
-}
-
-/// The request's Host: the `Host` header (HTTP/1.1) or the URI authority (HTTP/2).
-fn request_host(req: &Request) -> Result<Host, ApiError> {
-    let raw = match req.headers().get(HOST) {
-        Some(v) => v
-            .to_str()
-            .map_err(|_| ApiError::bad_request("bad_host", "the Host header is not valid text"))?,
-        None => req
-            .uri()
-            .authority()
-            .map(|a| a.as_str())
-            .ok_or_else(|| ApiError::bad_request("bad_host", "the Host header is missing"))?,
-    };
-    Host::parse(raw).map_err(|e| ApiError::bad_request("bad_host", e.to_string()))
 }
 
 #[cfg(test)]
@@ -126,7 +131,7 @@ mod tests {
                 .header(HOST, raw)
                 .body(axum::body::Body::empty())
                 .unwrap();
-            let fast = admin_verbatim(&admins, &req);
+            let fast = admin_host_verbatim(&admins, host_text(&req).unwrap());
             let parsed = Host::parse(raw).ok().filter(|h| admins.contains(h));
             if fast {
                 assert!(

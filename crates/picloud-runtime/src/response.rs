@@ -95,15 +95,17 @@ fn is_response_map(map: &serde_json::Map<String, Value>) -> bool {
         .any(|k| map.contains_key(*k))
 }
 
+/// A final status: 1xx are interim answers (`100 Continue`, `101 Switching Protocols`) that
+/// would leave the client, or a proxy reusing the connection, waiting for the real one.
 fn parse_status(status: Option<Value>) -> Result<u16, String> {
     let Some(status) = status else {
         return Ok(200);
     };
     status
         .as_u64()
-        .filter(|s| (100..=599).contains(s))
+        .filter(|s| (200..=599).contains(s))
         .map(|s| s as u16)
-        .ok_or_else(|| format!("response status must be an integer from 100 to 599, got {status}"))
+        .ok_or_else(|| format!("response status must be an integer from 200 to 599, got {status}"))
 }
 
 fn parse_headers(headers: Option<Value>) -> Result<Vec<(String, String)>, String> {
@@ -217,6 +219,9 @@ mod tests {
     fn invalid_status_is_rejected() {
         for status in [
             json!(99),
+            json!(100),
+            json!(101),
+            json!(199),
             json!(600),
             json!(-1),
             json!(200.5),
@@ -225,13 +230,13 @@ mod tests {
         ] {
             let err = into_http_response(json!({"status": status})).unwrap_err();
             assert!(
-                err.contains("status must be an integer from 100 to 599"),
+                err.contains("status must be an integer from 200 to 599"),
                 "{err}"
             );
         }
         assert_eq!(
-            into_http_response(json!({"status": 100})).unwrap().status,
-            100
+            into_http_response(json!({"status": 200})).unwrap().status,
+            200
         );
         assert_eq!(
             into_http_response(json!({"status": 599})).unwrap().status,

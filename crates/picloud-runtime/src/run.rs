@@ -195,6 +195,7 @@ impl Run<'_> {
         host: Arc<dyn Host>,
     ) -> Result<serde_json::Value, RunError> {
         let _context = sdk::RunContext::enter(host, self.logs.clone());
+        let endpoint = matches!(input, Input::Request(_));
         let (input_name, input_value) = input.into_variable();
         let mut guard = SizeGuard::new(self.limits, self.operations.clone());
         guard.allow_input(input_name, &input_value);
@@ -224,7 +225,14 @@ impl Run<'_> {
                 Err(_) => eval(&new_engine(self.limits), &mut scope),
             })
             .map_err(|err| classify(*err, self.limits))?;
-        dynamic_to_json_checked(&value)
-            .map_err(|e| RunError::new(ErrorKind::SizeLimit, format!("script result: {e}")))
+        let result = dynamic_to_json_checked(&value)
+            .map_err(|e| RunError::new(ErrorKind::SizeLimit, format!("script result: {e}")))?;
+        // An endpoint's answer that cannot be sent is the run's failure, so the invocation
+        // record says why the caller got a 500.
+        if endpoint {
+            crate::response::into_http_response(result.clone())
+                .map_err(|e| RunError::new(ErrorKind::Runtime, format!("invalid response: {e}")))?;
+        }
+        Ok(result)
     }
 }

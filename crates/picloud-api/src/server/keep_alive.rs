@@ -345,17 +345,20 @@ impl Head {
             Some((path, query)) => (path, Some(query)),
             None => (target, None),
         };
-        // The first of each, as `HeaderMap::get` would find it.
-        let (mut host, mut authorization) = (None, None);
+        // The first of each, as `HeaderMap::get` would find it; a second Host leaves none,
+        // so the request takes the service path, which refuses it.
+        let (mut host, mut hosts, mut authorization) = (None, 0, None);
         for &[ns, ne, vs, ve] in &self.headers[..self.count] {
             let name = &bytes[usize::from(ns)..usize::from(ne)];
             let value = &bytes[usize::from(vs)..usize::from(ve)];
-            if host.is_none() && name.eq_ignore_ascii_case(b"host") {
-                host = Some(value);
+            if name.eq_ignore_ascii_case(b"host") {
+                hosts += 1;
+                host = host.or(Some(value));
             } else if authorization.is_none() && name.eq_ignore_ascii_case(b"authorization") {
                 authorization = Some(value);
             }
         }
+        let host = host.filter(|_| hosts == 1);
         NativePublish {
             path,
             query,

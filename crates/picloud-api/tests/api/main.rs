@@ -1,6 +1,7 @@
 //! Admin API and Host dispatch, driven over real sockets against the real router, on SQLite
 //! and on PostgreSQL.
 
+mod raw;
 mod sse;
 mod support;
 
@@ -9,6 +10,7 @@ mod auth;
 mod bad_input;
 mod batch_publish;
 mod domains;
+mod edge;
 mod health;
 mod keep_alive;
 mod lanes;
