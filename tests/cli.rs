@@ -695,3 +695,44 @@ async fn concurrent_publishes_share_transactions(backend: Backend) {
     let (status, _, _) = server.stop("TERM");
     assert!(status.success());
 }
+
+/// The data dir holds every app's secrets: private to the server's user whatever the umask
+/// it starts with, and a data dir left readable by others is tightened at start.
+#[tokio::test]
+async fn the_data_dir_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let umask_022 = ["/bin/sh", "-c", "umask 022; exec \"$0\" \"$@\""];
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let files = [
+        "picloud.db",
+        "picloud.db-wal",
+        "picloud.db-shm",
+        "picloud.db.lock",
+    ];
+
+    let server = Server::start_via(&umask_022, &data, &[]);
+    let key = server.bootstrap_key().unwrap();
+    let (status, _) = admin_post(&server, &key, "/api/v1/apps", json!({"slug": "private"})).await;
+    assert_eq!(status, 201);
+    assert_eq!(mode(&data), 0o700);
+    for f in files {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+    }
+    let (status, _, _) = server.stop("TERM");
+    assert!(status.success());
+
+    // Left wide by hand (or by an older version): tightened at the next start.
+    for (p, m) in [(data.clone(), 0o755), (data.join("picloud.db"), 0o644)] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    let server = Server::start_via(&umask_022, &data, &[]);
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("picloud.db")), 0o600);
+    let (_, _, stderr) = server.stop("TERM");
+    assert!(
+        stderr.contains("group and other permissions removed"),
+        "{stderr}"
+    );
+}

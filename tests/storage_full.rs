@@ -329,7 +329,9 @@ fn message(n: usize) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_acknowledges_only_what_is_stored() {
     let disk = SmallDisk::mount();
-    std::fs::create_dir(disk.outside.join("data")).unwrap();
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(disk.outside.join("data"))
+        .unwrap();
     let data: &Path = &disk.mount_point.join("data");
     let filler = disk.outside.join("filler");
     std::fs::write(&filler, vec![7u8; FILLER_BYTES]).unwrap();

@@ -3,7 +3,7 @@
 //! # Layout
 //! - `cli`: clap definitions (flags and `PICLOUD_*` env).
 //! - `serve`: `picloud serve` (store → bootstrap → router → serve until shutdown).
-//! - `lock`: one server per SQLite database.
+//! - `lock`: one server per SQLite database; `private`: the data dir's modes.
 //! - `admin`: offline admin commands; `realtime_cmd`: `token mint`, `publish`, `deploy`; `shutdown`: the signal-driven shutdown token;
 //!   `logging`: tracing setup.
 
@@ -11,6 +11,7 @@ mod admin;
 mod cli;
 mod lock;
 mod logging;
+mod private;
 mod realtime_cmd;
 mod serve;
 mod shutdown;
@@ -27,6 +28,7 @@ use picloud_store::{DatabaseLocation, SqlStore};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    private::restrict_umask();
     // Scripts run on picloud-dispatch's own script threads, which get the stack the script
     // runtime asks for. tokio's threads get it too, as headroom for anything that runs a
     // script elsewhere (a stack overflow aborts the whole process; only touched pages
@@ -96,12 +98,35 @@ pub(crate) async fn open_store(db: &DbArgs) -> anyhow::Result<SqlStore> {
     connect(&location(db)?).await
 }
 
-/// Opens the database for `serve`: locked to this process first (see `lock`).
+/// Opens the database for `serve`: locked to this process and made private first (see
+/// `lock`, `private`).
 pub(crate) async fn open_store_locked(
     db: &DbArgs,
 ) -> anyhow::Result<(SqlStore, Option<lock::DataDirLock>)> {
     let location = location(db)?;
     let lock = lock::acquire(&location)?;
+    // The data dir whole; a SQLite database kept elsewhere, its own files only.
+    let mut paths = vec![db.data_dir.clone()];
+    if let DatabaseLocation::SqliteFile(file) = &location {
+        if !file.starts_with(&db.data_dir) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = file.clone().into_os_string();
+                name.push(suffix);
+                paths.push(name.into());
+            }
+        }
+    }
+    for path in paths {
+        match private::tighten(&path) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                path = %path.display(),
+                entries = n,
+                "the data dir was readable by other users; group and other permissions removed"
+            ),
+            Err(e) => anyhow::bail!("cannot make {} private: {e}", path.display()),
+        }
+    }
     Ok((connect(&location).await?, lock))
 }
 
