@@ -86,6 +86,10 @@ pub fn handle() -> PrometheusHandle {
                 "HTTP requests by route pattern, method and status"
             );
             metrics::describe_histogram!(DURATION, "HTTP request latency by route pattern");
+            metrics::describe_counter!(
+                crate::server::CONNECTIONS_REFUSED,
+                "Connections closed at accept because the maximum were open"
+            );
             metrics::describe_gauge!(
                 "picloud_storage_full",
                 "1 while the database refuses writes for lack of space (docs/operations.md)"

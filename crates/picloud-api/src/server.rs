@@ -14,26 +14,23 @@
 
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
 use picloud_realtime::sse::DirectSocket;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::service::HttpService;
 
+mod hyper_conn;
 mod keep_alive;
 
 /// What a connection runs its requests through: [`HttpService`] in production; any
@@ -69,11 +66,20 @@ const STREAM_PREFIX: &[u8] = b"GET /realtime";
 /// A longer head goes to hyper (which answers 431).
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
-/// How long a client may take to send its request head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-/// The answer to a client too slow to send its request.
-const REQUEST_TIMEOUT: &[u8] =
-    b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+/// The answer to a client too slow to send its request, on every path.
+const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\n\
+content-type: application/json\r\ncontent-length: 83\r\n\r\n\
+{\"error\":{\"code\":\"request_timeout\",\"message\":\"the request did not arrive in time\"}}";
+
+/// The limits every connection keeps, whichever path serves it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Policy {
+    /// From a request's first byte until its head (the keep-alive loop: the whole request)
+    /// is in; then `408` and close.
+    pub head: Duration,
+    /// Silence with no request in flight after which a connection is closed.
+    pub idle: Duration,
+}
 
 /// Serves `service` on `listener` until `shutdown` completes, then stops accepting, asks
 /// open connections to finish (SSE streams end on the realtime shutdown signal) and waits
@@ -91,6 +97,8 @@ pub async fn serve(
         request_time: service.request_timeout(),
         idle: service.keep_alive_idle(),
     };
+    let slots = Arc::new(tokio::sync::Semaphore::new(service.max_connections()));
+    let refused = metrics::counter!(CONNECTIONS_REFUSED);
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -105,12 +113,19 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        // Over the limit: accepted and closed at once, so the client learns now rather
+        // than after a connect timeout, and nothing of it is held.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refused.increment(1);
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let (service, stop, done) = (service.clone(), stop_rx.clone(), done_rx.clone());
         tokio::spawn(async move {
             let native = Some(service.clone());
             connection(stream, service, native, stop, limits).await;
-            drop(done);
+            drop((slot, done));
         });
     }
     drop(listener);
@@ -121,6 +136,12 @@ pub async fn serve(
     Ok(())
 }
 
+/// Connections accepted and closed at once because [`ApiConfig::max_connections`] were
+/// open.
+///
+/// [`ApiConfig::max_connections`]: crate::ApiConfig::max_connections
+pub const CONNECTIONS_REFUSED: &str = "picloud_connections_refused_total";
+
 /// `native`: the service's own publish path for the keep-alive loop (`None` in tests that
 /// run a plain router).
 async fn connection(
@@ -130,7 +151,8 @@ async fn connection(
     stop: watch::Receiver<bool>,
     limits: keep_alive::Limits,
 ) {
-    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
+    let policy = limits.policy();
+    let head = match tokio::time::timeout(policy.head, read_head(&mut stream)).await {
         Ok(Ok(head)) => head,
         Ok(Err(_)) => return, // closed or failed before a request
         Err(_) => {
@@ -148,7 +170,9 @@ async fn connection(
             .await
         }
         // Boxed: hyper's state would otherwise double every connection's task, streams too.
-        Head::Other(prefix) => Box::pin(hyper_connection(stream, prefix, service, stop)).await,
+        Head::Other(prefix) => {
+            Box::pin(hyper_conn::serve(stream, prefix, service, stop, policy)).await
+        }
     }
 }
 
@@ -371,90 +395,17 @@ async fn hang_up(stream: &TcpStream) {
     .await
 }
 
-async fn hyper_connection(
-    stream: TcpStream,
-    prefix: Bytes,
-    service: impl Handler,
-    mut stop: watch::Receiver<bool>,
-) {
-    let io = TokioIo::new(Replay {
-        prefix,
-        inner: stream,
-    });
-    let service = TowerToHyperService::new(
-        service.map_request(|req: Request<hyper::body::Incoming>| req.map(Body::new)),
-    );
-    let builder = Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection_with_upgrades(io, service);
-    tokio::pin!(conn);
-    loop {
-        tokio::select! {
-            _ = conn.as_mut() => return,
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.as_mut().await;
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// A socket whose first reads return bytes already taken from it.
-struct Replay {
-    prefix: Bytes,
-    inner: TcpStream,
-}
-
-impl AsyncRead for Replay {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Replay {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_408_is_well_framed() {
+        let text = std::str::from_utf8(super::REQUEST_TIMEOUT).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["error"]["code"], "request_timeout");
+    }
+
     /// Every connection's task holds this future for its whole life, so its size is part of
     /// each idle subscriber's memory: hyper's connection state (~2 KiB) is boxed, paid only
     /// by connections that go to hyper.

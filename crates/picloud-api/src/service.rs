@@ -85,6 +85,11 @@ impl HttpService {
         self.0.state.config.max_body_bytes
     }
 
+    /// Open connections at most.
+    pub(crate) fn max_connections(&self) -> usize {
+        self.0.state.config.max_connections.max(1)
+    }
+
     /// How long a keep-alive connection may sit idle between requests.
     pub(crate) fn keep_alive_idle(&self) -> Duration {
         self.0.state.config.keep_alive_idle

@@ -22,11 +22,15 @@ pub struct ApiConfig {
     pub admin_hosts: Vec<Host>,
     /// Largest request body any endpoint accepts.
     pub max_body_bytes: usize,
-    /// Deadline for producing a response (not for streaming one: SSE streams outlive it).
+    /// Deadline for receiving a request head (then `408`) and for producing a response
+    /// head (not for streaming one: SSE streams outlive it).
     pub request_timeout: Duration,
-    /// How long a publisher's keep-alive connection may wait between requests before the
-    /// server closes it (it closes after between one and two such periods of silence).
+    /// How long a connection may wait between requests before the server closes it (the
+    /// keep-alive loop closes after between one and two such periods of silence).
     pub keep_alive_idle: Duration,
+    /// Open connections at most; beyond it a new connection is accepted and closed at
+    /// once (`picloud_connections_refused_total`).
+    pub max_connections: usize,
     /// How long a Host → app resolution may be served from cache without a change event.
     /// Bounds staleness on nodes that missed an invalidation.
     pub host_cache_ttl: Duration,
@@ -45,6 +49,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             keep_alive_idle: Duration::from_secs(75),
+            max_connections: 50_000,
             host_cache_ttl: Duration::from_secs(30),
             admin_key_cache_ttl: Duration::from_secs(5),
         }

@@ -170,14 +170,20 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "PICLOUD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// Seconds a request may take to produce its response head.
+    /// Seconds a client may take to send a request head (then 408), and a request to
+    /// produce its response head.
     #[arg(long, env = "PICLOUD_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
-    /// Seconds a publisher's keep-alive connection may sit idle between requests (it is
+    /// Seconds a keep-alive connection may sit idle between requests (a publisher's is
     /// closed after one to two such periods of silence).
     #[arg(long, env = "PICLOUD_KEEP_ALIVE_IDLE_SECS", default_value_t = 75,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub keep_alive_idle_secs: u64,
+    /// Open connections at most (SSE streams included); more are accepted and closed at
+    /// once, and counted in `picloud_connections_refused_total`.
+    #[arg(long, env = "PICLOUD_MAX_CONNECTIONS", default_value_t = 50_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
     /// Seconds between SSE keepalive comments (proxies cut idle streams at 60–100 s).
     #[arg(long, env = "PICLOUD_REALTIME_HEARTBEAT_SEC", default_value_t = 15)]
     pub realtime_heartbeat_sec: u64,

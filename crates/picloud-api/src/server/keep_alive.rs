@@ -33,7 +33,7 @@ use tokio::sync::watch;
 use tokio::time::Duration;
 use tower::ServiceExt;
 
-use super::{hyper_connection, Handler, MAX_HEAD, MAX_HEADERS};
+use super::{hyper_conn, Handler, Policy, MAX_HEAD, MAX_HEADERS, REQUEST_TIMEOUT};
 use crate::routes::publish::Published;
 use crate::service::{HttpService, NativeCall, NativePublish};
 
@@ -52,6 +52,16 @@ pub(super) struct Limits {
     pub request_time: Duration,
     /// Silence between requests after which the connection is closed (see [`Idle`]).
     pub idle: Duration,
+}
+
+impl Limits {
+    /// The same limits, for a connection handed to hyper.
+    pub(super) fn policy(&self) -> Policy {
+        Policy {
+            head: self.request_time,
+            idle: self.idle,
+        }
+    }
 }
 
 /// The idle limit between requests, at no cost per request: one timer for the connection,
@@ -116,7 +126,14 @@ pub(super) async fn serve(
                 (bytes, head, close)
             }
             Next::Hyper(prefix) => {
-                return Box::pin(hyper_connection(stream, prefix, service, stop)).await;
+                return Box::pin(hyper_conn::serve(
+                    stream,
+                    prefix,
+                    service,
+                    stop,
+                    limits.policy(),
+                ))
+                .await;
             }
             Next::Closed => return,
             Next::Idle => {
@@ -124,8 +141,8 @@ pub(super) async fn serve(
                 return;
             }
             Next::TimedOut => {
-                // The service's own answer to a request past its deadline (slowloris).
-                let _ = write_response(&mut stream, crate::service::timed_out(), true).await;
+                // A request not whole in time (slowloris): the answer every path gives.
+                let _ = stream.write_all(REQUEST_TIMEOUT).await;
                 let _ = stream.shutdown().await;
                 return;
             }
@@ -145,7 +162,14 @@ pub(super) async fn serve(
                     prefix.extend_from_slice(&bytes);
                     prefix.extend_from_slice(&buf);
                     let prefix = prefix.freeze();
-                    return Box::pin(hyper_connection(stream, prefix, service, stop)).await;
+                    return Box::pin(hyper_conn::serve(
+                        stream,
+                        prefix,
+                        service,
+                        stop,
+                        limits.policy(),
+                    ))
+                    .await;
                 };
                 match service.clone().oneshot(req).await {
                     Ok(res) => res,

@@ -6,7 +6,10 @@
 use picloud_store::Backend;
 use reqwest::Method;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use std::time::{Duration, Instant};
+
+use picloud_api::ApiConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::raw::{read_answers, Answer};
@@ -140,4 +143,239 @@ async fn host_ambiguity_is_refused_and_the_target_s_authority_wins() {
     assert!(answers[0].json()["apps"].is_array());
     // Nothing was published by the refused publish.
     assert!(s.store_history("tenant", "chat", 10).await.is_empty());
+}
+
+/// A fresh connection to the server.
+async fn connect(s: &TestServer) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", s.port)).await.unwrap()
+}
+
+fn edge_config() -> ApiConfig {
+    ApiConfig {
+        request_timeout: Duration::from_millis(1000),
+        keep_alive_idle: Duration::from_millis(1000),
+        ..ApiConfig::default()
+    }
+}
+
+/// The first line of a request on each path: the lean stream path, the keep-alive loop,
+/// and hyper (a first request of any other kind).
+fn first_lines(host: &str) -> [(&'static str, String); 3] {
+    [
+        (
+            "lean",
+            format!("GET /realtime/topics/chat HTTP/1.1\r\nhost: {host}\r\n"),
+        ),
+        (
+            "keep-alive",
+            "POST /api/v1/apps/edge/topics/chat/publish HTTP/1.1\r\nhost: localhost\r\n".into(),
+        ),
+        (
+            "hyper",
+            "GET /healthz HTTP/1.1\r\nhost: localhost\r\n".into(),
+        ),
+    ]
+}
+
+/// Sends a header line every 200 ms until the server answers; then reads until it closes.
+/// `None` if nothing came within `within`.
+async fn trickle_until_answered(conn: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut i = 0;
+    loop {
+        tokio::select! {
+            n = conn.read(&mut chunk) => {
+                match n {
+                    Ok(0) | Err(_) => return Some(got),
+                    Ok(n) => got.extend_from_slice(&chunk[..n]),
+                }
+            }
+            () = tokio::time::sleep(Duration::from_millis(200)), if got.is_empty() => {
+                i += 1;
+                let _ = conn.write_all(format!("x-{i}: y\r\n").as_bytes()).await;
+            }
+            () = tokio::time::sleep_until(deadline) => return (!got.is_empty()).then_some(got),
+        }
+    }
+}
+
+/// A client that trickles its head (slowloris) gets `408 request_timeout` and the
+/// connection closed once the head timeout has passed, on every path, first request or
+/// not: the connection is not held for as long as the client keeps trickling.
+#[tokio::test]
+async fn a_trickled_head_gets_408_on_every_path() {
+    let s = TestServer::start_with(Backend::Sqlite, edge_config()).await;
+    s.create_app("edge").await;
+    s.create_topic("edge", "chat", true, "public").await;
+    let host = format!("edge.localhost:{}", s.port);
+    let mut cases: Vec<(String, Option<String>, String)> = first_lines(&host)
+        .into_iter()
+        .map(|(path, line)| (path.to_owned(), None, line))
+        .collect();
+    // hyper, after a first request it answered.
+    cases.push((
+        "hyper, second request".into(),
+        Some("GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n".into()),
+        "GET /healthz HTTP/1.1\r\n".into(),
+    ));
+    for (path, prelude, start) in cases {
+        let mut conn = connect(&s).await;
+        if let Some(first) = prelude {
+            conn.write_all(first.as_bytes()).await.unwrap();
+            let answered = read_answers(&mut conn, &mut Vec::new(), 1).await;
+            assert_eq!(answered[0].status, 200);
+        }
+        conn.write_all(start.as_bytes()).await.unwrap();
+        let began = Instant::now();
+        let got = trickle_until_answered(&mut conn, Duration::from_secs(6))
+            .await
+            .unwrap_or_else(|| panic!("{path}: no answer within 6 s"));
+        let text = String::from_utf8_lossy(&got);
+        let last = text.rsplit("HTTP/1.1 ").next().unwrap_or_default();
+        assert!(last.starts_with("408"), "{path}: {text}");
+        assert!(
+            text.contains(r#""code":"request_timeout""#),
+            "{path}: {text}"
+        );
+        assert!(began.elapsed() >= Duration::from_millis(900), "{path}");
+    }
+}
+
+/// A request head over 16 KiB is answered `431` on every path (hyper took 400 KB before).
+#[tokio::test]
+async fn a_head_over_16_kib_gets_431_on_every_path() {
+    let s = TestServer::start_with(Backend::Sqlite, edge_config()).await;
+    s.create_app("edge").await;
+    s.create_topic("edge", "chat", true, "public").await;
+    let host = format!("edge.localhost:{}", s.port);
+    let big = format!("x-big: {}\r\n", "a".repeat(17 * 1024));
+    for (path, line) in first_lines(&host) {
+        let mut conn = connect(&s).await;
+        let request = format!("{line}{big}content-length: 0\r\n\r\n");
+        // The server may answer and close before it has read everything we send.
+        let _ = conn.write_all(request.as_bytes()).await;
+        let answers = read_answers(&mut conn, &mut Vec::new(), 1).await;
+        assert_eq!(answers[0].status, 431, "{path}");
+    }
+}
+
+/// A connection with nothing in flight is closed after the idle limit on every path; a
+/// stream is a request in flight, and stays open however quiet it is.
+#[tokio::test]
+async fn idle_connections_close_and_streams_stay_on_every_path() {
+    let s = TestServer::start_with(Backend::Sqlite, edge_config()).await;
+    s.create_app("edge").await;
+    s.create_topic("edge", "chat", true, "public").await;
+    let host = format!("edge.localhost:{}", s.port);
+    let key = s.admin_key.clone();
+    let publish = format!(
+        "POST /api/v1/apps/edge/topics/chat/publish HTTP/1.1\r\nhost: localhost\r\n\
+         authorization: Bearer {key}\r\ncontent-length: 2\r\n\r\n{{}}"
+    );
+    for (path, first) in [
+        ("keep-alive", publish.clone()),
+        (
+            "hyper",
+            "GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n".to_owned(),
+        ),
+    ] {
+        let mut conn = connect(&s).await;
+        conn.write_all(first.as_bytes()).await.unwrap();
+        let answered = read_answers(&mut conn, &mut Vec::new(), 1).await;
+        assert!(answered[0].status < 300, "{path}: {answered:?}");
+        let quiet = Instant::now();
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: still open after 5 s idle"))
+            .unwrap();
+        assert!(
+            rest.is_empty(),
+            "{path}: {}",
+            String::from_utf8_lossy(&rest)
+        );
+        assert!(quiet.elapsed() >= Duration::from_millis(900), "{path}");
+    }
+    // Streams: on the lean path, and on hyper (a stream as a connection's second request).
+    let subscribe = format!("GET /realtime/topics/chat HTTP/1.1\r\nhost: {host}\r\n\r\n");
+    let mut lean = connect(&s).await;
+    lean.write_all(subscribe.as_bytes()).await.unwrap();
+    let mut via_hyper = connect(&s).await;
+    via_hyper
+        .write_all(
+            format!("GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n{subscribe}").as_bytes(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.publish("edge", "chat", serde_json::json!({"late": true}))
+        .await;
+    for (path, conn) in [("lean", &mut lean), ("hyper", &mut via_hyper)] {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains(r#"{"late":true}"#) {
+            let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut chunk))
+                .await
+                .unwrap_or_else(|_| panic!("{path}: no message"))
+                .unwrap();
+            assert!(
+                n > 0,
+                "{path}: the stream was closed: {}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// Beyond the configured number of open connections, a new one is accepted and closed at
+/// once and counted; once one closes, connections are taken again.
+#[tokio::test]
+async fn connections_beyond_the_limit_are_closed_at_once() {
+    let s = TestServer::start_with(
+        Backend::Sqlite,
+        ApiConfig {
+            max_connections: 3,
+            ..edge_config()
+        },
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = connect(&s).await;
+        c.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        read_answers(&mut c, &mut Vec::new(), 1).await;
+        held.push(c);
+    }
+    let mut extra = connect(&s).await;
+    let mut got = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_millis(500), extra.read_to_end(&mut got)).await;
+    assert!(closed.is_ok(), "the fourth connection is closed at once");
+    assert!(got.is_empty());
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, _) = send(s.anon(Method::GET, "/healthz")).await;
+    assert_eq!(status, 200);
+    let metrics = s
+        .client
+        .get(s.url("/metrics"))
+        .header("host", "localhost")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refused: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("picloud_connections_refused_total "))
+        .unwrap_or_else(|| panic!("no refusal counted:\n{metrics}"))
+        .parse()
+        .unwrap();
+    assert!(refused >= 1.0);
 }
