@@ -17,6 +17,7 @@ export const ErrorCode = {
   Unauthorized: 'unauthorized', // 401
   // Final `event: error` codes (Unavailable also answers 503 before the stream).
   TokenExpired: 'token_expired',
+  TokenRevoked: 'token_revoked', // the token's secret was retired (or the app deleted)
   TopicClosed: 'topic_closed',
   ServerShutdown: 'server_shutdown',
   SlowConsumer: 'slow_consumer',

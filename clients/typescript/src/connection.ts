@@ -170,7 +170,13 @@ export class Connection implements Source {
       const code = this.why ?? err.code;
       const status = err.status;
       let delay = backoffDelay(attempt, this.retryMs ?? this.c.minMs, this.c.maxMs);
-      if (code === 'unauthorized' || code === 'token_expired' || code === 'token_expiring' || status === 401) {
+      if (
+        code === 'unauthorized' ||
+        code === 'token_expired' ||
+        code === 'token_revoked' ||
+        code === 'token_expiring' ||
+        status === 401
+      ) {
         if (!this.c.refreshable) return this.fail(err, code);
         this.fresh = true;
         if (!attempt) delay = 0; // a refresh is the cure: try it at once, then back off

@@ -17,7 +17,7 @@ export interface ClientOptions {
   url: string;
   /** A fixed subscriber token: a 401 with it is final. */
   token?: string | undefined;
-  /** A token provider: called at connect, on 401 and on `token_expiring` / `token_expired`. */
+  /** A token provider: called at connect, on 401 and on `token_expiring` / `token_expired` / `token_revoked`. */
   getToken?: GetToken | undefined;
   /** The `fetch` to use (default: the global one, looked up at call time). */
   fetch?: FetchLike | undefined;

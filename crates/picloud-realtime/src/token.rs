@@ -1,13 +1,20 @@
 //! Subscriber tokens: HS256 JWTs signed with one of the app's secrets (DESIGN §6).
 //!
 //! Header `{"alg":"HS256","typ":"JWT","kid":<secret id>}`; claims `aud` (app id), `sub`
-//! (optional subscriber id), `topics` (names, or `prefix.*`), `iat`, `exp`. Any JWT library
-//! holding the app secret can mint one. Verification accepts HS256 only (so `alg: none` and
-//! algorithm confusion fail), requires a known active `kid`, checks `aud` and `exp`, and
-//! answers every failure with the same [`InvalidToken`]: callers must not say which check
-//! failed. HMAC comparison is constant-time inside `jsonwebtoken`.
+//! (optional subscriber id), `topics` (names, or `prefix.*`), `iat`, `exp`, and optionally
+//! `nbf`. Any JWT library holding the app secret can mint one. Verification accepts HS256
+//! only (so `alg: none` and algorithm confusion fail), requires a known active `kid`,
+//! checks `aud`, `exp` and `nbf`, and refuses a token whose lifetime (`exp − iat`, or
+//! `exp − now` without `iat`) is over [`MAX_TTL_SECS`], whoever minted it. Every failure
+//! is the same [`VerifyError::Invalid`]: callers must not say which check failed. HMAC
+//! comparison is constant-time inside `jsonwebtoken`.
+//!
+//! Retiring a secret (or deleting the app) revokes what it signed at once on this node:
+//! every open stream holds its token's [`TokenService::revocation`] and ends with
+//! `token_revoked` when it fires.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -18,8 +25,9 @@ use picloud_core::store::Store;
 use picloud_core::topic::TopicPattern;
 use picloud_core::{StoreError, ValidationError};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
-/// Longest lifetime a minted token may have.
+/// Longest lifetime a token may have: minted here, or verified from anywhere.
 pub const MAX_TTL_SECS: i64 = 30 * 24 * 3600;
 /// Most topic patterns in one token.
 pub const MAX_TOKEN_TOPICS: usize = 100;
@@ -30,13 +38,18 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     pub topics: Vec<String>,
-    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub exp: i64,
 }
 
 /// A verified token: what it grants and until when.
 #[derive(Debug, Clone)]
 pub struct Grant {
+    /// The secret that signed it: retiring it revokes the grant.
+    pub kid: String,
     pub subject: Option<String>,
     pub patterns: Vec<TopicPattern>,
     /// Unix seconds.
@@ -56,6 +69,9 @@ pub struct TokenService {
     /// App → its active secrets. Invalidated on rotation and retirement on this node; the
     /// TTL bounds how long another node may keep accepting a retired key.
     keys: Cache<AppId, Arc<Vec<AppSecret>>>,
+    /// (app, kid) → fired when that secret is retired or the app deleted, for the streams
+    /// its tokens opened. An entry lives from its first stream until it fires.
+    revocations: Arc<Mutex<HashMap<(AppId, String), CancellationToken>>>,
 }
 
 impl TokenService {
@@ -66,7 +82,31 @@ impl TokenService {
                 .max_capacity(100_000)
                 .time_to_live(key_cache_ttl)
                 .build(),
+            revocations: Arc::default(),
         }
+    }
+
+    /// Fires when the secret `kid` of `app` is retired or the app deleted on this node.
+    pub fn revocation(&self, app: &AppId, kid: &str) -> CancellationToken {
+        self.revocations
+            .lock()
+            .expect("not poisoned")
+            .entry((app.clone(), kid.to_owned()))
+            .or_default()
+            .clone()
+    }
+
+    /// Ends every stream opened with a token of `app` (the app is gone).
+    pub fn revoke_app(&self, app: &AppId) {
+        self.revocations
+            .lock()
+            .expect("not poisoned")
+            .retain(|(a, _), fired| {
+                if a == app {
+                    fired.cancel();
+                }
+                a != app
+            });
     }
 
     async fn active_keys(&self, app: &AppId) -> Result<Arc<Vec<AppSecret>>, StoreError> {
@@ -100,6 +140,14 @@ impl TokenService {
     pub async fn retire(&self, app: &AppId, kid: &str) -> Result<bool, StoreError> {
         let done = self.store.retire_secret(app, kid).await?;
         self.invalidate(app).await;
+        let fired = self
+            .revocations
+            .lock()
+            .expect("not poisoned")
+            .remove(&(app.clone(), kid.to_owned()));
+        if let Some(fired) = fired {
+            fired.cancel();
+        }
         Ok(done)
     }
 
@@ -141,7 +189,8 @@ impl TokenService {
             aud: app.0.clone(),
             sub: subject,
             topics: topics.to_vec(),
-            iat: now,
+            iat: Some(now),
+            nbf: None,
             exp: now + ttl_secs,
         };
         let mut header = Header::new(Algorithm::HS256);
@@ -152,7 +201,8 @@ impl TokenService {
     }
 
     /// Verifies a token for `app`: signed by one of its active secrets, for this app, not
-    /// expired, with valid topic patterns.
+    /// expired, not before its `nbf`, no longer-lived than [`MAX_TTL_SECS`], with valid topic
+    /// patterns.
     pub async fn verify(&self, app: &AppId, token: &str) -> Result<Grant, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
         if header.alg != Algorithm::HS256 {
@@ -168,12 +218,20 @@ impl TokenService {
         validation.set_audience(&[app.as_str()]);
         validation.set_required_spec_claims(&["exp", "aud"]);
         validation.leeway = 0;
+        validation.validate_nbf = true;
         let data = jsonwebtoken::decode::<Claims>(
             token,
             &DecodingKey::from_secret(&key.secret),
             &validation,
         )
         .map_err(|_| VerifyError::Invalid)?;
+        let issued = data
+            .claims
+            .iat
+            .unwrap_or_else(|| chrono::Utc::now().timestamp());
+        if data.claims.exp.saturating_sub(issued) > MAX_TTL_SECS {
+            return Err(VerifyError::Invalid);
+        }
         let patterns = data
             .claims
             .topics
@@ -182,6 +240,7 @@ impl TokenService {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| VerifyError::Invalid)?;
         Ok(Grant {
+            kid,
             subject: data.claims.sub,
             patterns,
             expires_at: data.claims.exp,

@@ -2,7 +2,9 @@
 // fresh token when the server says `token_expiring` (tokens minted with ttl 61 s, warned 60 s
 // before) and keeps every message; a bad token is answered 401 and the provider's next token
 // works; a fixed bad token is final (closed, fatal `unauthorized`, one request); a token minted by
-// a tenant backend with `jose` and the app secret (the README's recipe) is accepted.
+// a tenant backend with `jose` and the app secret (the README's recipe) is accepted; retiring the
+// secret that signed a stream's token ends it with `token_revoked`, and the client gets a new token
+// and resumes without missing a message.
 import { base64url, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type PiCloudError, type StatusEvent } from '../../src/index';
@@ -14,6 +16,7 @@ beforeAll(async () => {
   pc = await PiCloud.start();
   appId = (await pc.createApp()).id;
   await pc.createTopic('private', 'token');
+  await pc.createTopic('revocable', 'token');
 });
 afterAll(() => pc?.destroy());
 
@@ -40,6 +43,38 @@ describe('tokens', () => {
     await pc.publish('private', { n: 2 });
     await until(() => seqs.length === 2, 'second message');
     expect(seqs).toEqual([1, 2]);
+    c.close();
+  });
+
+  it('gets a new token when its secret is retired, and misses nothing', async () => {
+    const { kid, secret } = await pc.api<{ kid: string; secret: string }>('POST', '/apps/demo/secrets/rotate');
+    const signedByRetiring = await new SignJWT({ topics: ['revocable'] })
+      .setProtectedHeader({ alg: 'HS256', kid })
+      .setAudience(appId)
+      .setIssuedAt()
+      .setExpirationTime('10m')
+      .sign(base64url.decode(secret));
+    let calls = 0;
+    const events: StatusEvent[] = [];
+    const c = createClient({
+      url: pc.appUrl(),
+      fetch: appFetch,
+      getToken: () => (++calls === 1 ? signedByRetiring : pc.mint(['revocable'], 600)),
+    });
+    const seqs: number[] = [];
+    c.subscribe('revocable', (m) => seqs.push(m.seq!), { onStatus: (e) => events.push(e) });
+    await until(() => c.state === 'open', 'open');
+    await pc.publish('revocable', { n: 1 });
+    await until(() => seqs.length === 1, 'first message');
+    // A newer secret signs from now on; the old one is retired under the open stream.
+    await pc.api('POST', '/apps/demo/secrets/rotate');
+    await pc.api('POST', `/apps/demo/secrets/${kid}/retire`);
+    await pc.publish('revocable', { n: 2 });
+    await until(() => calls >= 2 && c.state === 'open' && seqs.length === 2, 'resumed with a new token');
+    expect(events.some((e) => e.code === 'token_revoked')).toBe(true);
+    await pc.publish('revocable', { n: 3 });
+    await until(() => seqs.length === 3, 'third message');
+    expect(seqs).toEqual([1, 2, 3]);
     c.close();
   });
 

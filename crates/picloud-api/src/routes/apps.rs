@@ -126,6 +126,7 @@ pub async fn delete_app(
         return Err(ApiError::not_found("app"));
     }
     state.apps_changed();
+    state.realtime.tokens.revoke_app(&app.id);
     tracing::info!(app = %app.slug, key = %auth.key.id, "app deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1008,3 +1008,102 @@ async fn streams_use_the_lean_path_and_unusual_requests_still_work() {
     .await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 }
+
+/// Verification holds every token to the limits minting keeps, whoever minted it: a
+/// lifetime over 30 days (`exp − iat`, or `exp − now` without `iat`) and a token before its
+/// `nbf` are refused.
+#[tokio::test]
+async fn tokens_are_held_to_their_limits_whoever_minted_them() {
+    let s = setup(Backend::Sqlite).await;
+    s.create_topic("demo", "t", true, "token").await;
+    let day = 86_400;
+    for (claims, ok) in [
+        (
+            json!({"topics": ["t"], "iat": now(), "exp": now() + 600}),
+            true,
+        ),
+        (
+            json!({"topics": ["t"], "iat": now(), "exp": now() + 3650 * day}),
+            false,
+        ),
+        (
+            json!({"topics": ["t"], "iat": now() - 40 * day, "exp": now() + 600}),
+            false,
+        ),
+        (json!({"topics": ["t"], "exp": now() + 600}), true),
+        (json!({"topics": ["t"], "exp": now() + 31 * day}), false),
+        (
+            json!({"topics": ["t"], "iat": now(), "nbf": now() + 3600, "exp": now() + 7200}),
+            false,
+        ),
+        (
+            json!({"topics": ["t"], "iat": now(), "nbf": now() - 10, "exp": now() + 600}),
+            true,
+        ),
+    ] {
+        let token = forge(&s, "demo", claims.clone()).await;
+        let opened = Sse::open(s.app_get("demo", "/realtime/topics/t").bearer_auth(&token)).await;
+        match (opened, ok) {
+            (Ok(_), true) => {}
+            (Err((status, _)), false) => assert_eq!(status, StatusCode::UNAUTHORIZED, "{claims}"),
+            (opened, _) => panic!("{claims}: expected ok = {ok}, got {:?}", opened.err()),
+        }
+    }
+}
+
+/// Retiring a secret ends, within 2 s, every open stream a token it signed opened, with
+/// `token_revoked`; streams opened with other secrets' tokens go on. Deleting the app ends
+/// all of its token streams the same way.
+#[tokio::test]
+async fn retiring_a_secret_or_deleting_the_app_ends_its_streams() {
+    let s = setup(Backend::Sqlite).await;
+    s.create_topic("demo", "t", true, "token").await;
+    let old = forge(
+        &s,
+        "demo",
+        json!({"topics": ["t"], "iat": now(), "exp": now() + 600}),
+    )
+    .await;
+    let old_kid = {
+        let (_, list) = send(s.admin(Method::GET, "/api/v1/apps/demo/secrets")).await;
+        list["secrets"][0]["kid"].as_str().unwrap().to_owned()
+    };
+    let newer = forge(
+        &s,
+        "demo",
+        json!({"topics": ["t"], "iat": now(), "exp": now() + 600}),
+    )
+    .await;
+    let mut doomed = Sse::open(s.app_get("demo", "/realtime/topics/t").bearer_auth(&old))
+        .await
+        .unwrap();
+    let mut kept = Sse::open(s.app_get("demo", "/realtime/topics/t").bearer_auth(&newer))
+        .await
+        .unwrap();
+    doomed.start_position(WAIT).await;
+    kept.start_position(WAIT).await;
+    let retired_at = std::time::Instant::now();
+    let retire = send(s.admin(
+        Method::POST,
+        &format!("/api/v1/apps/demo/secrets/{old_kid}/retire"),
+    ))
+    .await;
+    assert_eq!(retire.0, StatusCode::NO_CONTENT);
+    let end = doomed.next_event(WAIT).await.expect("an end frame");
+    assert_eq!(end.event.as_deref(), Some("error"));
+    assert_eq!(end.json(), json!({"code": "token_revoked"}));
+    assert!(retired_at.elapsed() < Duration::from_secs(2));
+    assert!(doomed.next_frame(WAIT).await.is_none(), "the stream ends");
+    s.publish("demo", "t", json!({"still": "here"})).await;
+    assert_eq!(
+        kept.messages(1).await[0].json()["message"],
+        json!({"still": "here"})
+    );
+
+    assert_eq!(
+        send(s.admin(Method::DELETE, "/api/v1/apps/demo")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let end = kept.next_event(WAIT).await.expect("an end frame");
+    assert_eq!(end.json(), json!({"code": "token_revoked"}));
+}

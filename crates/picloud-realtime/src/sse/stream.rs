@@ -288,9 +288,10 @@ fn run(
         // Created once: a timer or waiter registered per loop turn would cost more than the
         // frame it guards.
         let shutdown = rt.shutdown.clone().cancelled_owned();
+        let revoked = revocation(&rt, &app, grant.as_ref());
         let expire = sleep_until(expire_at);
         let warn = sleep_until(warn_at);
-        tokio::pin!(shutdown, expire, warn);
+        tokio::pin!(shutdown, revoked, expire, warn);
         loop {
             // History before live: one page per turn, so a deep catch-up streams out as it
             // is read instead of piling up in memory.
@@ -326,6 +327,7 @@ fn run(
                     let woken = tokio::select! {
                         biased;
                         _ = &mut shutdown => Woken::Shutdown,
+                        _ = &mut revoked => Woken::Revoked,
                         _ = &mut expire => Woken::Expire,
                         _ = &mut warn, if !warned => Woken::Warn,
                         _ = heartbeat.tick() => Woken::Heartbeat,
@@ -343,6 +345,10 @@ fn run(
                             // Reconnect soon, to whichever node is up.
                             yield frame::retry(250);
                             yield frame::event("error", &json!({"code": "server_shutdown"}));
+                            return;
+                        }
+                        Woken::Revoked => {
+                            yield frame::event("error", &json!({"code": "token_revoked"}));
                             return;
                         }
                         Woken::Expire => {
@@ -427,6 +433,8 @@ type LiveNext = Option<(usize, LiveItem)>;
 /// What ended a live-phase wait.
 enum Woken {
     Shutdown,
+    /// The token's secret was retired, or the app deleted.
+    Revoked,
     Expire,
     Warn,
     Heartbeat,
@@ -576,6 +584,19 @@ fn store_error(e: &StoreError) -> Bytes {
 fn deadline(unix_secs: i64) -> tokio::time::Instant {
     let now = chrono::Utc::now().timestamp();
     tokio::time::Instant::now() + Duration::from_secs(unix_secs.saturating_sub(now).max(0) as u64)
+}
+
+/// Completes when the grant's secret is retired (never, for a stream without a token).
+async fn revocation(rt: &Realtime, app: &AppRef, grant: Option<&Grant>) {
+    match grant {
+        Some(g) => {
+            rt.tokens
+                .revocation(&app.id, &g.kid)
+                .cancelled_owned()
+                .await
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {
