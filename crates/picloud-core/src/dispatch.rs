@@ -51,6 +51,13 @@ pub struct AppRuntime {
     pub max_concurrency: u32,
 }
 
+/// The most runs at once an app's own keys may give it: half of the node's script threads,
+/// so one app never holds them all. Only an `InstanceAdmin` key sets more (up to
+/// [`MAX_CONCURRENCY`]).
+pub const APP_CONCURRENCY_CAP: u32 = 16;
+/// The most runs at once any app may have.
+pub const MAX_CONCURRENCY: u32 = 1024;
+
 impl Default for AppRuntime {
     fn default() -> Self {
         Self {

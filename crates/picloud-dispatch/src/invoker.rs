@@ -191,7 +191,7 @@ impl Invoker {
         let outcome = self
             .0
             .pool
-            .run(move || {
+            .run(app.as_str(), move || {
                 picloud_runtime::run_with_cancel(&c.script, input, run_host, &limits, &cancel)
             })
             .await

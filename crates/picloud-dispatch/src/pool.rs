@@ -8,25 +8,73 @@
 //!   run holds up nothing);
 //! - results are put in place as runs finish and announced with one wake-up when the
 //!   queue runs dry (or every [`BATCH`] runs), so the async worker is woken once per
-//!   batch, not once per run.
+//!   batch, not once per run;
+//! - queued runs wait per app, and free threads take the apps in turn (one run each), so
+//!   one app's backlog delays another app's run by at most one run per app ahead of it;
+//! - a queued run whose caller has gone (the request timed out or the client left) is
+//!   dropped before it starts, and counted (`picloud_script_runs_abandoned_total`).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use tokio::sync::Notify;
+
+/// Queued runs dropped because their caller had gone.
+pub const ABANDONED: &str = "picloud_script_runs_abandoned_total";
 
 /// Most runs whose results wait for one announcement.
 const BATCH: usize = 16;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// A run waiting for a thread, and whether its caller is still waiting for it.
+struct Queued {
+    job: Job,
+    abandoned: Arc<AtomicBool>,
+}
+
 #[derive(Default)]
 struct State {
-    jobs: VecDeque<Job>,
+    /// Queued runs per app (by id), oldest first.
+    queues: HashMap<Arc<str>, VecDeque<Queued>>,
+    /// The apps with queued runs, in turn order.
+    turns: VecDeque<Arc<str>>,
     idle: usize,
     /// Threads notified but not yet awake: no need to notify another.
     waking: usize,
+}
+
+impl State {
+    fn is_empty(&self) -> bool {
+        self.turns.is_empty()
+    }
+
+    fn push(&mut self, app: Arc<str>, run: Queued) {
+        let queue = self.queues.entry(app.clone()).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(app);
+        }
+        queue.push_back(run);
+    }
+
+    /// The oldest run of the app whose turn it is; the app goes to the back of the turns
+    /// if it has more.
+    fn pop(&mut self) -> Option<Queued> {
+        let app = self.turns.pop_front()?;
+        let queue = self
+            .queues
+            .get_mut(&app)
+            .expect("an app in turn has a queue");
+        let run = queue.pop_front().expect("an app in turn has a run");
+        if queue.is_empty() {
+            self.queues.remove(&app);
+        } else {
+            self.turns.push_back(app);
+        }
+        Some(run)
+    }
 }
 
 struct Shared {
@@ -65,9 +113,11 @@ impl ScriptPool {
         Ok(Self { shared })
     }
 
-    /// Runs `f` on a script thread; `None` if it panicked.
+    /// Runs `f` for `app` on a script thread; `None` if it panicked. Dropping the returned
+    /// future before the run has started drops the run.
     pub async fn run<R: Send + 'static>(
         &self,
+        app: &str,
         f: impl FnOnce() -> R + Send + 'static,
     ) -> Option<R> {
         let slot: Slot<R> = Arc::new(Mutex::new(None));
@@ -76,9 +126,11 @@ impl ScriptPool {
             let r = catch_unwind(AssertUnwindSafe(f)).ok();
             *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
         });
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _caller = Caller(abandoned.clone());
         let notify = {
             let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.jobs.push_back(job);
+            st.push(Arc::from(app), Queued { job, abandoned });
             let notify = st.idle > st.waking;
             if notify {
                 st.waking += 1;
@@ -101,11 +153,21 @@ impl ScriptPool {
     }
 }
 
+/// Marks the run abandoned when its caller stops waiting (a run already started finishes;
+/// its result is dropped).
+struct Caller(Arc<AtomicBool>);
+
+impl Drop for Caller {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 fn work(shared: &Shared) {
     let mut done = 0;
     let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        while st.jobs.is_empty() {
+        while st.is_empty() {
             st.idle += 1;
             st = shared.ready.wait(st).unwrap_or_else(|e| e.into_inner());
             st.idle -= 1;
@@ -113,8 +175,8 @@ fn work(shared: &Shared) {
         }
         // One run at a time, so a long run never holds up queued ones: another thread is
         // woken while work is left.
-        let job = st.jobs.pop_front().expect("not empty");
-        let wake_next = !st.jobs.is_empty() && st.idle > st.waking;
+        let run = st.pop().expect("not empty");
+        let wake_next = !st.is_empty() && st.idle > st.waking;
         if wake_next {
             st.waking += 1;
         }
@@ -122,12 +184,16 @@ fn work(shared: &Shared) {
         if wake_next {
             shared.ready.notify_one();
         }
-        job();
+        if run.abandoned.load(Ordering::Acquire) {
+            metrics::counter!(ABANDONED).increment(1);
+        } else {
+            (run.job)();
+        }
         done += 1;
         st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         // Results are announced when the queue runs dry (or every BATCH runs): one wake-up
         // of the async worker for all of them.
-        if st.jobs.is_empty() || done >= BATCH {
+        if st.is_empty() || done >= BATCH {
             drop(st);
             shared.finished.notify_waiters();
             done = 0;
@@ -157,14 +223,14 @@ mod tests {
         let runs: Vec<_> = (0..1000u64)
             .map(|i| {
                 let pool = pool.clone();
-                tokio::spawn(async move { pool.run(move || i * 2).await })
+                tokio::spawn(async move { pool.run("a", move || i * 2).await })
             })
             .collect();
         for (i, r) in runs.into_iter().enumerate() {
             assert_eq!(r.await.unwrap(), Some(i as u64 * 2));
         }
-        assert_eq!(pool.run(|| -> u8 { panic!("boom") }).await, None);
-        assert_eq!(pool.run(|| 7).await, Some(7));
+        assert_eq!(pool.run("a", || -> u8 { panic!("boom") }).await, None);
+        assert_eq!(pool.run("a", || 7).await, Some(7));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,14 +239,83 @@ mod tests {
         let slow = {
             let pool = pool.clone();
             tokio::spawn(async move {
-                pool.run(|| std::thread::sleep(std::time::Duration::from_millis(500)))
-                    .await
+                pool.run("a", || {
+                    std::thread::sleep(std::time::Duration::from_millis(500))
+                })
+                .await
             })
         };
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let started = std::time::Instant::now();
-        assert_eq!(pool.run(|| 1).await, Some(1));
+        assert_eq!(pool.run("a", || 1).await, Some(1));
         assert!(started.elapsed() < std::time::Duration::from_millis(300));
         slow.await.unwrap();
+    }
+
+    /// One thread, app A with a backlog of ten runs: app B's run goes next, not last.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn apps_take_turns() {
+        let pool = ScriptPool::new(1, 256 * 1024).unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let started = Arc::new(std::sync::Barrier::new(2));
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let (pool, started) = (pool.clone(), started.clone());
+            tokio::spawn(async move {
+                pool.run("a", move || {
+                    started.wait();
+                    let _ = held.recv();
+                })
+                .await
+            })
+        };
+        started.wait(); // the thread is busy with A's first run until released
+        let mut runs = Vec::new();
+        for (app, n) in std::iter::repeat_n("a", 10).zip(1..).chain([("b", 0)]) {
+            let (pool, order) = (pool.clone(), order.clone());
+            runs.push(tokio::spawn(async move {
+                pool.run(app, move || order.lock().unwrap().push((app, n)))
+                    .await
+            }));
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        release.send(()).unwrap();
+        first.await.unwrap();
+        for r in runs {
+            r.await.unwrap();
+        }
+        let order = order.lock().unwrap();
+        let b = order.iter().position(|(app, _)| *app == "b").unwrap();
+        assert!(b <= 1, "B ran after {b} of A's queued runs: {order:?}");
+    }
+
+    /// A queued run whose caller stopped waiting never starts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_whose_caller_left_is_dropped() {
+        let pool = ScriptPool::new(1, 256 * 1024).unwrap();
+        let busy = {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                pool.run("a", || {
+                    std::thread::sleep(std::time::Duration::from_millis(300))
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        let gave_up = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            pool.run("b", move || flag.store(true, Ordering::SeqCst)),
+        )
+        .await;
+        assert!(gave_up.is_err());
+        busy.await.unwrap();
+        assert_eq!(pool.run("c", || 1).await, Some(1), "the pool goes on");
+        assert!(
+            !ran.load(Ordering::SeqCst),
+            "the abandoned run did not start"
+        );
     }
 }

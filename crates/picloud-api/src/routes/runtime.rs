@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use picloud_core::capability::Capability;
 use picloud_core::data::{EnvName, MAX_VALUE_BYTES};
-use picloud_core::dispatch::AppRuntime;
+use picloud_core::dispatch::{AppRuntime, APP_CONCURRENCY_CAP, MAX_CONCURRENCY};
 use picloud_core::ValidationError;
 
 use crate::auth::AdminAuth;
@@ -59,8 +59,14 @@ pub async fn set_runtime(
     let app = auth.app_with(&app, Capability::ScriptDeploy).await?;
     picloud_runtime::Limits::from_overrides(&input.limits)
         .map_err(|m| ValidationError::new("limits", m))?;
-    if !(1..=1024).contains(&input.max_concurrency) {
+    if !(1..=MAX_CONCURRENCY).contains(&input.max_concurrency) {
         return Err(ValidationError::new("max_concurrency", "must be 1 to 1024").into());
+    }
+    if input.max_concurrency > APP_CONCURRENCY_CAP && !auth.key.has(Capability::InstanceAdmin) {
+        return Err(ApiError::forbidden(format!(
+            "max_concurrency above {APP_CONCURRENCY_CAP} takes an InstanceAdmin key: the node's \
+             script threads are shared by every app"
+        )));
     }
     let rt = AppRuntime {
         limits: input.limits,

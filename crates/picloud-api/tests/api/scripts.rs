@@ -3,6 +3,8 @@
 //! letters through the API, a delivery's publish reaching SSE subscribers, and tenant
 //! isolation of kv/docs/files/topics.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use picloud_core::capability::Capability;
@@ -705,4 +707,78 @@ async fn per_app_concurrency_is_capped(backend: Backend) {
     let (first, second) = (first.await.unwrap(), second.await.unwrap());
     assert_eq!(first, (StatusCode::OK, json!("done")));
     assert_error(&second, StatusCode::SERVICE_UNAVAILABLE, "busy");
+}
+
+/// One tenant cannot take the node's script threads from the others: its own keys cannot
+/// raise its concurrency past the instance cap (only an InstanceAdmin key can), and while
+/// it saturates its runs, another app's route is answered at once. The other app's
+/// latencies are printed (the test asserts answers, not timings).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_app_cannot_starve_another() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let a = s.create_app("greedy").await;
+    s.create_app("polite").await;
+    let own_key = s
+        .key(&[Capability::ScriptDeploy], Some(a["id"].as_str().unwrap()))
+        .await;
+    let raise = |key: &str| {
+        s.with_key(key, Method::PUT, "/api/v1/apps/greedy/runtime")
+            .json(&json!({"limits": {"timeout_ms": 60_000}, "max_concurrency": 1024}))
+    };
+    let refused = send(raise(&own_key)).await;
+    assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
+    let within = send(
+        s.with_key(&own_key, Method::PUT, "/api/v1/apps/greedy/runtime")
+            .json(&json!({"limits": {}, "max_concurrency": 16})),
+    )
+    .await;
+    assert_eq!(within.0, StatusCode::OK, "{}", within.1);
+    s.deploy(
+        "greedy",
+        "burn",
+        "let t = time::now_ms(); while time::now_ms() - t < 300 {} \"burnt\"",
+    )
+    .await;
+    s.route("greedy", "GET", "/burn", "burn").await;
+    s.deploy("polite", "ok", r#""fine""#).await;
+    s.route("polite", "GET", "/", "ok").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let burners: Vec<_> = (0..48)
+        .map(|_| {
+            let (req, stop) = (s.app_req("greedy", Method::GET, "/burn"), stop.clone());
+            tokio::spawn(async move {
+                let mut ok = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let r = req.try_clone().unwrap().send().await.unwrap();
+                    ok += usize::from(r.status() == StatusCode::OK);
+                }
+                ok
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut latencies = Vec::new();
+    for _ in 0..30 {
+        let started = Instant::now();
+        assert_eq!(
+            send(s.app_get("polite", "/")).await,
+            (StatusCode::OK, json!("fine"))
+        );
+        latencies.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut burnt = 0;
+    for b in burners {
+        burnt += b.await.unwrap();
+    }
+    assert!(burnt > 16, "the greedy app was saturated ({burnt} runs)");
+    latencies.sort();
+    println!(
+        "polite app while greedy saturates: p50 {:?}, p99 {:?}, max {:?}",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 99 / 100],
+        latencies.last().unwrap()
+    );
 }
