@@ -55,7 +55,7 @@ pub async fn plane(state: &AppState, mut req: Request) -> Plane {
         Ok(None) => Plane::Refused(
             ApiError::new(
                 StatusCode::NOT_FOUND,
-                "unknown_host",
+                picloud_realtime::codes::Code::UnknownHost.as_str(),
                 "no app answers on this host",
             )
             .into_response(),

@@ -82,6 +82,11 @@ pub fn event(name: &str, data: &serde_json::Value) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
+/// A stream's last frame: `event: error` with its code.
+pub fn error(code: crate::codes::Code) -> Bytes {
+    event("error", &serde_json::json!({ "code": code.as_str() }))
+}
+
 /// The stream's position before any message: `id:` with an empty `position` event (a frame
 /// without `data:` is not dispatched by EventSource parsers, and its id would be lost). A
 /// client that drops before the first message resumes from here instead of from "now".

@@ -15,6 +15,7 @@
 //! → each subscriber's stream → hyper. History (the store) backs every repair.
 
 mod channel;
+pub mod codes;
 pub mod frame;
 pub mod hub;
 pub mod position;

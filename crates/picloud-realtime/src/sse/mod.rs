@@ -9,6 +9,7 @@
 mod request;
 mod stream;
 
+use crate::codes::Code;
 use axum::body::Body;
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -78,7 +79,7 @@ async fn subscribe(
             tracing::warn!(error = %e, "cannot open stream");
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                Code::Unavailable,
                 "the database is unavailable; retry shortly",
             )
         }
@@ -100,12 +101,18 @@ async fn authorize(
                     needs_token.push(name);
                 }
             }
-            Ok(_) => return Err(error(StatusCode::NOT_FOUND, "not_found", "topic not found")),
+            Ok(_) => {
+                return Err(error(
+                    StatusCode::NOT_FOUND,
+                    Code::NotFound,
+                    "topic not found",
+                ))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "topic lookup failed");
                 return Err(error(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
+                    Code::Unavailable,
                     "the database is unavailable; retry shortly",
                 ));
             }
@@ -114,7 +121,7 @@ async fn authorize(
     let unauthorized = || {
         error(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            Code::Unauthorized,
             "a valid subscriber token is required",
         )
     };
@@ -134,7 +141,7 @@ async fn authorize(
             tracing::warn!(error = %e, "secret lookup failed");
             return Err(error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                Code::Unavailable,
                 "the database is unavailable; retry shortly",
             ));
         }
@@ -161,7 +168,7 @@ fn sse_response(body: Body) -> Response {
 }
 
 /// The `{"error":{"code","message"}}` shape of the admin API, for the data plane.
-pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+pub(crate) fn error(status: StatusCode, code: Code, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "code": code.as_str(), "message": message } });
     (status, axum::Json(body)).into_response()
 }

@@ -1,6 +1,7 @@
 //! Parsing a subscribe request: topics, token, resume position. Pure functions, so every
 //! malformed input has a unit test and a clear 400.
 
+use crate::codes::Code;
 use std::collections::BTreeMap;
 
 use axum::http::header::AUTHORIZATION;
@@ -20,11 +21,11 @@ pub struct SubscribeRequest {
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct BadRequest {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
-fn bad(code: &'static str, message: impl Into<String>) -> BadRequest {
+fn bad(code: Code, message: impl Into<String>) -> BadRequest {
     BadRequest {
         code,
         message: message.into(),
@@ -47,7 +48,7 @@ pub fn parse(
             "topic" if path_topic.is_none() => {
                 if raw_topics.len() >= max_topics {
                     return Err(bad(
-                        "too_many_topics",
+                        Code::TooManyTopics,
                         format!("at most {max_topics} topics per stream"),
                     ));
                 }
@@ -60,13 +61,13 @@ pub fn parse(
     }
     if raw_topics.is_empty() {
         return Err(bad(
-            "invalid_topic",
+            Code::InvalidTopic,
             "name at least one topic (?topic=name)",
         ));
     }
     let mut topics: Vec<TopicName> = Vec::with_capacity(raw_topics.len());
     for raw in &raw_topics {
-        let name = TopicName::parse(raw).map_err(|e| bad("invalid_topic", e.to_string()))?;
+        let name = TopicName::parse(raw).map_err(|e| bad(Code::InvalidTopic, e.to_string()))?;
         if !topics.contains(&name) {
             topics.push(name);
         }
@@ -83,7 +84,7 @@ pub fn parse(
     if let Some(v) = headers.get("last-event-id") {
         last_event_id = Some(
             v.to_str()
-                .map_err(|_| bad("invalid_last_event_id", "Last-Event-ID is not valid text"))?
+                .map_err(|_| bad(Code::InvalidLastEventId, "Last-Event-ID is not valid text"))?
                 .to_owned(),
         );
     }
@@ -92,7 +93,7 @@ pub fn parse(
         Some(id) => {
             let parsed = position::parse(&id).map_err(|_| {
                 bad(
-                    "invalid_last_event_id",
+                    Code::InvalidLastEventId,
                     "Last-Event-ID is not a position this server issued",
                 )
             })?;
@@ -113,7 +114,7 @@ fn positions_for(
     match parsed {
         ParsedPosition::Single(seq) if topics.len() == 1 => Ok(vec![Some(seq)]),
         ParsedPosition::Single(_) => Err(bad(
-            "invalid_last_event_id",
+            Code::InvalidLastEventId,
             "a multi-topic stream needs the id of a multi-topic event",
         )),
         // Topics absent from the id start from now; positions of other topics are ignored.
@@ -165,22 +166,22 @@ mod tests {
         let h = HeaderMap::new();
         assert_eq!(
             parse(None, None, &h, 100).unwrap_err().code,
-            "invalid_topic"
+            Code::InvalidTopic
         );
         assert_eq!(
             parse(Some("a*"), None, &h, 100).unwrap_err().code,
-            "invalid_topic"
+            Code::InvalidTopic
         );
         assert_eq!(
             parse(None, Some("topic=a%20b"), &h, 100).unwrap_err().code,
-            "invalid_topic"
+            Code::InvalidTopic
         );
         let many: Vec<_> = (0..101).map(|i| format!("topic=t{i}")).collect();
         assert_eq!(
             parse(None, Some(&many.join("&")), &h, 100)
                 .unwrap_err()
                 .code,
-            "too_many_topics"
+            Code::TooManyTopics
         );
         for garbage in ["abc", "-1", "a=b", "1;2"] {
             let err = parse(
@@ -190,9 +191,9 @@ mod tests {
                 100,
             )
             .unwrap_err();
-            assert_eq!(err.code, "invalid_last_event_id", "{garbage}");
+            assert_eq!(err.code, Code::InvalidLastEventId, "{garbage}");
         }
         let err = parse(None, Some("topic=a&topic=b&last_event_id=4"), &h, 100).unwrap_err();
-        assert_eq!(err.code, "invalid_last_event_id");
+        assert_eq!(err.code, Code::InvalidLastEventId);
     }
 }

@@ -12,6 +12,7 @@
 //! Memory per connection is bounded: the hub's queues are shared and bounded, history is read
 //! in pages, and hyper pulls frames only as fast as the socket drains (backpressure).
 
+use crate::codes::Code;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -344,16 +345,16 @@ fn run(
                         Woken::Shutdown => {
                             // Reconnect soon, to whichever node is up.
                             yield frame::retry(250);
-                            yield frame::event("error", &json!({"code": "server_shutdown"}));
+                            yield frame::error(Code::ServerShutdown);
                             return;
                         }
                         Woken::Revoked => {
-                            yield frame::event("error", &json!({"code": "token_revoked"}));
+                            yield frame::error(Code::TokenRevoked);
                             return;
                         }
                         Woken::Expire => {
                             rt.stats.token_expirations.add(1);
-                            yield frame::event("error", &json!({"code": "token_expired"}));
+                            yield frame::error(Code::TokenExpired);
                             return;
                         }
                         Woken::Warn => {
@@ -411,14 +412,14 @@ fn run(
                     }
                     if lags.len() > MAX_LAGS {
                         rt.stats.slow_consumer_disconnects.add(1);
-                        yield frame::event("error", &json!({"code": "slow_consumer"}));
+                        yield frame::error(Code::SlowConsumer);
                         return;
                     }
                     rt.stats.gap_repairs.add(1);
                     work.push_back(Repair { topic: i, until: None, then: None });
                 }
                 LiveItem::Closed => {
-                    yield frame::event("error", &json!({"code": "topic_closed", "topic": topics[i].name.as_str()}));
+                    yield frame::event("error", &json!({"code": Code::TopicClosed.as_str(), "topic": topics[i].name.as_str()}));
                     return;
                 }
             }
@@ -578,7 +579,7 @@ fn multi_id(topics: &[TopicState]) -> String {
 
 fn store_error(e: &StoreError) -> Bytes {
     tracing::warn!(error = %e, "stream ended by a database error");
-    frame::event("error", &json!({"code": "unavailable"}))
+    frame::error(Code::Unavailable)
 }
 
 fn deadline(unix_secs: i64) -> tokio::time::Instant {
