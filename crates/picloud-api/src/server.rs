@@ -30,6 +30,8 @@ use tower::ServiceExt;
 
 use crate::service::HttpService;
 
+#[cfg(test)]
+mod differential;
 mod hyper_conn;
 mod keep_alive;
 

@@ -15,6 +15,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -24,6 +25,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use futures_util::FutureExt;
+use hyper::body::{self as http_body, Body as _};
 use tower::{Layer, ServiceExt};
 use tracing::Instrument;
 
@@ -149,6 +151,7 @@ impl HttpService {
             method,
             span,
             Box::pin(routed),
+            None,
         )))
     }
 }
@@ -213,6 +216,51 @@ pub(crate) fn timed_out() -> Response {
     .into_response()
 }
 
+/// The answer to a request whose body did not arrive in time: the connection paths' `408`.
+fn request_timed_out() -> Response {
+    let mut res = ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "the request did not arrive in time",
+    )
+    .into_response();
+    res.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    res
+}
+
+/// A request body that notes when it has all arrived.
+struct Arriving {
+    body: axum::body::Body,
+    done: Arc<AtomicBool>,
+}
+
+impl http_body::Body for Arriving {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        let frame = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(frame, Poll::Ready(None)) || self.body.is_end_stream() {
+            self.done.store(true, Ordering::Release);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 impl tower::Service<Request> for HttpService {
     type Response = Response;
     type Error = Infallible;
@@ -234,8 +282,26 @@ impl Inner {
         let method = crate::metrics::method_label(req.method());
         // DEBUG: method and path, never the query (it may hold a token).
         let span = tracing::debug_span!("http", method, path = %req.uri().path());
-        self.answer(start, method, span, Box::pin(self.route(req)))
-            .await
+        // A body still arriving when the deadline passes is the client's doing: 408, as
+        // every connection path answers a request that does not arrive in time.
+        let arrived = (!req.body().is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
+        let req = match &arrived {
+            Some(flag) => req.map(|body| {
+                axum::body::Body::new(Arriving {
+                    body,
+                    done: flag.clone(),
+                })
+            }),
+            None => req,
+        };
+        self.answer(
+            start,
+            method,
+            span,
+            Box::pin(self.route(req)),
+            arrived.as_deref(),
+        )
+        .await
     }
 
     /// What every request gets around its routing (`routed`: the answer and its route
@@ -248,11 +314,15 @@ impl Inner {
         method: &'static str,
         span: tracing::Span,
         routed: Pin<Box<impl Future<Output = (Response, &'static str)>>>,
+        body_arrived: Option<&AtomicBool>,
     ) -> Response {
         let routed = AssertUnwindSafe(routed).catch_unwind();
         let (res, label) = match tokio::time::timeout(self.timeout, routed.instrument(span)).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_panic)) => (internal_error(), "unmatched"),
+            Err(_) if body_arrived.is_some_and(|a| !a.load(Ordering::Acquire)) => {
+                (request_timed_out(), "unmatched")
+            }
             Err(_) => (timed_out(), "unmatched"),
         };
         let res = crate::json_errors::ensure_json(res).await;

@@ -379,3 +379,39 @@ async fn connections_beyond_the_limit_are_closed_at_once() {
         .unwrap();
     assert!(refused >= 1.0);
 }
+
+/// A body promised and not sent is the same `408` on the keep-alive loop and on hyper.
+#[tokio::test]
+async fn a_stalled_body_gets_408_on_every_path() {
+    let s = TestServer::start_with(Backend::Sqlite, edge_config()).await;
+    s.create_app("edge").await;
+    let key = s.admin_key.clone();
+    for (path, head) in [
+        (
+            "keep-alive",
+            format!(
+                "POST /api/v1/apps/edge/topics/chat/publish HTTP/1.1\r\nhost: localhost\r\n\
+                 authorization: Bearer {key}\r\ncontent-length: 10\r\n\r\n{{\"a\""
+            ),
+        ),
+        (
+            "hyper",
+            format!(
+                "PUT /api/v1/apps/edge/runtime HTTP/1.1\r\nhost: localhost\r\n\
+                 content-type: application/json\r\nauthorization: Bearer {key}\r\n\
+                 content-length: 10\r\n\r\n{{\"a\""
+            ),
+        ),
+    ] {
+        let mut conn = connect(&s).await;
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut got))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: still open"))
+            .unwrap();
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 408"), "{path}: {text}");
+        assert!(text.contains("request_timeout"), "{path}: {text}");
+    }
+}
