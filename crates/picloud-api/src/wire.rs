@@ -13,6 +13,8 @@ pub struct AppBody {
     pub id: String,
     pub slug: String,
     pub name: String,
+    /// Longest lifetime a subscriber token of this app may have (seconds, default 30 days).
+    pub max_token_ttl_secs: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -23,6 +25,7 @@ impl From<App> for AppBody {
             id: a.id.0,
             slug: a.slug.as_str().to_owned(),
             name: a.name,
+            max_token_ttl_secs: a.max_token_ttl_secs,
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
@@ -43,6 +46,9 @@ pub struct CreateApp {
 pub struct UpdateApp {
     pub slug: Option<String>,
     pub name: Option<String>,
+    /// Longest lifetime of a subscriber token, in seconds (60 to a year): tokens living
+    /// longer are refused, whoever minted them.
+    pub max_token_ttl_secs: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -258,7 +264,7 @@ pub struct PublishQuery {
 pub struct MintToken {
     /// Topic names, or `prefix.*` for every topic under `prefix.`.
     pub topics: Vec<String>,
-    /// Lifetime, 1 s to 30 days.
+    /// Lifetime, 1 s to the app's `max_token_ttl_secs` (30 days unless changed).
     pub ttl_secs: i64,
     /// Subscriber id (`sub` claim).
     pub subject: Option<String>,

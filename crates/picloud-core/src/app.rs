@@ -10,6 +10,9 @@ pub struct App {
     pub id: AppId,
     pub slug: Slug,
     pub name: String,
+    /// Longest lifetime a subscriber token of this app may have, in seconds: minted or
+    /// verified, whoever signed it.
+    pub max_token_ttl_secs: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -86,6 +89,24 @@ pub struct NewApp {
 pub struct AppPatch {
     pub slug: Option<Slug>,
     pub name: Option<String>,
+    pub max_token_ttl_secs: Option<i64>,
+}
+
+/// A subscriber token's lifetime when the app says nothing else: 30 days.
+pub const DEFAULT_MAX_TOKEN_TTL_SECS: i64 = 30 * 24 * 3600;
+/// The most an app may allow: a year.
+pub const MAX_TOKEN_TTL_LIMIT_SECS: i64 = 365 * 24 * 3600;
+
+/// Checks an app's maximum token lifetime setting.
+pub fn validate_max_token_ttl(secs: i64) -> Result<i64, ValidationError> {
+    if (60..=MAX_TOKEN_TTL_LIMIT_SECS).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(ValidationError::new(
+            "max_token_ttl_secs",
+            "must be 60 to 31536000 (a year)",
+        ))
+    }
 }
 
 #[cfg(test)]

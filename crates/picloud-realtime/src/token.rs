@@ -5,7 +5,8 @@
 //! `nbf`. Any JWT library holding the app secret can mint one. Verification accepts HS256
 //! only (so `alg: none` and algorithm confusion fail), requires a known active `kid`,
 //! checks `aud`, `exp` and `nbf`, and refuses a token whose lifetime (`exp − iat`, or
-//! `exp − now` without `iat`) is over [`MAX_TTL_SECS`], whoever minted it. Every failure
+//! `exp − now` without `iat`) is over the app's maximum (`App::max_token_ttl_secs`, 30 days
+//! by default), whoever minted it. Every failure
 //! is the same [`VerifyError::Invalid`]: callers must not say which check failed. HMAC
 //! comparison is constant-time inside `jsonwebtoken`.
 //!
@@ -27,8 +28,9 @@ use picloud_core::{StoreError, ValidationError};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-/// Longest lifetime a token may have: minted here, or verified from anywhere.
-pub const MAX_TTL_SECS: i64 = 30 * 24 * 3600;
+/// Longest lifetime any app may allow its tokens (each app sets its own, 30 days by
+/// default: `App::max_token_ttl_secs`).
+pub const MAX_TTL_SECS: i64 = picloud_core::app::MAX_TOKEN_TTL_LIMIT_SECS;
 /// Most topic patterns in one token.
 pub const MAX_TOKEN_TOPICS: usize = 100;
 
@@ -62,13 +64,19 @@ impl Grant {
     }
 }
 
+/// An app's active secrets and its token lifetime limit, cached together.
+struct AppKeys {
+    secrets: Vec<AppSecret>,
+    max_ttl: i64,
+}
+
 /// Mints and verifies tokens, with the app's active secrets cached.
 #[derive(Clone)]
 pub struct TokenService {
     store: Arc<dyn Store>,
     /// App → its active secrets. Invalidated on rotation and retirement on this node; the
     /// TTL bounds how long another node may keep accepting a retired key.
-    keys: Cache<AppId, Arc<Vec<AppSecret>>>,
+    keys: Cache<AppId, Arc<AppKeys>>,
     /// (app, kid) → fired when that secret is retired or the app deleted, for the streams
     /// its tokens opened. An entry lives from its first stream until it fires.
     revocations: Arc<Mutex<HashMap<(AppId, String), CancellationToken>>>,
@@ -109,13 +117,21 @@ impl TokenService {
             });
     }
 
-    async fn active_keys(&self, app: &AppId) -> Result<Arc<Vec<AppSecret>>, StoreError> {
+    async fn active_keys(&self, app: &AppId) -> Result<Arc<AppKeys>, StoreError> {
         // Loaded once for all concurrent verifications for this app.
         let load = async {
             let all = self.store.list_secrets(app).await?;
-            Ok(Arc::new(
-                all.into_iter().filter(AppSecret::is_active).collect(),
-            ))
+            let max_ttl = self
+                .store
+                .get_app(app)
+                .await?
+                .map_or(picloud_core::app::DEFAULT_MAX_TOKEN_TTL_SECS, |a| {
+                    a.max_token_ttl_secs
+                });
+            Ok(Arc::new(AppKeys {
+                secrets: all.into_iter().filter(AppSecret::is_active).collect(),
+                max_ttl,
+            }))
         };
         self.keys
             .try_get_with(app.clone(), load)
@@ -123,7 +139,8 @@ impl TokenService {
             .map_err(StoreError::from)
     }
 
-    /// Forgets the cached keys of an app (after rotation or retirement).
+    /// Forgets the cached keys and token limit of an app (after rotation, retirement or a
+    /// change of its settings).
     pub async fn invalidate(&self, app: &AppId) {
         self.keys.invalidate(app).await;
     }
@@ -166,8 +183,16 @@ impl TokenService {
         for t in topics {
             TopicPattern::parse(t)?;
         }
-        if !(1..=MAX_TTL_SECS).contains(&ttl_secs) {
-            return Err(ValidationError::new("ttl_secs", "must be 1 to 2592000 (30 days)").into());
+        let mut keys = self.active_keys(app).await?;
+        if !(1..=keys.max_ttl).contains(&ttl_secs) {
+            return Err(ValidationError::new(
+                "ttl_secs",
+                format!(
+                    "must be 1 to {} (the app's max_token_ttl_secs)",
+                    keys.max_ttl
+                ),
+            )
+            .into());
         }
         if let Some(s) = &subject {
             if s.is_empty() || s.len() > 256 || s.chars().any(char::is_control) {
@@ -178,12 +203,11 @@ impl TokenService {
                 .into());
             }
         }
-        let mut keys = self.active_keys(app).await?;
-        if keys.is_empty() {
+        if keys.secrets.is_empty() {
             self.rotate(app).await?;
             keys = self.active_keys(app).await?;
         }
-        let key = keys.last().expect("an active key after rotation");
+        let key = keys.secrets.last().expect("an active key after rotation");
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             aud: app.0.clone(),
@@ -211,6 +235,7 @@ impl TokenService {
         let kid = header.kid.ok_or(VerifyError::Invalid)?;
         let keys = self.active_keys(app).await.map_err(VerifyError::Store)?;
         let key = keys
+            .secrets
             .iter()
             .find(|k| k.kid == kid)
             .ok_or(VerifyError::Invalid)?;
@@ -229,7 +254,7 @@ impl TokenService {
             .claims
             .iat
             .unwrap_or_else(|| chrono::Utc::now().timestamp());
-        if data.claims.exp.saturating_sub(issued) > MAX_TTL_SECS {
+        if data.claims.exp.saturating_sub(issued) > keys.max_ttl {
             return Err(VerifyError::Invalid);
         }
         let patterns = data

@@ -9,13 +9,14 @@ use crate::db::{from_ms, now_ms, on_pool};
 use crate::{error, SqlStore};
 
 const CONFLICT: &str = "app slug";
-const COLUMNS: &str = "id, slug, name, created_at, updated_at";
+const COLUMNS: &str = "id, slug, name, max_token_ttl_secs, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct AppRow {
     id: String,
     slug: String,
     name: String,
+    max_token_ttl_secs: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -26,6 +27,7 @@ impl From<AppRow> for App {
             id: AppId(r.id),
             slug: Slug::from_trusted(r.slug),
             name: r.name,
+            max_token_ttl_secs: r.max_token_ttl_secs,
             created_at: from_ms(r.created_at),
             updated_at: from_ms(r.updated_at),
         }
@@ -40,14 +42,16 @@ impl AppStore for SqlStore {
             id: AppId::new().0,
             slug: new.slug.as_str().to_owned(),
             name: new.name,
+            max_token_ttl_secs: picloud_core::app::DEFAULT_MAX_TOKEN_TTL_SECS,
             created_at: now,
             updated_at: now,
         };
         on_pool!(&self.db, pool => {
-            sqlx::query("INSERT INTO apps (id, slug, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query("INSERT INTO apps (id, slug, name, max_token_ttl_secs, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&row.id)
                 .bind(&row.slug)
                 .bind(&row.name)
+                .bind(row.max_token_ttl_secs)
                 .bind(row.created_at)
                 .bind(row.updated_at)
                 .execute(pool)
@@ -91,7 +95,8 @@ impl AppStore for SqlStore {
         // COALESCE keeps the current value for fields the patch leaves out: one statement,
         // no read-modify-write race.
         let sql = format!(
-            "UPDATE apps SET slug = COALESCE($2, slug), name = COALESCE($3, name), updated_at = $4 \
+            "UPDATE apps SET slug = COALESCE($2, slug), name = COALESCE($3, name), \
+             max_token_ttl_secs = COALESCE($5, max_token_ttl_secs), updated_at = $4 \
              WHERE id = $1 RETURNING {COLUMNS}"
         );
         let row: Option<AppRow> = on_pool!(&self.db, pool => {
@@ -100,6 +105,7 @@ impl AppStore for SqlStore {
                 .bind(patch.slug.as_ref().map(Slug::as_str))
                 .bind(patch.name.as_deref())
                 .bind(now_ms())
+                .bind(patch.max_token_ttl_secs)
                 .fetch_optional(pool)
                 .await
                 .map_err(error::map(CONFLICT))?

@@ -92,21 +92,42 @@ async fn apps_create_get_list_update_delete(store: SqlStore) {
             AppPatch {
                 slug: Some(slug("bravo-2")),
                 name: None,
+                max_token_ttl_secs: None,
             },
         )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(renamed.slug.as_str(), "bravo-2");
+    assert_eq!(
+        renamed.max_token_ttl_secs,
+        picloud_core::app::DEFAULT_MAX_TOKEN_TTL_SECS
+    );
+    let shortened = store
+        .update_app(
+            &b.id,
+            AppPatch {
+                max_token_ttl_secs: Some(3600),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (shortened.slug.as_str(), shortened.max_token_ttl_secs),
+        ("bravo-2", 3600)
+    );
     assert_eq!(renamed.name, b.name, "a patch leaves absent fields alone");
     assert!(renamed.updated_at >= b.updated_at);
-    assert_eq!(store.get_app(&b.id).await.unwrap(), Some(renamed));
+    assert_eq!(store.get_app(&b.id).await.unwrap(), Some(shortened));
     let missing = store
         .update_app(
             &AppId::new(),
             AppPatch {
                 slug: None,
                 name: Some("x".into()),
+                max_token_ttl_secs: None,
             },
         )
         .await
@@ -137,6 +158,7 @@ async fn duplicate_slugs_conflict(store: SqlStore) {
             AppPatch {
                 slug: Some(slug("taken")),
                 name: None,
+                max_token_ttl_secs: None,
             },
         )
         .await;

@@ -99,6 +99,10 @@ pub async fn update_app(
     let patch = AppPatch {
         slug: body.slug.as_deref().map(Slug::parse).transpose()?,
         name: body.name.as_deref().map(validate_name).transpose()?,
+        max_token_ttl_secs: body
+            .max_token_ttl_secs
+            .map(picloud_core::app::validate_max_token_ttl)
+            .transpose()?,
     };
     let updated = state
         .store
@@ -106,6 +110,7 @@ pub async fn update_app(
         .await?
         .ok_or_else(|| ApiError::not_found("app"))?;
     state.apps_changed();
+    state.realtime.tokens.invalidate(&app.id).await;
     Ok(ApiJson(updated.into()))
 }
 

@@ -1010,8 +1010,8 @@ async fn streams_use_the_lean_path_and_unusual_requests_still_work() {
 }
 
 /// Verification holds every token to the limits minting keeps, whoever minted it: a
-/// lifetime over 30 days (`exp − iat`, or `exp − now` without `iat`) and a token before its
-/// `nbf` are refused.
+/// lifetime over the app's maximum (30 days by default, or what the app set; `exp − iat`,
+/// or `exp − now` without `iat`) and a token before its `nbf` are refused.
 #[tokio::test]
 async fn tokens_are_held_to_their_limits_whoever_minted_them() {
     let s = setup(Backend::Sqlite).await;
@@ -1049,6 +1049,52 @@ async fn tokens_are_held_to_their_limits_whoever_minted_them() {
             (opened, _) => panic!("{claims}: expected ok = {ok}, got {:?}", opened.err()),
         }
     }
+    // The app lowers its limit to an hour: minting and verifying both keep it.
+    let (status, app) = send(
+        s.admin(Method::PATCH, "/api/v1/apps/demo")
+            .json(&json!({"max_token_ttl_secs": 3600})),
+    )
+    .await;
+    assert_eq!(
+        (status, app["max_token_ttl_secs"].as_i64()),
+        (StatusCode::OK, Some(3600))
+    );
+    let two_hours = forge(
+        &s,
+        "demo",
+        json!({"topics": ["t"], "iat": now(), "exp": now() + 7200}),
+    )
+    .await;
+    let refused = Sse::open(
+        s.app_get("demo", "/realtime/topics/t")
+            .bearer_auth(&two_hours),
+    )
+    .await;
+    assert_eq!(refused.err().map(|e| e.0), Some(StatusCode::UNAUTHORIZED));
+    let half_hour = forge(
+        &s,
+        "demo",
+        json!({"topics": ["t"], "iat": now(), "exp": now() + 1800}),
+    )
+    .await;
+    assert!(Sse::open(
+        s.app_get("demo", "/realtime/topics/t")
+            .bearer_auth(&half_hour)
+    )
+    .await
+    .is_ok());
+    let minted = send(
+        s.admin(Method::POST, "/api/v1/apps/demo/tokens")
+            .json(&json!({"topics": ["t"], "ttl_secs": 7200})),
+    )
+    .await;
+    assert_error(&minted, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    let bad = send(
+        s.admin(Method::PATCH, "/api/v1/apps/demo")
+            .json(&json!({"max_token_ttl_secs": 10})),
+    )
+    .await;
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
 }
 
 /// Retiring a secret ends, within 2 s, every open stream a token it signed opened, with
