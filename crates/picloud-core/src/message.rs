@@ -30,8 +30,9 @@ pub struct PublishItem {
     pub published_at: i64,
 }
 
-/// The app's view of publishing: the seam every publisher goes through (admin API, CLI via
-/// the API, scripts later). Implemented by `picloud-realtime`'s `Publisher`.
+/// Where committed (and ephemeral) messages go to reach live subscribers: the seam between
+/// publishing and fan-out. Implemented by `picloud-realtime`'s `Hub`; the `Publisher`
+/// calls it after each commit.
 pub trait Broadcaster: Send + Sync {
     /// Hands a committed (or ephemeral) message to live subscribers. Never fails the
     /// publish: delivery problems are counted and repaired from history by subscribers.

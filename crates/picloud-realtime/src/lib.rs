@@ -3,8 +3,9 @@
 //! # Layout
 //! - [`publisher`]: every publish goes through [`Publisher`]: group commit through the
 //!   `MessageStore`, then broadcast after commit.
-//! - [`hub`]: the in-process fan-out ([`Hub`], a `Broadcaster`): one bounded broadcast
-//!   channel per (app, topic) while it has subscribers.
+//! - [`hub`]: the in-process fan-out ([`Hub`], the `Broadcaster`): one bounded, hand-written
+//!   fan-out channel (`channel`) per (app, topic) while it has subscribers.
+//! - `codes`: the protocol's error codes, as the wire spells them.
 //! - [`sse`]: the subscribe endpoint: request parsing, auth (404/401), and the per-connection
 //!   stream (catch-up, live, dedupe, gap repair, resync, keepalive, token expiry).
 //! - [`frame`]: SSE frames rendered once per message; [`position`]: resume ids.
@@ -12,7 +13,7 @@
 //! - [`pruner`]: retention; [`stats`]: counters for `/health/realtime` and `/metrics`.
 //!
 //! Data flow: publish → `Publisher` queue → one transaction per batch → `Hub::broadcast`
-//! → each subscriber's stream → hyper. History (the store) backs every repair.
+//! → each subscriber's stream → its socket. History (the store) backs every repair.
 
 mod channel;
 pub mod codes;
