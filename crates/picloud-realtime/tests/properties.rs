@@ -61,6 +61,19 @@ fn tokens() -> &'static Tokens {
     })
 }
 
+/// A token's three segments as bytes, decoded leniently (trailing bits ignored).
+fn segments(token: &str) -> Vec<Option<Vec<u8>>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine;
+    let lenient = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    token.split('.').map(|s| lenient.decode(s).ok()).collect()
+}
+
 fn verifies(token: &str) -> bool {
     let t = tokens();
     t.rt.block_on(t.service.verify(&t.app, token)).is_ok()
@@ -93,7 +106,10 @@ proptest! {
         }
     }
 
-    /// Any one-character change to a valid token makes it fail.
+    /// Any one-character change to a valid token makes it fail, unless the change is in the
+    /// unused low bits of a segment's last base64 character: the token then still carries
+    /// the same header, claims and signature bytes (JWS does not require canonical base64,
+    /// and a token is never identified by its text).
     #[test]
     fn a_tampered_token_never_verifies(at in any::<prop::sample::Index>(), with in "[A-Za-z0-9_.=+/-]") {
         let token = &tokens().token;
@@ -101,7 +117,9 @@ proptest! {
         let mut forged = token.clone();
         forged.replace_range(i..i + 1, &with);
         prop_assume!(forged != *token);
-        prop_assert!(!verifies(&forged), "{}", forged);
+        if verifies(&forged) {
+            prop_assert_eq!(segments(&forged), segments(token), "{}", forged);
+        }
     }
 
     #[test]
