@@ -125,16 +125,7 @@ pub(super) async fn serve(
                 idle.served += 1;
                 (bytes, head, close)
             }
-            Next::Hyper(prefix) => {
-                return Box::pin(hyper_conn::serve(
-                    stream,
-                    prefix,
-                    service,
-                    stop,
-                    limits.policy(),
-                ))
-                .await;
-            }
+            Next::Hyper(prefix) => return to_hyper(stream, prefix, service, stop, limits).await,
             Next::Closed => return,
             Next::Idle => {
                 let _ = stream.shutdown().await;
@@ -161,15 +152,7 @@ pub(super) async fn serve(
                     let mut prefix = BytesMut::with_capacity(bytes.len() + buf.len());
                     prefix.extend_from_slice(&bytes);
                     prefix.extend_from_slice(&buf);
-                    let prefix = prefix.freeze();
-                    return Box::pin(hyper_conn::serve(
-                        stream,
-                        prefix,
-                        service,
-                        stop,
-                        limits.policy(),
-                    ))
-                    .await;
+                    return to_hyper(stream, prefix.freeze(), service, stop, limits).await;
                 };
                 match service.clone().oneshot(req).await {
                     Ok(res) => res,
@@ -188,6 +171,25 @@ pub(super) async fn serve(
             return;
         }
     }
+}
+
+/// Hands the connection to hyper for the rest of its life, with `prefix` (read already)
+/// replayed first. Boxed: hyper's state would otherwise sit in every connection's task.
+async fn to_hyper(
+    stream: TcpStream,
+    prefix: Bytes,
+    service: impl Handler,
+    stop: watch::Receiver<bool>,
+    limits: Limits,
+) {
+    Box::pin(hyper_conn::serve(
+        stream,
+        prefix,
+        service,
+        stop,
+        limits.policy(),
+    ))
+    .await
 }
 
 /// An answer to write: a publish's, written straight from its parts, or any response.
