@@ -116,7 +116,9 @@ proptest! {
         let i = at.index(token.len());
         let mut forged = token.clone();
         forged.replace_range(i..i + 1, &with);
-        prop_assume!(forged != *token);
+        if forged == *token {
+            return Ok(()); // the same character: nothing changed
+        }
         if verifies(&forged) {
             prop_assert_eq!(segments(&forged), segments(token), "{}", forged);
         }
