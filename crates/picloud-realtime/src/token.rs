@@ -28,9 +28,6 @@ use picloud_core::{StoreError, ValidationError};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-/// Longest lifetime any app may allow its tokens (each app sets its own, 30 days by
-/// default: `App::max_token_ttl_secs`).
-pub const MAX_TTL_SECS: i64 = picloud_core::app::MAX_TOKEN_TTL_LIMIT_SECS;
 /// Most topic patterns in one token.
 pub const MAX_TOKEN_TOPICS: usize = 100;
 
@@ -225,7 +222,7 @@ impl TokenService {
     }
 
     /// Verifies a token for `app`: signed by one of its active secrets, for this app, not
-    /// expired, not before its `nbf`, no longer-lived than [`MAX_TTL_SECS`], with valid topic
+    /// expired, not before its `nbf`, no longer-lived than the app's `max_token_ttl_secs`, with valid topic
     /// patterns.
     pub async fn verify(&self, app: &AppId, token: &str) -> Result<Grant, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;

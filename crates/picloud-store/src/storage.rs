@@ -81,10 +81,12 @@ pub(crate) fn start(db: Db, state: Arc<StorageState>) -> Watch {
             } else {
                 woken.await;
             }
+            if on_pool!(&db, pool => pool.is_closed()) {
+                return;
+            }
             match probe(&db).await {
                 Ok(()) => state.set_full(false),
                 Err(StoreError::StorageFull(_)) => state.set_full(true),
-                Err(StoreError::Unavailable(e)) if e.contains("closed") => return,
                 // Not about space (say, the database is unreachable): the writes
                 // themselves report that; keep the current view.
                 Err(e) => tracing::debug!(error = %e, "storage probe failed"),

@@ -105,28 +105,7 @@ pub(crate) async fn open_store_locked(
 ) -> anyhow::Result<(SqlStore, Option<lock::DataDirLock>)> {
     let location = location(db)?;
     let lock = lock::acquire(&location)?;
-    // The data dir whole; a SQLite database kept elsewhere, its own files only.
-    let mut paths = vec![db.data_dir.clone()];
-    if let DatabaseLocation::SqliteFile(file) = &location {
-        if !file.starts_with(&db.data_dir) {
-            for suffix in ["", "-wal", "-shm"] {
-                let mut name = file.clone().into_os_string();
-                name.push(suffix);
-                paths.push(name.into());
-            }
-        }
-    }
-    for path in paths {
-        match private::tighten(&path) {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                path = %path.display(),
-                entries = n,
-                "the data dir was readable by other users; group and other permissions removed"
-            ),
-            Err(e) => anyhow::bail!("cannot make {} private: {e}", path.display()),
-        }
-    }
+    private::secure(&db.data_dir, &location)?;
     Ok((connect(&location).await?, lock))
 }
 

@@ -6,12 +6,42 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use picloud_store::DatabaseLocation;
+
 /// No group or other bits on anything this process creates.
 pub fn restrict_umask() {
     // SAFETY: `umask` only swaps the process's file mode mask; it cannot fail.
     unsafe {
         libc::umask(0o077);
     }
+}
+
+/// Makes what `serve` will use private: the data dir whole, and a SQLite database kept
+/// outside it (its own three files only, never the directory around them). Warns when
+/// anything was wider.
+pub fn secure(data_dir: &Path, location: &DatabaseLocation) -> anyhow::Result<()> {
+    let mut paths = vec![data_dir.to_owned()];
+    if let DatabaseLocation::SqliteFile(file) = location {
+        if !file.starts_with(data_dir) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = file.clone().into_os_string();
+                name.push(suffix);
+                paths.push(name.into());
+            }
+        }
+    }
+    for path in paths {
+        match tighten(&path) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                path = %path.display(),
+                entries = n,
+                "the data dir was readable by other users; group and other permissions removed"
+            ),
+            Err(e) => anyhow::bail!("cannot make {} private: {e}", path.display()),
+        }
+    }
+    Ok(())
 }
 
 /// Removes group and other bits from `path` and everything under it (links are not

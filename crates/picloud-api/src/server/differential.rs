@@ -17,16 +17,25 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::keep_alive::Limits;
-use super::{connection, hyper_conn};
+use super::{connection, hyper_conn, REQUEST_TIMEOUT};
 
-/// Echoes what the service was handed: method, target, version, headers, body.
-async fn echo(req: Request) -> axum::Json<serde_json::Value> {
+/// Echoes what the service was handed: method, target, version, headers, body. A body
+/// not in within the request time gets the `408` the real service's deadline gives (the
+/// hand paths read a body before the service; hyper streams it into the service).
+async fn echo(req: Request) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let Ok(body) = tokio::time::timeout(LIMITS.request_time, body.collect()).await else {
+        let text = std::str::from_utf8(REQUEST_TIMEOUT).expect("ASCII");
+        let (_, json) = text.split_once("\r\n\r\n").expect("a head and a body");
+        return (
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            json,
+        )
+            .into_response();
+    };
+    let body = body.map(|b| b.to_bytes()).unwrap_or_default();
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -44,6 +53,7 @@ async fn echo(req: Request) -> axum::Json<serde_json::Value> {
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
     }))
+    .into_response()
 }
 
 const LIMITS: Limits = Limits {

@@ -5,9 +5,10 @@
 //! watched from outside instead: the socket wrapper notes when a request's first byte
 //! arrives, the service wrapper when hyper has a whole head (the request reaches the
 //! service) and when its answer is done (the response body ends or is dropped). From those:
-//! - a request not whole within the head timeout of its first byte (its head, or on HTTP/1
-//!   its body too, before an answer was started) is answered `408` and the connection
-//!   closed, as the keep-alive loop does (HTTP/2: the connection is closed);
+//! - a request head not whole within the head timeout of its first byte is answered `408`
+//!   and the connection closed, as the keep-alive loop does (HTTP/2: the connection is
+//!   closed); a body that stops arriving is the service's to answer (its deadline gives the
+//!   same `408`, see `service.rs`);
 //! - a connection with no request in flight for the idle limit is closed;
 //! - a request in flight (an SSE stream among them) is never cut by either.
 //!
@@ -15,7 +16,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -49,11 +50,6 @@ struct Activity {
     quiet_since: AtomicU64,
     /// When the first byte of the next request arrived, or [`NONE`].
     first_byte: AtomicU64,
-    /// HTTP/1's one request in flight: when its first byte arrived, and whether its body is
-    /// all in and whether its answer has started.
-    started_at: AtomicU64,
-    body_done: AtomicBool,
-    answered: AtomicBool,
 }
 
 impl Activity {
@@ -72,13 +68,9 @@ impl Activity {
         }
     }
 
-    fn request_started(self: &Arc<Self>, body_done: bool) -> InFlight {
-        let first = self.first_byte.swap(NONE, Ordering::AcqRel);
-        let started = if first == NONE { self.now() } else { first };
-        self.started_at.store(started, Ordering::Release);
-        self.body_done.store(body_done, Ordering::Release);
-        self.answered.store(false, Ordering::Release);
+    fn request_started(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.first_byte.store(NONE, Ordering::Release);
         InFlight(self.clone())
     }
 }
@@ -90,36 +82,6 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.quiet_since.store(self.0.now(), Ordering::Release);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A request body that notes when it has all been read.
-struct Incoming {
-    body: hyper::body::Incoming,
-    activity: Arc<Activity>,
-}
-
-impl HttpBody for Incoming {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let frame = Pin::new(&mut self.body).poll_frame(cx);
-        if matches!(frame, Poll::Ready(None)) || self.body.is_end_stream() {
-            self.activity.body_done.store(true, Ordering::Release);
-        }
-        frame
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
@@ -160,9 +122,6 @@ pub(super) async fn serve(
     let activity = Arc::new(Activity {
         epoch: Instant::now(),
         in_flight: AtomicUsize::new(0),
-        started_at: AtomicU64::new(0),
-        body_done: AtomicBool::new(true),
-        answered: AtomicBool::new(false),
         quiet_since: AtomicU64::new(0),
         first_byte: AtomicU64::new(if prefix.is_empty() { NONE } else { 0 }),
     });
@@ -175,18 +134,10 @@ pub(super) async fn serve(
     let watched = activity.clone();
     let service = TowerToHyperService::new(service);
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-        let in_flight = watched.request_started(req.body().is_end_stream());
-        let activity = watched.clone();
-        let req = req.map(|body| {
-            Body::new(Incoming {
-                body,
-                activity: activity.clone(),
-            })
-        });
-        let call = hyper::service::Service::call(&service, req);
+        let in_flight = watched.request_started();
+        let call = hyper::service::Service::call(&service, req.map(Body::new));
         async move {
             let res: Response<Body> = call.await?;
-            activity.answered.store(true, Ordering::Release);
             Ok::<_, std::convert::Infallible>(res.map(|body| {
                 Body::new(Tracked {
                     body,
@@ -214,7 +165,7 @@ pub(super) async fn serve(
                     return;
                 }
             }
-            _ = tick.tick() => match overdue(&activity, policy, h2) {
+            _ = tick.tick() => match overdue(&activity, policy) {
                 None => {}
                 Some(Overdue::Head) => {
                     if !h2 {
@@ -233,23 +184,19 @@ pub(super) async fn serve(
 }
 
 enum Overdue {
-    /// A request began arriving and is still not whole (head, or HTTP/1 body before an
-    /// answer) after the head timeout.
+    /// A request began arriving and its head is still not whole after the head timeout.
     Head,
     /// Nothing in flight and nothing arriving for the idle limit.
     Idle,
 }
 
-fn overdue(a: &Activity, policy: Policy, h2: bool) -> Option<Overdue> {
+fn overdue(a: &Activity, policy: Policy) -> Option<Overdue> {
+    if a.in_flight.load(Ordering::Acquire) > 0 {
+        return None;
+    }
     let now = a.now();
     let since =
         |at: &AtomicU64| Duration::from_millis(now.saturating_sub(at.load(Ordering::Acquire)));
-    if a.in_flight.load(Ordering::Acquire) > 0 {
-        // HTTP/1: a body still arriving, with no answer begun, is still the request.
-        let incomplete =
-            !h2 && !a.body_done.load(Ordering::Acquire) && !a.answered.load(Ordering::Acquire);
-        return (incomplete && since(&a.started_at) >= policy.head).then_some(Overdue::Head);
-    }
     if a.first_byte.load(Ordering::Acquire) != NONE {
         return (since(&a.first_byte) >= policy.head).then_some(Overdue::Head);
     }
