@@ -6,7 +6,6 @@
 //! same 404 as for an app that does not exist, so keys cannot probe for other tenants.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -74,7 +73,8 @@ impl FromRequestParts<AppState> for AdminAuth {
 }
 
 impl AdminAuth {
-    /// Checks an `Authorization` header's value (the first, if several).
+    /// Checks an `Authorization` header's value (the first, if several). A key in the
+    /// cache's front layer is answered without waiting.
     pub async fn authenticate(value: Option<&[u8]>, state: &AppState) -> ApiResult<Self> {
         let (id, secret) = presented(value)?;
         // Loaded once for all concurrent requests with this key id.
@@ -89,21 +89,6 @@ impl AdminAuth {
             .await
             .map_err(StoreError::from)?;
         Self::verified(secret, stored, state)
-    }
-
-    /// [`Self::authenticate`] without waiting: `None` when the key is not in the cache's
-    /// front layer (the caller then authenticates the usual way), else the same answer.
-    pub(crate) fn authenticate_cached(
-        value: Option<&[u8]>,
-        state: &AppState,
-        now: Instant,
-    ) -> Option<ApiResult<Self>> {
-        let (id, secret) = match presented(value) {
-            Ok(parts) => parts,
-            Err(e) => return Some(Err(e)),
-        };
-        let stored = state.lookups.keys().hit(id, now)?;
-        Some(Self::verified(secret, stored, state))
     }
 
     fn verified(
@@ -168,21 +153,6 @@ impl AdminAuth {
             .await
             .map_err(StoreError::from)?;
         self.visible(app)
-    }
-
-    /// [`Self::shared_app_with`] without waiting: `None` when the app is not in the
-    /// cache's front layer, else the same answer.
-    pub(crate) fn cached_app_with(
-        &self,
-        slug_or_id: &str,
-        cap: Capability,
-        now: Instant,
-    ) -> Option<ApiResult<Arc<App>>> {
-        let app = self.state.lookups.apps().hit(slug_or_id, now)?;
-        Some(self.visible(app).and_then(|app| {
-            self.require(cap)?;
-            Ok(app)
-        }))
     }
 
     fn visible(&self, app: Option<Arc<App>>) -> ApiResult<Arc<App>> {

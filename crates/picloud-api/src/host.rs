@@ -14,7 +14,7 @@ use std::time::Duration;
 use moka::future::Cache;
 use picloud_core::app::Slug;
 use picloud_core::host::Host;
-use picloud_core::store::Store;
+use picloud_core::store::{AppStore, DomainStore};
 use picloud_core::StoreError;
 
 /// The app a Host resolved to.
@@ -22,14 +22,16 @@ pub use picloud_core::app::AppRef as ResolvedApp;
 
 #[derive(Clone)]
 pub struct HostResolver {
-    store: Arc<dyn Store>,
+    apps: Arc<dyn AppStore>,
+    domains: Arc<dyn DomainStore>,
     cache: Cache<Host, Option<ResolvedApp>>,
 }
 
 impl HostResolver {
-    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
+    pub fn new(apps: Arc<dyn AppStore>, domains: Arc<dyn DomainStore>, ttl: Duration) -> Self {
         Self {
-            store,
+            apps,
+            domains,
             // 100k entries is a few MB at most and far more Hosts than a node serves.
             cache: Cache::builder()
                 .max_capacity(100_000)
@@ -49,14 +51,14 @@ impl HostResolver {
     async fn lookup(&self, host: &Host) -> Result<Option<ResolvedApp>, StoreError> {
         let app = if let Some(label) = host.localhost_label() {
             match Slug::parse(label) {
-                Ok(slug) => self.store.get_app_by_slug(&slug).await?,
+                Ok(slug) => self.apps.get_app_by_slug(&slug).await?,
                 Err(_) => None,
             }
         } else if host.is_localhost() {
             None
         } else {
-            match self.store.resolve_domain(host).await? {
-                Some(id) => self.store.get_app(&id).await?,
+            match self.domains.resolve_domain(host).await? {
+                Some(id) => self.apps.get_app(&id).await?,
                 None => None,
             }
         };

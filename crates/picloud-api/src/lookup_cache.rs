@@ -97,9 +97,9 @@ impl<V: Clone + Send + Sync + 'static> Cached<V> {
         self.0.loader.invalidate_all();
     }
 
-    /// The value if the front layer holds it, fresh at `now`; `None` otherwise (a caller
-    /// that cannot wait then goes through [`get_or_load`]).
-    pub fn hit(&self, key: &str, now: Instant) -> Option<V> {
+    /// The value if the front layer holds it, fresh at `now`: [`get_or_load`]'s answer
+    /// without waiting.
+    fn hit(&self, key: &str, now: Instant) -> Option<V> {
         let front = self.0.front.read().unwrap_or_else(|e| e.into_inner());
         let (value, loaded) = front.get(key)?;
         (now.saturating_duration_since(*loaded) < self.0.ttl).then(|| value.clone())

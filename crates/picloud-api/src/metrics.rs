@@ -146,7 +146,7 @@ pub struct RouteLabels {
     publish: &'static str,
 }
 
-/// The one-message publish's route, labelled without a match (`routes::publish::Direct`).
+/// The one-message publish's route, labelled without a match (`routes::publish::PublishCall`).
 const PUBLISH_ROUTE: &str = "/api/v1/apps/{app}/topics/{topic}/publish";
 
 impl RouteLabels {

@@ -18,6 +18,12 @@ use crate::service::HttpService;
 use crate::state::AppState;
 use crate::{data_plane, health, metrics};
 
+/// The first bytes of the requests the accept loop serves on its lean paths: realtime
+/// streams (`server::event_stream`) and the admin API's app-scoped POSTs, publishes above
+/// all (`server::keep_alive`). Routes are this module's; the transport only matches bytes.
+pub(crate) const STREAM_REQUESTS: &[u8] = b"GET /realtime";
+pub(crate) const PUBLISH_REQUESTS: &[u8] = b"POST /api/v1/apps/";
+
 /// The documented control-plane routes. Registering through `routes!` is what puts a
 /// handler in the OpenAPI document.
 pub fn api_routes() -> OpenApiRouter<AppState> {

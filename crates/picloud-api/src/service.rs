@@ -6,10 +6,10 @@
 //! and not a stack of tower/axum middlewares: each `Router::layer` and `from_fn` boxes a
 //! clone of the service and a future per request, and with the per-route label layer that
 //! came to ~28 allocations and ~12k instructions per request before any handler ran
-//! (callgrind, docs/benchmarks.md). The planes themselves stay axum `Router`s, except for
-//! the plain one-message publish, answered directly (`routes::publish::Direct`), and, on
-//! the keep-alive loop's connections, answered from the request's bytes without building a
-//! request at all ([`HttpService::native_publish`]; the same wrapper, the same answers).
+//! (callgrind, docs/benchmarks.md). The planes themselves stay axum `Router`s. On the
+//! keep-alive loop's connections a plain one-message publish is answered from the
+//! request's bytes without a request being built ([`HttpService::call_parsed`]: the same
+//! wrapper, the same answers).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -32,7 +32,7 @@ use tracing::Instrument;
 use crate::dispatch::Plane;
 use crate::error::ApiError;
 use crate::metrics::{RequestMetrics, RouteLabels};
-use crate::routes::publish::Published;
+use crate::routes::publish::{publish_call, PublishCall};
 use crate::state::AppState;
 
 /// A plane's router inside the request body limit: applied once around the router rather
@@ -102,13 +102,16 @@ impl HttpService {
         self.0.timeout
     }
 
-    /// Answers a [`NativePublish`], or `None` when it is not one (see there).
-    pub(crate) fn native_publish<'a>(
+    /// Answers a request from its parsed parts, as [`tower::Service::call`] would answer
+    /// it, without building a request: `None` when the service does not take it that way
+    /// (anything but a plain one-message publish on an admin Host in normal form), and the
+    /// caller then builds the request and calls the service.
+    pub(crate) fn call_parsed<'a>(
         &'a self,
-        n: NativePublish<'a>,
-    ) -> Option<NativeCall<impl Future<Output = Response> + Send + 'a>> {
+        req: ParsedRequest<'a>,
+    ) -> Option<impl Future<Output = Reply> + Send + 'a> {
         let inner = &*self.0;
-        let host = std::str::from_utf8(n.host?).ok()?;
+        let host = std::str::from_utf8(req.host?).ok()?;
         if !crate::dispatch::admin_host_verbatim(&inner.state.config.admin_hosts, host) {
             return None;
         }
@@ -119,44 +122,32 @@ impl HttpService {
             s.bytes()
                 .fold(true, |ok, b| ok & PLAIN_TARGET[usize::from(b)])
         };
-        if !plain(n.path) || !n.query.is_none_or(plain) {
+        if !plain(req.path) || !req.query.is_none_or(plain) {
             return None;
         }
-        let d = crate::routes::publish::Direct::from_target(
-            n.path,
-            n.query,
-            n.body.len(),
+        let call = PublishCall::from_target(
+            req.path,
+            req.query,
+            req.authorization,
+            req.body,
             &inner.state,
         )?;
         let start = Instant::now();
         // The very label the service path gives (metrics key on its address).
         let method = crate::metrics::method_label(&axum::http::Method::POST);
-        let span = tracing::debug_span!("http", method, path = %n.path);
-        if let Some(answer) = inner.publish_now(&n, &d, start, method, &span) {
-            return Some(NativeCall::Ready(answer));
-        }
+        let span = tracing::debug_span!("http", method, path = %req.path);
         let routed = async move {
-            let res = crate::routes::publish::publish_native(
-                &inner.state,
-                n.path,
-                n.authorization,
-                n.body,
-                d,
-            )
-            .await;
-            (res, inner.labels.publish())
+            let reply = match publish_call(&inner.state, call).await {
+                Ok(published) => published.into_reply(),
+                Err(e) => Reply::Full(e.into_response()),
+            };
+            (reply, inner.labels.publish())
         };
-        Some(NativeCall::Pending(inner.answer(
-            start,
-            method,
-            span,
-            Box::pin(routed),
-            None,
-        )))
+        Some(inner.answer(start, method, span, Box::pin(routed), None))
     }
 }
 
-/// The bytes of a request target that [`HttpService::native_publish`] takes as they are.
+/// The bytes of a request target that [`HttpService::call_parsed`] takes as they are.
 const PLAIN_TARGET: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
@@ -172,27 +163,56 @@ const PLAIN_TARGET: [bool; 256] = {
     table
 };
 
-/// What [`HttpService::native_publish`] gives: the answer at once, or a future of it.
-pub(crate) enum NativeCall<F> {
-    /// Answered with nothing to wait for (an ephemeral publish whose key and app are
-    /// cached), through the same span, panic net and metrics: the publish's answer, or an
-    /// error's (JSON, as every `ApiError`).
-    Ready(Result<Published, Response>),
-    /// The usual way, as [`tower::Service::call`] answers.
-    Pending(F),
-}
-
-/// A one-message publish read straight off a connection (by the keep-alive loop, which
-/// has checked it is an HTTP/1.1 `POST` with this Content-Length, no Transfer-Encoding,
-/// and its whole body): answered exactly as [`tower::Service::call`] would answer it,
-/// without building a request. `None` when it is not such a publish on an admin Host in
-/// normal form: the caller then builds the request and calls the service.
-pub(crate) struct NativePublish<'a> {
+/// A request as a hand reader parsed it (see [`HttpService::call_parsed`]): an HTTP/1.1
+/// `POST` with its whole body.
+pub(crate) struct ParsedRequest<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
+    /// The Host, when the request has exactly one.
     pub host: Option<&'a [u8]>,
+    /// The first `Authorization`.
     pub authorization: Option<&'a [u8]>,
     pub body: &'a [u8],
+}
+
+/// An answer as the service gives it: a response, or a JSON body its writer frames itself
+/// (a publish's: the keep-alive loop writes it without building a response).
+pub(crate) enum Reply {
+    Json {
+        status: StatusCode,
+        /// When it was answered (Unix seconds), for the `date` header.
+        secs: i64,
+        body: Vec<u8>,
+    },
+    Full(Response),
+}
+
+impl Reply {
+    fn status(&self) -> StatusCode {
+        match self {
+            Reply::Json { status, .. } => *status,
+            Reply::Full(res) => res.status(),
+        }
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        match self {
+            Reply::Full(res) => res,
+            Reply::Json { status, body, .. } => {
+                // Built in place: the tuple's `into_response` would set `text/plain` first,
+                // then replace it.
+                let mut res = Response::new(axum::body::Body::from(body));
+                *res.status_mut() = status;
+                res.headers_mut().insert(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/json"),
+                );
+                res
+            }
+        }
+    }
 }
 
 /// The answer to a handler that panicked.
@@ -272,12 +292,12 @@ impl tower::Service<Request> for HttpService {
 
     fn call(&mut self, req: Request) -> Self::Future {
         let inner = self.0.clone();
-        Box::pin(async move { Ok(inner.serve(req).await) })
+        Box::pin(async move { Ok(inner.serve(req).await.into_response()) })
     }
 }
 
 impl Inner {
-    async fn serve(&self, req: Request) -> Response {
+    async fn serve(&self, req: Request) -> Reply {
         let start = Instant::now();
         let method = crate::metrics::method_label(req.method());
         // DEBUG: method and path, never the query (it may hold a token).
@@ -294,82 +314,52 @@ impl Inner {
             }),
             None => req,
         };
-        self.answer(
-            start,
-            method,
-            span,
-            Box::pin(self.route(req)),
-            arrived.as_deref(),
-        )
-        .await
+        let routed = async {
+            let (res, label) = self.route(req).await;
+            (Reply::Full(res), label)
+        };
+        self.answer(start, method, span, Box::pin(routed), arrived.as_deref())
+            .await
     }
 
     /// What every request gets around its routing (`routed`: the answer and its route
     /// label): the span, the deadline, the panic net, JSON errors, metrics. `routed` comes
     /// boxed: a handler's whole state, moved into each wrapper in turn, cost a publish
-    /// ~2 % of its time in `memcpy` (perf).
+    /// ~2 % of its time in `memcpy` (perf). An answer ready at once (a cached ephemeral
+    /// publish) completes on the first poll: nothing here waits unless `routed` does.
     async fn answer(
         &self,
         start: Instant,
         method: &'static str,
         span: tracing::Span,
-        routed: Pin<Box<impl Future<Output = (Response, &'static str)>>>,
+        routed: Pin<Box<impl Future<Output = (Reply, &'static str)>>>,
         body_arrived: Option<&AtomicBool>,
-    ) -> Response {
+    ) -> Reply {
         let routed = AssertUnwindSafe(routed).catch_unwind();
-        let (res, label) = match tokio::time::timeout(self.timeout, routed.instrument(span)).await {
+        let (reply, label) = match tokio::time::timeout(self.timeout, routed.instrument(span)).await
+        {
             Ok(Ok(answer)) => answer,
-            Ok(Err(_panic)) => (internal_error(), "unmatched"),
+            Ok(Err(_panic)) => (Reply::Full(internal_error()), "unmatched"),
             Err(_) if body_arrived.is_some_and(|a| !a.load(Ordering::Acquire)) => {
-                (request_timed_out(), "unmatched")
+                (Reply::Full(request_timed_out()), "unmatched")
             }
-            Err(_) => (timed_out(), "unmatched"),
+            Err(_) => (Reply::Full(timed_out()), "unmatched"),
         };
-        let res = crate::json_errors::ensure_json(res).await;
-        // A script endpoint labels its own response (tenants' route patterns are theirs).
-        let label = res
-            .extensions()
-            .get::<crate::metrics::RouteLabel>()
-            .map_or(label, |l| l.0);
-        self.finish(label, method, res.status(), start);
-        res
-    }
-
-    /// [`crate::routes::publish::publish_native_now`] inside the wrapper [`Self::answer`]
-    /// puts around every request, less the deadline (nothing here waits): `None` when it
-    /// must wait after all.
-    fn publish_now(
-        &self,
-        n: &NativePublish<'_>,
-        d: &crate::routes::publish::Direct,
-        start: Instant,
-        method: &'static str,
-        span: &tracing::Span,
-    ) -> Option<Result<Published, Response>> {
-        let now = span.in_scope(|| {
-            std::panic::catch_unwind(AssertUnwindSafe(|| {
-                crate::routes::publish::publish_native_now(
-                    &self.state,
-                    n.path,
-                    n.authorization,
-                    n.body,
-                    d,
-                    start,
-                )
-            }))
-        });
-        let (answer, label) = match now {
-            Ok(None) => return None,
-            Ok(Some(Ok(published))) => (Ok(published), self.labels.publish()),
-            Ok(Some(Err(e))) => (Err(e.into_response()), self.labels.publish()),
-            Err(_panic) => (Err(internal_error()), "unmatched"),
+        let (reply, label) = match reply {
+            Reply::Full(res) => {
+                let res = crate::json_errors::ensure_json(res).await;
+                // A script endpoint labels its own response (tenants' route patterns are
+                // theirs).
+                let label = res
+                    .extensions()
+                    .get::<crate::metrics::RouteLabel>()
+                    .map_or(label, |l| l.0);
+                (Reply::Full(res), label)
+            }
+            json => (json, label),
         };
-        let status = match &answer {
-            Ok(published) => published.status,
-            Err(res) => res.status(),
-        };
-        self.finish(label, method, status, start);
-        Some(answer)
+        self.finish(label, method, reply.status(), start);
+        reply
     }
 
     /// Request metrics, and a log line for a server error.
@@ -396,13 +386,7 @@ impl Inner {
         let labels = &self.labels;
         let (plane, label, req) = match crate::dispatch::plane(&self.state, req).await {
             Plane::Health(req) => (&self.planes.health, labels.health(req.uri().path()), req),
-            Plane::Admin(req) => {
-                if let Some(d) = crate::routes::publish::Direct::recognise(&req, &self.state) {
-                    let res = crate::routes::publish::publish_direct(&self.state, req, d).await;
-                    return (res, labels.publish());
-                }
-                (&self.planes.admin, labels.admin(req.uri().path()), req)
-            }
+            Plane::Admin(req) => (&self.planes.admin, labels.admin(req.uri().path()), req),
             Plane::Data(req) => (&self.planes.data, labels.data(req.uri().path()), req),
             Plane::Refused(res) => return (res, "unmatched"),
         };

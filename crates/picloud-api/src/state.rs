@@ -79,7 +79,7 @@ impl AppState {
         realtime: Realtime,
         invoker: Invoker,
     ) -> Self {
-        let resolver = HostResolver::new(store.clone(), config.host_cache_ttl);
+        let resolver = HostResolver::new(store.clone(), store.clone(), config.host_cache_ttl);
         let lookups = LookupCache::new(config.admin_key_cache_ttl, config.host_cache_ttl);
         Self(Arc::new(Inner {
             store,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use picloud_core::dispatch::Invocation;
 use picloud_core::ids::AppId;
-use picloud_core::store::Store;
+use picloud_core::store::InvocationStore;
 use tokio::sync::{mpsc, oneshot};
 
 const BATCH: usize = 500;
@@ -25,7 +25,7 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    pub fn start(store: Arc<dyn InvocationStore>) -> Self {
         let (tx, rx) = mpsc::channel(8192);
         tokio::spawn(write_loop(rx, store));
         Self { tx }
@@ -43,7 +43,7 @@ impl Recorder {
     }
 }
 
-async fn write_loop(mut rx: mpsc::Receiver<Msg>, store: Arc<dyn Store>) {
+async fn write_loop(mut rx: mpsc::Receiver<Msg>, store: Arc<dyn InvocationStore>) {
     while let Some(first) = rx.recv().await {
         let deadline = tokio::time::Instant::now() + LINGER;
         let mut batch = Vec::new();

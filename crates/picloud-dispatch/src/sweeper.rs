@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use picloud_core::store::Store;
+use picloud_core::store::{DataStore, InvocationStore};
 use tokio_util::sync::CancellationToken;
 
 use crate::blobs::BlobStore;
@@ -31,7 +31,7 @@ impl Default for SweeperConfig {
 
 /// One pass; returns (kv keys, tmp files, invocation records) removed.
 pub async fn sweep_once(
-    store: &dyn Store,
+    store: &(impl DataStore + InvocationStore + ?Sized),
     blobs: &BlobStore,
     cfg: &SweeperConfig,
 ) -> (u64, u64, u64) {
@@ -58,7 +58,10 @@ pub async fn sweep_once(
     (kv, tmp, inv)
 }
 
-pub fn spawn(store: Arc<dyn Store>, blobs: BlobStore, cfg: SweeperConfig, stop: CancellationToken) {
+pub fn spawn<S>(store: Arc<S>, blobs: BlobStore, cfg: SweeperConfig, stop: CancellationToken)
+where
+    S: DataStore + InvocationStore + ?Sized + 'static,
+{
     tokio::spawn(async move {
         loop {
             tokio::select! {

@@ -22,8 +22,8 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use bytes::Bytes;
 
 use crate::channel::{ChannelKey, Receiver};
+use crate::direct::SocketWriter;
 use crate::frame::MessageFrame;
-use crate::sse::SocketWriter;
 use crate::stats::Stats;
 
 /// A channel's (app, topic) as a lookup sees it. A channel keeps its own as `app`, a `\0`,

@@ -17,8 +17,10 @@
 
 mod channel;
 pub mod codes;
+mod direct;
 pub mod frame;
 pub mod hub;
+mod order;
 pub mod position;
 pub mod pruner;
 pub mod publisher;
@@ -109,7 +111,7 @@ impl Realtime {
             .publish_lanes
             .unwrap_or_else(|| store.publish_lanes());
         let publisher = Publisher::start(store.clone(), hub.clone(), stats.clone(), lanes);
-        let tokens = TokenService::new(store.clone(), config.key_cache_ttl);
+        let tokens = TokenService::new(store.clone(), store.clone(), config.key_cache_ttl);
         pruner::spawn(store.clone(), config.prune_every, shutdown.clone());
         metrics::describe_histogram!(
             LAG_HISTOGRAM,

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use picloud_core::store::Store;
+use picloud_core::store::MessageStore;
 use tokio_util::sync::CancellationToken;
 
 pub fn spawn(
-    store: Arc<dyn Store>,
+    store: Arc<dyn MessageStore>,
     every: Duration,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {

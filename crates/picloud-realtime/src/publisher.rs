@@ -1,7 +1,7 @@
 //! The publish path (DESIGN §3): group commit, then broadcast after commit.
 //!
 //! Callers hand a message to [`Publisher::publish`] and wait for its seq. Requests go to
-//! one of the lanes (`PICLOUD_PUBLISH_LANES`, default the store's [`Store::publish_lanes`],
+//! one of the lanes (`PICLOUD_PUBLISH_LANES`, default the store's [`MessageStore::publish_lanes`],
 //! one) by their first topic; each lane's writer drains whatever is queued (up to a batch
 //! limit), commits it in one transaction, then broadcasts it in seq order and answers each
 //! caller, one batch at a time. N concurrent publishers thus cost one commit rather than N.
@@ -14,7 +14,7 @@
 //! its commit is flushed, so two batches that share a topic commit one after the other,
 //! each paying a WAL flush. Batches of different lanes share no single-topic request, so
 //! on PostgreSQL they commit side by side and share a flush. (Measured end to end, one
-//! lane still wins on this 2-core host: its batches are larger; see `Store::publish_lanes`.)
+//! lane still wins on this 2-core host: its batches are larger; see `MessageStore::publish_lanes`.)
 //! Ordering:
 //! a topic's one-topic requests all go through one lane, in order. A request over several
 //! topics goes through its first topic's lane; it is still atomic and seq order still
@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use picloud_core::ids::AppId;
 use picloud_core::message::{Broadcaster, Message, PublishItem};
-use picloud_core::store::Store;
+use picloud_core::store::MessageStore;
 use picloud_core::topic::TopicName;
 use picloud_core::StoreError;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -91,7 +91,7 @@ impl Publisher {
     /// Starts one writer task per lane (at least one). They end when every `Publisher`
     /// clone is dropped.
     pub fn start(
-        store: Arc<dyn Store>,
+        store: Arc<dyn MessageStore>,
         broadcaster: Arc<dyn Broadcaster>,
         stats: Arc<Stats>,
         lanes: usize,
@@ -281,7 +281,7 @@ async fn writer(mut rx: mpsc::Receiver<Pending>, sink: Arc<Sink>) {
 
 /// What every lane's batches go to, shared by the lanes.
 struct Sink {
-    store: Arc<dyn Store>,
+    store: Arc<dyn MessageStore>,
     broadcaster: Arc<dyn Broadcaster>,
     stats: Arc<Stats>,
     /// See [`Publisher::committed`].
@@ -307,7 +307,10 @@ impl Batch {
 
 /// One transaction for the batch; if it fails, each request alone (in order) so that one
 /// bad request fails alone. Also answers how many outbox deliveries were written.
-async fn commit(store: &dyn Store, batch: &Batch) -> (Vec<Result<Vec<i64>, StoreError>>, u64) {
+async fn commit(
+    store: &dyn MessageStore,
+    batch: &Batch,
+) -> (Vec<Result<Vec<i64>, StoreError>>, u64) {
     let counts = batch.requests.iter().map(|(n, _)| *n);
     match store.publish_batch(&batch.items).await {
         Ok(c) => {

@@ -22,7 +22,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use moka::future::Cache;
 use picloud_core::ids::AppId;
 use picloud_core::secret::AppSecret;
-use picloud_core::store::Store;
+use picloud_core::store::{AppStore, SecretStore};
 use picloud_core::topic::TopicPattern;
 use picloud_core::{StoreError, ValidationError};
 use serde::{Deserialize, Serialize};
@@ -70,7 +70,9 @@ struct AppKeys {
 /// Mints and verifies tokens, with the app's active secrets cached.
 #[derive(Clone)]
 pub struct TokenService {
-    store: Arc<dyn Store>,
+    secrets: Arc<dyn SecretStore>,
+    /// For each app's token lifetime limit.
+    apps: Arc<dyn AppStore>,
     /// App → its active secrets. Invalidated on rotation and retirement on this node; the
     /// TTL bounds how long another node may keep accepting a retired key.
     keys: Cache<AppId, Arc<AppKeys>>,
@@ -80,9 +82,14 @@ pub struct TokenService {
 }
 
 impl TokenService {
-    pub fn new(store: Arc<dyn Store>, key_cache_ttl: Duration) -> Self {
+    pub fn new(
+        secrets: Arc<dyn SecretStore>,
+        apps: Arc<dyn AppStore>,
+        key_cache_ttl: Duration,
+    ) -> Self {
         Self {
-            store,
+            secrets,
+            apps,
             keys: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(key_cache_ttl)
@@ -117,9 +124,9 @@ impl TokenService {
     async fn active_keys(&self, app: &AppId) -> Result<Arc<AppKeys>, StoreError> {
         // Loaded once for all concurrent verifications for this app.
         let load = async {
-            let all = self.store.list_secrets(app).await?;
+            let all = self.secrets.list_secrets(app).await?;
             let max_ttl = self
-                .store
+                .apps
                 .get_app(app)
                 .await?
                 .map_or(picloud_core::app::DEFAULT_MAX_TOKEN_TTL_SECS, |a| {
@@ -146,13 +153,13 @@ impl TokenService {
     /// retired.
     pub async fn rotate(&self, app: &AppId) -> Result<AppSecret, StoreError> {
         let secret = AppSecret::generate();
-        self.store.add_secret(app, &secret).await?;
+        self.secrets.add_secret(app, &secret).await?;
         self.invalidate(app).await;
         Ok(secret)
     }
 
     pub async fn retire(&self, app: &AppId, kid: &str) -> Result<bool, StoreError> {
-        let done = self.store.retire_secret(app, kid).await?;
+        let done = self.secrets.retire_secret(app, kid).await?;
         self.invalidate(app).await;
         let fired = self
             .revocations

@@ -44,7 +44,7 @@ fn tokens() -> &'static Tokens {
             .await
             .unwrap()
             .id;
-            let service = TokenService::new(store, Duration::from_secs(60));
+            let service = TokenService::new(store.clone(), store, Duration::from_secs(60));
             let (token, _) = service
                 .mint(&app, &["room.*".into()], 600, Some("u".into()))
                 .await

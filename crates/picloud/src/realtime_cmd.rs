@@ -14,7 +14,8 @@ use crate::cli::{DeployArgs, PublishArgs, TokenMintArgs};
 pub async fn mint(args: TokenMintArgs) -> anyhow::Result<()> {
     let store = crate::open_store(&args.db).await?;
     let app = crate::admin::find_app(&store, &args.app).await?;
-    let tokens = TokenService::new(Arc::new(store.clone()), std::time::Duration::from_secs(1));
+    let shared = Arc::new(store.clone());
+    let tokens = TokenService::new(shared.clone(), shared, std::time::Duration::from_secs(1));
     let minted = tokens
         .mint(&app, &args.topics, args.ttl_secs, args.subject)
         .await;

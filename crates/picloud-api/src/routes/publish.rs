@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use picloud_core::app::App;
 use picloud_core::capability::Capability;
@@ -15,6 +15,7 @@ use picloud_core::topic::TopicName;
 use crate::auth::AdminAuth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
+use crate::service::Reply;
 use crate::state::AppState;
 use crate::timestamp::UtcMillis;
 use crate::wire::{PublishBatch, PublishQuery, PublishedBatch, PublishedBody};
@@ -55,8 +56,9 @@ pub async fn publish(
     .map(Published::into_response)
 }
 
-/// The one-message publish, after authentication: the handler's body, shared with
-/// [`publish_direct`] and [`publish_native`].
+/// The one-message publish however it was read, after authentication: the routed handler
+/// above, and [`publish_call`] for one read straight off a connection. An ephemeral publish
+/// whose key and app are cached completes without waiting (the caches answer at once).
 async fn publish_one(
     state: &AppState,
     auth: AdminAuth,
@@ -115,7 +117,7 @@ fn publish_ephemeral(
 
 /// A one-message publish's answer (201 stored, 202 ephemeral), before it is written: as a
 /// [`Response`] on the routed paths, straight into the connection's buffer by the
-/// keep-alive loop.
+/// keep-alive loop ([`Reply::Json`]).
 pub(crate) struct Published {
     pub status: StatusCode,
     topic: TopicName,
@@ -128,7 +130,7 @@ impl Published {
     /// (serde's machinery was ~2.7k of a publish's ~33k instructions, callgrind). Topic
     /// names need no escaping (`TopicName`). `false` (nothing written) for a time chrono
     /// must format (a year outside 0000–9999).
-    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> bool {
+    fn write_json(&self, out: &mut Vec<u8>) -> bool {
         let mut at = [0u8; 24];
         let Some(at) = UtcMillis(self.published_at).write(&mut at) else {
             return false;
@@ -156,12 +158,7 @@ impl Published {
         }
     }
 
-    /// When it was published, in Unix seconds.
-    pub(crate) fn unix_secs(&self) -> i64 {
-        self.published_at.div_euclid(1000)
-    }
-
-    pub(crate) fn into_response(self) -> Response {
+    pub(crate) fn into_reply(self) -> Reply {
         let mut json = Vec::with_capacity(64 + self.topic.as_str().len());
         if !self.write_json(&mut json) {
             let body = PublishedBody {
@@ -169,53 +166,44 @@ impl Published {
                 seq: self.seq,
                 published_at: UtcMillis(self.published_at),
             };
-            return (self.status, ApiJson(body)).into_response();
+            return Reply::Full((self.status, ApiJson(body)).into_response());
         }
-        // Built in place: the tuple's `into_response` would set `text/plain` first, then
-        // replace it.
-        let mut res = Response::new(axum::body::Body::from(json));
-        *res.status_mut() = self.status;
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        res
+        Reply::Json {
+            status: self.status,
+            secs: self.published_at.div_euclid(1000),
+            body: json,
+        }
+    }
+
+    pub(crate) fn into_response(self) -> Response {
+        self.into_reply().into_response()
     }
 }
 
-/// A one-message publish the service can answer without axum's router and extractors
-/// (routing, `Path`, `Query` and `Bytes` cost ~6k of a publish's ~46k instructions;
-/// docs/benchmarks.md): `POST /api/v1/apps/{app}/topics/{topic}/publish`, no query or
-/// `ephemeral=true|false`, plain path segments, a `Content-Length` within the message
-/// limit and no `Transfer-Encoding`. Anything else goes through the router as before.
-pub(crate) struct Direct {
-    /// Where `{app}` and `{topic}` are in the path (borrowed back later, not copied).
-    app: std::ops::Range<usize>,
-    topic: std::ops::Range<usize>,
+/// A one-message publish read straight off a connection (the keep-alive loop's), with no
+/// request built: `POST /api/v1/apps/{app}/topics/{topic}/publish`, no query or
+/// `ephemeral=true|false`, plain path segments, a whole body within the message limit.
+/// Anything else goes through the router. (Routing, `Path`, `Query` and `Bytes` cost ~6k
+/// of a publish's ~46k instructions; docs/benchmarks.md.)
+pub(crate) struct PublishCall<'a> {
+    app: &'a str,
+    topic: &'a str,
     ephemeral: bool,
-    length: usize,
+    authorization: Option<&'a [u8]>,
+    body: &'a [u8],
 }
 
-impl Direct {
-    pub(crate) fn recognise(req: &Request, state: &AppState) -> Option<Self> {
-        if req.method() != Method::POST || req.headers().contains_key(header::TRANSFER_ENCODING) {
-            return None;
-        }
-        let length = req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?;
-        let length = length.parse().ok()?;
-        Self::from_target(req.uri().path(), req.uri().query(), length, state)
-    }
-
-    /// A `POST` with no Transfer-Encoding to `path?query`, of Content-Length `length`.
+impl<'a> PublishCall<'a> {
+    /// The call for `path?query`, or `None` when it is not such a publish.
     pub(crate) fn from_target(
-        path: &str,
+        path: &'a str,
         query: Option<&str>,
-        length: usize,
+        authorization: Option<&'a [u8]>,
+        body: &'a [u8],
         state: &AppState,
     ) -> Option<Self> {
-        const PREFIX: &str = "/api/v1/apps/";
         // Byte scans rather than `split`: segments are short, and this runs per publish.
-        let rest = path.strip_prefix(PREFIX)?;
+        let rest = path.strip_prefix("/api/v1/apps/")?;
         fn segment(s: &str) -> Option<(&str, &str)> {
             let end = s.bytes().position(|b| b == b'/').unwrap_or(s.len());
             let plain = s.as_bytes()[..end]
@@ -239,77 +227,21 @@ impl Direct {
             .config
             .max_payload_bytes
             .min(state.config.max_body_bytes);
-        let app_at = PREFIX.len();
-        let topic_at = app_at + app.len() + "/topics/".len();
-        (length <= limit).then(|| Self {
-            app: app_at..app_at + app.len(),
-            topic: topic_at..topic_at + topic.len(),
+        (body.len() <= limit).then_some(Self {
+            app,
+            topic,
             ephemeral,
-            length,
+            authorization,
+            body,
         })
     }
 }
 
-/// Answers a [`Direct`] request as the routed handler would: the same checks in the same
-/// order, the same answers. (One difference, for a client already gone: a body cut short
-/// of its Content-Length gets `invalid_body` here, axum's own 400 there.)
-pub(crate) async fn publish_direct(state: &AppState, req: Request, d: Direct) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let answer = async {
-        let auth = AdminAuth::from_request_parts(&mut parts, state).await?;
-        let body = axum::body::to_bytes(body, d.length).await.map_err(|_| {
-            ApiError::bad_request("invalid_body", "the body ended before its Content-Length")
-        })?;
-        let path = parts.uri.path();
-        let (app, topic) = (&path[d.app], &path[d.topic]);
-        publish_one(state, auth, app, topic, d.ephemeral, &body).await
-    };
-    answer.await.map(Published::into_response).into_response()
-}
-
-/// A [`Direct`] publish read straight off the connection (the keep-alive loop's): no
-/// request object is built. `path` is the request target's path, `body` its whole body.
-pub(crate) async fn publish_native(
-    state: &AppState,
-    path: &str,
-    authorization: Option<&[u8]>,
-    body: &[u8],
-    d: Direct,
-) -> Response {
-    let answer = async {
-        let auth = AdminAuth::authenticate(authorization, state).await?;
-        let (app, topic) = (&path[d.app], &path[d.topic]);
-        publish_one(state, auth, app, topic, d.ephemeral, body).await
-    };
-    answer.await.map(Published::into_response).into_response()
-}
-
-/// A [`Direct`] ephemeral publish answered at once, with nothing to wait for: `None` when
-/// it is durable or its key or app is not cached (the caller then takes
-/// [`publish_native`]). The same checks in the same order, the same answers.
-pub(crate) fn publish_native_now(
-    state: &AppState,
-    path: &str,
-    authorization: Option<&[u8]>,
-    body: &[u8],
-    d: &Direct,
-    now: std::time::Instant,
-) -> Option<ApiResult<Published>> {
-    if !d.ephemeral {
-        return None;
-    }
-    let auth = match AdminAuth::authenticate_cached(authorization, state, now)? {
-        Ok(auth) => auth,
-        Err(e) => return Some(Err(e)),
-    };
-    let app = match auth.cached_app_with(&path[d.app.clone()], Capability::AppPublish, now)? {
-        Ok(app) => app,
-        Err(e) => return Some(Err(e)),
-    };
-    Some(
-        message(state, &path[d.topic.clone()], body)
-            .map(|(topic, payload)| publish_ephemeral(state, &app, topic, payload)),
-    )
+/// Answers a [`PublishCall`] as the routed handler would: the same checks in the same
+/// order, the same answers.
+pub(crate) async fn publish_call(state: &AppState, call: PublishCall<'_>) -> ApiResult<Published> {
+    let auth = AdminAuth::authenticate(call.authorization, state).await?;
+    publish_one(state, auth, call.app, call.topic, call.ephemeral, call.body).await
 }
 
 #[utoipa::path(post, path = "/api/v1/apps/{app}/publish", tag = "topics",
@@ -398,6 +330,7 @@ fn too_large(max: usize, prefix: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
 
     #[tokio::test]
     async fn the_answer_is_what_serde_writes() {

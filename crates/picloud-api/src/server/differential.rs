@@ -16,8 +16,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::keep_alive::Limits;
-use super::{connection, hyper_conn, REQUEST_TIMEOUT};
+use super::http1::REQUEST_TIMEOUT;
+use super::limits::Limits;
+use super::{connection, hyper_conn};
 
 /// Echoes what the service was handed: method, target, version, headers, body. A body
 /// not in within the request time gets the `408` the real service's deadline gives (the
@@ -25,7 +26,7 @@ use super::{connection, hyper_conn, REQUEST_TIMEOUT};
 async fn echo(req: Request) -> axum::response::Response {
     use axum::response::IntoResponse;
     let (parts, body) = req.into_parts();
-    let Ok(body) = tokio::time::timeout(LIMITS.request_time, body.collect()).await else {
+    let Ok(body) = tokio::time::timeout(LIMITS.request, body.collect()).await else {
         let text = std::str::from_utf8(REQUEST_TIMEOUT).expect("ASCII");
         let (_, json) = text.split_once("\r\n\r\n").expect("a head and a body");
         return (
@@ -58,7 +59,7 @@ async fn echo(req: Request) -> axum::response::Response {
 
 const LIMITS: Limits = Limits {
     body: 64,
-    request_time: Duration::from_millis(200),
+    request: Duration::from_millis(200),
     idle: Duration::from_millis(200),
 };
 
@@ -89,7 +90,7 @@ async fn exchange(input: Vec<u8>, hyper_only: bool) -> (u16, String) {
     let (_stop_tx, stop) = watch::channel(false);
     let server = async move {
         if hyper_only {
-            hyper_conn::serve(socket, Bytes::new(), router, stop, LIMITS.policy()).await
+            hyper_conn::serve(socket, Bytes::new(), router, stop, LIMITS).await
         } else {
             connection(socket, router, None, stop, LIMITS).await
         }

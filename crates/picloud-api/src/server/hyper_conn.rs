@@ -33,7 +33,9 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{write_all, Handler, Policy, MAX_HEAD, REQUEST_TIMEOUT};
+use super::handler::Handler;
+use super::http1::{starts_like, write_all, MAX_HEAD, REQUEST_TIMEOUT};
+use super::limits::Limits;
 
 /// The HTTP/2 connection preface: such a connection gets no `408` (it is not HTTP/1 text).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
@@ -116,9 +118,9 @@ pub(super) async fn serve(
     prefix: Bytes,
     service: impl Handler,
     mut stop: watch::Receiver<bool>,
-    policy: Policy,
+    limits: Limits,
 ) {
-    let h2 = !prefix.is_empty() && super::starts_like(&prefix, H2_PREFACE);
+    let h2 = !prefix.is_empty() && starts_like(&prefix, H2_PREFACE);
     let activity = Arc::new(Activity {
         epoch: Instant::now(),
         in_flight: AtomicUsize::new(0),
@@ -151,8 +153,8 @@ pub(super) async fn serve(
     builder.http2().max_header_list_size(MAX_HEAD as u32);
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
-    let check =
-        (policy.head.min(policy.idle) / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let check = (limits.request.min(limits.idle) / 4)
+        .clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut tick = tokio::time::interval(check);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -165,7 +167,7 @@ pub(super) async fn serve(
                     return;
                 }
             }
-            _ = tick.tick() => match overdue(&activity, policy) {
+            _ = tick.tick() => match overdue(&activity, limits) {
                 None => {}
                 Some(Overdue::Head) => {
                     if !h2 {
@@ -190,7 +192,7 @@ enum Overdue {
     Idle,
 }
 
-fn overdue(a: &Activity, policy: Policy) -> Option<Overdue> {
+fn overdue(a: &Activity, limits: Limits) -> Option<Overdue> {
     if a.in_flight.load(Ordering::Acquire) > 0 {
         return None;
     }
@@ -198,9 +200,9 @@ fn overdue(a: &Activity, policy: Policy) -> Option<Overdue> {
     let since =
         |at: &AtomicU64| Duration::from_millis(now.saturating_sub(at.load(Ordering::Acquire)));
     if a.first_byte.load(Ordering::Acquire) != NONE {
-        return (since(&a.first_byte) >= policy.head).then_some(Overdue::Head);
+        return (since(&a.first_byte) >= limits.request).then_some(Overdue::Head);
     }
-    (since(&a.quiet_since) >= policy.idle).then_some(Overdue::Idle)
+    (since(&a.quiet_since) >= limits.idle).then_some(Overdue::Idle)
 }
 
 /// The socket, shared with the watchdog (which may write the `408`), whose first reads

@@ -237,7 +237,7 @@ async fn a_stopping_server_closes_idle_publish_connections() {
 }
 
 /// The loop answers a plain one-message publish from its bytes, without building a request
-/// (`HttpService::native_publish`), when the Host is an admin host in normal form; with
+/// (`HttpService::call_parsed`), when the Host is an admin host in normal form; with
 /// the Host in another form (`LOCALHOST`) the same request goes through the service. The
 /// answers must be the same, errors included.
 #[tokio::test]

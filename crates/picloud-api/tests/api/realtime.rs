@@ -133,14 +133,14 @@ async fn payloads_arrive_as_written(backend: Backend) {
     }
 }
 
-/// The one-message publish has a direct path in the service beside axum's router (plain
-/// requests with a Content-Length); both answer the same, and whatever the direct path
-/// does not recognise still works through the router.
+/// The one-message publish answers the same however the request is framed (plain, on the
+/// keep-alive loop's path from its bytes; chunked or escaped, through hyper and the
+/// router).
 #[tokio::test]
 async fn publish_answers_the_same_direct_or_routed() {
     let s = setup(Backend::Sqlite).await;
     s.create_topic("demo", "p", false, "token").await;
-    // Direct: a plain request.
+    // A plain request.
     let (status, body) =
         send(s.admin_post_text("/api/v1/apps/demo/topics/p/publish", r#"{"n":1}"#)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -215,8 +215,8 @@ async fn publish_answers_the_same_direct_or_routed() {
     assert_eq!(stored, want);
 }
 
-/// An ephemeral publish whose key and app are cached is answered at once, without waiting
-/// (`publish_native_now`). Every answer the second time round, with the caches warm, is
+/// An ephemeral publish whose key and app are cached is answered without waiting (the
+/// caches answer at once). Every answer the second time round, with the caches warm, is
 /// the same as the first, cold time (status, code and message, in the checks' order: key,
 /// app, capability, topic name, size, JSON), and each accepted message goes live.
 #[tokio::test]

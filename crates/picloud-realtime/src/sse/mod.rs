@@ -23,7 +23,6 @@ use crate::token::{Grant, VerifyError};
 use crate::Realtime;
 
 pub use request::{parse, BadRequest, SubscribeRequest};
-pub(crate) use stream::SocketWriter;
 
 /// The subscriber's socket, set on the request by a server that writes the response to it
 /// itself (close-delimited, nothing buffered between the body and the socket): a

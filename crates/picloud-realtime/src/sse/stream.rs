@@ -15,7 +15,6 @@
 use crate::codes::Code;
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -32,14 +31,17 @@ use serde_json::json;
 use tokio::net::TcpStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::StreamMap;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::SubscribeRequest;
-use crate::channel::{Direct, Offer};
+use crate::channel::Direct as _;
+use crate::direct::SocketWriter;
 use crate::frame::{self, MessageFrame};
 use crate::hub::Subscription;
+use crate::order::{order, Order};
 use crate::position;
 use crate::token::Grant;
-use crate::{Realtime, SendRecorder};
+use crate::Realtime;
 
 /// History read per query while catching up or repairing.
 const PAGE: u32 = 500;
@@ -79,13 +81,7 @@ pub(super) async fn open(
         [one] => {
             let mut sub = rt.hub.subscribe(&app.id, one);
             if let Some(socket) = socket {
-                sub.set_direct(SocketWriter {
-                    fd: socket.as_raw_fd(),
-                    _socket: socket,
-                    sends: rt.send_recorder(),
-                    pos: 0,
-                    until: None,
-                });
+                sub.set_direct(SocketWriter::new(socket, rt.send_recorder()));
             }
             LiveSet::One(sub)
         }
@@ -172,70 +168,6 @@ impl Stream for LiveSet {
     }
 }
 
-/// A one-topic stream's direct writer (see `channel`): writes each live frame to the
-/// subscriber's socket from the publishing task while the stream waits, doing what
-/// [`in_order`] does for a frame that is next in line and declining anything else.
-pub(crate) struct SocketWriter {
-    /// `_socket`'s descriptor, kept beside the rest of the writer: reading it through the
-    /// `TcpStream` was a cache miss of its own on every delivery (perf, S4).
-    fd: RawFd,
-    /// Keeps `fd` open for as long as this writer lives.
-    _socket: Arc<TcpStream>,
-    sends: SendRecorder,
-    /// The last seq sent.
-    pos: i64,
-    /// From this instant the stream's task must handle everything (its token expires).
-    until: Option<Instant>,
-}
-
-impl Direct for SocketWriter {
-    fn offer(&mut self, f: &MessageFrame) -> Offer {
-        if self.until.is_some_and(|until| Instant::now() >= until) {
-            return Offer::Declined;
-        }
-        let seq = f.message.seq;
-        match seq {
-            Some(seq) if seq <= self.pos => return Offer::Taken, // already sent
-            Some(seq) if seq > self.pos + 1 => return Offer::Declined, // a gap to repair
-            _ => {}
-        }
-        // Straight to the socket, not through tokio's readiness (whose state lives in
-        // another allocation, a cache miss per delivery): a full socket just says so, and
-        // the stream's own writes, which do use readiness, retry past a stale "writable".
-        // SAFETY: `fd` is `self._socket`'s, which this writer holds open (an `Arc`), so
-        // the descriptor is valid and refers to that socket for the whole borrow.
-        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
-        let socket = socket2::SockRef::from(&fd);
-        let written = match socket.send_with_flags(&f.single, libc::MSG_NOSIGNAL) {
-            Ok(0) | Err(_) => return Offer::Declined, // full, or failing: the task finds out
-            Ok(n) => n,
-        };
-        match seq {
-            Some(seq) => {
-                self.pos = seq;
-                self.sends.record_send(f.message.published_at);
-            }
-            None => {
-                self.sends.stats.frames_sent.add(1);
-            }
-        }
-        if written == f.single.len() {
-            Offer::Taken
-        } else {
-            Offer::Partial(f.single.slice(written..))
-        }
-    }
-
-    fn position(&self) -> i64 {
-        self.pos
-    }
-
-    fn resume(&mut self, position: i64, until: Option<Instant>) {
-        self.pos = position;
-        self.until = until;
-    }
-}
-
 /// A pending read from history for topic `topic`: up to `until` (a gap before a live
 /// frame, which is sent afterwards) or to the end (`None`: catch-up or lag).
 struct Repair {
@@ -244,186 +176,344 @@ struct Repair {
     then: Option<Arc<MessageFrame>>,
 }
 
+/// A stream's state between writes: what it sent, what it still owes, and its live
+/// subscriptions. The body is a loop over [`Self::next`]; everything else is plain
+/// functions, one per kind of event.
+struct Subscriber {
+    rt: Realtime,
+    app: AppRef,
+    topics: Vec<TopicState>,
+    live: LiveSet,
+    /// History to read before anything live, one page per turn, so that a deep catch-up
+    /// streams out as it is read instead of piling up in memory.
+    work: VecDeque<Repair>,
+    /// A live item taken while gathering frames that needs the full treatment.
+    stashed: Option<LiveNext>,
+    heartbeat: tokio::time::Interval,
+    /// The token's expiry (Unix seconds), when a token opened the stream.
+    expires_at: Option<i64>,
+    warn_at: Option<tokio::time::Instant>,
+    expire_at: Option<tokio::time::Instant>,
+    warned: bool,
+    /// Recent lag events, for the slow-consumer rule.
+    lags: VecDeque<Instant>,
+    buf: Vec<Bytes>,
+    /// Set by the turn that wrote the stream's last frame.
+    ended: bool,
+    _conn: ConnectionGuard,
+}
+
+pin_project_lite::pin_project! {
+    /// What a waiting stream listens for besides its topics. Created once per stream: a
+    /// timer or waiter registered per wait would cost more than the frame it guards.
+    struct Timers {
+        #[pin]
+        shutdown: WaitForCancellationFutureOwned,
+        // Fires when the token's secret is retired or the app deleted.
+        #[pin]
+        revoked: Option<WaitForCancellationFutureOwned>,
+        #[pin]
+        expire: Option<tokio::time::Sleep>,
+        #[pin]
+        warn: Option<tokio::time::Sleep>,
+    }
+}
+
 fn run(
     rt: Realtime,
     app: AppRef,
-    mut topics: Vec<TopicState>,
+    topics: Vec<TopicState>,
     start: Vec<(Option<i64>, i64)>,
-    mut live: LiveSet,
+    live: LiveSet,
     grant: Option<Grant>,
 ) -> impl Stream<Item = Bytes> {
     async_stream::stream! {
-        let _conn = ConnectionGuard::new(&rt);
-        // The opening frames go out together.
-        let mut opening = BytesMut::from(&frame::retry(rt.config.retry_ms)[..]);
+        let (mut stream, opening) = Subscriber::open(rt, app, topics, &start, live, grant.as_ref());
+        yield opening;
+        let timers = Timers::new(&stream.rt, &stream.app, grant.as_ref(), stream.expire_at, stream.warn_at);
+        drop(grant);
+        let mut timers = std::pin::pin!(timers);
+        while let Some(bytes) = stream.next(timers.as_mut()).await {
+            yield bytes;
+        }
+    }
+}
 
-        // Catch-up first: a resuming client gets everything after its position.
-        let mut work: VecDeque<Repair> = VecDeque::new();
+impl Timers {
+    fn new(
+        rt: &Realtime,
+        app: &AppRef,
+        grant: Option<&Grant>,
+        expire_at: Option<tokio::time::Instant>,
+        warn_at: Option<tokio::time::Instant>,
+    ) -> Self {
+        Self {
+            shutdown: rt.shutdown.clone().cancelled_owned(),
+            revoked: grant.map(|g| rt.tokens.revocation(&app.id, &g.kid).cancelled_owned()),
+            expire: expire_at.map(tokio::time::sleep_until),
+            warn: warn_at.map(tokio::time::sleep_until),
+        }
+    }
+}
+
+impl Subscriber {
+    /// The stream and its opening frames: `retry:`, a `resync` for any position its topic
+    /// never reached, and the `position` frame, before any message, so that a drop before
+    /// the first message cannot turn into "start from now" on reconnect. A resuming
+    /// topic's catch-up is queued.
+    fn open(
+        rt: Realtime,
+        app: AppRef,
+        mut topics: Vec<TopicState>,
+        start: &[(Option<i64>, i64)],
+        live: LiveSet,
+        grant: Option<&Grant>,
+    ) -> (Self, Bytes) {
+        let conn = ConnectionGuard::new(&rt);
+        let mut opening = BytesMut::from(&frame::retry(rt.config.retry_ms)[..]);
+        let mut work = VecDeque::new();
         for (i, (resume, last)) in start.iter().copied().enumerate() {
             let Some(from) = resume else { continue };
             if from > last {
                 // A position this topic never reached (it was recreated): start over.
                 rt.stats.resyncs.add(1);
                 topics[i].pos = last;
-                let resync = frame::event("resync", &json!({"topic": topics[i].name.as_str(), "from": from, "to": last, "reason": "position_ahead"}));
+                let resync = frame::event(
+                    "resync",
+                    &json!({"topic": topics[i].name.as_str(), "from": from, "to": last, "reason": "position_ahead"}),
+                );
                 opening.extend_from_slice(&frame::with_id(&stream_id(&topics), &resync));
             } else {
-                work.push_back(Repair { topic: i, until: None, then: None });
+                work.push_back(Repair {
+                    topic: i,
+                    until: None,
+                    then: None,
+                });
             }
         }
-        // Before any message the client learns where it stands, so that a drop before the
-        // first message cannot turn into "start from now" on reconnect.
         opening.extend_from_slice(&frame::position(&stream_id(&topics)));
-        yield opening.freeze();
-
         let mut heartbeat = tokio::time::interval(rt.config.heartbeat);
         heartbeat.reset(); // the first tick would fire at once
-        let expires_at = grant.as_ref().map(|g| g.expires_at);
-        let warn_at = expires_at.map(|exp| deadline(exp - rt.config.token_warning.as_secs() as i64));
-        let expire_at = expires_at.map(deadline);
-        let mut warned = false;
-        let mut lags: VecDeque<Instant> = VecDeque::new();
-        let mut buf: Vec<Bytes> = Vec::new();
-        // A live item taken while gathering frames that needs the full treatment below.
-        let mut stashed: Option<LiveNext> = None;
-        // Created once: a timer or waiter registered per loop turn would cost more than the
-        // frame it guards.
-        let shutdown = rt.shutdown.clone().cancelled_owned();
-        let revoked = revocation(&rt, &app, grant.as_ref());
-        let expire = sleep_until(expire_at);
-        let warn = sleep_until(warn_at);
-        tokio::pin!(shutdown, revoked, expire, warn);
-        loop {
-            // History before live: one page per turn, so a deep catch-up streams out as it
-            // is read instead of piling up in memory.
-            if let Some(r) = work.front() {
-                let (i, until) = (r.topic, r.until);
-                let more = match repair_page(&rt, &app, &mut topics, i, until, &mut buf).await {
-                    Ok(more) => more,
-                    Err(e) => { yield store_error(&e); return; }
-                };
-                rt.stats.frames_sent.add(buf.len() as u64);
-                if !buf.is_empty() {
-                    yield concat(buf.drain(..));
-                }
-                if !more {
-                    if let Some(f) = work.pop_front().and_then(|r| r.then) {
-                        let seq = f.message.seq.unwrap_or_default();
-                        if seq == topics[i].pos + 1 {
-                            topics[i].pos = seq;
-                            rt.record_send(f.message.published_at);
-                            yield live_frame(&f, &topics);
-                        }
-                    }
-                }
-                continue;
+        let expires_at = grant.map(|g| g.expires_at);
+        let warning = rt.config.token_warning.as_secs() as i64;
+        let stream = Self {
+            warn_at: expires_at.map(|exp| deadline(exp - warning)),
+            expire_at: expires_at.map(deadline),
+            expires_at,
+            warned: false,
+            rt,
+            app,
+            topics,
+            live,
+            work,
+            stashed: None,
+            heartbeat,
+            lags: VecDeque::new(),
+            buf: Vec::new(),
+            ended: false,
+            _conn: conn,
+        };
+        (stream, opening.freeze())
+    }
+
+    /// The next bytes to write, or `None` once the stream has ended.
+    async fn next(&mut self, mut timers: Pin<&mut Timers>) -> Option<Bytes> {
+        while !self.ended {
+            if let Some(bytes) = self.turn(timers.as_mut()).await {
+                return Some(bytes);
             }
-            let next = match stashed.take() {
-                Some(next) => next,
-                None => {
-                    // While this waits, a one-topic stream's frames may be written for it
-                    // directly; until the token's warning, after which the timers decide.
-                    let until = if warned { expire_at } else { warn_at };
-                    live.arm(topics[0].pos, until.map(tokio::time::Instant::into_std));
-                    let woken = tokio::select! {
-                        biased;
-                        _ = &mut shutdown => Woken::Shutdown,
-                        _ = &mut revoked => Woken::Revoked,
-                        _ = &mut expire => Woken::Expire,
-                        _ = &mut warn, if !warned => Woken::Warn,
-                        _ = heartbeat.tick() => Woken::Heartbeat,
-                        next = live.next() => Woken::Live(next),
-                    };
-                    // Whatever woke it, this task writes next: direct writing stops first.
-                    if let Some((pos, rest)) = live.disarm() {
-                        topics[0].pos = pos;
-                        if let Some(rest) = rest {
-                            yield rest;
-                        }
-                    }
-                    match woken {
-                        Woken::Shutdown => {
-                            // Reconnect soon, to whichever node is up.
-                            yield frame::retry(250);
-                            yield frame::error(Code::ServerShutdown);
-                            return;
-                        }
-                        Woken::Revoked => {
-                            yield frame::error(Code::TokenRevoked);
-                            return;
-                        }
-                        Woken::Expire => {
-                            rt.stats.token_expirations.add(1);
-                            yield frame::error(Code::TokenExpired);
-                            return;
-                        }
-                        Woken::Warn => {
-                            warned = true;
-                            let left = expires_at.unwrap_or_default() - chrono::Utc::now().timestamp();
-                            yield frame::event("token_expiring", &json!({"expires_in": left.max(0)}));
-                            continue;
-                        }
-                        Woken::Heartbeat => {
-                            yield frame::keepalive();
-                            continue;
-                        }
-                        Woken::Live(next) => next,
-                    }
+        }
+        None
+    }
+
+    /// One step: a page of history if any is owed, else the next live item (waiting for
+    /// it, or for a timer, if none is ready). Returns what to write, if anything.
+    async fn turn(&mut self, timers: Pin<&mut Timers>) -> Option<Bytes> {
+        if !self.work.is_empty() {
+            return self.repair().await;
+        }
+        if let Some(next) = self.stashed.take() {
+            return self.on_live(next);
+        }
+        let (woken, rest) = self.wait(timers).await;
+        let out = match woken {
+            Woken::Live(next) => self.on_live(next),
+            Woken::Shutdown => {
+                // Reconnect soon, to whichever node is up.
+                self.end(join(frame::retry(250), frame::error(Code::ServerShutdown)))
+            }
+            Woken::Revoked => self.end(frame::error(Code::TokenRevoked)),
+            Woken::Expire => {
+                self.rt.stats.token_expirations.add(1);
+                self.end(frame::error(Code::TokenExpired))
+            }
+            Woken::Warn => {
+                self.warned = true;
+                let left = self.expires_at.unwrap_or_default() - chrono::Utc::now().timestamp();
+                Some(frame::event(
+                    "token_expiring",
+                    &json!({"expires_in": left.max(0)}),
+                ))
+            }
+            Woken::Heartbeat => Some(frame::keepalive()),
+        };
+        // What direct writing left unwritten goes first.
+        match (rest, out) {
+            (Some(rest), Some(out)) => Some(join(rest, out)),
+            (rest, out) => rest.or(out),
+        }
+    }
+
+    /// Waits for a live item or a timer. While it waits, a one-topic stream's frames may
+    /// be written for it directly, until the token's warning (after which the timers
+    /// decide); whatever wakes it, direct writing stops before this task writes again,
+    /// and the part of a frame it left unwritten, if any, comes back.
+    async fn wait(&mut self, timers: Pin<&mut Timers>) -> (Woken, Option<Bytes>) {
+        let until = if self.warned {
+            self.expire_at
+        } else {
+            self.warn_at
+        };
+        self.live.arm(
+            self.topics[0].pos,
+            until.map(tokio::time::Instant::into_std),
+        );
+        let t = timers.project();
+        let warned = self.warned;
+        let woken = tokio::select! {
+            biased;
+            _ = t.shutdown => Woken::Shutdown,
+            () = or_never(t.revoked) => Woken::Revoked,
+            () = or_never(t.expire) => Woken::Expire,
+            () = or_never(t.warn), if !warned => Woken::Warn,
+            _ = self.heartbeat.tick() => Woken::Heartbeat,
+            next = self.live.next() => Woken::Live(next),
+        };
+        let mut rest = None;
+        if let Some((pos, unwritten)) = self.live.disarm() {
+            self.topics[0].pos = pos;
+            rest = unwritten;
+        }
+        (woken, rest)
+    }
+
+    /// A live item: a frame in order goes out, with every frame already waiting behind
+    /// it (one write); a gap or a lag queues a repair; a closed topic ends the stream.
+    fn on_live(&mut self, next: LiveNext) -> Option<Bytes> {
+        let Some((i, item)) = next else {
+            self.ended = true;
+            return None;
+        };
+        match item {
+            LiveItem::Flush => None, // its rest went out with this turn
+            LiveItem::Frame(Ok(f)) => match in_order(&self.rt, &mut self.topics, i, &f) {
+                InOrder::Skip => None,
+                InOrder::Gap(seq) => {
+                    self.rt.stats.gap_repairs.add(1);
+                    self.work.push_back(Repair {
+                        topic: i,
+                        until: Some(seq - 1),
+                        then: Some(f),
+                    });
+                    None
                 }
+                InOrder::Send(first) => Some(self.gather(first)),
+            },
+            LiveItem::Frame(Err(BroadcastStreamRecvError::Lagged(_))) => self.lagged(i),
+            LiveItem::Closed => self.end(frame::event(
+                "error",
+                &json!({"code": Code::TopicClosed.as_str(), "topic": self.topics[i].name.as_str()}),
+            )),
+        }
+    }
+
+    /// `first` and the frames ready behind it, up to [`MAX_WRITE`] bytes; an item that
+    /// needs more than sending is kept for the next turn.
+    fn gather(&mut self, first: Bytes) -> Bytes {
+        let mut batch: Option<BytesMut> = None;
+        while batch.as_ref().map_or(first.len(), BytesMut::len) < MAX_WRITE {
+            let Some(next) = self.live.next().now_or_never() else {
+                break;
             };
-            let Some((i, item)) = next else { return };
-            match item {
-                LiveItem::Flush => {} // its rest went out above
-                LiveItem::Frame(Ok(f)) => match in_order(&rt, &mut topics, i, &f) {
-                    InOrder::Skip => {} // already sent (replayed or repaired)
-                    InOrder::Gap(seq) => {
-                        rt.stats.gap_repairs.add(1);
-                        work.push_back(Repair { topic: i, until: Some(seq - 1), then: Some(f) });
+            let sent = match &next {
+                Some((j, LiveItem::Frame(Ok(g)))) => {
+                    match in_order(&self.rt, &mut self.topics, *j, g) {
+                        InOrder::Send(more) => Some(more),
+                        InOrder::Skip => continue,
+                        InOrder::Gap(_) => None,
                     }
-                    InOrder::Send(first) => {
-                        // Frames already waiting go out with this one, in one write; anything
-                        // that needs more than sending waits for the next turn.
-                        let mut batch: Option<BytesMut> = None;
-                        while batch.as_ref().map_or(first.len(), BytesMut::len) < MAX_WRITE {
-                            let Some(next) = live.next().now_or_never() else { break };
-                            let sent = match &next {
-                                Some((j, LiveItem::Frame(Ok(g)))) => match in_order(&rt, &mut topics, *j, g) {
-                                    InOrder::Send(more) => Some(more),
-                                    InOrder::Skip => continue,
-                                    InOrder::Gap(_) => None,
-                                },
-                                _ => None,
-                            };
-                            let Some(more) = sent else {
-                                stashed = Some(next);
-                                break;
-                            };
-                            let b = batch.get_or_insert_with(|| BytesMut::from(&first[..]));
-                            b.extend_from_slice(&more);
-                        }
-                        yield batch.map_or(first, BytesMut::freeze);
-                    }
-                },
-                LiveItem::Frame(Err(BroadcastStreamRecvError::Lagged(_))) => {
-                    let now = Instant::now();
-                    lags.push_back(now);
-                    while lags.front().is_some_and(|t| now.duration_since(*t) > LAG_WINDOW) {
-                        lags.pop_front();
-                    }
-                    if lags.len() > MAX_LAGS {
-                        rt.stats.slow_consumer_disconnects.add(1);
-                        yield frame::error(Code::SlowConsumer);
-                        return;
-                    }
-                    rt.stats.gap_repairs.add(1);
-                    work.push_back(Repair { topic: i, until: None, then: None });
                 }
-                LiveItem::Closed => {
-                    yield frame::event("error", &json!({"code": Code::TopicClosed.as_str(), "topic": topics[i].name.as_str()}));
-                    return;
+                _ => None,
+            };
+            let Some(more) = sent else {
+                self.stashed = Some(next);
+                break;
+            };
+            let b = batch.get_or_insert_with(|| BytesMut::from(&first[..]));
+            b.extend_from_slice(&more);
+        }
+        batch.map_or(first, BytesMut::freeze)
+    }
+
+    /// A subscription fell behind the hub's queue: repair it from history, unless it has
+    /// lagged more than [`MAX_LAGS`] times within [`LAG_WINDOW`] (a consumer too slow).
+    fn lagged(&mut self, i: usize) -> Option<Bytes> {
+        let now = Instant::now();
+        self.lags.push_back(now);
+        while self
+            .lags
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > LAG_WINDOW)
+        {
+            self.lags.pop_front();
+        }
+        if self.lags.len() > MAX_LAGS {
+            self.rt.stats.slow_consumer_disconnects.add(1);
+            return self.end(frame::error(Code::SlowConsumer));
+        }
+        self.rt.stats.gap_repairs.add(1);
+        self.work.push_back(Repair {
+            topic: i,
+            until: None,
+            then: None,
+        });
+        None
+    }
+
+    /// One page of the first owed repair, and once the repair is done the live frame that
+    /// was waiting for it, if it is next in line.
+    async fn repair(&mut self) -> Option<Bytes> {
+        let (i, until) = self.work.front().map(|r| (r.topic, r.until))?;
+        let page = repair_page(
+            &self.rt,
+            &self.app,
+            &mut self.topics,
+            i,
+            until,
+            &mut self.buf,
+        );
+        let more = match page.await {
+            Ok(more) => more,
+            Err(e) => return self.end(store_error(&e)),
+        };
+        self.rt.stats.frames_sent.add(self.buf.len() as u64);
+        if !more {
+            if let Some(f) = self.work.pop_front().and_then(|r| r.then) {
+                let seq = f.message.seq.unwrap_or_default();
+                if seq == self.topics[i].pos + 1 {
+                    self.topics[i].pos = seq;
+                    self.rt.record_send(f.message.published_at);
+                    self.buf.push(live_frame(&f, &self.topics));
                 }
             }
         }
+        (!self.buf.is_empty()).then(|| concat(self.buf.drain(..)))
+    }
+
+    /// `last` is the stream's final frame.
+    fn end(&mut self, last: Bytes) -> Option<Bytes> {
+        self.ended = true;
+        Some(last)
     }
 }
 
@@ -453,20 +543,39 @@ enum InOrder {
 }
 
 fn in_order(rt: &Realtime, topics: &mut [TopicState], i: usize, f: &MessageFrame) -> InOrder {
-    let Some(seq) = f.message.seq else {
-        // Ephemeral: no position, no history, no id.
-        rt.stats.frames_sent.add(1);
-        return InOrder::Send(f.body.clone());
-    };
-    if seq <= topics[i].pos {
-        return InOrder::Skip;
+    let seq = f.message.seq;
+    match (order(topics[i].pos, seq), seq) {
+        (Order::Skip, _) => InOrder::Skip,
+        (Order::Gap, seq) => InOrder::Gap(seq.unwrap_or_default()),
+        (Order::Send, None) => {
+            // Ephemeral: no position, no history, no id.
+            rt.stats.frames_sent.add(1);
+            InOrder::Send(f.body.clone())
+        }
+        (Order::Send, Some(seq)) => {
+            topics[i].pos = seq;
+            rt.record_send(f.message.published_at);
+            InOrder::Send(live_frame(f, topics))
+        }
     }
-    if seq > topics[i].pos + 1 {
-        return InOrder::Gap(seq);
+}
+
+/// Two writes as one.
+fn join(a: Bytes, b: Bytes) -> Bytes {
+    let mut out = BytesMut::with_capacity(a.len() + b.len());
+    out.extend_from_slice(&a);
+    out.extend_from_slice(&b);
+    out.freeze()
+}
+
+/// Completes when `f` does; never when there is no `f`.
+async fn or_never<F: std::future::Future>(f: Pin<&mut Option<F>>) {
+    match f.as_pin_mut() {
+        Some(f) => {
+            f.await;
+        }
+        None => std::future::pending().await,
     }
-    topics[i].pos = seq;
-    rt.record_send(f.message.published_at);
-    InOrder::Send(live_frame(f, topics))
 }
 
 /// Frames as one buffer (one write).
@@ -585,26 +694,6 @@ fn store_error(e: &StoreError) -> Bytes {
 fn deadline(unix_secs: i64) -> tokio::time::Instant {
     let now = chrono::Utc::now().timestamp();
     tokio::time::Instant::now() + Duration::from_secs(unix_secs.saturating_sub(now).max(0) as u64)
-}
-
-/// Completes when the grant's secret is retired (never, for a stream without a token).
-async fn revocation(rt: &Realtime, app: &AppRef, grant: Option<&Grant>) {
-    match grant {
-        Some(g) => {
-            rt.tokens
-                .revocation(&app.id, &g.kid)
-                .cancelled_owned()
-                .await
-        }
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Counts the connection while its stream lives.
