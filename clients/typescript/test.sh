@@ -14,15 +14,8 @@ if [[ ! -x "$PICLOUD_BIN" ]]; then
 fi
 export PICLOUD_BIN
 
-CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
-if [[ ! -x "$CHROMIUM_BIN" ]]; then
-  step "installing chromium (apt-get)"
-  SUDO=""; [[ "$(id -u)" != 0 ]] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
-  [[ -x "$CHROMIUM_BIN" ]] || { echo "error: chromium still missing at $CHROMIUM_BIN" >&2; exit 1; }
-fi
-export CHROMIUM_BIN
+export CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
+../../scripts/ensure-chromium
 
 step "npm ci"
 npm ci --no-audit --no-fund --loglevel=error

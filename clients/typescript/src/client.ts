@@ -80,7 +80,7 @@ export function createClient(options: ClientOptions): PiCloudClient {
   const make = (s: Sink) =>
     new Connection(
       {
-        url,
+        streamUrl: o.streamUrl ?? ((topics) => `${url}/realtime?${topics.map((t) => `topic=${encodeURIComponent(t)}`).join('&')}`),
         fetch: fetchFn,
         token,
         refreshable,

@@ -18,7 +18,8 @@ import type { FetchLike, RawMessage, ResyncEvent, Sink, StatusEvent } from './ty
 import { readStream } from './transport/sse';
 
 export interface ConnectionConfig {
-  url: string;
+  /** The stream URL for the current topics. */
+  streamUrl: (topics: readonly string[]) => string;
   fetch: FetchLike;
   /** Current token (`fresh`: ask the provider for a new one); rejects if the provider threw. */
   token: (fresh: boolean) => Promise<string | null>;
@@ -147,8 +148,7 @@ export class Connection implements Source {
         if (token) headers.authorization = `Bearer ${token}`;
         const id = formatPosition(this.pos, this.topics);
         if (id) headers['last-event-id'] = id;
-        const url = `${this.c.url}/realtime?${this.topics.map((t) => `topic=${encodeURIComponent(t)}`).join('&')}`;
-        await readStream(this.c.fetch, url, headers, ctrl.signal, {
+        await readStream(this.c.fetch, this.c.streamUrl(this.topics), headers, ctrl.signal, {
           open: () => {
             if (gen !== this.gen) return;
             attempt = 0;

@@ -31,6 +31,8 @@ export interface ClientOptions {
   shareAcrossTabs?: boolean | undefined;
   /** Extra key telling apart clients that must not share a stream (e.g. a user id when tokens differ). */
   shareKey?: string | undefined;
+  /** The stream URL for a set of topics; default `${url}/realtime?topic=a&topic=b`. For another SSE endpoint with the same frames (e.g. the admin API's topic stream); give such clients their own `shareKey` or `shareAcrossTabs: false`. */
+  streamUrl?: ((topics: readonly string[]) => string) | undefined;
 }
 
 /** A message delivered to `onMessage`. */

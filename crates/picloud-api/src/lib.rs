@@ -9,12 +9,13 @@
 //! - [`routes`]: control-plane handlers, one file per resource; [`auth`] checks keys and
 //!   capabilities; [`wire`] holds the JSON types; [`json`] and [`error`] give every failure
 //!   the `{"error":{"code","message"}}` shape, with [`json_errors`] as the safety net.
-//! - [`data_plane`]: app-host routes.
+//! - [`data_plane`]: app-host routes; [`dashboard`]: the embedded admin UI at `/_/`.
 //! - [`health`], [`metrics`], [`openapi`]: operations.
 //! - [`server`]: the accept loop (SSE streams on a lean path, the rest through hyper) until
 //!   shutdown.
 
 pub mod auth;
+pub mod dashboard;
 pub mod data_plane;
 pub mod dispatch;
 pub mod endpoint;

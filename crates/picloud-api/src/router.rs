@@ -16,7 +16,7 @@ use crate::routes::{
 };
 use crate::service::HttpService;
 use crate::state::AppState;
-use crate::{data_plane, health, metrics};
+use crate::{dashboard, data_plane, health, metrics};
 
 /// The first bytes of the requests the accept loop serves on its lean paths: realtime
 /// streams (`server::event_stream`) and the admin API's app-scoped POSTs, publishes above
@@ -40,12 +40,15 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(admin_keys::list_keys, admin_keys::create_key))
         .routes(routes!(admin_keys::delete_key))
+        .routes(routes!(admin_keys::me))
         .routes(routes!(topics::list_topics, topics::create_topic))
         .routes(routes!(
             topics::get_topic,
             topics::update_topic,
             topics::delete_topic
         ))
+        .routes(routes!(topics::topic_history))
+        .routes(routes!(topics::tail_topic))
         .routes(routes!(publish::publish))
         .routes(routes!(publish::publish_batch))
         .routes(routes!(tokens::mint_token))
@@ -76,13 +79,24 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 /// Admin routes outside the OpenAPI document.
 const METRICS_PATH: &str = "/metrics";
 const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+const DASHBOARD_FILES: &str = "/_/{*path}";
 
 /// The whole HTTP service: the planes, behind [`HttpService`]'s one layer.
 pub fn build(state: AppState) -> HttpService {
     let openapi_json = crate::openapi::document_json();
     let (api, doc) = api_routes().split_for_parts();
     let mut patterns: Vec<String> = doc.paths.paths.keys().cloned().collect();
-    patterns.extend([METRICS_PATH.to_owned(), OPENAPI_PATH.to_owned()]);
+    patterns.extend(
+        [
+            METRICS_PATH,
+            OPENAPI_PATH,
+            "/",
+            "/_",
+            dashboard::PATH,
+            DASHBOARD_FILES,
+        ]
+        .map(str::to_owned),
+    );
     let labels = RouteLabels::new(patterns.iter().map(String::as_str));
     let admin = api
         .route(METRICS_PATH, get(metrics::render))
@@ -92,6 +106,10 @@ pub fn build(state: AppState) -> HttpService {
                 move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi_json) },
             ),
         )
+        .route("/", get(dashboard::to_dashboard))
+        .route("/_", get(dashboard::to_dashboard))
+        .route(dashboard::PATH, get(dashboard::index))
+        .route(DASHBOARD_FILES, get(dashboard::asset))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

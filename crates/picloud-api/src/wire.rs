@@ -59,6 +59,7 @@ pub struct AppList {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Page size, 1–500 (default 100).
@@ -102,6 +103,8 @@ pub struct DomainInput {
 pub struct AdminKeyBody {
     pub id: String,
     pub capabilities: Vec<String>,
+    /// The app the key is bound to; `null` for an instance-wide key. Always present.
+    #[schema(required = true)]
     pub app_id: Option<String>,
     pub label: String,
     pub created_at: DateTime<Utc>,
@@ -254,6 +257,37 @@ pub struct PublishedBatch {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Only messages with a lower seq (default: from the newest).
+    pub before_seq: Option<i64>,
+    /// Page size, 1–500 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// A page of a topic's durable history, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct HistoryPage {
+    pub messages: Vec<HistoryMessage>,
+    /// The oldest seq history still holds: where retention begins (absent when empty).
+    pub oldest_seq: Option<i64>,
+    /// `before_seq` for the next (older) page; absent on the last page.
+    pub next_before_seq: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryMessage {
+    pub seq: i64,
+    /// The message as published.
+    #[schema(value_type = serde_json::Value)]
+    pub message: Box<serde_json::value::RawValue>,
+    #[schema(value_type = String, format = DateTime)]
+    pub published_at: crate::timestamp::UtcMillis,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PublishQuery {
     /// `true`: live subscribers only; no storage, no seq, no triggers.
     pub ephemeral: Option<bool>,

@@ -317,6 +317,7 @@ pub struct InvocationList {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// Page size, 1–500 (default 100).

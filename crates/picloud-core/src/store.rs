@@ -161,6 +161,17 @@ pub trait MessageStore: Send + Sync {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
+    /// Up to `limit` messages of the topic with `seq < before` (all, when `None`), newest
+    /// first: history as a reader pages back through it.
+    async fn read_before(
+        &self,
+        app: &AppId,
+        topic: &TopicName,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
+    /// The oldest seq the topic's history still holds (where retention begins), if any.
+    async fn oldest_seq(&self, app: &AppId, topic: &TopicName) -> StoreResult<Option<i64>>;
     /// Deletes messages beyond each topic's retention as of `now_ms`; returns how many.
     async fn prune_messages(&self, now_ms: i64) -> StoreResult<u64>;
 }

@@ -144,16 +144,42 @@ impl MessageStore for SqlStore {
             .await
             .map_err(error::other)?
         });
-        Ok(rows
-            .into_iter()
-            .map(|(seq, payload, published_at)| Message {
-                app_id: app.clone(),
-                topic: topic.clone(),
-                seq: Some(seq),
-                payload: Arc::from(payload),
-                published_at,
-            })
-            .collect())
+        Ok(messages(app, topic, rows))
+    }
+
+    async fn read_before(
+        &self,
+        app: &AppId,
+        topic: &TopicName,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        let rows: Vec<(i64, String, i64)> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT seq, payload, published_at FROM messages \
+                 WHERE app_id = $1 AND topic = $2 AND seq < $3 ORDER BY seq DESC LIMIT $4",
+            )
+            .bind(app.as_str())
+            .bind(topic.as_str())
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(error::other)?
+        });
+        Ok(messages(app, topic, rows))
+    }
+
+    async fn oldest_seq(&self, app: &AppId, topic: &TopicName) -> StoreResult<Option<i64>> {
+        let row: (Option<i64>,) = on_pool!(&self.db, pool => {
+            sqlx::query_as("SELECT min(seq) FROM messages WHERE app_id = $1 AND topic = $2")
+                .bind(app.as_str())
+                .bind(topic.as_str())
+                .fetch_one(pool)
+                .await
+                .map_err(error::other)?
+        });
+        Ok(row.0)
     }
 
     async fn prune_messages(&self, now_ms: i64) -> StoreResult<u64> {
@@ -188,6 +214,19 @@ impl MessageStore for SqlStore {
         }
         Ok(pruned)
     }
+}
+
+/// History rows (seq, payload, published_at) as messages.
+fn messages(app: &AppId, topic: &TopicName, rows: Vec<(i64, String, i64)>) -> Vec<Message> {
+    rows.into_iter()
+        .map(|(seq, payload, published_at)| Message {
+            app_id: app.clone(),
+            topic: topic.clone(),
+            seq: Some(seq),
+            payload: Arc::from(payload),
+            published_at,
+        })
+        .collect()
 }
 
 async fn publish_sqlite(

@@ -17,7 +17,7 @@ use crate::shutdown::Shutdown;
 pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let config = api_config(&args)?;
     let (store, _lock) = crate::open_store_locked(&args.db).await?;
-    bootstrap(&store).await?;
+    let bootstrap_key = bootstrap(&store).await?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -34,6 +34,15 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         "PiCloud {} listening",
         env!("CARGO_PKG_VERSION"),
     );
+    // On stdout, never through the logger: logs are kept and shipped, a terminal is not.
+    let dashboard = format!("http://{admin_host}:{}/_/", addr.port());
+    match bootstrap_key {
+        Some(key) => println!(
+            "\nBootstrap admin key (InstanceAdmin). It is shown this once; store it now:\n{key}\n\
+             Dashboard: {dashboard} (sign in with the key)\n"
+        ),
+        None => println!("Dashboard: {dashboard}"),
+    }
 
     // The metrics recorder first: a handle taken before it is installed (the realtime
     // lag and publish histograms are taken at start) would record nowhere, for good.
@@ -163,20 +172,17 @@ fn api_config(args: &ServeArgs) -> anyhow::Result<ApiConfig> {
     })
 }
 
-/// On the first start against an empty database, creates an `InstanceAdmin` key and prints
-/// it once on stdout. Never through the logger: logs are kept and shipped, a terminal is not.
-async fn bootstrap(store: &SqlStore) -> anyhow::Result<()> {
+/// On the first start against an empty database, creates an `InstanceAdmin` key and returns
+/// it, to be printed once.
+async fn bootstrap(store: &SqlStore) -> anyhow::Result<Option<String>> {
     let issued = admin_key::issue(vec![Capability::InstanceAdmin], None, "bootstrap".into())?;
     let created = store
         .create_bootstrap_admin_key((&issued).into())
         .await
         .context("cannot create the bootstrap admin key")?;
-    if created {
-        tracing::info!(key_id = %issued.key.id, "bootstrap admin key created (printed on stdout)");
-        println!(
-            "\nBootstrap admin key (InstanceAdmin). It is shown this once; store it now:\n{}\n",
-            issued.plaintext
-        );
+    if !created {
+        return Ok(None);
     }
-    Ok(())
+    tracing::info!(key_id = %issued.key.id, "bootstrap admin key created (printed on stdout)");
+    Ok(Some(issued.plaintext))
 }

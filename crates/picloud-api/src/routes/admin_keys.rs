@@ -1,4 +1,5 @@
-//! `/api/v1/admin-keys`: create (shown once), list, revoke. Instance admins only.
+//! `/api/v1/admin-keys`: create (shown once), list, revoke (instance admins only); and
+//! `/api/v1/me`, the calling key itself.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -9,11 +10,20 @@ use crate::auth::AdminAuth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::state::AppState;
-use crate::wire::{AdminKeyList, CreateAdminKey, CreatedAdminKey};
+use crate::wire::{AdminKeyBody, AdminKeyList, CreateAdminKey, CreatedAdminKey};
 
 fn require_instance_admin(auth: &AdminAuth) -> ApiResult<()> {
     auth.require(Capability::InstanceAdmin)?;
     auth.require_unbound("manage admin keys")
+}
+
+/// Any valid key may ask who it is: the dashboard shows only what the key may do.
+#[utoipa::path(get, path = "/api/v1/me", tag = "admin-keys",
+    security(("admin_key" = [])),
+    responses((status = 200, description = "The key that made the request (no secret)", body = AdminKeyBody),
+        (status = 401, body = ErrorBody)))]
+pub async fn me(auth: AdminAuth) -> ApiJson<AdminKeyBody> {
+    ApiJson(AdminKeyBody::from((*auth.key).clone()))
 }
 
 #[utoipa::path(get, path = "/api/v1/admin-keys", tag = "admin-keys",

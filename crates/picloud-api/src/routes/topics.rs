@@ -1,7 +1,10 @@
 //! `/api/v1/apps/{app}/topics`: create, list, get, update, delete topics.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
+use axum::response::Response;
+use picloud_core::app::AppRef;
 use picloud_core::capability::Capability;
 use picloud_core::topic::{AuthMode, NewTopic, Retention, TopicName, TopicPatch};
 use picloud_core::ValidationError;
@@ -10,7 +13,10 @@ use crate::auth::AdminAuth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::state::AppState;
-use crate::wire::{CreateTopic, RetentionBody, TopicBody, TopicList, UpdateTopic};
+use crate::wire::{
+    CreateTopic, HistoryMessage, HistoryPage, HistoryQuery, RetentionBody, TopicBody, TopicList,
+    UpdateTopic,
+};
 
 const READ: &[Capability] = &[Capability::AppRead, Capability::AppTopicManage];
 
@@ -156,4 +162,78 @@ pub async fn delete_topic(
     }
     state.realtime.hub.close_topic(&app.id, &name);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Most messages one history page holds.
+const MAX_PAGE: u32 = 500;
+
+#[utoipa::path(get, path = "/api/v1/apps/{app}/topics/{topic}/messages", tag = "topics",
+    params(("app" = String, Path, description = "App slug or id"), ("topic" = String, Path, description = "Topic name"), HistoryQuery),
+    security(("admin_key" = [])),
+    responses((status = 200, description = "Durable messages, newest first", body = HistoryPage),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "A limit outside 1–500", body = ErrorBody)))]
+pub async fn topic_history(
+    auth: AdminAuth,
+    State(state): State<AppState>,
+    Path((app, topic)): Path<(String, String)>,
+    Query(q): Query<HistoryQuery>,
+) -> ApiResult<ApiJson<HistoryPage>> {
+    let app = auth.app_with_any(&app, READ).await?;
+    let name = topic_segment(&topic)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ValidationError::new("limit", "1 to 500").into());
+    }
+    if state.store.get_topic(&app.id, &name).await?.is_none() {
+        return Err(ApiError::not_found("topic"));
+    }
+    let page = state
+        .store
+        .read_before(&app.id, &name, q.before_seq, limit)
+        .await?;
+    let oldest_seq = state.store.oldest_seq(&app.id, &name).await?;
+    let next_before_seq = page
+        .last()
+        .and_then(|m| m.seq)
+        .filter(|&seq| oldest_seq.is_some_and(|oldest| seq > oldest));
+    let messages = page
+        .into_iter()
+        .filter_map(|m| {
+            Some(HistoryMessage {
+                seq: m.seq?,
+                message: serde_json::value::RawValue::from_string(m.payload.to_string()).ok()?,
+                published_at: crate::timestamp::UtcMillis(m.published_at),
+            })
+        })
+        .collect();
+    Ok(ApiJson(HistoryPage {
+        messages,
+        oldest_seq,
+        next_before_seq,
+    }))
+}
+
+/// The admin's live tail of a topic: a `text/event-stream` with the frames and resume rules
+/// of docs/protocol.md (`Last-Event-ID` or `?last_event_id=`), for any topic of the app,
+/// internal and token-mode ones included, and with no token to expire.
+#[utoipa::path(get, path = "/api/v1/apps/{app}/topics/{topic}/stream", tag = "topics",
+    params(("app" = String, Path, description = "App slug or id"), ("topic" = String, Path, description = "Topic name")),
+    security(("admin_key" = [])),
+    responses((status = 200, description = "An SSE stream (docs/protocol.md)", content_type = "text/event-stream", body = String),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn tail_topic(
+    auth: AdminAuth,
+    State(state): State<AppState>,
+    Path((app, topic)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let app = auth.app_with_any(&app, READ).await?;
+    let app = AppRef {
+        id: app.id,
+        slug: app.slug,
+    };
+    let rt = state.realtime.clone();
+    Ok(picloud_realtime::sse::tail(rt, app, &topic, query.as_deref(), &headers).await)
 }

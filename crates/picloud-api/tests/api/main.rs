@@ -9,6 +9,7 @@ mod apps;
 mod auth;
 mod bad_input;
 mod batch_publish;
+mod dashboard;
 mod domains;
 mod edge;
 mod health;

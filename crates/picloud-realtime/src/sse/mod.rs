@@ -71,18 +71,57 @@ async fn subscribe(
         Ok(g) => g,
         Err(res) => return res,
     };
-    let body = stream::open(rt, app, req, grant, socket).await;
-    match body {
+    open(rt, app, req, grant, socket).await
+}
+
+/// The stream's response, or a 503 when its topics' ends cannot be read.
+async fn open(
+    rt: Realtime,
+    app: AppRef,
+    req: SubscribeRequest,
+    grant: Option<Grant>,
+    socket: Option<Arc<TcpStream>>,
+) -> Response {
+    match stream::open(rt, app, req, grant, socket).await {
         Ok(body) => sse_response(body),
         Err(e) => {
             tracing::warn!(error = %e, "cannot open stream");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Code::Unavailable,
-                "the database is unavailable; retry shortly",
-            )
+            unavailable()
         }
     }
+}
+
+fn unavailable() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Code::Unavailable,
+        "the database is unavailable; retry shortly",
+    )
+}
+
+/// An administrator's tail of one topic of `app`, internal and token-mode topics included:
+/// the frames and resume rules of a subscriber's stream (docs/protocol.md), with no token
+/// (so no expiry). The caller has checked the admin key; a token in the request is ignored.
+pub async fn tail(
+    rt: Realtime,
+    app: AppRef,
+    topic: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
+    let req = match request::parse(Some(topic), query, headers, 1) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.code, &e.message),
+    };
+    match rt.store.get_topic(&app.id, &req.topics[0]).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return error(StatusCode::NOT_FOUND, Code::NotFound, "topic not found"),
+        Err(e) => {
+            tracing::warn!(error = %e, "topic lookup failed");
+            return unavailable();
+        }
+    }
+    open(rt, app, req, None, None).await
 }
 
 /// `Ok(Some(grant))` when a token was needed and verified (its expiry then bounds the
@@ -109,11 +148,7 @@ async fn authorize(
             }
             Err(e) => {
                 tracing::warn!(error = %e, "topic lookup failed");
-                return Err(error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Code::Unavailable,
-                    "the database is unavailable; retry shortly",
-                ));
+                return Err(unavailable());
             }
         }
     }
@@ -138,11 +173,7 @@ async fn authorize(
         Err(VerifyError::Invalid) => return Err(unauthorized()),
         Err(VerifyError::Store(e)) => {
             tracing::warn!(error = %e, "secret lookup failed");
-            return Err(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Code::Unavailable,
-                "the database is unavailable; retry shortly",
-            ));
+            return Err(unavailable());
         }
     };
     if needs_token.iter().any(|t| !grant.allows(t.as_str())) {

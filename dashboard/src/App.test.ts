@@ -1,0 +1,201 @@
+// @vitest-environment happy-dom
+// Shows the shell end to end in a DOM against a stubbed server: sign in with the labelled field
+// (the key goes as Bearer and is kept per tab), navigation by links with one URL per page, the
+// topics table, a publish (invalid JSON disables it; seqs shown), the live tail fed by the admin
+// stream through @picloud/client (with pause counting), and a 401 that returns to sign-in.
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+const enc = new TextEncoder();
+const seen: { method: string; url: string; auth: string | null }[] = [];
+let streamCtl: ReadableStreamDefaultController<Uint8Array> | undefined;
+let streamUrl = '';
+let seq = 3;
+let validKey = 'pk_good';
+
+const json = (status: number, v: unknown) => new Response(JSON.stringify(v), { status, headers: { 'content-type': 'application/json' } });
+const topic = (name: string, last_seq: number, external: boolean) => ({
+  name,
+  description: '',
+  external_subscribable: external,
+  auth_mode: external ? 'public' : 'token',
+  retention: {},
+  last_seq,
+  created_at: '2026-01-01T00:00:00Z',
+  updated_at: '2026-01-01T00:00:00Z',
+});
+const frame = (s: number | null, message: unknown) =>
+  enc.encode(`${s === null ? '' : `id: ${s}\n`}event: message\ndata: ${JSON.stringify({ topic: 'chat', seq: s, message, published_at: '2026-01-01T00:00:00.000Z' })}\n\n`);
+
+async function server(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  const req = input instanceof Request ? input : new Request(String(input), init);
+  const url = new URL(req.url);
+  const auth = req.headers.get('authorization');
+  seen.push({ method: req.method, url: url.pathname + url.search, auth });
+  if (url.pathname === '/readyz') return json(200, { status: 'ready', storage: 'ok' });
+  if (auth !== `Bearer ${validKey}`) return json(401, { error: { code: 'unauthorized', message: 'unauthorized' } });
+  const p = url.pathname;
+  if (p === '/api/v1/me') return json(200, { id: 'k1', label: 'ops', capabilities: ['AppRead', 'AppTopicManage', 'AppPublish'], app_id: null });
+  if (p === '/health/realtime') return json(200, { connections: 1, subscribers: 1, topics_with_subscribers: 1, published_durable: 3, published_ephemeral: 0, frames_sent: 5, gap_repairs: 0, resyncs: 0, slow_consumer_disconnects: 0, token_expirations: 0 });
+  if (p === '/api/v1/apps') return json(200, { apps: [{ id: 'app_1', slug: 'demo', name: 'Demo', max_token_ttl_secs: 60, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' }] });
+  if (p === '/api/v1/apps/demo/topics') return json(200, { topics: [topic('chat', 3, true), topic('alerts', 12, false)] });
+  if (p === '/api/v1/apps/demo/topics/chat' && req.method === 'GET') return json(200, topic('chat', seq, true));
+  if (p === '/api/v1/apps/demo/topics/chat/stream') {
+    streamUrl = url.pathname;
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        streamCtl = c;
+        c.enqueue(enc.encode(`retry: 2000\n\nid: ${seq}\nevent: position\ndata: null\n\n`));
+      },
+    });
+    return new Response(body, { headers: { 'content-type': 'text/event-stream' } });
+  }
+  if (p === '/api/v1/apps/demo/topics/chat/publish') {
+    const m: unknown = JSON.parse(await req.text());
+    const s = ++seq;
+    streamCtl?.enqueue(frame(s, m));
+    return json(201, { topic: 'chat', seq: s, published_at: '2026-01-01T00:00:00.000Z' });
+  }
+  if (p === '/api/v1/apps/demo/publish') {
+    const b = JSON.parse(await req.text()) as { messages: { topic: string; data: unknown }[] };
+    if (url.searchParams.get('ephemeral') === 'true') return json(422, { error: { code: 'invalid_field', message: 'messages[0].topic: no ephemeral batches in this stub' } });
+    return json(201, { messages: b.messages.map((x) => ({ topic: x.topic, seq: ++seq, published_at: '2026-01-01T00:00:00.000Z' })) });
+  }
+  return json(404, { error: { code: 'not_found', message: `no stub for ${req.method} ${p}` } });
+}
+
+const $ = <T extends Element = HTMLElement>(sel: string) => document.querySelector<T>(sel);
+const byText = (sel: string, text: string) => [...document.querySelectorAll<HTMLElement>(sel)].find((e) => e.textContent?.trim() === text);
+const labelled = (text: string) => {
+  const l = [...document.querySelectorAll('label')].find((x) => x.textContent?.trim() === text);
+  return (l?.htmlFor ? document.getElementById(l.htmlFor) : l?.querySelector('input,textarea,select')) as HTMLInputElement | null;
+};
+const type = (el: HTMLInputElement | HTMLTextAreaElement, v: string) => {
+  el.value = v;
+  el.dispatchEvent(new Event('input', { bubbles: true }));
+};
+const click = (el: Element | null | undefined) => {
+  if (!el) throw new Error('nothing to click');
+  (el as HTMLElement).dispatchEvent(new MouseEvent('click', { bubbles: true, cancelable: true, button: 0 }));
+};
+const until = <T>(f: () => T) => vi.waitFor(() => {
+  const v = f();
+  if (!v) throw new Error(`not yet at ${location.pathname}: ${document.body.innerHTML.slice(0, 1500)}`);
+  return v;
+}, { timeout: 3000, interval: 10 });
+
+let unmount: () => void = () => {};
+
+beforeAll(async () => {
+  vi.stubGlobal('fetch', server);
+  history.replaceState(null, '', '/_/apps/demo/topics');
+  document.body.innerHTML = '<div id="app"></div>';
+  const { mount, unmount: un } = await import('svelte');
+  const { default: App } = await import('./App.svelte');
+  const { route } = await import('./stores/route.svelte');
+  route.start();
+  const app = mount(App, { target: document.getElementById('app')! });
+  unmount = () => void un(app);
+});
+afterAll(() => {
+  unmount();
+  vi.unstubAllGlobals();
+});
+
+describe('dashboard shell', () => {
+  it('asks for the key first, then returns to the deep link', async () => {
+    await until(() => labelled('Admin key'));
+    expect(location.pathname).toBe('/_/sign-in');
+    expect(labelled('Remember on this device')?.type).toBe('checkbox');
+    type(labelled('Admin key')!, 'pk_wrong');
+    click(byText('button', 'Sign in'));
+    await until(() => $('[role=alert]')?.textContent?.includes('The admin key was not accepted'));
+    type(labelled('Admin key')!, 'pk_good');
+    click(byText('button', 'Sign in'));
+    await until(() => $('h1')?.textContent === 'Topics');
+    expect(location.pathname).toBe('/_/apps/demo/topics');
+    expect(sessionStorage.getItem('picloud.adminKey')).toBe('pk_good');
+    expect(localStorage.getItem('picloud.adminKey')).toBeNull();
+    expect(seen.find((s) => s.url === '/api/v1/me' && s.auth === 'Bearer pk_good')).toBeTruthy();
+  });
+
+  it('shows the topics table sorted, searchable, and only allowed actions', async () => {
+    await until(() => document.querySelectorAll('tbody tr').length === 2);
+    const names = () => [...document.querySelectorAll('tbody tr td:first-child')].map((td) => td.textContent);
+    expect(names()).toEqual(['alerts', 'chat']);
+    const lastSeq = () => [...document.querySelectorAll('th button')].find((b) => b.textContent?.startsWith('Last seq'));
+    click(lastSeq());
+    await until(() => names()[0] === 'chat' && lastSeq()?.closest('th')?.getAttribute('aria-sort') === 'ascending');
+    click(lastSeq());
+    await until(() => names()[0] === 'alerts' && lastSeq()?.closest('th')?.getAttribute('aria-sort') === 'descending');
+    type(labelled('Search topics')!, 'cha');
+    await until(() => names().length === 1 && names()[0] === 'chat');
+    expect(byText('summary', 'Create topic')).toBeTruthy(); // AppTopicManage
+    expect(byText('a', 'Keys')).toBeUndefined(); // not InstanceAdmin
+    expect(byText('a', 'Secrets')).toBeUndefined(); // not SecretsManage
+  });
+
+  it('publishes valid JSON only, and the tail shows it from the admin stream', async () => {
+    click(byText('a', 'chat'));
+    await until(() => location.pathname === '/_/apps/demo/topics/chat' && byText('button', 'Publish'));
+    await until(() => streamUrl === '/api/v1/apps/demo/topics/chat/stream');
+    const stream = seen.find((s) => s.url.endsWith('/stream'))!;
+    expect(stream.auth).toBe('Bearer pk_good');
+    const editor = labelled('Message (JSON)') as unknown as HTMLTextAreaElement;
+    type(editor, '{"text":');
+    await until(() => (byText('button', 'Publish') as HTMLButtonElement).disabled);
+    const before = seen.length;
+    type(editor, '{"user":{"name":"ann"}}');
+    await until(() => !(byText('button', 'Publish') as HTMLButtonElement).disabled);
+    expect(seen.slice(before).some((s) => s.url.includes('/publish'))).toBe(false);
+    click(byText('button', 'Publish'));
+    await until(() => $('[role=status].ok')?.textContent === 'Published: seq 4.');
+    await until(() => byText('.tail-row .badge', 'seq 4'));
+    expect($('.tail-row.durable pre')?.textContent).toBe('{\n  "user": {\n    "name": "ann"\n  }\n}');
+
+    // batch: an array goes to the batch endpoint; a failure shows the server's message verbatim
+    type(editor, '[1, 2]');
+    click(labelled('Batch (a JSON array, one message per element)'));
+    await until(() => $('#publish-json-state')?.textContent?.trim() === 'Valid: 2 messages.');
+    click(byText('button', 'Publish'));
+    await until(() => $('[role=status].ok')?.textContent === 'Published 2 messages: seq 5–6.');
+    click(labelled('Ephemeral (live subscribers only, no seq)'));
+    click(byText('button', 'Publish'));
+    await until(() => $('[role=alert]')?.textContent === 'messages[0].topic: no ephemeral batches in this stub');
+    expect(seen.at(-1)?.url).toBe('/api/v1/apps/demo/publish?ephemeral=true');
+  });
+
+  it('pauses with a waiting count, resumes, and marks ephemeral frames', async () => {
+    click(byText('button', 'Pause'));
+    await until(() => byText('button', 'Resume'));
+    streamCtl!.enqueue(frame(7, { n: 7 }));
+    streamCtl!.enqueue(frame(null, { n: 'eph' }));
+    await until(() => byText('.waiting', '2 waiting'));
+    click(byText('button', 'Resume'));
+    await until(() => byText('.tail-row .badge', 'ephemeral'));
+    expect(byText('.tail-row .badge', 'seq 7')).toBeTruthy();
+    type(labelled('Filter')!, 'n = "eph"');
+    await until(() => document.querySelectorAll('.tail-row.message').length === 1);
+  });
+
+  it('keeps at most 5,000 lines, says how many it dropped, and renders only the visible rows', async () => {
+    type(labelled('Filter')!, '');
+    click(byText('button', 'Clear'));
+    let chunk = '';
+    for (let i = 0; i < 6000; i++) chunk += `id: ${100 + i}\nevent: message\ndata: {"topic":"chat","seq":${100 + i},"message":{"i":${i}},"published_at":"2026-01-01T00:00:00.000Z"}\n\n`;
+    streamCtl!.enqueue(enc.encode(chunk));
+    await until(() => $('.dropped')?.textContent?.startsWith('1,000 older lines dropped'));
+    expect($('.tail .hint')?.textContent).toContain('5,000 lines kept');
+    const rows = document.querySelectorAll('.tail-row').length;
+    expect(rows).toBeGreaterThan(0);
+    expect(rows).toBeLessThan(50);
+  });
+
+  it('a 401 anywhere returns to sign-in with a message and forgets the key', async () => {
+    validKey = 'pk_other';
+    click(byText('a', 'Topics'));
+    await until(() => labelled('Admin key'));
+    expect(location.pathname).toBe('/_/sign-in');
+    expect($('[role=status].notice')?.textContent).toContain('The admin key was not accepted');
+    expect(sessionStorage.getItem('picloud.adminKey')).toBeNull();
+  });
+});

@@ -1,0 +1,145 @@
+// The dashboard in a real browser (Debian's Chromium driven by playwright-core) against the real
+// picloud binary, which serves the embedded build at /_/: the security headers; sign in with the
+// bootstrap key; create an app and a topic from the pages; the live tail shows what is published
+// from the form and from the API, pauses (counting what waits) and resumes in order; a wrong key
+// and a revoked key are sent back to sign-in; sign out forgets the key.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PiCloud, until } from '../../../clients/typescript/test/support/picloud';
+
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+
+let pc: PiCloud;
+let ctx: BrowserContext;
+let profile: string;
+
+beforeAll(async () => {
+  pc = await PiCloud.start();
+  profile = mkdtempSync(join(tmpdir(), 'picloud-dashboard-chromium-'));
+  ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+afterAll(async () => {
+  await ctx?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  await pc?.destroy();
+});
+
+/** A new tab; any script error or CSP violation on it fails the test. */
+async function tab(): Promise<{ page: Page; problems: string[] }> {
+  const page = await ctx.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) problems.push(m.text());
+  });
+  return { page, problems };
+}
+
+const shown = (l: Locator, timeout = 15_000) => l.waitFor({ state: 'visible', timeout });
+
+async function signIn(page: Page, key: string) {
+  await page.goto(`${pc.admin}/`);
+  await page.getByLabel('Admin key').fill(key);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+describe('dashboard in a real browser', () => {
+  it('is served with its security headers, and / redirects to it', async () => {
+    const root = await fetch(`${pc.admin}/`, { redirect: 'manual' });
+    expect([302, 303, 307, 308]).toContain(root.status);
+    expect(root.headers.get('location')).toBe('/_/');
+    for (const path of ['/_/', '/_/assets/index.js', '/_/apps/demo/topics']) {
+      const r = await fetch(`${pc.admin}${path}`);
+      expect(r.status, path).toBe(200);
+      const csp = r.headers.get('content-security-policy') ?? '';
+      expect(csp).toContain("default-src 'self'");
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(csp).not.toContain('unsafe-inline');
+      expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(r.headers.get('referrer-policy')).toBe('no-referrer');
+    }
+    expect((await fetch(`${pc.admin}/_/assets/missing.js`)).status).toBe(404);
+  });
+
+  it('signs in, creates an app and a topic, and tails what is published', async () => {
+    const { page, problems } = await tab();
+    await signIn(page, pc.key);
+    await page.getByRole('link', { name: 'Apps' }).click();
+    await page.getByRole('textbox', { name: 'Slug' }).fill('demo');
+    await page.getByRole('button', { name: 'Create app' }).click();
+    await page.getByRole('link', { name: 'demo', exact: true }).click();
+    await page.getByRole('link', { name: 'Topics' }).click();
+    await page.locator('summary', { hasText: 'Create topic' }).click();
+    await page.getByLabel('Topic name').fill('chat');
+    await page.getByRole('button', { name: 'Create topic' }).click();
+    await page.getByRole('link', { name: 'chat', exact: true }).click();
+
+    const log = page.getByRole('log', { name: 'Messages of chat' });
+    await shown(page.getByText('Stream: open'), 30_000);
+
+    // From the form, then from the API: both appear.
+    await page.getByLabel('Message (JSON)').fill('{"text":"from the form"}');
+    await page.getByRole('button', { name: 'Publish' }).click();
+    await shown(log.getByText('"from the form"'));
+    await pc.publish('chat', { text: 'from the api' });
+    await shown(log.getByText('"from the api"'));
+
+    // An invalid message is never sent.
+    await page.getByLabel('Message (JSON)').fill('{"text":');
+    expect(await page.getByRole('button', { name: 'Publish' }).isDisabled()).toBe(true);
+
+    // Paused: three wait, counted; resumed: the three appear, in order.
+    await page.getByRole('button', { name: 'Pause' }).click();
+    for (const n of [1, 2, 3]) await pc.publish('chat', { n });
+    await shown(page.getByText('3 waiting'));
+    expect(await log.getByText('"n": 1').count()).toBe(0);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await shown(log.getByText('"n": 3'));
+    const seqs = await log.locator('.badge.dur').allTextContents();
+    expect(seqs).toEqual(['seq 1', 'seq 2', 'seq 3', 'seq 4', 'seq 5']);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('sends a wrong or revoked key back to sign-in, and forgets the key on sign out', async () => {
+    const { page } = await tab();
+    await signIn(page, 'pk_nope_nope');
+    await shown(page.getByRole('alert'));
+    expect(await page.getByRole('alert').textContent()).toMatch(/not accepted/i);
+
+    const made = await pc.api<{ id: string; key: string }>('POST', '/admin-keys', { capabilities: ['AppRead'], label: 'reader' });
+    await signIn(page, made.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    // A read-only key sees no write buttons.
+    await page.getByRole('link', { name: 'Apps' }).click();
+    await shown(page.getByRole('link', { name: 'demo', exact: true }));
+    expect(await page.getByRole('button', { name: 'Create app' }).count()).toBe(0);
+
+    await pc.api('DELETE', `/admin-keys/${made.id}`);
+    // The key cache forgets a revoked key within 5 s on a running node; any call then fails.
+    await until(
+      async () => {
+        await page.reload();
+        await page.waitForLoadState('networkidle');
+        return (await page.getByLabel('Admin key').count()) === 1;
+      },
+      'the revoked key to be sent back to sign-in',
+      20_000,
+    );
+
+    await signIn(page, pc.key);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await shown(page.getByLabel('Admin key'));
+    await page.reload();
+    await shown(page.getByLabel('Admin key'));
+    await page.close();
+  });
+});
