@@ -37,6 +37,7 @@ async function server(input: RequestInfo | URL, init?: RequestInit): Promise<Res
   if (p === '/api/v1/me') return json(200, { id: 'k1', label: 'ops', capabilities: ['AppRead', 'AppTopicManage', 'AppPublish'], app_id: null });
   if (p === '/health/realtime') return json(200, { connections: 1, subscribers: 1, topics_with_subscribers: 1, published_durable: 3, published_ephemeral: 0, frames_sent: 5, gap_repairs: 0, resyncs: 0, slow_consumer_disconnects: 0, token_expirations: 0 });
   if (p === '/api/v1/apps') return json(200, { apps: [{ id: 'app_1', slug: 'demo', name: 'Demo', max_token_ttl_secs: 60, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' }] });
+  if (p === '/api/v1/apps/demo') return json(200, { id: 'app_1', slug: 'demo', name: 'Demo', max_token_ttl_secs: 60, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' });
   if (p === '/api/v1/apps/demo/topics') return json(200, { topics: [topic('chat', 3, true), topic('alerts', 12, false)] });
   if (p === '/api/v1/apps/demo/topics/chat' && req.method === 'GET') return json(200, topic('chat', seq, true));
   if (p === '/api/v1/apps/demo/topics/chat/stream') {

@@ -109,6 +109,31 @@ describe('dashboard in a real browser', () => {
     await page.close();
   });
 
+  it('tails as a subscriber with a minted token, through the real token check', async () => {
+    await pc.createTopic('room', 'token');
+    const { page, problems } = await tab();
+    await signIn(page, pc.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    await page.goto(`${pc.admin}/_/apps/demo/topics/room`);
+    await page.getByRole('button', { name: 'Mint token' }).click();
+    const claims = page.getByRole('definition').filter({ hasText: '["room"]' });
+    await shown(claims);
+    await page.getByRole('button', { name: 'Open subscriber stream' }).click();
+    const log = page.getByRole('log', { name: 'Subscriber stream of room' });
+    await shown(log.getByText('Stream open'), 30_000);
+    await pc.publish('room', { hello: 'subscriber' });
+    await shown(log.getByText('{"hello":"subscriber"}', { exact: false }));
+
+    // A token for another topic: the data plane's 401, as a browser would get it.
+    await page.getByLabel('Token topics or patterns').fill('elsewhere');
+    await page.getByRole('button', { name: 'Mint token' }).click();
+    await shown(page.getByRole('definition').filter({ hasText: '["elsewhere"]' }));
+    await page.getByRole('button', { name: 'Open subscriber stream' }).click();
+    await shown(log.getByText(/unauthorized/i).first(), 30_000);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it('sends a wrong or revoked key back to sign-in, and forgets the key on sign out', async () => {
     const { page } = await tab();
     await signIn(page, 'pk_nope_nope');
