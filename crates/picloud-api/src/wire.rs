@@ -175,6 +175,20 @@ pub struct TopicBody {
     pub last_seq: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Activity now: on `GET` of one topic and of the list (absent in other answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<TopicStats>,
+}
+
+/// A topic's activity at the time of the answer.
+#[derive(Serialize, ToSchema)]
+pub struct TopicStats {
+    /// Durable messages history holds now.
+    pub retained_messages: i64,
+    /// Streams subscribed to the topic on the node that answered (admin tails included).
+    pub live_subscribers: usize,
+    /// Durable messages published in the last 60 s (ephemeral ones leave no trace to count).
+    pub publishes_last_minute: i64,
 }
 
 impl From<picloud_core::topic::Topic> for TopicBody {
@@ -191,6 +205,7 @@ impl From<picloud_core::topic::Topic> for TopicBody {
             last_seq: t.last_seq,
             created_at: t.created_at,
             updated_at: t.updated_at,
+            stats: None,
         }
     }
 }

@@ -22,6 +22,16 @@ pub struct Message {
 }
 
 /// One item of a publish batch handed to [`crate::store::MessageStore::publish`].
+/// How much history one topic holds (see `MessageStore::history_counts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryCount {
+    pub topic: String,
+    /// Messages stored now.
+    pub retained: i64,
+    /// Of those, published at or after the given instant.
+    pub since: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct PublishItem {
     pub app_id: AppId,

@@ -16,7 +16,7 @@ use crate::dispatch::{AppRuntime, DeadLetter, Delivery, Invocation};
 use crate::domain::Domain;
 use crate::host::Host;
 use crate::ids::AppId;
-use crate::message::{Message, PublishItem};
+use crate::message::{HistoryCount, Message, PublishItem};
 use crate::script::{NewRoute, Route, ScriptInfo, ScriptName, ScriptVersion};
 use crate::secret::AppSecret;
 use crate::topic::{NewTopic, Topic, TopicName, TopicPatch};
@@ -170,6 +170,9 @@ pub trait MessageStore: Send + Sync {
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
+    /// Per topic of `app` with stored messages: how many, and how many of them were
+    /// published at or after `since_ms`.
+    async fn history_counts(&self, app: &AppId, since_ms: i64) -> StoreResult<Vec<HistoryCount>>;
     /// The oldest seq the topic's history still holds (where retention begins), if any.
     async fn oldest_seq(&self, app: &AppId, topic: &TopicName) -> StoreResult<Option<i64>>;
     /// Deletes messages beyond each topic's retention as of `now_ms`; returns how many.

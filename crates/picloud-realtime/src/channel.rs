@@ -246,6 +246,11 @@ impl<D: Direct> Channel<D> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Receivers open now.
+    pub fn receivers(&self) -> usize {
+        self.lock().receivers
+    }
+
     /// A receiver of every frame sent from now on.
     pub fn subscribe(self: &Arc<Self>) -> Receiver<D> {
         let mut st = self.lock();

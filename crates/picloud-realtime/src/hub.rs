@@ -130,6 +130,15 @@ impl Hub {
         }
     }
 
+    /// Streams on this node subscribed to a topic now.
+    pub fn subscribers(&self, app: &AppId, topic: &TopicName) -> usize {
+        let (key, hash) = self.key(app, topic);
+        let channels = self.channels.lock().expect("hub lock");
+        channels
+            .find(hash, |c| key.matches(c))
+            .map_or(0, |c| c.receivers())
+    }
+
     /// Topics with at least one subscriber.
     pub fn channel_count(&self) -> usize {
         self.channels.lock().expect("hub lock").len()

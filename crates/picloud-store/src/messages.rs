@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use picloud_core::ids::AppId;
-use picloud_core::message::{Message, PublishItem};
+use picloud_core::message::{HistoryCount, Message, PublishItem};
 use picloud_core::store::{Committed, MessageStore, StoreResult};
 use picloud_core::topic::{Retention, TopicName};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
@@ -168,6 +168,29 @@ impl MessageStore for SqlStore {
             .map_err(error::other)?
         });
         Ok(messages(app, topic, rows))
+    }
+
+    async fn history_counts(&self, app: &AppId, since_ms: i64) -> StoreResult<Vec<HistoryCount>> {
+        let rows: Vec<(String, i64, i64)> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT topic, count(*), \
+                 coalesce(sum(CASE WHEN published_at >= $2 THEN 1 ELSE 0 END), 0) \
+                 FROM messages WHERE app_id = $1 GROUP BY topic",
+            )
+            .bind(app.as_str())
+            .bind(since_ms)
+            .fetch_all(pool)
+            .await
+            .map_err(error::other)?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(topic, retained, since)| HistoryCount {
+                topic,
+                retained,
+                since,
+            })
+            .collect())
     }
 
     async fn oldest_seq(&self, app: &AppId, topic: &TopicName) -> StoreResult<Option<i64>> {

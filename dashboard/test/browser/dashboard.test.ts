@@ -1,7 +1,8 @@
 // The dashboard in a real browser (Debian's Chromium driven by playwright-core) against the real
 // picloud binary, which serves the embedded build at /_/: the security headers; sign in with the
 // bootstrap key; create an app and a topic from the pages; the live tail shows what is published
-// from the form and from the API, pauses (counting what waits) and resumes in order; a wrong key
+// from the form and from the API, pauses (counting what waits) and resumes in order; history and
+// the topics table's counts agree; a minted token tails as a subscriber; a wrong key
 // and a revoked key are sent back to sign-in; sign out forgets the key.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -105,6 +106,21 @@ describe('dashboard in a real browser', () => {
     await shown(log.getByText('"n": 3'));
     const seqs = await log.locator('.badge.dur').allTextContents();
     expect(seqs).toEqual(['seq 1', 'seq 2', 'seq 3', 'seq 4', 'seq 5']);
+
+    // History shows the same seqs, newest first.
+    await page.getByRole('button', { name: 'Load history' }).click();
+    const history = page.getByRole('table', { name: 'History of chat' });
+    await shown(history);
+    const firstCells = await history.locator('tbody tr td:first-child').allTextContents();
+    expect(firstCells).toEqual(['5', '4', '3', '2', '1']);
+
+    // The topics table counts what history holds and what was published in the last minute.
+    await page.getByRole('link', { name: 'Topics' }).click();
+    const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: 'chat', exact: true }) });
+    await shown(row);
+    const cells = await row.getByRole('cell').allTextContents();
+    expect(cells.slice(3, 5)).toEqual(['5', '5']);
+    expect(cells[6]).toBe('5');
     expect(problems).toEqual([]);
     await page.close();
   });

@@ -6,8 +6,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use picloud_core::app::AppRef;
 use picloud_core::capability::Capability;
-use picloud_core::topic::{AuthMode, NewTopic, Retention, TopicName, TopicPatch};
+use picloud_core::ids::AppId;
+use picloud_core::message::HistoryCount;
+use picloud_core::topic::{AuthMode, NewTopic, Retention, Topic, TopicName, TopicPatch};
 use picloud_core::ValidationError;
+use std::collections::HashMap;
 
 use crate::auth::AdminAuth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -15,7 +18,7 @@ use crate::json::ApiJson;
 use crate::state::AppState;
 use crate::wire::{
     CreateTopic, HistoryMessage, HistoryPage, HistoryQuery, RetentionBody, TopicBody, TopicList,
-    UpdateTopic,
+    TopicStats, UpdateTopic,
 };
 
 const READ: &[Capability] = &[Capability::AppRead, Capability::AppTopicManage];
@@ -55,9 +58,40 @@ pub async fn list_topics(
 ) -> ApiResult<ApiJson<TopicList>> {
     let app = auth.app_with_any(&app, READ).await?;
     let topics = state.store.list_topics(&app.id).await?;
-    Ok(ApiJson(TopicList {
-        topics: topics.into_iter().map(Into::into).collect(),
-    }))
+    let topics = with_stats(&state, &app.id, topics).await?;
+    Ok(ApiJson(TopicList { topics }))
+}
+
+/// The topics' bodies with their activity now ([`TopicStats`]).
+async fn with_stats(
+    state: &AppState,
+    app: &AppId,
+    topics: Vec<Topic>,
+) -> ApiResult<Vec<TopicBody>> {
+    let since = chrono::Utc::now().timestamp_millis() - 60_000;
+    let counts: HashMap<String, HistoryCount> = state
+        .store
+        .history_counts(app, since)
+        .await?
+        .into_iter()
+        .map(|c| (c.topic.clone(), c))
+        .collect();
+    let hub = &state.realtime.hub;
+    Ok(topics
+        .into_iter()
+        .map(|t| {
+            let count = counts.get(t.name.as_str());
+            let stats = TopicStats {
+                retained_messages: count.map_or(0, |c| c.retained),
+                live_subscribers: hub.subscribers(app, &t.name),
+                publishes_last_minute: count.map_or(0, |c| c.since),
+            };
+            TopicBody {
+                stats: Some(stats),
+                ..t.into()
+            }
+        })
+        .collect())
 }
 
 #[utoipa::path(post, path = "/api/v1/apps/{app}/topics", tag = "topics",
@@ -106,7 +140,8 @@ pub async fn get_topic(
         .get_topic(&app.id, &name)
         .await?
         .ok_or_else(|| ApiError::not_found("topic"))?;
-    Ok(ApiJson(topic.into()))
+    let mut bodies = with_stats(&state, &app.id, vec![topic]).await?;
+    Ok(ApiJson(bodies.pop().expect("one topic in, one out")))
 }
 
 #[utoipa::path(patch, path = "/api/v1/apps/{app}/topics/{topic}", tag = "topics",

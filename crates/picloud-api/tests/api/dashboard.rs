@@ -139,7 +139,7 @@ async fn admin_tail_streams_any_topic_and_resumes(backend: picloud_store::Backen
     assert_eq!(missing.err().map(|e| e.0), Some(StatusCode::NOT_FOUND));
 }
 
-/// History newest first, paged by seq, with where retention begins.
+/// History newest first, paged by seq, with where retention begins; the topics' counts.
 async fn history_pages_back_by_seq(backend: picloud_store::Backend) {
     let s = TestServer::start(backend).await;
     s.create_app("demo").await;
@@ -183,4 +183,30 @@ async fn history_pages_back_by_seq(backend: picloud_store::Backend) {
     );
     let missing = send(s.admin(Method::GET, "/api/v1/apps/demo/topics/nope/messages")).await;
     assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
+
+    // The topics API says how much each topic holds and who listens on this node.
+    s.create_topic("demo", "quiet", false, "token").await;
+    let _tail = Sse::open(s.admin(Method::GET, "/api/v1/apps/demo/topics/log/stream"))
+        .await
+        .unwrap();
+    let (_, list) = send(s.admin(Method::GET, "/api/v1/apps/demo/topics")).await;
+    let stats = |name: &str| {
+        list["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap()["stats"]
+            .clone()
+    };
+    assert_eq!(
+        stats("log"),
+        json!({"retained_messages": 5, "live_subscribers": 1, "publishes_last_minute": 5})
+    );
+    assert_eq!(
+        stats("quiet"),
+        json!({"retained_messages": 0, "live_subscribers": 0, "publishes_last_minute": 0})
+    );
+    let (_, one) = send(s.admin(Method::GET, "/api/v1/apps/demo/topics/log")).await;
+    assert_eq!(one["stats"], stats("log"));
 }

@@ -952,11 +952,27 @@ export interface components {
             last_seq: number;
             name: string;
             retention: components["schemas"]["RetentionBody"];
+            stats?: null | components["schemas"]["TopicStats"];
             /** Format: date-time */
             updated_at: string;
         };
         TopicList: {
             topics: components["schemas"]["TopicBody"][];
+        };
+        /** @description A topic's activity at the time of the answer. */
+        TopicStats: {
+            /** @description Streams subscribed to the topic on the node that answered (admin tails included). */
+            live_subscribers: number;
+            /**
+             * Format: int64
+             * @description Durable messages published in the last 60 s (ephemeral ones leave no trace to count).
+             */
+            publishes_last_minute: number;
+            /**
+             * Format: int64
+             * @description Durable messages history holds now.
+             */
+            retained_messages: number;
         };
         TriggerBody: {
             /** Format: date-time */
