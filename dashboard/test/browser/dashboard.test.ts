@@ -150,6 +150,42 @@ describe('dashboard in a real browser', () => {
     await page.close();
   });
 
+  it('rotates and retires a secret; an app-bound key sees its own app only', async () => {
+    const { page, problems } = await tab();
+    await signIn(page, pc.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    await page.goto(`${pc.admin}/_/apps/demo/secrets`);
+    const before = (await pc.api<{ secrets: { kid: string }[] }>('GET', '/apps/demo/secrets')).secrets.map((x) => x.kid);
+    await page.getByRole('button', { name: 'Rotate secret' }).click();
+    await shown(page.getByText(/New secret/));
+    const after = await until(async () => {
+      const list = (await pc.api<{ secrets: { kid: string; retired_at: string | null }[] }>('GET', '/apps/demo/secrets')).secrets;
+      return list.length === before.length + 1 && list;
+    }, 'the rotated secret');
+    const kid = after.find((x) => !before.includes(x.kid))!.kid;
+    await page.getByRole('button', { name: `Retire secret ${kid}` }).click();
+    await page.getByRole('button', { name: 'Confirm retire' }).click();
+    await until(async () => {
+      const list = (await pc.api<{ secrets: { kid: string; retired_at: string | null }[] }>('GET', '/apps/demo/secrets')).secrets;
+      return list.find((x) => x.kid === kid)?.retired_at;
+    }, 'the secret retired');
+    await until(async () => (await page.getByRole('button', { name: `Retire secret ${kid}` }).count()) === 0, 'the page to show it retired');
+
+    // A key bound to demo lands in demo and cannot open another app's pages.
+    await pc.createApp('other');
+    const demo = await pc.api<{ id: string }>('GET', '/apps/demo');
+    const bound = await pc.api<{ key: string }>('POST', '/admin-keys', { capabilities: ['AppRead', 'AppTopicManage'], app: 'demo', label: 'demo-only' });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(page, bound.key);
+    await until(() => page.url().includes(`/_/apps/${demo.id}/topics`), 'the bound key to land in its app');
+    await shown(page.getByRole('link', { name: 'chat', exact: true }));
+    expect(await page.getByRole('link', { name: 'Apps' }).count()).toBe(0);
+    await page.goto(`${pc.admin}/_/apps/other/topics`);
+    await shown(page.getByRole('heading', { name: 'Not available' }));
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it('sends a wrong or revoked key back to sign-in, and forgets the key on sign out', async () => {
     const { page } = await tab();
     await signIn(page, 'pk_nope_nope');
