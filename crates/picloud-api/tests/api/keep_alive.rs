@@ -319,10 +319,12 @@ async fn publishes_answered_from_the_bytes_match_the_service_s_answers() {
                     *v = Value::from(v.is_null());
                 }
             }
+            // Per publish too: the length follows `published_at`, which drops ".000" on a
+            // whole second (as chrono writes it); the answer was read by that length.
             let headers: Vec<String> = answer
                 .headers
                 .iter()
-                .filter(|h| !h.starts_with("date: "))
+                .filter(|h| !h.starts_with("date: ") && !h.starts_with("content-length: "))
                 .cloned()
                 .collect();
             answers.push((answer.status, headers, json));
