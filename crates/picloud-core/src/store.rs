@@ -170,9 +170,14 @@ pub trait MessageStore: Send + Sync {
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
-    /// Per topic of `app` with stored messages: how many, and how many of them were
-    /// published at or after `since_ms`.
-    async fn history_counts(&self, app: &AppId, since_ms: i64) -> StoreResult<Vec<HistoryCount>>;
+    /// Per topic of `app` with stored messages (only `topic`, when given): how many, and
+    /// how many of them were published at or after `since_ms`.
+    async fn history_counts(
+        &self,
+        app: &AppId,
+        topic: Option<&TopicName>,
+        since_ms: i64,
+    ) -> StoreResult<Vec<HistoryCount>>;
     /// The oldest seq the topic's history still holds (where retention begins), if any.
     async fn oldest_seq(&self, app: &AppId, topic: &TopicName) -> StoreResult<Option<i64>>;
     /// Deletes messages beyond each topic's retention as of `now_ms`; returns how many.

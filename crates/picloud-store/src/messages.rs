@@ -170,15 +170,23 @@ impl MessageStore for SqlStore {
         Ok(messages(app, topic, rows))
     }
 
-    async fn history_counts(&self, app: &AppId, since_ms: i64) -> StoreResult<Vec<HistoryCount>> {
+    async fn history_counts(
+        &self,
+        app: &AppId,
+        topic: Option<&TopicName>,
+        since_ms: i64,
+    ) -> StoreResult<Vec<HistoryCount>> {
+        // '' is no topic's name: it stands for "every topic".
+        let only = topic.map_or("", TopicName::as_str);
         let rows: Vec<(String, i64, i64)> = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT topic, count(*), \
                  coalesce(sum(CASE WHEN published_at >= $2 THEN 1 ELSE 0 END), 0) \
-                 FROM messages WHERE app_id = $1 GROUP BY topic",
+                 FROM messages WHERE app_id = $1 AND ($3 = '' OR topic = $3) GROUP BY topic",
             )
             .bind(app.as_str())
             .bind(since_ms)
+            .bind(only)
             .fetch_all(pool)
             .await
             .map_err(error::other)?

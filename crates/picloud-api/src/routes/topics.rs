@@ -58,20 +58,22 @@ pub async fn list_topics(
 ) -> ApiResult<ApiJson<TopicList>> {
     let app = auth.app_with_any(&app, READ).await?;
     let topics = state.store.list_topics(&app.id).await?;
-    let topics = with_stats(&state, &app.id, topics).await?;
+    let topics = with_stats(&state, &app.id, topics, None).await?;
     Ok(ApiJson(TopicList { topics }))
 }
 
-/// The topics' bodies with their activity now ([`TopicStats`]).
+/// The topics' bodies with their activity now ([`TopicStats`]); `one`: `topics` is that
+/// one topic, whose history alone is counted.
 async fn with_stats(
     state: &AppState,
     app: &AppId,
     topics: Vec<Topic>,
+    one: Option<&TopicName>,
 ) -> ApiResult<Vec<TopicBody>> {
     let since = chrono::Utc::now().timestamp_millis() - 60_000;
     let counts: HashMap<String, HistoryCount> = state
         .store
-        .history_counts(app, since)
+        .history_counts(app, one, since)
         .await?
         .into_iter()
         .map(|c| (c.topic.clone(), c))
@@ -140,7 +142,7 @@ pub async fn get_topic(
         .get_topic(&app.id, &name)
         .await?
         .ok_or_else(|| ApiError::not_found("topic"))?;
-    let mut bodies = with_stats(&state, &app.id, vec![topic]).await?;
+    let mut bodies = with_stats(&state, &app.id, vec![topic], Some(&name)).await?;
     Ok(ApiJson(bodies.pop().expect("one topic in, one out")))
 }
 

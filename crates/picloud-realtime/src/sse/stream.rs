@@ -190,8 +190,6 @@ struct Subscriber {
     /// A live item taken while gathering frames that needs the full treatment.
     stashed: Option<LiveNext>,
     heartbeat: tokio::time::Interval,
-    /// The token's expiry (Unix seconds), when a token opened the stream.
-    expires_at: Option<i64>,
     warn_at: Option<tokio::time::Instant>,
     expire_at: Option<tokio::time::Instant>,
     warned: bool,
@@ -299,7 +297,6 @@ impl Subscriber {
         let stream = Self {
             warn_at: expires_at.map(|exp| deadline(exp - warning)),
             expire_at: expires_at.map(deadline),
-            expires_at,
             warned: false,
             rt,
             app,
@@ -349,11 +346,11 @@ impl Subscriber {
             }
             Woken::Warn => {
                 self.warned = true;
-                let left = self.expires_at.unwrap_or_default() - chrono::Utc::now().timestamp();
-                Some(frame::event(
-                    "token_expiring",
-                    &json!({"expires_in": left.max(0)}),
-                ))
+                let now = tokio::time::Instant::now();
+                let left = self
+                    .expire_at
+                    .map_or(0, |at| at.saturating_duration_since(now).as_secs());
+                Some(frame::event("token_expiring", &json!({"expires_in": left})))
             }
             Woken::Heartbeat => Some(frame::keepalive()),
         };
