@@ -14,11 +14,11 @@ use picloud_core::admin_key::{self, AdminKey};
 use picloud_core::app::{App, Slug};
 use picloud_core::capability::Capability;
 use picloud_core::ids::{looks_like_id, AppId};
-use picloud_core::store::StoredAdminKey;
 use picloud_core::StoreError;
+use std::sync::atomic::Ordering;
 
 use crate::error::{ApiError, ApiResult};
-use crate::lookup_cache::get_or_load;
+use crate::lookup_cache::{get_or_load, CachedKey};
 use crate::state::AppState;
 
 /// A header value as text, as `HeaderValue::to_str` reads it (visible ASCII and tabs).
@@ -53,14 +53,42 @@ pub struct AdminAuth {
 
 /// The authenticated key, shared with the key cache rather than copied out of it (a copy
 /// was four allocations per request: id, label, capabilities, app binding).
-pub struct SharedKey(Arc<StoredAdminKey>);
+pub struct SharedKey(Arc<CachedKey>);
 
 impl std::ops::Deref for SharedKey {
     type Target = AdminKey;
 
     fn deref(&self) -> &AdminKey {
-        &self.0.key
+        &self.0.stored.key
     }
+}
+
+/// How stale a key's recorded "last used" may get before a use writes it again.
+const LAST_USED_PRECISION: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+/// Records, off the request's path, that a verified key was used: considered once per
+/// cache entry (one atomic read per request otherwise), written only when the stored time
+/// is older than [`LAST_USED_PRECISION`]. A failed write is only logged: it loses a
+/// timestamp, never a request.
+fn note_use(key: &Arc<CachedKey>, state: &AppState) {
+    if key.use_noted.load(Ordering::Relaxed) || key.use_noted.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let now = chrono::Utc::now();
+    if key
+        .stored
+        .key
+        .last_used_at
+        .is_some_and(|t| now - t < LAST_USED_PRECISION)
+    {
+        return;
+    }
+    let (store, id) = (state.store.clone(), key.stored.key.id.clone());
+    tokio::spawn(async move {
+        if let Err(e) = store.touch_admin_key(&id, now).await {
+            tracing::debug!(error = %e, key = %id, "could not record the key's use");
+        }
+    });
 }
 
 impl FromRequestParts<AppState> for AdminAuth {
@@ -83,7 +111,7 @@ impl AdminAuth {
                 .store
                 .find_admin_key(id)
                 .await
-                .map(|k| k.map(Arc::new))
+                .map(|k| k.map(|k| Arc::new(CachedKey::from(k))))
         };
         let stored = get_or_load(state.lookups.keys(), id, load)
             .await
@@ -91,16 +119,14 @@ impl AdminAuth {
         Self::verified(secret, stored, state)
     }
 
-    fn verified(
-        secret: &str,
-        stored: Option<Arc<StoredAdminKey>>,
-        state: &AppState,
-    ) -> ApiResult<Self> {
+    fn verified(secret: &str, stored: Option<Arc<CachedKey>>, state: &AppState) -> ApiResult<Self> {
         // The secret is checked on every request, cached or not, in constant time.
-        if !admin_key::verify(secret, stored.as_ref().map(|s| s.secret_hash.as_slice())) {
+        let hash = stored.as_ref().map(|s| s.stored.secret_hash.as_slice());
+        if !admin_key::verify(secret, hash) {
             return Err(ApiError::unauthorized());
         }
         let stored = stored.expect("verify fails without a stored key");
+        note_use(&stored, state);
         Ok(Self {
             key: SharedKey(stored),
             state: state.clone(),

@@ -6,11 +6,12 @@
 //! Any path under `/_/` that is not a file is the app's own route: it gets `index.html`.
 
 use axum::body::Body;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 #[derive(rust_embed::Embed)]
 #[folder = "../../dashboard/dist"]
@@ -21,10 +22,44 @@ pub const PATH: &str = "/_/";
 
 /// What the dashboard may load and call: its own files and the admin API on its own
 /// origin, and the apps' data-plane streams on `*.localhost` (the subscriber-view tail).
-/// No inline script, no third-party origin, no framing.
+/// No inline script, no third-party origin, no framing. The page itself
+/// ([`page_policy`]) also lets the subscriber view reach the apps' own domains.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
 img-src 'self' data:; connect-src 'self' http://*.localhost:* https://*.localhost:*; \
 frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
+
+/// Most app domains named in the page's `connect-src` (a header has to stay a header).
+const MAX_POLICY_HOSTS: u32 = 1000;
+
+/// The page's policy: [`CSP`] with every app domain in `connect-src` (scheme-less, any
+/// port: the page's own scheme, or its upgrade to https). The domains are read when the
+/// page is, so a new one works after a reload; if they cannot be read, the page keeps the
+/// base policy (the subscriber view then works on `*.localhost` only).
+async fn page_policy(state: &AppState) -> HeaderValue {
+    let hosts = match state.store.all_domain_hosts(MAX_POLICY_HOSTS).await {
+        Ok(hosts) => hosts,
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard policy without app domains");
+            Vec::new()
+        }
+    };
+    let mut extra = String::new();
+    // Stored hosts are validated; anything a source expression could not hold is left out.
+    for host in hosts.iter().filter(|h| {
+        h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    }) {
+        extra.push(' ');
+        extra.push_str(host);
+        extra.push_str(":*");
+    }
+    let policy = CSP.replacen(
+        "https://*.localhost:*;",
+        &format!("https://*.localhost:*{extra};"),
+        1,
+    );
+    HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static(CSP))
+}
 
 /// `GET /` and `GET /_` on an admin host.
 pub async fn to_dashboard() -> Redirect {
@@ -32,22 +67,35 @@ pub async fn to_dashboard() -> Redirect {
 }
 
 /// `GET /_/`.
-pub async fn index(headers: HeaderMap) -> Response {
-    file("index.html", &headers)
+pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    page(&state, &headers).await
 }
 
 /// `GET /_/{*path}`: the file, or `index.html` for the app's own routes.
-pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
-    if Assets::get(&path).is_some() {
+pub async fn asset(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if path != "index.html" && Assets::get(&path).is_some() {
         return file(&path, &headers);
     }
     // A missing file (something with an extension, or under `assets/`) is a 404; any other
     // path is a page of the app.
     let last = path.rsplit('/').next().unwrap_or_default();
-    if path.starts_with("assets/") || last.contains('.') {
+    if path.starts_with("assets/") || (last.contains('.') && path != "index.html") {
         return secured(ApiError::not_found("file").into_response());
     }
-    file("index.html", &headers)
+    page(&state, &headers).await
+}
+
+/// `index.html`, under the page's policy.
+async fn page(state: &AppState, headers: &HeaderMap) -> Response {
+    let mut res = file("index.html", headers);
+    let policy = page_policy(state).await;
+    res.headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, policy);
+    res
 }
 
 fn file(path: &str, headers: &HeaderMap) -> Response {

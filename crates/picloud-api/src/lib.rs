@@ -10,10 +10,12 @@
 //!   capabilities; [`wire`] holds the JSON types; [`json`] and [`error`] give every failure
 //!   the `{"error":{"code","message"}}` shape, with [`json_errors`] as the safety net.
 //! - [`data_plane`]: app-host routes; [`dashboard`]: the embedded admin UI at `/_/`.
-//! - [`health`], [`metrics`], [`openapi`]: operations.
+//! - [`health`], [`metrics`], [`openapi`]: operations; [`activity`]: the per-second
+//!   samples behind the admin stats stream.
 //! - [`server`]: the accept loop (SSE streams on a lean path, the rest through hyper) until
 //!   shutdown.
 
+pub mod activity;
 pub mod auth;
 pub mod dashboard;
 pub mod data_plane;

@@ -15,6 +15,7 @@
 //! still serve nothing older than the TTL.
 
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -27,9 +28,26 @@ use picloud_core::store::StoredAdminKey;
 /// Most entries the front holds; past it, it starts over (moka still has them).
 const FRONT_ENTRIES: usize = 4096;
 
+/// An admin key as the cache holds it.
+pub struct CachedKey {
+    pub stored: StoredAdminKey,
+    /// Whether a verified use through this entry has been considered for the key's "last
+    /// used" time: one write at most per entry, so per key cache lifetime.
+    pub use_noted: AtomicBool,
+}
+
+impl From<StoredAdminKey> for CachedKey {
+    fn from(stored: StoredAdminKey) -> Self {
+        Self {
+            stored,
+            use_noted: AtomicBool::new(false),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct LookupCache {
-    keys: Cached<Option<Arc<StoredAdminKey>>>,
+    keys: Cached<Option<Arc<CachedKey>>>,
     apps: Cached<Option<Arc<App>>>,
 }
 
@@ -41,7 +59,7 @@ impl LookupCache {
         }
     }
 
-    pub fn keys(&self) -> &Cached<Option<Arc<StoredAdminKey>>> {
+    pub fn keys(&self) -> &Cached<Option<Arc<CachedKey>>> {
         &self.keys
     }
 

@@ -13,6 +13,8 @@ use utoipa::{Modify, OpenApi};
 Errors are `{\"error\":{\"code\",\"message\"}}`.",
     ),
     modifiers(&AdminKeyScheme),
+    // The stats stream's first event: named here, as no answer's body refers to it.
+    components(schemas(crate::routes::stats::StatsHistory)),
     tags(
         (name = "apps", description = "Apps (tenants)"),
         (name = "domains", description = "Hosts an app answers on"),

@@ -11,8 +11,8 @@ use crate::error::ApiError;
 use crate::metrics::RouteLabels;
 use crate::openapi::ApiDoc;
 use crate::routes::{
-    admin_keys, app_routes, apps, domains, publish, runtime, scripts, secrets, tokens, topics,
-    triggers,
+    admin_keys, app_routes, apps, domains, publish, runtime, scripts, secrets, stats, subscribers,
+    tokens, topics, triggers,
 };
 use crate::service::HttpService;
 use crate::state::AppState;
@@ -49,6 +49,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(topics::topic_history))
         .routes(routes!(topics::tail_topic))
+        .routes(routes!(subscribers::list_subscribers))
         .routes(routes!(publish::publish))
         .routes(routes!(publish::publish_batch))
         .routes(routes!(tokens::mint_token))
@@ -56,6 +57,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(secrets::rotate_secret))
         .routes(routes!(secrets::retire_secret))
         .routes(routes!(health::realtime))
+        .routes(routes!(stats::instance))
+        .routes(routes!(stats::stats_stream))
         .routes(routes!(scripts::list_scripts, scripts::deploy_script))
         .routes(routes!(scripts::get_script, scripts::delete_script))
         .routes(routes!(scripts::get_script_version))

@@ -11,6 +11,7 @@ use picloud_core::store::Store;
 use picloud_dispatch::Invoker;
 use picloud_realtime::Realtime;
 
+use crate::activity::Activity;
 use crate::host::HostResolver;
 use crate::lookup_cache::LookupCache;
 
@@ -70,6 +71,8 @@ pub struct Inner {
     /// Each app's routes, for the data plane. Changes through this node invalidate at once;
     /// the TTL bounds how long another node's change takes to show here.
     pub routes: moka::future::Cache<AppId, Arc<Vec<Route>>>,
+    /// The admin stats stream's samples.
+    pub activity: Arc<Activity>,
 }
 
 impl AppState {
@@ -81,6 +84,7 @@ impl AppState {
     ) -> Self {
         let resolver = HostResolver::new(store.clone(), store.clone(), config.host_cache_ttl);
         let lookups = LookupCache::new(config.admin_key_cache_ttl, config.host_cache_ttl);
+        let activity = Activity::start(store.clone(), realtime.clone());
         Self(Arc::new(Inner {
             store,
             resolver,
@@ -93,6 +97,7 @@ impl AppState {
                 .time_to_live(Duration::from_secs(2))
                 .max_capacity(10_000)
                 .build(),
+            activity,
         }))
     }
 

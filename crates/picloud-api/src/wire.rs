@@ -108,6 +108,10 @@ pub struct AdminKeyBody {
     pub app_id: Option<String>,
     pub label: String,
     pub created_at: DateTime<Utc>,
+    /// When a request last authenticated with the key, to within a minute; `null` if
+    /// never. Always present.
+    #[schema(required = true)]
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 impl From<AdminKey> for AdminKeyBody {
@@ -118,6 +122,7 @@ impl From<AdminKey> for AdminKeyBody {
             app_id: k.app_id.map(|a| a.0),
             label: k.label,
             created_at: k.created_at,
+            last_used_at: k.last_used_at,
         }
     }
 }
@@ -355,4 +360,36 @@ pub struct CreatedSecret {
     /// can mint tokens with any JWT library (HS256, header `kid`).
     pub secret: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// `GET …/topics/{topic}/subscribers`: this node's streams on the topic.
+#[derive(Serialize, ToSchema)]
+pub struct SubscriberList {
+    /// Every stream on the topic on this node.
+    pub count: usize,
+    /// Whether `streams` holds only the newest of them.
+    pub truncated: bool,
+    /// Newest first.
+    pub streams: Vec<SubscriberBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SubscriberBody {
+    /// This node's id for the stream (not stable across restarts).
+    pub id: String,
+    pub since: DateTime<Utc>,
+    /// The last seq the stream sent on this topic.
+    pub position: i64,
+    /// The token's `sub`; `null` without one. Always present.
+    #[schema(required = true)]
+    pub subject: Option<String>,
+    /// The address the connection came from (a proxy's, behind one); `null` when unknown.
+    /// Always present.
+    #[schema(required = true)]
+    pub remote_addr: Option<String>,
+    /// `subscriber` (the data plane) or `admin_tail` (the admin API's tail).
+    #[schema(example = "subscriber")]
+    pub kind: &'static str,
+    /// How many topics the stream carries.
+    pub topics: usize,
 }

@@ -28,6 +28,8 @@ pub struct AdminKey {
     pub app_id: Option<AppId>,
     pub label: String,
     pub created_at: DateTime<Utc>,
+    /// When a request last authenticated with it (recorded at most once a minute).
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 impl AdminKey {
@@ -115,6 +117,7 @@ pub fn issue(
             app_id,
             label,
             created_at: Utc::now(),
+            last_used_at: None,
         },
         secret_hash: generated.secret_hash,
         plaintext: generated.plaintext,
@@ -214,6 +217,7 @@ mod tests {
             app_id: Some(app.clone()),
             label: String::new(),
             created_at: Utc::now(),
+            last_used_at: None,
         };
         assert!(key.has(Capability::AppRead));
         assert!(!key.has(Capability::AppWrite));

@@ -8,9 +8,10 @@
 //! - Writes are atomic: a method either fully applies or leaves nothing behind.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::admin_key::AdminKey;
-use crate::app::{App, AppPatch, NewApp, Slug};
+use crate::app::{App, AppPatch, AppRef, NewApp, Slug};
 use crate::data::{Collection, Doc, DocFilter, EnvName, FileMeta, FilePath, KvEntry, KvKey};
 use crate::dispatch::{AppRuntime, DeadLetter, Delivery, Invocation};
 use crate::domain::Domain;
@@ -45,6 +46,8 @@ pub trait AppStore: Send + Sync {
     async fn update_app(&self, id: &AppId, patch: AppPatch) -> StoreResult<Option<App>>;
     /// Deletes the app and everything it owns (domains, …). `false` when it did not exist.
     async fn delete_app(&self, id: &AppId) -> StoreResult<bool>;
+    /// Every app with its number of topics, ordered by slug.
+    async fn apps_with_topic_counts(&self) -> StoreResult<Vec<(AppRef, i64)>>;
 }
 
 #[async_trait]
@@ -66,6 +69,8 @@ pub trait DomainStore: Send + Sync {
     /// The app that owns `host` as a custom domain. The only cross-app read: it is how a
     /// request finds its tenant in the first place.
     async fn resolve_domain(&self, host: &Host) -> StoreResult<Option<AppId>>;
+    /// Every app's domain hosts, ordered, at most `limit`.
+    async fn all_domain_hosts(&self, limit: u32) -> StoreResult<Vec<String>>;
 }
 
 /// What is stored for an admin key: the key without its secret, plus the secret's hash.
@@ -95,6 +100,8 @@ pub trait AdminKeyStore: Send + Sync {
     /// Keys ordered by creation (oldest first).
     async fn list_admin_keys(&self) -> StoreResult<Vec<AdminKey>>;
     async fn delete_admin_key(&self, id: &str) -> StoreResult<bool>;
+    /// Records that the key was used at `at`; a later time already recorded is kept.
+    async fn touch_admin_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
 }
 
 #[async_trait]

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use crate::channel::{Direct, Offer};
 use crate::frame::MessageFrame;
 use crate::order::{order, Order};
+use crate::streams::Positions;
 use crate::SendRecorder;
 
 pub(crate) struct SocketWriter {
@@ -25,17 +26,21 @@ pub(crate) struct SocketWriter {
     sends: SendRecorder,
     /// The last seq sent.
     pos: i64,
+    /// The stream's positions in the node's stream list: `pos` is stored there too (a store
+    /// does not wait for its cache line, so a cold list entry costs the send nothing).
+    shown: Positions,
     /// From this instant the stream's task must handle everything (its token expires).
     until: Option<Instant>,
 }
 
 impl SocketWriter {
-    pub(crate) fn new(socket: Arc<TcpStream>, sends: SendRecorder) -> Self {
+    pub(crate) fn new(socket: Arc<TcpStream>, sends: SendRecorder, shown: Positions) -> Self {
         Self {
             fd: socket.as_raw_fd(),
             _socket: socket,
             sends,
             pos: 0,
+            shown,
             until: None,
         }
     }
@@ -66,6 +71,9 @@ impl Direct for SocketWriter {
         match seq {
             Some(seq) => {
                 self.pos = seq;
+                if let Some(shown) = self.shown.first() {
+                    shown.store(seq, std::sync::atomic::Ordering::Relaxed);
+                }
                 self.sends.record_send(f.message.published_at);
             }
             None => {

@@ -11,6 +11,7 @@
 //! - [`frame`]: SSE frames rendered once per message; [`position`]: resume ids.
 //! - [`token`]: HS256 subscriber tokens and the app-secret cache ([`TokenService`]).
 //! - [`pruner`]: retention; [`stats`]: counters for `/health/realtime` and `/metrics`.
+//! - [`streams`]: this node's open streams (who, since when, from where, how far).
 //!
 //! Data flow: publish → `Publisher` queue → one transaction per batch → `Hub::broadcast`
 //! → each subscriber's stream → its socket. History (the store) backs every repair.
@@ -26,6 +27,7 @@ pub mod pruner;
 pub mod publisher;
 pub mod sse;
 pub mod stats;
+pub mod streams;
 pub mod token;
 
 use std::sync::Arc;
@@ -37,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 pub use hub::Hub;
 pub use publisher::{Published, Publisher};
 pub use stats::{Snapshot, Stats};
+pub use streams::Streams;
 pub use token::TokenService;
 
 pub const LAG_HISTOGRAM: &str = "picloud_realtime_publish_to_send_seconds";
@@ -92,6 +95,8 @@ pub struct Realtime {
     pub publisher: Publisher,
     pub tokens: TokenService,
     pub stats: Arc<Stats>,
+    /// This node's open streams (the admin subscribers list).
+    pub streams: Arc<Streams>,
     pub config: RealtimeConfig,
     /// Fired at server shutdown: streams tell clients to reconnect and end.
     pub shutdown: CancellationToken,
@@ -127,6 +132,7 @@ impl Realtime {
             publisher,
             tokens,
             stats,
+            streams: Arc::new(Streams::default()),
             config,
             shutdown,
             sends,

@@ -195,6 +195,7 @@ impl Publisher {
     pub fn publish_ephemeral(&self, app: AppId, topic: TopicName, payload: Arc<str>) -> i64 {
         let published_at = chrono::Utc::now().timestamp_millis();
         self.stats.published_ephemeral.add(1);
+        self.stats.count_app_publishes(app.as_str(), 1);
         self.broadcast_ephemeral(app, topic, payload, published_at);
         published_at
     }
@@ -203,6 +204,8 @@ impl Publisher {
     pub fn publish_ephemeral_many(&self, app: AppId, messages: Vec<(TopicName, Arc<str>)>) -> i64 {
         let published_at = chrono::Utc::now().timestamp_millis();
         self.stats.published_ephemeral.add(messages.len() as u64);
+        self.stats
+            .count_app_publishes(app.as_str(), messages.len() as u64);
         for (topic, payload) in messages {
             self.broadcast_ephemeral(app.clone(), topic, payload, published_at);
         }
@@ -353,6 +356,11 @@ fn finish(
         match &result {
             Ok(seqs) => {
                 stats.published_durable.add(seqs.len() as u64);
+                let mut mine = mine.peekable();
+                if let Some(first) = mine.peek() {
+                    // A request publishes for one app.
+                    stats.count_app_publishes(first.app_id.as_str(), seqs.len() as u64);
+                }
                 for (item, seq) in mine.zip(seqs) {
                     let PublishItem {
                         app_id,

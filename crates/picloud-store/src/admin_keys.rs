@@ -1,6 +1,7 @@
 //! `AdminKeyStore`: the `admin_keys` table and the bootstrap marker in `instance_meta`.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use picloud_core::admin_key::AdminKey;
 use picloud_core::capability;
 use picloud_core::ids::AppId;
@@ -13,7 +14,7 @@ const CONFLICT: &str = "admin key";
 const INSERT: &str =
     "INSERT INTO admin_keys (id, secret_hash, capabilities, app_id, label, created_at) \
                       VALUES ($1, $2, $3, $4, $5, $6)";
-const COLUMNS: &str = "id, secret_hash, capabilities, app_id, label, created_at";
+const COLUMNS: &str = "id, secret_hash, capabilities, app_id, label, created_at, last_used_at";
 
 #[derive(sqlx::FromRow)]
 struct KeyRow {
@@ -23,6 +24,7 @@ struct KeyRow {
     app_id: Option<String>,
     label: String,
     created_at: i64,
+    last_used_at: Option<i64>,
 }
 
 impl From<KeyRow> for StoredAdminKey {
@@ -34,6 +36,7 @@ impl From<KeyRow> for StoredAdminKey {
                 app_id: r.app_id.map(AppId),
                 label: r.label,
                 created_at: from_ms(r.created_at),
+                last_used_at: r.last_used_at.map(from_ms),
             },
             secret_hash: r.secret_hash,
         }
@@ -119,5 +122,20 @@ impl AdminKeyStore for SqlStore {
                 .rows_affected()
         });
         Ok(done > 0)
+    }
+
+    async fn touch_admin_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        on_pool!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE admin_keys SET last_used_at = $2 \
+                 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+            )
+            .bind(id)
+            .bind(at.timestamp_millis())
+            .execute(pool)
+            .await
+            .map_err(error::other)?;
+        });
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! `AppStore`: the `apps` table.
 
 use async_trait::async_trait;
-use picloud_core::app::{App, AppPatch, NewApp, Slug};
+use picloud_core::app::{App, AppPatch, AppRef, NewApp, Slug};
 use picloud_core::ids::AppId;
 use picloud_core::store::{AppStore, Page, StoreResult};
 
@@ -123,5 +123,27 @@ impl AppStore for SqlStore {
                 .rows_affected()
         });
         Ok(done > 0)
+    }
+
+    async fn apps_with_topic_counts(&self) -> StoreResult<Vec<(AppRef, i64)>> {
+        let rows: Vec<(String, String, i64)> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT a.id, a.slug, count(t.name) FROM apps a \
+                 LEFT JOIN topics t ON t.app_id = a.id GROUP BY a.id, a.slug ORDER BY a.slug",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(error::other)?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, slug, topics)| {
+                let app = AppRef {
+                    id: AppId(id),
+                    slug: Slug::from_trusted(slug),
+                };
+                (app, topics)
+            })
+            .collect())
     }
 }

@@ -61,6 +61,17 @@ impl DomainStore for SqlStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    async fn all_domain_hosts(&self, limit: u32) -> StoreResult<Vec<String>> {
+        let hosts: Vec<(String,)> = on_pool!(&self.db, pool => {
+            sqlx::query_as("SELECT host FROM app_domains ORDER BY host LIMIT $1")
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+                .map_err(error::other)?
+        });
+        Ok(hosts.into_iter().map(|(h,)| h).collect())
+    }
+
     async fn get_domain(&self, app: &AppId, id_or_host: &str) -> StoreResult<Option<Domain>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM app_domains WHERE app_id = $1 AND (id = $2 OR host = $2)"

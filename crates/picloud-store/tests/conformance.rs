@@ -9,7 +9,7 @@ use picloud_core::domain::parse_domain_host;
 use picloud_core::host::Host;
 use picloud_core::ids::AppId;
 use picloud_core::store::{
-    AdminKeyStore, AppStore, DomainStore, HealthStore, Page, StoredAdminKey,
+    AdminKeyStore, AppStore, DomainStore, HealthStore, Page, StoredAdminKey, TopicStore,
 };
 use picloud_core::StoreError;
 use picloud_store::SqlStore;
@@ -22,6 +22,7 @@ picloud_store::conformance!(
     admin_keys_round_trip,
     bootstrap_happens_once_even_when_raced,
     readiness_reports_migrated_database,
+    what_the_dashboard_reads_across_apps,
 );
 
 fn slug(s: &str) -> Slug {
@@ -51,6 +52,7 @@ fn key(caps: &[Capability], app: Option<&AppId>) -> (StoredAdminKey, String) {
             app_id: app.cloned(),
             label: "test".into(),
             created_at: Utc::now(),
+            last_used_at: None,
         },
         secret_hash: g.secret_hash,
     };
@@ -385,4 +387,83 @@ async fn readiness_reports_migrated_database(store: SqlStore) {
     store.close().await;
     let err = store.readiness().await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+/// Every app with its topic count, every domain host, and a key's last use (a later time
+/// already recorded is kept).
+async fn what_the_dashboard_reads_across_apps(store: SqlStore) {
+    let b = new_app(&store, "bbb").await;
+    let a = new_app(&store, "aaa").await;
+    for name in ["x", "y"] {
+        let topic = picloud_core::topic::NewTopic {
+            name: picloud_core::topic::TopicName::parse(name).unwrap(),
+            description: String::new(),
+            external_subscribable: false,
+            auth_mode: picloud_core::topic::AuthMode::Public,
+            retention: Default::default(),
+        };
+        store.create_topic(&b.id, topic).await.unwrap();
+    }
+    let counts: Vec<_> = store
+        .apps_with_topic_counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(app, n)| (app.id, app.slug.to_string(), n))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            (a.id.clone(), "aaa".to_string(), 0),
+            (b.id.clone(), "bbb".to_string(), 2)
+        ]
+    );
+
+    store
+        .add_domain(&b.id, &host("b.example.com"))
+        .await
+        .unwrap();
+    store
+        .add_domain(&a.id, &host("a.example.com"))
+        .await
+        .unwrap();
+    store
+        .add_domain(&a.id, &host("c.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.all_domain_hosts(10).await.unwrap(),
+        ["a.example.com", "b.example.com", "c.example.com"]
+    );
+    assert_eq!(store.all_domain_hosts(2).await.unwrap().len(), 2);
+
+    let (stored, _) = key(&[Capability::AppRead], None);
+    let id = stored.key.id.clone();
+    store.create_admin_key(stored).await.unwrap();
+    let last_used = || async {
+        store
+            .find_admin_key(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .key
+            .last_used_at
+    };
+    assert_eq!(last_used().await, None);
+    let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap();
+    store.touch_admin_key(&id, at(2_000_000)).await.unwrap();
+    assert_eq!(last_used().await, Some(at(2_000_000)));
+    store.touch_admin_key(&id, at(1_000_000)).await.unwrap();
+    assert_eq!(
+        last_used().await,
+        Some(at(2_000_000)),
+        "an older use is ignored"
+    );
+    let listed = store.list_admin_keys().await.unwrap();
+    let mine = listed.iter().find(|k| k.id == id).unwrap();
+    assert_eq!(mine.last_used_at, Some(at(2_000_000)));
+    store
+        .touch_admin_key("nobody", at(3_000_000))
+        .await
+        .unwrap();
 }

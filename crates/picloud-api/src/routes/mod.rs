@@ -9,6 +9,8 @@ pub mod publish;
 pub mod runtime;
 pub mod scripts;
 pub mod secrets;
+pub mod stats;
+pub mod subscribers;
 pub mod tokens;
 pub mod topics;
 pub mod triggers;

@@ -1,6 +1,6 @@
 //! `/api/v1/apps/{app}/topics`: create, list, get, update, delete topics.
 
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{ConnectInfo, Extension, Path, Query, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -11,6 +11,7 @@ use picloud_core::message::HistoryCount;
 use picloud_core::topic::{AuthMode, NewTopic, Retention, Topic, TopicName, TopicPatch};
 use picloud_core::ValidationError;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use crate::auth::AdminAuth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -21,7 +22,7 @@ use crate::wire::{
     TopicStats, UpdateTopic,
 };
 
-const READ: &[Capability] = &[Capability::AppRead, Capability::AppTopicManage];
+pub(crate) const READ: &[Capability] = &[Capability::AppRead, Capability::AppTopicManage];
 
 fn retention(body: RetentionBody) -> Result<Retention, ValidationError> {
     Retention {
@@ -42,7 +43,7 @@ fn description(d: &str) -> Result<String, ValidationError> {
 }
 
 /// A `{topic}` path segment. An invalid name cannot exist, so it is a 404 on reads.
-fn topic_segment(s: &str) -> ApiResult<TopicName> {
+pub(crate) fn topic_segment(s: &str) -> ApiResult<TopicName> {
     TopicName::parse(s).map_err(|_| ApiError::not_found("topic"))
 }
 
@@ -264,6 +265,7 @@ pub async fn tail_topic(
     State(state): State<AppState>,
     Path((app, topic)): Path<(String, String)>,
     RawQuery(query): RawQuery,
+    remote: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let app = auth.app_with_any(&app, READ).await?;
@@ -272,5 +274,6 @@ pub async fn tail_topic(
         slug: app.slug,
     };
     let rt = state.realtime.clone();
-    Ok(picloud_realtime::sse::tail(rt, app, &topic, query.as_deref(), &headers).await)
+    let remote = remote.map(|Extension(ConnectInfo(a))| a);
+    Ok(picloud_realtime::sse::tail(rt, app, &topic, query.as_deref(), &headers, remote).await)
 }

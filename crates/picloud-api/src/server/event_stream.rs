@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{header, Request, Response};
 use bytes::BytesMut;
 use http_body_util::BodyExt;
@@ -24,8 +25,7 @@ use super::http1::{put_head, write_all};
 /// Runs the request and writes the response itself. A stream goes out close-delimited;
 /// anything else (an error answer) with its length. Either way the connection then closes.
 pub(super) async fn serve(stream: TcpStream, service: impl Handler, mut req: Request<Body>) {
-    let stream = Arc::new(stream);
-    req.extensions_mut().insert(DirectSocket(stream.clone()));
+    let stream = attach(stream, &mut req);
     let res: Response<Body> = match service.oneshot(req).await {
         Ok(res) => res,
         Err(never) => match never {},
@@ -48,6 +48,17 @@ pub(super) async fn serve(stream: TcpStream, service: impl Handler, mut req: Req
     if let Ok(mut stream) = Arc::try_unwrap(stream) {
         let _ = stream.shutdown().await;
     }
+}
+
+/// Puts the socket (for direct writes) and the client's address on the request. Outside
+/// the async fn, so that nothing of it takes space in the task.
+fn attach(stream: TcpStream, req: &mut Request<Body>) -> Arc<TcpStream> {
+    if let Ok(remote) = stream.peer_addr() {
+        req.extensions_mut().insert(ConnectInfo(remote));
+    }
+    let stream = Arc::new(stream);
+    req.extensions_mut().insert(DirectSocket(stream.clone()));
+    stream
 }
 
 /// The response's head so far (status, headers, `connection: close`), its body, and

@@ -22,6 +22,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, Response};
 use bytes::{Buf, Bytes};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
@@ -127,6 +128,7 @@ pub(super) async fn serve(
         quiet_since: AtomicU64::new(0),
         first_byte: AtomicU64::new(if prefix.is_empty() { NONE } else { 0 }),
     });
+    let remote = stream.peer_addr().ok().map(ConnectInfo);
     let socket = Arc::new(stream);
     let io = TokioIo::new(Replay {
         prefix,
@@ -137,7 +139,11 @@ pub(super) async fn serve(
     let service = TowerToHyperService::new(service);
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let in_flight = watched.request_started();
-        let call = hyper::service::Service::call(&service, req.map(Body::new));
+        let mut req = req.map(Body::new);
+        if let Some(remote) = remote {
+            req.extensions_mut().insert(remote);
+        }
+        let call = hyper::service::Service::call(&service, req);
         async move {
             let res: Response<Body> = call.await?;
             Ok::<_, std::convert::Infallible>(res.map(|body| {

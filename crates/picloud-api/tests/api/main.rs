@@ -16,6 +16,7 @@ mod health;
 mod keep_alive;
 mod lanes;
 mod openapi;
+mod overview;
 mod realtime;
 mod resume;
 mod scripts;

@@ -11,14 +11,16 @@ mod stream;
 
 use crate::codes::Code;
 use axum::body::Body;
-use axum::extract::{Extension, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Extension, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use picloud_core::app::AppRef;
 use picloud_core::topic::{AuthMode, TopicName};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 
+use crate::streams::{Peer, StreamKind};
 use crate::token::{Grant, VerifyError};
 use crate::Realtime;
 
@@ -32,16 +34,37 @@ pub use request::{parse, BadRequest, SubscribeRequest};
 #[derive(Clone)]
 pub struct DirectSocket(pub Arc<TcpStream>);
 
+/// The client's address, as the server puts it on each request (axum's `ConnectInfo`).
+type Remote = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn subscriber(remote: Remote) -> Peer {
+    Peer {
+        kind: StreamKind::Subscriber,
+        remote: remote.map(|Extension(ConnectInfo(a))| a),
+    }
+}
+
 pub async fn subscribe_one(
     State(rt): State<Realtime>,
     Extension(app): Extension<AppRef>,
     Path(topic): Path<String>,
     RawQuery(query): RawQuery,
     socket: Option<Extension<DirectSocket>>,
+    remote: Remote,
     headers: HeaderMap,
 ) -> Response {
     let socket = socket.map(|Extension(DirectSocket(s))| s);
-    subscribe(rt, app, Some(&topic), query.as_deref(), &headers, socket).await
+    let peer = subscriber(remote);
+    subscribe(
+        rt,
+        app,
+        Some(&topic),
+        query.as_deref(),
+        &headers,
+        socket,
+        peer,
+    )
+    .await
 }
 
 pub async fn subscribe_many(
@@ -49,10 +72,12 @@ pub async fn subscribe_many(
     Extension(app): Extension<AppRef>,
     RawQuery(query): RawQuery,
     socket: Option<Extension<DirectSocket>>,
+    remote: Remote,
     headers: HeaderMap,
 ) -> Response {
     let socket = socket.map(|Extension(DirectSocket(s))| s);
-    subscribe(rt, app, None, query.as_deref(), &headers, socket).await
+    let peer = subscriber(remote);
+    subscribe(rt, app, None, query.as_deref(), &headers, socket, peer).await
 }
 
 async fn subscribe(
@@ -62,6 +87,7 @@ async fn subscribe(
     query: Option<&str>,
     headers: &HeaderMap,
     socket: Option<Arc<TcpStream>>,
+    peer: Peer,
 ) -> Response {
     let req = match request::parse(path_topic, query, headers, rt.config.max_topics_per_stream) {
         Ok(r) => r,
@@ -71,7 +97,7 @@ async fn subscribe(
         Ok(g) => g,
         Err(res) => return res,
     };
-    open(rt, app, req, grant, socket).await
+    open(rt, app, req, grant, socket, peer).await
 }
 
 /// The stream's response, or a 503 when its topics' ends cannot be read.
@@ -81,8 +107,9 @@ async fn open(
     req: SubscribeRequest,
     grant: Option<Grant>,
     socket: Option<Arc<TcpStream>>,
+    peer: Peer,
 ) -> Response {
-    match stream::open(rt, app, req, grant, socket).await {
+    match stream::open(rt, app, req, grant, socket, peer).await {
         Ok(body) => sse_response(body),
         Err(e) => {
             tracing::warn!(error = %e, "cannot open stream");
@@ -108,6 +135,7 @@ pub async fn tail(
     topic: &str,
     query: Option<&str>,
     headers: &HeaderMap,
+    remote: Option<SocketAddr>,
 ) -> Response {
     let req = match request::parse(Some(topic), query, headers, 1) {
         Ok(r) => r,
@@ -121,7 +149,11 @@ pub async fn tail(
             return unavailable();
         }
     }
-    open(rt, app, req, None, None).await
+    let peer = Peer {
+        kind: StreamKind::AdminTail,
+        remote,
+    };
+    open(rt, app, req, None, None, peer).await
 }
 
 /// `Ok(Some(grant))` when a token was needed and verified (its expiry then bounds the
@@ -182,7 +214,9 @@ async fn authorize(
     Ok((!needs_token.is_empty()).then_some(grant))
 }
 
-fn sse_response(body: Body) -> Response {
+/// An event-stream answer (also the admin stats stream's): the headers that keep proxies from
+/// buffering or transforming it.
+pub fn sse_response(body: Body) -> Response {
     let mut res = Response::new(body);
     let h = res.headers_mut();
     h.insert(

@@ -40,6 +40,7 @@ use crate::frame::{self, MessageFrame};
 use crate::hub::Subscription;
 use crate::order::{order, Order};
 use crate::position;
+use crate::streams::{Peer, Registration};
 use crate::token::Grant;
 use crate::Realtime;
 
@@ -76,12 +77,16 @@ pub(super) async fn open(
     req: SubscribeRequest,
     grant: Option<Grant>,
     socket: Option<Arc<TcpStream>>,
+    peer: Peer,
 ) -> Result<Body, StoreError> {
+    let subject = grant.as_ref().and_then(|g| g.subject.clone());
+    let registration = rt.streams.register(&app, &req.topics, subject, peer);
     let live = match &req.topics[..] {
         [one] => {
             let mut sub = rt.hub.subscribe(&app.id, one);
             if let Some(socket) = socket {
-                sub.set_direct(SocketWriter::new(socket, rt.send_recorder()));
+                let positions = registration.positions().clone();
+                sub.set_direct(SocketWriter::new(socket, rt.send_recorder(), positions));
             }
             LiveSet::One(sub)
         }
@@ -114,7 +119,7 @@ pub(super) async fn open(
         });
         start.push((*resume, last));
     }
-    let frames = run(rt, app, topics, start, live, grant);
+    let frames = run(rt, app, topics, start, live, grant, registration);
     Ok(Body::from_stream(frames.map(Ok::<Bytes, Infallible>)))
 }
 
@@ -199,6 +204,8 @@ struct Subscriber {
     /// Set by the turn that wrote the stream's last frame.
     ended: bool,
     _conn: ConnectionGuard,
+    /// In the node's stream list while the stream lives; its positions are kept current.
+    registration: Registration,
 }
 
 pin_project_lite::pin_project! {
@@ -224,9 +231,10 @@ fn run(
     start: Vec<(Option<i64>, i64)>,
     live: LiveSet,
     grant: Option<Grant>,
+    registration: Registration,
 ) -> impl Stream<Item = Bytes> {
     async_stream::stream! {
-        let (mut stream, opening) = Subscriber::open(rt, app, topics, &start, live, grant.as_ref());
+        let (mut stream, opening) = Subscriber::open(rt, app, topics, &start, live, grant.as_ref(), registration);
         yield opening;
         let timers = Timers::new(&stream.rt, &stream.app, grant.as_ref(), stream.expire_at, stream.warn_at);
         drop(grant);
@@ -266,6 +274,7 @@ impl Subscriber {
         start: &[(Option<i64>, i64)],
         live: LiveSet,
         grant: Option<&Grant>,
+        registration: Registration,
     ) -> (Self, Bytes) {
         let conn = ConnectionGuard::new(&rt);
         let mut opening = BytesMut::from(&frame::retry(rt.config.retry_ms)[..]);
@@ -309,18 +318,29 @@ impl Subscriber {
             buf: Vec::new(),
             ended: false,
             _conn: conn,
+            registration,
         };
+        stream.show_positions();
         (stream, opening.freeze())
     }
 
     /// The next bytes to write, or `None` once the stream has ended.
     async fn next(&mut self, mut timers: Pin<&mut Timers>) -> Option<Bytes> {
         while !self.ended {
-            if let Some(bytes) = self.turn(timers.as_mut()).await {
-                return Some(bytes);
+            let out = self.turn(timers.as_mut()).await;
+            self.show_positions();
+            if out.is_some() {
+                return out;
             }
         }
         None
+    }
+
+    /// Makes the positions reached visible to the node's stream list.
+    fn show_positions(&self) {
+        for (t, shown) in self.topics.iter().zip(self.registration.positions().iter()) {
+            shown.store(t.pos, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// One step: a page of history if any is owed, else the next live item (waiting for
