@@ -26,6 +26,7 @@ pub mod health;
 pub mod host;
 pub mod json;
 pub mod json_errors;
+pub mod key_revocations;
 pub mod lookup_cache;
 pub mod metrics;
 pub mod openapi;

@@ -13,6 +13,7 @@ use picloud_realtime::Realtime;
 
 use crate::activity::Activity;
 use crate::host::HostResolver;
+use crate::key_revocations::KeyRevocations;
 use crate::lookup_cache::LookupCache;
 
 /// HTTP-level configuration, decided by the binary from flags and env.
@@ -73,6 +74,7 @@ pub struct Inner {
     pub routes: moka::future::Cache<AppId, Arc<Vec<Route>>>,
     /// The admin stats stream's samples.
     pub activity: Arc<Activity>,
+    pub key_revocations: KeyRevocations,
 }
 
 impl AppState {
@@ -98,6 +100,7 @@ impl AppState {
                 .max_capacity(10_000)
                 .build(),
             activity,
+            key_revocations: KeyRevocations::default(),
         }))
     }
 

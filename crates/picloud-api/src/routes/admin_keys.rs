@@ -93,6 +93,7 @@ pub async fn delete_key(
         return Err(ApiError::not_found("admin key"));
     }
     state.lookups.invalidate_keys();
+    state.key_revocations.revoke(&id);
     tracing::info!(revoked = %id, by = %auth.key.id, "admin key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

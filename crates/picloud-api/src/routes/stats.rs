@@ -55,7 +55,8 @@ pub async fn instance(_auth: AdminAuth, State(state): State<AppState>) -> ApiJso
 }
 
 /// This node's activity, live: `event: history` (a [`StatsHistory`]) once, then
-/// `event: stats` (a [`StatsFrame`]) every second, until the server shuts down.
+/// `event: stats` (a [`StatsFrame`]) every second, until the server shuts down or the key
+/// is revoked.
 #[utoipa::path(get, path = "/api/v1/stats/stream", tag = "health",
     security(("admin_key" = [])),
     responses(
@@ -71,6 +72,7 @@ pub async fn stats_stream(auth: AdminAuth, State(state): State<AppState>) -> Res
     let first = event("history", &history);
     let rx = state.activity.watch();
     let shutdown = state.realtime.shutdown.clone();
+    let revoked = state.key_revocations.of(&auth.key.id);
     let visible = Visible::of(&auth);
     let ticks = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.changed().await.ok()?;
@@ -78,7 +80,12 @@ pub async fn stats_stream(auth: AdminAuth, State(state): State<AppState>) -> Res
         Some((tick, rx))
     })
     .map(move |tick| event("stats", &visible.frame(&tick)))
-    .take_until(async move { shutdown.cancelled().await });
+    .take_until(async move {
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = revoked.cancelled() => {}
+        }
+    });
     let body = futures_util::stream::once(async { first })
         .chain(ticks)
         .map(Ok::<Bytes, std::convert::Infallible>);

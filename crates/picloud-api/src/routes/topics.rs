@@ -275,5 +275,7 @@ pub async fn tail_topic(
     };
     let rt = state.realtime.clone();
     let remote = remote.map(|Extension(ConnectInfo(a))| a);
-    Ok(picloud_realtime::sse::tail(rt, app, &topic, query.as_deref(), &headers, remote).await)
+    let revoked = state.key_revocations.of(&auth.key.id);
+    let query = query.as_deref();
+    Ok(picloud_realtime::sse::tail(rt, app, &topic, query, &headers, remote, revoked).await)
 }

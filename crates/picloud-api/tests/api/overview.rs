@@ -322,3 +322,43 @@ where
     }
     panic!("condition not met within 10 s");
 }
+
+/// Revoking a key ends the streams it opened (its topic tail with `token_revoked`, its
+/// stats stream) and leaves other keys' streams open.
+#[tokio::test]
+async fn revoking_a_key_ends_its_open_streams() {
+    let s = TestServer::start(picloud_store::Backend::Sqlite).await;
+    s.create_app("demo").await;
+    s.create_topic("demo", "chat", false, "token").await;
+    let key = s.key(&[Capability::AppRead], None).await;
+    let id = key.split('_').nth(1).unwrap().to_owned();
+    let tail_path = "/api/v1/apps/demo/topics/chat/stream";
+    let mut tail = Sse::open(s.with_key(&key, Method::GET, tail_path))
+        .await
+        .unwrap();
+    tail.start_position(WAIT).await;
+    let mut stats = Sse::open(s.with_key(&key, Method::GET, "/api/v1/stats/stream"))
+        .await
+        .unwrap();
+    stats.next_event(WAIT).await.unwrap();
+    let mut admins = Sse::open(s.admin(Method::GET, tail_path)).await.unwrap();
+    admins.start_position(WAIT).await;
+
+    let (status, _) = send(s.admin(Method::DELETE, &format!("/api/v1/admin-keys/{id}"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let last = tail.next_event(WAIT).await.expect("a final error");
+    assert_eq!(last.event.as_deref(), Some("error"));
+    assert_eq!(last.json()["code"], "token_revoked");
+    assert!(tail.next_frame(WAIT).await.is_none(), "the tail ended");
+    let mut ended = false;
+    for _ in 0..3 {
+        if stats.next_event(WAIT).await.is_none() {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "the stats stream ended");
+
+    let seq = s.publish("demo", "chat", json!({"still": "here"})).await;
+    assert_eq!(admins.messages(1).await[0].seq(), seq);
+}

@@ -19,6 +19,7 @@ use picloud_core::topic::{AuthMode, TopicName};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::streams::{Peer, StreamKind};
 use crate::token::{Grant, VerifyError};
@@ -97,7 +98,7 @@ async fn subscribe(
         Ok(g) => g,
         Err(res) => return res,
     };
-    open(rt, app, req, grant, socket, peer).await
+    open(rt, app, req, grant, socket, peer, None).await
 }
 
 /// The stream's response, or a 503 when its topics' ends cannot be read.
@@ -108,8 +109,9 @@ async fn open(
     grant: Option<Grant>,
     socket: Option<Arc<TcpStream>>,
     peer: Peer,
+    revoked: Option<CancellationToken>,
 ) -> Response {
-    match stream::open(rt, app, req, grant, socket, peer).await {
+    match stream::open(rt, app, req, grant, socket, peer, revoked).await {
         Ok(body) => sse_response(body),
         Err(e) => {
             tracing::warn!(error = %e, "cannot open stream");
@@ -129,6 +131,7 @@ fn unavailable() -> Response {
 /// An administrator's tail of one topic of `app`, internal and token-mode topics included:
 /// the frames and resume rules of a subscriber's stream (docs/protocol.md), with no token
 /// (so no expiry). The caller has checked the admin key; a token in the request is ignored.
+/// `revoked` fires when that key is revoked: the tail then ends with `token_revoked`.
 pub async fn tail(
     rt: Realtime,
     app: AppRef,
@@ -136,6 +139,7 @@ pub async fn tail(
     query: Option<&str>,
     headers: &HeaderMap,
     remote: Option<SocketAddr>,
+    revoked: CancellationToken,
 ) -> Response {
     let req = match request::parse(Some(topic), query, headers, 1) {
         Ok(r) => r,
@@ -153,7 +157,7 @@ pub async fn tail(
         kind: StreamKind::AdminTail,
         remote,
     };
-    open(rt, app, req, None, None, peer).await
+    open(rt, app, req, None, None, peer, Some(revoked)).await
 }
 
 /// `Ok(Some(grant))` when a token was needed and verified (its expiry then bounds the

@@ -31,7 +31,7 @@ use serde_json::json;
 use tokio::net::TcpStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::StreamMap;
-use tokio_util::sync::WaitForCancellationFutureOwned;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::SubscribeRequest;
 use crate::channel::Direct as _;
@@ -78,6 +78,7 @@ pub(super) async fn open(
     grant: Option<Grant>,
     socket: Option<Arc<TcpStream>>,
     peer: Peer,
+    revoked: Option<CancellationToken>,
 ) -> Result<Body, StoreError> {
     let subject = grant.as_ref().and_then(|g| g.subject.clone());
     let registration = rt.streams.register(&app, &req.topics, subject, peer);
@@ -119,7 +120,7 @@ pub(super) async fn open(
         });
         start.push((*resume, last));
     }
-    let frames = run(rt, app, topics, start, live, grant, registration);
+    let frames = run(rt, app, topics, start, live, grant, revoked, registration);
     Ok(Body::from_stream(frames.map(Ok::<Bytes, Infallible>)))
 }
 
@@ -214,7 +215,8 @@ pin_project_lite::pin_project! {
     struct Timers {
         #[pin]
         shutdown: WaitForCancellationFutureOwned,
-        // Fires when the token's secret is retired or the app deleted.
+        // Fires when the token's secret is retired or the app deleted, or when the admin
+        // key of a tail is revoked.
         #[pin]
         revoked: Option<WaitForCancellationFutureOwned>,
         #[pin]
@@ -231,12 +233,13 @@ fn run(
     start: Vec<(Option<i64>, i64)>,
     live: LiveSet,
     grant: Option<Grant>,
+    revoked: Option<CancellationToken>,
     registration: Registration,
 ) -> impl Stream<Item = Bytes> {
     async_stream::stream! {
         let (mut stream, opening) = Subscriber::open(rt, app, topics, &start, live, grant.as_ref(), registration);
         yield opening;
-        let timers = Timers::new(&stream.rt, &stream.app, grant.as_ref(), stream.expire_at, stream.warn_at);
+        let timers = Timers::new(&stream.rt, &stream.app, grant.as_ref(), revoked, stream.expire_at, stream.warn_at);
         drop(grant);
         let mut timers = std::pin::pin!(timers);
         while let Some(bytes) = stream.next(timers.as_mut()).await {
@@ -250,12 +253,14 @@ impl Timers {
         rt: &Realtime,
         app: &AppRef,
         grant: Option<&Grant>,
+        revoked: Option<CancellationToken>,
         expire_at: Option<tokio::time::Instant>,
         warn_at: Option<tokio::time::Instant>,
     ) -> Self {
+        let revoked = revoked.or_else(|| grant.map(|g| rt.tokens.revocation(&app.id, &g.kid)));
         Self {
             shutdown: rt.shutdown.clone().cancelled_owned(),
-            revoked: grant.map(|g| rt.tokens.revocation(&app.id, &g.kid).cancelled_owned()),
+            revoked: revoked.map(CancellationToken::cancelled_owned),
             expire: expire_at.map(tokio::time::sleep_until),
             warn: warn_at.map(tokio::time::sleep_until),
         }
