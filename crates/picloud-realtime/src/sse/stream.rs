@@ -70,6 +70,15 @@ struct TopicState {
     pos: i64,
 }
 
+/// What ends a stream besides its client and the server's shutdown.
+struct Ends {
+    /// The token's expiry, Unix seconds.
+    expires_at: Option<i64>,
+    /// Fires when the token's secret is retired or its app deleted, or when the admin key
+    /// of a tail is revoked.
+    revoked: Option<CancellationToken>,
+}
+
 /// Subscribes, reads where each topic starts, and returns the streaming body.
 pub(super) async fn open(
     rt: Realtime,
@@ -120,7 +129,15 @@ pub(super) async fn open(
         });
         start.push((*resume, last));
     }
-    let frames = run(rt, app, topics, start, live, grant, revoked, registration);
+    let ends = Ends {
+        expires_at: grant.as_ref().map(|g| g.expires_at),
+        revoked: revoked.or_else(|| {
+            let g = grant.as_ref()?;
+            Some(rt.tokens.revocation(&app.id, &g.kid))
+        }),
+    };
+    drop(grant);
+    let frames = run(rt, app, topics, start, live, ends, registration);
     Ok(Body::from_stream(frames.map(Ok::<Bytes, Infallible>)))
 }
 
@@ -232,15 +249,13 @@ fn run(
     topics: Vec<TopicState>,
     start: Vec<(Option<i64>, i64)>,
     live: LiveSet,
-    grant: Option<Grant>,
-    revoked: Option<CancellationToken>,
+    ends: Ends,
     registration: Registration,
 ) -> impl Stream<Item = Bytes> {
     async_stream::stream! {
-        let (mut stream, opening) = Subscriber::open(rt, app, topics, &start, live, grant.as_ref(), registration);
+        let (mut stream, opening) = Subscriber::open(rt, app, topics, &start, live, ends.expires_at, registration);
         yield opening;
-        let timers = Timers::new(&stream.rt, &stream.app, grant.as_ref(), revoked, stream.expire_at, stream.warn_at);
-        drop(grant);
+        let timers = Timers::new(&stream.rt, ends.revoked, stream.expire_at, stream.warn_at);
         let mut timers = std::pin::pin!(timers);
         while let Some(bytes) = stream.next(timers.as_mut()).await {
             yield bytes;
@@ -251,13 +266,10 @@ fn run(
 impl Timers {
     fn new(
         rt: &Realtime,
-        app: &AppRef,
-        grant: Option<&Grant>,
         revoked: Option<CancellationToken>,
         expire_at: Option<tokio::time::Instant>,
         warn_at: Option<tokio::time::Instant>,
     ) -> Self {
-        let revoked = revoked.or_else(|| grant.map(|g| rt.tokens.revocation(&app.id, &g.kid)));
         Self {
             shutdown: rt.shutdown.clone().cancelled_owned(),
             revoked: revoked.map(CancellationToken::cancelled_owned),
@@ -278,7 +290,7 @@ impl Subscriber {
         mut topics: Vec<TopicState>,
         start: &[(Option<i64>, i64)],
         live: LiveSet,
-        grant: Option<&Grant>,
+        expires_at: Option<i64>,
         registration: Registration,
     ) -> (Self, Bytes) {
         let conn = ConnectionGuard::new(&rt);
@@ -306,7 +318,6 @@ impl Subscriber {
         opening.extend_from_slice(&frame::position(&stream_id(&topics)));
         let mut heartbeat = tokio::time::interval(rt.config.heartbeat);
         heartbeat.reset(); // the first tick would fire at once
-        let expires_at = grant.map(|g| g.expires_at);
         let warning = rt.config.token_warning.as_secs() as i64;
         let stream = Self {
             warn_at: expires_at.map(|exp| deadline(exp - warning)),
