@@ -19,6 +19,9 @@ export default defineConfig({
     modulePreload: { polyfill: false },
     rollupOptions: {
       output: {
+        // Libraries used by lazy pages get fixed chunk names (a shared chunk would otherwise be named
+        // after whichever module rollup meets first, e.g. `index2.js`).
+        manualChunks: (id) => (id.includes('/node_modules/uplot/') ? 'uplot' : /\/clients\/typescript\/|\/eventsource-parser\//.test(id) ? 'picloud-client' : undefined),
         entryFileNames: 'assets/[name].js',
         chunkFileNames: 'assets/[name].js',
         // With cssCodeSplit off Vite calls the one stylesheet style.css; index.css pairs it with index.js.

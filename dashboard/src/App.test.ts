@@ -2,7 +2,8 @@
 // Shows the shell end to end in a DOM against a stubbed server: sign in with the labelled field
 // (the key goes as Bearer and is kept per tab), navigation by links with one URL per page, the
 // topics table, a publish (invalid JSON disables it; seqs shown), the live tail fed by the admin
-// stream through @picloud/client (with pause counting), and a 401 that returns to sign-in.
+// stream through @picloud/client (its position line, pause counting), the subscribers panel, and a
+// 401 that returns to sign-in.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 const enc = new TextEncoder();
@@ -40,6 +41,8 @@ async function server(input: RequestInfo | URL, init?: RequestInit): Promise<Res
   if (p === '/api/v1/apps/demo') return json(200, { id: 'app_1', slug: 'demo', name: 'Demo', max_token_ttl_secs: 60, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' });
   if (p === '/api/v1/apps/demo/topics') return json(200, { topics: [topic('chat', 3, true), topic('alerts', 12, false)] });
   if (p === '/api/v1/apps/demo/topics/chat' && req.method === 'GET') return json(200, topic('chat', seq, true));
+  if (p === '/api/v1/apps/demo/domains') return json(200, { domains: [] });
+  if (p === '/api/v1/apps/demo/topics/chat/subscribers') return json(200, { count: 1, truncated: false, streams: [{ id: 's1', since: '2026-01-01T00:00:00Z', position: 3, subject: null, remote_addr: '127.0.0.1:5000', kind: 'admin_tail', topics: 1 }] });
   if (p === '/api/v1/apps/demo/topics/chat/stream') {
     streamUrl = url.pathname;
     const body = new ReadableStream<Uint8Array>({
@@ -141,6 +144,9 @@ describe('dashboard shell', () => {
     await until(() => streamUrl === '/api/v1/apps/demo/topics/chat/stream');
     const stream = seen.find((s) => s.url.endsWith('/stream'))!;
     expect(stream.auth).toBe('Bearer pk_good');
+    // The stream's opening `event: position` is a line of its own; the Subscribers panel lists the streams.
+    await until(() => $('.tail-row.position p')?.textContent?.startsWith('Stream at position 3'));
+    await until(() => $('table[aria-label="Subscribers of chat"] tbody tr')?.textContent?.includes('admin tail'));
     const editor = labelled('Message (JSON)') as unknown as HTMLTextAreaElement;
     type(editor, '{"text":');
     await until(() => (byText('button', 'Publish') as HTMLButtonElement).disabled);

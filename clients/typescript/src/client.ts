@@ -75,6 +75,8 @@ export function createClient(options: ClientOptions): PiCloudClient {
       }, e.topic),
     status: (e) => each((l) => l.o.onStatus?.(e)),
     error: (e) => each((l) => l.o.onError?.(e)),
+    position: (e) => each((l) => l.o.onPosition?.(e), e.topic),
+    expiring: (e) => each((l) => l.o.onTokenExpiring?.(e)),
   };
 
   const make = (s: Sink) =>

@@ -213,16 +213,21 @@ export class Connection implements Source {
   }
 
   /** Takes every topic's position from an `id:` line (bare seq for one topic, or `name=seq` pairs). */
-  private absorb(id: string | undefined): void {
+  private absorb(id: string | undefined): Record<string, number> {
     const at = parsePosition(id, this.topics);
     for (const t in at) this.pos.set(t, at[t]!);
+    return at;
   }
 
   private onEvent(event: string | undefined, data: string, id: string | undefined): void {
     const isMessage = event === 'message' || event === undefined;
     // Any other event carrying an id (e.g. a server that announces its starting position) moves
     // the position too, so a reconnect before the first message still resumes.
-    if (!isMessage) this.absorb(id);
+    const at = isMessage ? {} : this.absorb(id);
+    if (event === 'position') {
+      for (const topic in at) this.sink.position({ topic, position: at[topic]! });
+      return;
+    }
     let d: Record<string, unknown>;
     try {
       d = JSON.parse(data) as Record<string, unknown>;
@@ -250,6 +255,7 @@ export class Connection implements Source {
       if (id === undefined && this.topics.includes(topic)) this.pos.set(topic, d.to as number);
       this.sink.resync(d as unknown as ResyncEvent);
     } else if (event === 'token_expiring') {
+      this.sink.expiring({ expiresIn: typeof d.expires_in === 'number' ? d.expires_in : 0 });
       if (this.c.refreshable) this.abort('token_expiring');
     } else if (event === 'error') {
       this.why = d.code as string;

@@ -2,6 +2,8 @@ export { createClient } from './client';
 export { ErrorCode, PiCloudError } from './codes';
 export type { ConnectionState, ErrorCodeValue } from './codes';
 export { backoffDelay } from './backoff';
+export { readStream as readEventStream } from './transport/sse';
+export type { StreamHandlers as EventStreamHandlers } from './transport/sse';
 export type { BackoffOptions } from './backoff';
 export type {
   ClientOptions,
@@ -9,11 +11,13 @@ export type {
   FetchLike,
   GetToken,
   PiCloudClient,
+  PositionEvent,
   QueryValue,
   RequestOptions,
   ResyncEvent,
   StatusEvent,
   SubscribeOptions,
+  TokenExpiringEvent,
   TopicMessage,
   Unsubscribe,
   Validator,

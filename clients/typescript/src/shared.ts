@@ -6,7 +6,7 @@
  *   want {tab, topics, from?}  a tab's topics (every tab keeps every tab's, so a new leader knows the union)
  *   bye {tab}                  a tab stopped (no subscriber left, or the page is going away)
  *   hello                      a new leader: tabs announce their topics again
- *   m / r / s / e              the leader's messages, resyncs, status changes and errors
+ *   m / r / s / e / p / x      the leader's messages, resyncs, status changes, errors, positions and token warnings
  *
  * Every tab tracks the stream positions it sees, so a new leader resumes where the old one stopped
  * and nothing is lost across a change of leader. Without `navigator.locks` or `BroadcastChannel`
@@ -15,7 +15,7 @@
 import { type ConnectionState, PiCloudError } from './codes';
 import type { Connection, Source } from './connection';
 import { parsePosition } from './position';
-import type { RawMessage, ResyncEvent, Sink, StatusEvent } from './types';
+import type { PositionEvent, RawMessage, ResyncEvent, Sink, StatusEvent, TokenExpiringEvent } from './types';
 
 type Msg =
   | { t: 'want'; tab: string; topics: string[]; from?: Record<string, number> | undefined }
@@ -24,7 +24,9 @@ type Msg =
   | { t: 'm'; m: RawMessage }
   | { t: 'r'; r: ResyncEvent }
   | { t: 's'; s: StatusEvent }
-  | { t: 'e'; code: string; message: string; status: number | undefined; fatal: boolean };
+  | { t: 'e'; code: string; message: string; status: number | undefined; fatal: boolean }
+  | { t: 'p'; p: PositionEvent }
+  | { t: 'x'; x: TokenExpiringEvent };
 
 interface Locks {
   request(name: string, opts: { signal: AbortSignal }, cb: () => Promise<void>): Promise<unknown>;
@@ -81,6 +83,15 @@ export function shared(key: string, make: (sink: Sink) => Connection, local: Sin
       local.error(e);
       post({ t: 'e', code: e.code, message: e.message, status: e.status, fatal: e.fatal });
     },
+    position(p) {
+      pos.set(p.topic, p.position);
+      local.position(p);
+      post({ t: 'p', p });
+    },
+    expiring(x) {
+      local.expiring(x);
+      post({ t: 'x', x });
+    },
   };
 
   const lead = () => {
@@ -105,6 +116,10 @@ export function shared(key: string, make: (sink: Sink) => Connection, local: Sin
     } else if (d.t === 'r') local.resync(d.r);
     else if (d.t === 's') setState(d.s.new, d.s.code);
     else if (d.t === 'e') local.error(new PiCloudError(d.code, d.message, d.status, d.fatal));
+    else if (d.t === 'p') {
+      pos.set(d.p.topic, d.p.position);
+      local.position(d.p);
+    } else if (d.t === 'x') local.expiring(d.x);
   };
 
   const join = () => {

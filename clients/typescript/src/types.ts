@@ -55,6 +55,19 @@ export interface ResyncEvent {
   reason: 'retention' | 'position_ahead' | (string & {});
 }
 
+/** The stream's position for `topic`, announced when a stream (re)opens: later messages have higher seqs. */
+export interface PositionEvent {
+  topic: string;
+  /** The topic's seq the stream starts after (0 for a topic with no messages yet). */
+  position: number;
+}
+
+/** The server's warning that the stream's token expires soon (`event: token_expiring`). */
+export interface TokenExpiringEvent {
+  /** Seconds until the token expires and the stream ends with `token_expired`. */
+  expiresIn: number;
+}
+
 /** A transition of the connection state machine. */
 export interface StatusEvent {
   old: ConnectionState;
@@ -71,6 +84,10 @@ export interface SubscribeOptions<T = unknown> {
   onStatus?: ((event: StatusEvent) => void) | undefined;
   onResync?: ((event: ResyncEvent) => void) | undefined;
   onError?: ((error: PiCloudError) => void) | undefined;
+  /** Called for each subscribed topic when the stream announces its position (`event: position`, at the start of every stream, reconnects included), after the client took it as its resume position. */
+  onPosition?: ((event: PositionEvent) => void) | undefined;
+  /** Called when the server warns the token expires soon. With `getToken` the client then reconnects with a fresh token; with a fixed token the stream ends at expiry. */
+  onTokenExpiring?: ((event: TokenExpiringEvent) => void) | undefined;
 }
 
 export type Unsubscribe = () => void;
@@ -117,4 +134,6 @@ export interface Sink {
   resync(e: ResyncEvent): void;
   status(e: StatusEvent): void;
   error(e: PiCloudError): void;
+  position(e: PositionEvent): void;
+  expiring(e: TokenExpiringEvent): void;
 }

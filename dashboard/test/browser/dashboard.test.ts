@@ -2,8 +2,12 @@
 // picloud binary, which serves the embedded build at /_/: the security headers; sign in with the
 // bootstrap key; create an app and a topic from the pages; the live tail shows what is published
 // from the form and from the API, pauses (counting what waits) and resumes in order; history and
-// the topics table's counts agree; a minted token tails as a subscriber; a wrong key
-// and a revoked key are sent back to sign-in; sign out forgets the key.
+// the topics table's counts agree; a minted token tails as a subscriber; the tail shows the
+// stream's position, the Subscribers panel lists the open streams, a 60-second token shows its
+// expiry warning; the Overview shows version, charts and per-app activity from the stats stream;
+// the Keys page says when a key was last used; app settings rename an app and the URL follows;
+// a wrong key and a revoked key are sent back to sign-in; sign out forgets the key. No page may
+// report a script error or a CSP violation.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -52,8 +56,12 @@ async function tab(): Promise<{ page: Page; problems: string[] }> {
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) problems.push(m.text());
+    if (m.type() === 'error' && /Content Security Policy|Refused to|securitypolicyviolation/i.test(m.text())) problems.push(m.text());
   });
+  // Every violation, also those the console does not report (e.g. an inline style set by a library).
+  await page.addInitScript(() =>
+    document.addEventListener('securitypolicyviolation', (e) => console.error(`securitypolicyviolation: ${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`)),
+  );
   return { page, problems };
 }
 
@@ -163,6 +171,123 @@ describe('dashboard in a real browser', () => {
     await page.close();
   });
 
+  it('shows the stream position, the Subscribers panel and a 60-second token\'s expiry warning', async () => {
+    await pc.api('POST', '/apps/demo/domains', { host: 'demo.example.test' });
+    const { page, problems } = await tab();
+    await signIn(page, pc.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    await page.goto(`${pc.admin}/_/apps/demo/topics/room`);
+    const tail = page.getByRole('log', { name: 'Messages of room' });
+    // The stream's opening `event: position`: room holds one message (the subscriber test's).
+    await shown(tail.getByText('Stream at position 1', { exact: false }), 30_000);
+
+    // The subscriber view: a host of the app (its domain offered too), a subject, a 60-second token.
+    const hostSelect = page.getByLabel('Host');
+    await page.getByLabel('Subject').fill('ann');
+    await page.getByLabel('Lifetime (seconds)').fill('60');
+    await page.getByRole('button', { name: 'Mint token' }).click();
+    await shown(page.getByRole('definition').filter({ hasText: 'ann' }));
+    await shown(hostSelect);
+    expect(await hostSelect.locator('option').allTextContents()).toEqual(['demo.localhost', 'demo.example.test']);
+    expect(await hostSelect.inputValue()).toBe('demo.localhost');
+    await page.getByRole('button', { name: 'Open subscriber stream' }).click();
+    const log = page.getByRole('log', { name: 'Subscriber stream of room' });
+    await shown(log.getByText('Stream open'), 30_000);
+    // The server warns 60 s before expiry: at once for a 60-second token.
+    const warning = page.getByRole('status').filter({ hasText: /^Token expires in \d+ s$/ });
+    await shown(warning);
+    expect(Number(/(\d+) s/.exec((await warning.textContent()) ?? '')![1])).toBeLessThanOrEqual(60);
+
+    // Both streams on room are listed: the admin live tail and the subscriber with its subject.
+    const table = page.getByRole('table', { name: 'Subscribers of room' });
+    await until(async () => {
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      const rows = await table.locator('tbody tr').allTextContents();
+      return rows.some((r) => r.includes('admin tail')) && rows.some((r) => r.includes('ann') && r.includes('subscriber'));
+    }, 'the Subscribers panel to list the tail and the subscriber');
+    const count = await page.getByRole('status').filter({ hasText: /streams? open on this node/ }).textContent();
+    expect(Number(/^\s*(\d+)/.exec(count ?? '')![1])).toBeGreaterThanOrEqual(2);
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await page.getByRole('button', { name: 'Close subscriber stream' }).click();
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('shows version, live charts and per-app activity on the Overview', async () => {
+    const { page, problems } = await tab();
+    await signIn(page, pc.key);
+    await shown(page.getByRole('heading', { name: 'Overview' }));
+    const version = page.getByRole('definition').filter({ hasText: /^\d+\.\d+\.\d+/ });
+    await shown(version);
+    await shown(page.getByText('Uptime'));
+    for (const name of ['Connections and subscribers', 'Publishes and deliveries per second', 'Slow-consumer disconnects']) {
+      await shown(page.getByRole('img', { name }));
+      await shown(page.getByRole('table', { name: `${name}: latest values` }));
+    }
+    // uPlot drew into the chart (lazily loaded: its own chunk).
+    await until(async () => (await page.locator('.chart-canvas canvas').count()) === 3, 'three chart canvases');
+    // To room: chat's seqs are counted by the restart test below.
+    await pc.publish('room', { text: 'for the overview' });
+    const row = page.getByRole('table', { name: 'Activity per app' }).getByRole('row').filter({ has: page.getByRole('link', { name: 'demo', exact: true }) });
+    await until(async () => Number((await row.getByRole('cell').last().textContent({ timeout: 1000 }).catch(() => '0')) ?? '0') >= 1, 'demo to show a publish in the last minute');
+    // The latest sample is a number in the accessible table.
+    const latest = await page.getByRole('table', { name: 'Connections and subscribers: latest values' }).getByRole('cell').first().textContent();
+    expect(latest).toMatch(/^\d[\d,]*$/);
+    await page.getByRole('link', { name: 'demo', exact: true }).click();
+    await until(() => page.url().endsWith('/_/apps/demo/topics'), 'the app link to open its topics');
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('shows when a key was last used', async () => {
+    const { page, problems } = await tab();
+    await signIn(page, pc.key);
+    await page.getByRole('link', { name: 'Keys' }).click();
+    const mine = page.getByRole('row').filter({ hasText: 'this key' });
+    await shown(mine);
+    const headers = await page.getByRole('table').getByRole('columnheader').allTextContents();
+    const col = headers.indexOf('Last used');
+    expect(col).toBeGreaterThan(0);
+    const used = await mine.getByRole('cell').nth(col).textContent();
+    expect(used).not.toBe('never');
+    expect(used).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('renames an app from its settings and the URL follows; a refusal is shown verbatim', async () => {
+    await pc.createApp('settings-demo');
+    const { page, problems } = await tab();
+    await signIn(page, pc.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    await page.goto(`${pc.admin}/_/apps/settings-demo`);
+    const form = page.getByRole('form', { name: 'App settings' });
+    await shown(form);
+    // A slug already taken: the server's own message.
+    await form.getByLabel('Slug').fill('demo');
+    await form.getByRole('button', { name: 'Save settings' }).click();
+    const refusal = await fetch(`${pc.admin}/api/v1/apps/settings-demo`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${pc.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ slug: 'demo' }),
+    });
+    expect(refusal.ok).toBe(false);
+    const message = ((await refusal.json()) as { error: { message: string } }).error.message;
+    await shown(form.getByRole('alert').filter({ hasText: message }));
+
+    await form.getByLabel('Name').fill('Renamed app');
+    await form.getByLabel('Slug').fill('renamed-demo');
+    await form.getByLabel('Longest token lifetime (seconds)').fill('3600');
+    await form.getByRole('button', { name: 'Save settings' }).click();
+    await until(() => page.url().endsWith('/_/apps/renamed-demo'), 'the URL to follow the new slug');
+    await shown(page.getByRole('heading', { name: 'App renamed-demo' }));
+    const app = await pc.api<{ slug: string; name: string; max_token_ttl_secs: number }>('GET', '/apps/renamed-demo');
+    expect(app).toMatchObject({ slug: 'renamed-demo', name: 'Renamed app', max_token_ttl_secs: 3600 });
+    await shown(page.getByRole('definition').filter({ hasText: '3,600 s' }));
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it('rotates and retires a secret; an app-bound key sees its own app only', async () => {
     const { page, problems } = await tab();
     await signIn(page, pc.key);
@@ -220,13 +345,17 @@ describe('dashboard in a real browser', () => {
   });
 
   it('has no serious or critical accessibility violations on any page (axe-core)', async () => {
-    const { page } = await tab();
+    const { page, problems } = await tab();
     await page.goto(`${pc.admin}/_/`);
     await shown(page.getByLabel('Admin key'));
     // The check itself finds a violation when there is one.
     await page.evaluate(() => document.body.append(Object.assign(document.createElement('img'), { id: 'planted', src: '/_/missing.png' })));
     expect((await accessibilityProblems(page)).join('\n')).toContain('image-alt');
     await page.evaluate(() => document.getElementById('planted')?.remove());
+    // The CSP watch itself sees a violation when there is one (an inline <style>), then starts clean.
+    await page.evaluate(() => document.head.append(Object.assign(document.createElement('style'), { textContent: 'p { color: red }' })));
+    await until(() => problems.some((p) => p.startsWith('securitypolicyviolation: style-src')), 'the planted CSP violation to be reported');
+    problems.length = 0;
     const found: string[] = (await accessibilityProblems(page)).map((p) => `sign-in: ${p}`);
     await signIn(page, pc.key);
     await shown(page.getByRole('link', { name: 'Apps' }));
@@ -237,6 +366,7 @@ describe('dashboard in a real browser', () => {
       found.push(...(await accessibilityProblems(page)).map((p) => `${path}: ${p}`));
     }
     expect(found).toEqual([]);
+    expect(problems).toEqual([]);
     await page.close();
   });
 

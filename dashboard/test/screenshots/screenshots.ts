@@ -41,12 +41,22 @@ it('refreshes docs/dashboard/*.png', async () => {
       await page.goto(`${pc.admin}${path}`);
       await page.getByRole('heading', { level: 1 }).waitFor();
       await page.locator('.loading').waitFor({ state: 'detached' });
+      if (name === 'overview') {
+        // A few live samples with some traffic, drawn by the lazily loaded charts.
+        await page.locator('.chart-canvas canvas').nth(2).waitFor();
+        for (const n of [1, 2, 3]) {
+          await pc.publish('chat', { user: 'ann', text: `overview ${n}` });
+          await page.waitForTimeout(1000);
+        }
+        await page.getByRole('table', { name: 'Activity per app' }).waitFor();
+      }
       await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
     }
     await page.goto(`${pc.admin}/_/apps/demo/topics/chat`);
     await page.getByText('Stream: open').waitFor();
     for (const n of [4, 5]) await pc.publish('chat', { user: 'bob', text: `live ${n}` });
     await page.getByRole('log', { name: 'Messages of chat' }).getByText('live 5').waitFor();
+    await page.getByRole('table', { name: 'Subscribers of chat' }).waitFor();
     await page.getByRole('button', { name: 'Load history' }).click();
     await page.getByRole('table', { name: 'History of chat' }).waitFor();
     await page.screenshot({ path: join(OUT, 'topic.png'), fullPage: true });

@@ -9,16 +9,21 @@ import type { FetchLike } from '../types';
 
 export interface StreamHandlers {
   /** The server answered 200 with an event stream. */
-  open(): void;
+  open?(): void;
+  /** One frame: `{ event?, data, id? }` (`data` as sent, not parsed). */
   event(e: EventSourceMessage): void;
-  retry(ms: number): void;
-  /** Any bytes arrived (keepalive comments included). */
-  data(): void;
+  /** The server's `retry:` in ms. */
+  retry?(ms: number): void;
+  /** Any bytes arrived (keepalive comments included): for idle detection. */
+  data?(): void;
 }
 
 /**
- * Resolves when the server ends the stream; rejects with a {@link PiCloudError} for a non-200
- * answer (code from the `{"error":{"code","message"}}` body) or a broken connection.
+ * Reads one SSE response to its end (exported as `readEventStream`): the low-level reader the
+ * client's subscriptions use, for PiCloud's other event streams (e.g. the admin stats stream).
+ * No reconnect, no positions: the caller decides. Resolves when the server ends the stream;
+ * rejects with a {@link PiCloudError} for a non-200 answer (code from the
+ * `{"error":{"code","message"}}` body) or a broken connection (abort the signal to stop).
  */
 export async function readStream(
   fetchFn: FetchLike,
@@ -36,7 +41,7 @@ export async function readStream(
   if (!res.ok || !res.body || !/^text\/event-stream/.test(res.headers.get('content-type') ?? '')) {
     throw await httpError(res);
   }
-  h.open();
+  h.open?.();
   const parser = createParser({ onEvent: h.event, onRetry: h.retry });
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
@@ -44,7 +49,7 @@ export async function readStream(
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      h.data();
+      h.data?.();
       parser.feed(decoder.decode(value, { stream: true }));
     }
   } catch (e) {

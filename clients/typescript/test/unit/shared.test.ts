@@ -1,7 +1,8 @@
 // Shows one upstream per browser: two clients standing for two tabs (same origin, same
 // configuration) share one stream through Web Locks + BroadcastChannel (Node's, with a minimal
 // lock manager standing in for navigator.locks); both get every message; when the leader tab
-// goes, the other takes over from the last position; opting out gives each its own stream.
+// goes, the other takes over from the last position; the stream's position and token warnings
+// reach every tab; opting out gives each its own stream.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createClient } from '../../src/index';
 import { msg, mockSse } from '../support/mock-sse';
@@ -72,6 +73,27 @@ describe('one stream per browser', () => {
     await vi.waitFor(() => expect(got2).toEqual(['chat2', 'news1', 'news2']));
     tab2.close();
     await vi.waitFor(() => expect(r2.aborted).toBe(true));
+  });
+
+  it('relays position and token_expiring to the other tabs', async () => {
+    vi.stubGlobal('navigator', { locks: fakeLocks() });
+    const m = mockSse();
+    const opts = { url: `http://shared-${Math.random()}`, token: 't', fetch: m.fetch };
+    const tab1 = createClient(opts);
+    const tab2 = createClient(opts);
+    const seen1: string[] = [];
+    const seen2: string[] = [];
+    const on = (out: string[]) => ({ onPosition: (e: { topic: string; position: number }) => out.push(`${e.topic}@${e.position}`), onTokenExpiring: (e: { expiresIn: number }) => out.push(`expiring ${e.expiresIn}`) });
+    tab1.subscribe('chat', () => {}, on(seen1));
+    await m.request(0);
+    tab2.subscribe('chat', () => {}, on(seen2));
+    await vi.waitFor(() => expect(tab2.state).toBe('open'));
+    const r = m.reqs.at(-1)!;
+    r.push(`id: 7\nevent: position\ndata: null\n\nevent: token_expiring\ndata: {"expires_in":42}\n\n`);
+    await vi.waitFor(() => expect(seen2).toEqual(['chat@7', 'expiring 42']));
+    expect(seen1).toEqual(['chat@7', 'expiring 42']);
+    tab1.close();
+    tab2.close();
   });
 
   it('gives each client its own stream with shareAcrossTabs: false', async () => {

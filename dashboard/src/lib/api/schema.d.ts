@@ -457,6 +457,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/apps/{app}/topics/{topic}/subscribers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_subscribers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/apps/{app}/triggers": {
         parameters: {
             query?: never;
@@ -489,6 +505,22 @@ export interface paths {
         patch: operations["update_trigger"];
         trace?: never;
     };
+    "/api/v1/instance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["instance"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/me": {
         parameters: {
             query?: never;
@@ -498,6 +530,27 @@ export interface paths {
         };
         /** Any valid key may ask who it is: the dashboard shows only what the key may do. */
         get: operations["me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/stats/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * This node's activity, live: `event: history` (a [`StatsHistory`]) once, then
+         *     `event: stats` (a [`StatsFrame`]) every second, until the server shuts down or the key
+         *     is revoked.
+         */
+        get: operations["stats_stream"];
         put?: never;
         post?: never;
         delete?: never;
@@ -566,9 +619,29 @@ export interface components {
             created_at: string;
             id: string;
             label: string;
+            /**
+             * Format: date-time
+             * @description When a request last authenticated with the key, to within a minute; `null` if
+             *     never. Always present.
+             */
+            last_used_at: string | null;
         };
         AdminKeyList: {
             keys: components["schemas"]["AdminKeyBody"][];
+        };
+        /** @description One app's row in the activity table. */
+        AppActivity: {
+            id: string;
+            /**
+             * Format: int64
+             * @description Messages the app published through this node in the last minute.
+             */
+            publishes_last_minute: number;
+            slug: string;
+            /** @description Topic subscriptions of the app's streams on this node. */
+            subscribers: number;
+            /** Format: int64 */
+            topics: number;
         };
         AppBody: {
             /** Format: date-time */
@@ -742,6 +815,16 @@ export interface components {
              * @description The oldest seq history still holds: where retention begins (absent when empty).
              */
             oldest_seq?: number | null;
+        };
+        InstanceBody: {
+            /**
+             * Format: date-time
+             * @description When this node started.
+             */
+            started_at: string;
+            /** Format: int64 */
+            uptime_secs: number;
+            version: string;
         };
         InvocationBody: {
             delivery_id?: string | null;
@@ -936,6 +1019,86 @@ export interface components {
         };
         SecretList: {
             secrets: components["schemas"]["SecretBody"][];
+        };
+        /** @description Each later event (`event: stats`). */
+        StatsFrame: {
+            /** @description The apps the key may read, ordered by slug. */
+            apps: components["schemas"]["AppActivity"][];
+            sample: components["schemas"]["StatsSample"];
+        };
+        /** @description The stats stream's first event (`event: history`). */
+        StatsHistory: {
+            /** Format: int64 */
+            interval_ms: number;
+            /** @description The last five minutes, oldest first. */
+            samples: components["schemas"]["StatsSample"][];
+        };
+        /** @description This node's activity over one interval. */
+        StatsSample: {
+            /**
+             * Format: int64
+             * @description When it was taken, epoch milliseconds.
+             */
+            at_ms: number;
+            /**
+             * Format: int64
+             * @description Open streams.
+             */
+            connections: number;
+            /**
+             * Format: double
+             * @description Frames sent to subscribers per second over the interval.
+             */
+            deliveries_per_sec: number;
+            /**
+             * Format: double
+             * @description Messages published (durable and ephemeral) per second over the interval.
+             */
+            publishes_per_sec: number;
+            /**
+             * Format: int64
+             * @description Streams ended for reading too slowly during the interval.
+             */
+            slow_consumer_disconnects: number;
+            /**
+             * Format: int64
+             * @description Topic subscriptions across streams.
+             */
+            subscribers: number;
+        };
+        SubscriberBody: {
+            /** @description This node's id for the stream (not stable across restarts). */
+            id: string;
+            /**
+             * @description `subscriber` (the data plane) or `admin_tail` (the admin API's tail).
+             * @example subscriber
+             */
+            kind: string;
+            /**
+             * Format: int64
+             * @description The last seq the stream sent on this topic.
+             */
+            position: number;
+            /**
+             * @description The address the connection came from (a proxy's, behind one); `null` when unknown.
+             *     Always present.
+             */
+            remote_addr: string | null;
+            /** Format: date-time */
+            since: string;
+            /** @description The token's `sub`; `null` without one. Always present. */
+            subject: string | null;
+            /** @description How many topics the stream carries. */
+            topics: number;
+        };
+        /** @description `GET …/topics/{topic}/subscribers`: this node's streams on the topic. */
+        SubscriberList: {
+            /** @description Every stream on the topic on this node. */
+            count: number;
+            /** @description Newest first. */
+            streams: components["schemas"]["SubscriberBody"][];
+            /** @description Whether `streams` holds only the newest of them. */
+            truncated: boolean;
         };
         TopicBody: {
             /** @description `public` or `token`. */
@@ -3354,6 +3517,55 @@ export interface operations {
             };
         };
     };
+    list_subscribers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description App slug or id */
+                app: string;
+                /** @description Topic name */
+                topic: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description This node's streams on the topic, newest first (at most 500) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriberList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_triggers: {
         parameters: {
             query?: never;
@@ -3610,6 +3822,33 @@ export interface operations {
             };
         };
     };
+    instance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstanceBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     me: {
         parameters: {
             query?: never;
@@ -3626,6 +3865,34 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AdminKeyBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    stats_stream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `event: history` with a StatsHistory, then `event: stats` with a StatsFrame every second */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["StatsFrame"];
                 };
             };
             401: {

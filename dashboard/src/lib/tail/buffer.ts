@@ -22,6 +22,8 @@ export type TailEntry =
       size: number;
     }
   | { kind: 'resync'; n: number; topic: string; from: number; to: number; reason: string; at: string }
+  /** Where a (re)opened stream starts: its `event: position`; later messages have higher seqs. */
+  | { kind: 'position'; n: number; topic: string; position: number; at: string }
   | { kind: 'status'; n: number; text: string; at: string };
 
 /** A fixed-capacity ring: push at the end, the oldest falls out. */

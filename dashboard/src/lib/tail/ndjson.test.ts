@@ -14,6 +14,7 @@ describe('toNdjson', () => {
     const text = toNdjson([
       m(1, 1, { text: 'a\nb' }),
       { kind: 'resync', n: 2, topic: 'chat', from: 2, to: 5, reason: 'retention', at: 'x' },
+      { kind: 'position', n: 7, topic: 'chat', position: 5, at: 'x' },
       { kind: 'status', n: 3, text: 'open', at: 'x' },
       m(4, null, [1, 'é']),
     ]);

@@ -1,7 +1,7 @@
 /**
  * The tail's download: one JSON object per line, each a message as the stream delivered it
  * (`{"topic","seq","published_at","message"}`, docs/protocol.md; `seq` null when ephemeral),
- * oldest first, ending with a newline. Resync and status lines are not messages and are left out.
+ * oldest first, ending with a newline. Resync, position and status lines are not messages and are left out.
  */
 import type { TailEntry } from './buffer';
 
