@@ -30,16 +30,23 @@ frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
 
 /// Most app domains named in the page's `connect-src` (a header has to stay a header).
 const MAX_POLICY_HOSTS: u32 = 1000;
+/// The page does not wait longer than this for them (a hung database must not hang it).
+const POLICY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The page's policy: [`CSP`] with every app domain in `connect-src` (scheme-less, any
 /// port: the page's own scheme, or its upgrade to https). The domains are read when the
-/// page is, so a new one works after a reload; if they cannot be read, the page keeps the
-/// base policy (the subscriber view then works on `*.localhost` only).
+/// page is, so a new one works after a reload; if they cannot be read in time, the page
+/// keeps the base policy (the subscriber view then works on `*.localhost` only).
 async fn page_policy(state: &AppState) -> HeaderValue {
-    let hosts = match state.store.all_domain_hosts(MAX_POLICY_HOSTS).await {
-        Ok(hosts) => hosts,
-        Err(e) => {
+    let read = state.store.all_domain_hosts(MAX_POLICY_HOSTS);
+    let hosts = match tokio::time::timeout(POLICY_READ_TIMEOUT, read).await {
+        Ok(Ok(hosts)) => hosts,
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "dashboard policy without app domains");
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::warn!("dashboard policy without app domains: the database did not answer");
             Vec::new()
         }
     };
