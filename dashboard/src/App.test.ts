@@ -2,8 +2,9 @@
 // Shows the shell end to end in a DOM against a stubbed server: sign in with the labelled field
 // (the key goes as Bearer and is kept per tab), navigation by links with one URL per page, the
 // topics table, a publish (invalid JSON disables it; seqs shown), the live tail fed by the admin
-// stream through @picloud/client (its position line, pause counting), the subscribers panel, and a
-// 401 that returns to sign-in.
+// stream through @picloud/client (its position line, pause counting), the subscribers panel, the
+// topic settings form (only what changed is sent; the server's refusal verbatim), and a 401 that
+// returns to sign-in.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 const enc = new TextEncoder();
@@ -12,6 +13,9 @@ let streamCtl: ReadableStreamDefaultController<Uint8Array> | undefined;
 let streamUrl = '';
 let seq = 3;
 let validKey = 'pk_good';
+/** What PATCH saved on chat (the stub's topic store). */
+let chatSaved: Record<string, unknown> = {};
+const patches: unknown[] = [];
 
 const json = (status: number, v: unknown) => new Response(JSON.stringify(v), { status, headers: { 'content-type': 'application/json' } });
 const topic = (name: string, last_seq: number, external: boolean) => ({
@@ -40,7 +44,15 @@ async function server(input: RequestInfo | URL, init?: RequestInit): Promise<Res
   if (p === '/api/v1/apps') return json(200, { apps: [{ id: 'app_1', slug: 'demo', name: 'Demo', max_token_ttl_secs: 60, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' }] });
   if (p === '/api/v1/apps/demo') return json(200, { id: 'app_1', slug: 'demo', name: 'Demo', max_token_ttl_secs: 60, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' });
   if (p === '/api/v1/apps/demo/topics') return json(200, { topics: [topic('chat', 3, true), topic('alerts', 12, false)] });
-  if (p === '/api/v1/apps/demo/topics/chat' && req.method === 'GET') return json(200, topic('chat', seq, true));
+  if (p === '/api/v1/apps/demo/topics/chat' && req.method === 'GET') return json(200, { ...topic('chat', seq, true), ...chatSaved });
+  if (p === '/api/v1/apps/demo/topics/chat' && req.method === 'PATCH') {
+    const b = JSON.parse(await req.text()) as Record<string, unknown>;
+    patches.push(b);
+    if (typeof b.description === 'string' && b.description.length > 1000)
+      return json(422, { error: { code: 'invalid_field', message: 'description: at most 1000 characters, no control characters' } });
+    chatSaved = { ...chatSaved, ...b };
+    return json(200, { ...topic('chat', seq, true), ...chatSaved });
+  }
   if (p === '/api/v1/apps/demo/domains') return json(200, { domains: [] });
   if (p === '/api/v1/apps/demo/topics/chat/subscribers') return json(200, { count: 1, truncated: false, streams: [{ id: 's1', since: '2026-01-01T00:00:00Z', position: 3, subject: null, remote_addr: '127.0.0.1:5000', kind: 'admin_tail', topics: 1 }] });
   if (p === '/api/v1/apps/demo/topics/chat/stream') {
@@ -195,6 +207,38 @@ describe('dashboard shell', () => {
     const rows = document.querySelectorAll('.tail-row').length;
     expect(rows).toBeGreaterThan(0);
     expect(rows).toBeLessThan(50);
+  });
+
+  it('edits the topic: sends only what changed, shows a refusal verbatim, and shows the saved values', async () => {
+    const form = () => $('form[aria-label="Topic settings"]')!;
+    click(byText('summary', 'Edit topic'));
+    await until(() => form());
+    const field = <T extends HTMLElement>(sel: string) => form().querySelector<T>(sel)!;
+    const save = () => click([...form().querySelectorAll('button')].find((b) => b.textContent === 'Save'));
+    expect($('dl.facts')?.textContent).toContain('no limit');
+
+    save();
+    await until(() => byText('.toast', 'Nothing changed.'));
+    expect(patches).toEqual([]);
+
+    type(field<HTMLTextAreaElement>('textarea'), 'x'.repeat(1001));
+    save();
+    await until(() => form().querySelector('[role=alert]')?.textContent === 'description: at most 1000 characters, no control characters');
+
+    type(field<HTMLTextAreaElement>('textarea'), ' Room for ann ');
+    const [messages] = [...form().querySelectorAll<HTMLInputElement>('input[type=number]')];
+    type(messages!, '50');
+    const mode = field<HTMLSelectElement>('select');
+    mode.value = 'token';
+    mode.dispatchEvent(new Event('change', { bubbles: true }));
+    save();
+    await until(() => byText('.toast', 'Topic chat saved.'));
+    expect(patches.at(-1)).toEqual({ description: 'Room for ann', auth_mode: 'token', retention: { max_messages: 50, max_age_secs: null } });
+    expect(form().querySelector('[role=alert]')).toBeNull();
+    const facts = $('dl.facts')!.textContent!;
+    expect(facts).toContain('Room for ann');
+    expect(facts).toContain('at most 50 messages');
+    expect(byText('dl.facts dd', 'token')).toBeTruthy();
   });
 
   it('a 401 anywhere returns to sign-in with a message and forgets the key', async () => {

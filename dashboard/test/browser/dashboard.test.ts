@@ -6,8 +6,11 @@
 // stream's position, the Subscribers panel lists the open streams, a 60-second token shows its
 // expiry warning; the Overview shows version, charts and per-app activity from the stats stream;
 // the Keys page says when a key was last used; app settings rename an app and the URL follows;
-// a wrong key and a revoked key are sent back to sign-in; sign out forgets the key. No page may
-// report a script error or a CSP violation.
+// topic settings edit a topic (a refusal verbatim; a read-only key sees no form); a wrong key and
+// a revoked key are sent back to sign-in; sign out forgets the key. No page may report a script
+// error or a CSP violation.
+//
+// DASHBOARD_DIST=dist (optional, ../dist.ts) tests that build instead of the binary's embedded one.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -15,6 +18,7 @@ import { join } from 'node:path';
 import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PiCloud, until } from '../../../clients/typescript/test/support/picloud';
+import { DIST_ARGS, serveDist } from '../dist';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -40,8 +44,12 @@ beforeAll(async () => {
   ctx = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...DIST_ARGS,
+    ],
   });
+  await serveDist(ctx, pc.admin);
 });
 
 afterAll(async () => {
@@ -284,6 +292,80 @@ describe('dashboard in a real browser', () => {
     const app = await pc.api<{ slug: string; name: string; max_token_ttl_secs: number }>('GET', '/apps/renamed-demo');
     expect(app).toMatchObject({ slug: 'renamed-demo', name: 'Renamed app', max_token_ttl_secs: 3600 });
     await shown(page.getByRole('definition').filter({ hasText: '3,600 s' }));
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('edits a topic\'s settings; a refusal is shown verbatim; a read-only key sees no form', async () => {
+    await pc.createTopic('tuned', 'public');
+    const { page, problems } = await tab();
+    await signIn(page, pc.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    await page.goto(`${pc.admin}/_/apps/demo/topics/tuned`);
+    const log = page.getByRole('log', { name: 'Messages of tuned' });
+    await shown(page.getByText('Stream: open'), 30_000);
+    await page.locator('summary', { hasText: 'Edit topic' }).click();
+    const form = page.getByRole('form', { name: 'Topic settings' });
+    await shown(form);
+
+    // A description of 1,001 characters: the server's own message.
+    const long = 'x'.repeat(1001);
+    await form.getByLabel('Description').fill(long);
+    await form.getByRole('button', { name: 'Save' }).click();
+    const refusal = await fetch(`${pc.admin}/api/v1/apps/demo/topics/tuned`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${pc.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ description: long }),
+    });
+    expect(refusal.status).toBe(422);
+    const message = ((await refusal.json()) as { error: { message: string } }).error.message;
+    await shown(form.getByRole('alert'));
+    expect(await form.getByRole('alert').textContent()).toBe(message);
+
+    // Description, auth mode (token: tightens access, so the server ends the tail's stream) and retention.
+    await form.getByLabel('Description').fill('Tuned by the test');
+    await form.getByLabel('Auth mode').selectOption('token');
+    await form.getByLabel('Keep at most (messages)').fill('50');
+    await form.getByLabel('Keep for at most (seconds)').fill('');
+    await form.getByRole('button', { name: 'Save' }).click();
+    await shown(page.getByRole('status').filter({ hasText: 'Topic tuned saved.' }));
+    expect(await form.getByRole('alert').count()).toBe(0);
+    await shown(page.getByRole('definition').filter({ hasText: 'Tuned by the test' }));
+    await shown(page.getByRole('definition').filter({ hasText: /^at most 50 messages$/ }));
+    await shown(page.getByRole('definition').filter({ hasText: /^token$/ }));
+    const saved = await pc.api<{ description: string; auth_mode: string; external_subscribable: boolean; retention: unknown }>('GET', '/apps/demo/topics/tuned');
+    expect(saved).toMatchObject({ description: 'Tuned by the test', auth_mode: 'token', external_subscribable: true, retention: { max_messages: 50, max_age_secs: null } });
+    // The live tail reconnected by itself: what is published now arrives.
+    await until(async () => {
+      await pc.publish('tuned', { after: 'tightening' });
+      return (await log.getByText('"after": "tightening"').count()) > 0;
+    }, 'the tail to reconnect after the change', 30_000);
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    // After a reload: the new values, on the page and in the form.
+    await page.reload();
+    await shown(page.getByRole('definition').filter({ hasText: 'Tuned by the test' }));
+    await shown(page.getByRole('definition').filter({ hasText: /^at most 50 messages$/ }));
+    await page.locator('summary', { hasText: 'Edit topic' }).click();
+    await shown(form);
+    expect(await form.getByLabel('Description').inputValue()).toBe('Tuned by the test');
+    expect(await form.getByLabel('Auth mode').inputValue()).toBe('token');
+    expect(await form.getByLabel('Keep at most (messages)').inputValue()).toBe('50');
+    expect(await form.getByLabel('Keep for at most (seconds)').inputValue()).toBe('');
+    expect(await form.getByLabel('External (browsers may subscribe)').isChecked()).toBe(true);
+
+    // A read-only key sees the values, and no form or Save button.
+    const reader = await pc.api<{ key: string }>('POST', '/admin-keys', { capabilities: ['AppRead'], label: 'topic-reader' });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(page, reader.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    await page.goto(`${pc.admin}/_/apps/demo/topics/tuned`);
+    await shown(page.getByRole('definition').filter({ hasText: 'Tuned by the test' }));
+    await shown(page.getByText('Stream: open'), 30_000);
+    expect(await page.getByRole('form', { name: 'Topic settings' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Save' }).count()).toBe(0);
+    expect(await page.locator('summary', { hasText: 'Edit topic' }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Sign out' }).click();
     expect(problems).toEqual([]);
     await page.close();
   });

@@ -1,11 +1,13 @@
 // Refreshes the screenshots of every dashboard page in docs/dashboard/ (README shows the topic
 // page): a fresh real binary with a little data, Debian's Chromium, a 1280×800 window.
+// DASHBOARD_DIST=dist (../dist.ts) shows that build instead of the binary's embedded one.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { it } from 'vitest';
 import { PiCloud } from '../../../clients/typescript/test/support/picloud';
+import { DIST_ARGS, serveDist } from '../dist';
 
 const OUT = resolve(__dirname, '../../../docs/dashboard');
 
@@ -16,9 +18,10 @@ it('refreshes docs/dashboard/*.png', async () => {
     executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
     headless: true,
     viewport: { width: 1280, height: 800 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', ...DIST_ARGS],
   });
   try {
+    await serveDist(ctx, pc.admin);
     await pc.createApp('demo');
     await pc.createTopic('chat', 'token');
     await pc.createTopic('orders.eu', 'public');
