@@ -60,6 +60,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(stats::instance))
         .routes(routes!(stats::stats_stream))
         .routes(routes!(scripts::list_scripts, scripts::deploy_script))
+        .routes(routes!(scripts::check_script))
         .routes(routes!(scripts::get_script, scripts::delete_script))
         .routes(routes!(scripts::get_script_version))
         .routes(routes!(scripts::rollback_script))

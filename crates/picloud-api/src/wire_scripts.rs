@@ -38,6 +38,43 @@ pub struct CompileErrorDetail {
     pub column: usize,
 }
 
+#[derive(Deserialize, ToSchema)]
+pub struct CheckScript {
+    /// Rhai source.
+    pub source: String,
+}
+
+/// What a deploy of the source would refuse; empty when it would deploy.
+#[derive(Serialize, ToSchema)]
+pub struct ScriptCheck {
+    pub diagnostics: Vec<DiagnosticBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DiagnosticBody {
+    /// 1-based; 0 when the problem has no position.
+    pub line: usize,
+    /// 1-based; 0 when the problem has no position.
+    pub column: usize,
+    pub message: String,
+    /// `error`: a deploy would refuse the script.
+    #[schema(example = "error")]
+    pub severity: &'static str,
+}
+
+impl From<picloud_runtime::Diagnostic> for DiagnosticBody {
+    fn from(d: picloud_runtime::Diagnostic) -> Self {
+        Self {
+            line: d.line,
+            column: d.column,
+            message: d.message,
+            severity: match d.severity {
+                picloud_runtime::Severity::Error => "error",
+            },
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ScriptBody {
     pub name: String,

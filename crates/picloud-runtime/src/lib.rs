@@ -7,6 +7,7 @@
 //! once at deploy time ([`compile`]) and the cheap-to-clone [`Script`] is
 //! cached by the caller. See `SDK.md` for the script-facing reference.
 
+mod check;
 mod compile;
 mod engine;
 mod error;
@@ -20,6 +21,7 @@ mod sdk;
 pub mod time;
 mod value;
 
+pub use check::{check_script, Diagnostic, Severity};
 pub use compile::{compile, compile_with_limits, CompileError, Script, MAX_SOURCE_BYTES};
 pub use error::{ErrorKind, RunError};
 pub use host::{FileInfo, Host, HostResult};

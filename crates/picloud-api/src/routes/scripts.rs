@@ -12,15 +12,37 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::state::AppState;
 use crate::wire_scripts::{
-    CompileErrorBody, CompileErrorDetail, DeployScript, DeployedScript, Rollback, ScriptBody,
-    ScriptDetail, ScriptList, ScriptVersionBody,
+    CheckScript, CompileErrorBody, CompileErrorDetail, DeployScript, DeployedScript, Rollback,
+    ScriptBody, ScriptCheck, ScriptDetail, ScriptList, ScriptVersionBody,
 };
+
+/// The path `POST …/scripts/check` takes: no script may have this name.
+const CHECK: &str = "check";
 
 pub(crate) const READ: &[Capability] = &[Capability::AppRead, Capability::ScriptDeploy];
 
 /// A `{name}` path segment. An invalid name cannot exist, so it is a 404.
 fn name_segment(s: &str) -> ApiResult<ScriptName> {
     ScriptName::parse(s).map_err(|_| ApiError::not_found("script"))
+}
+
+/// Checks a script as a deploy would, storing nothing: the editor's diagnostics.
+#[utoipa::path(post, path = "/api/v1/apps/{app}/scripts/check", tag = "scripts",
+    params(("app" = String, Path, description = "App slug or id")),
+    request_body = CheckScript,
+    security(("admin_key" = [])),
+    responses((status = 200, description = "What a deploy would refuse (empty: it would deploy)", body = ScriptCheck),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn check_script(
+    auth: AdminAuth,
+    Path(app): Path<String>,
+    ApiJson(body): ApiJson<CheckScript>,
+) -> ApiResult<ApiJson<ScriptCheck>> {
+    auth.app_with_any(&app, READ).await?;
+    let diagnostics = picloud_runtime::check_script(&body.source);
+    Ok(ApiJson(ScriptCheck {
+        diagnostics: diagnostics.into_iter().map(Into::into).collect(),
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/apps/{app}/scripts", tag = "scripts",
@@ -39,6 +61,13 @@ pub async fn deploy_script(
 ) -> ApiResult<Response> {
     let app = auth.app_with(&app, Capability::ScriptDeploy).await?;
     let name = ScriptName::parse(&body.name)?;
+    if name.as_str() == CHECK {
+        return Err(picloud_core::ValidationError::new(
+            "name",
+            "`check` is reserved (POST …/scripts/check checks a script)",
+        )
+        .into());
+    }
     if body.source.len() > MAX_SOURCE_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -46,13 +75,16 @@ pub async fn deploy_script(
             format!("a script may be at most {MAX_SOURCE_BYTES} bytes"),
         ));
     }
-    if let Err(e) = picloud_runtime::compile(&body.source) {
+    if let Some(d) = picloud_runtime::check_script(&body.source)
+        .into_iter()
+        .next()
+    {
         let body = CompileErrorBody {
             error: CompileErrorDetail {
                 code: "compile_error",
-                message: e.to_string(),
-                line: e.line,
-                column: e.column,
+                message: format!("line {}, column {}: {}", d.line, d.column, d.message),
+                line: d.line,
+                column: d.column,
             },
         };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, ApiJson(body)).into_response());

@@ -782,3 +782,78 @@ async fn one_app_cannot_starve_another() {
         latencies.last().unwrap()
     );
 }
+
+/// `POST …/scripts/check` answers what a deploy would refuse, stores nothing, and is open
+/// to keys that may read the app; the name `check` cannot be deployed, so the path stays
+/// the checker's.
+#[tokio::test]
+async fn the_check_answers_what_a_deploy_would_refuse() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let demo = s.create_app("demo").await;
+    let check = |key: &str, source: &str| {
+        s.with_key(key, Method::POST, "/api/v1/apps/demo/scripts/check")
+            .json(&json!({ "source": source }))
+    };
+    let (status, body) = send(check(&s.admin_key, "let x = 1;\nx + 1")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"diagnostics": []}));
+
+    let source = "let x = 1;\nlet y = 2;\nlet z = (;\n";
+    let (_, body) = send(check(&s.admin_key, source)).await;
+    let d = &body["diagnostics"][0];
+    assert_eq!(body["diagnostics"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(d["severity"], "error");
+    let refused = send(
+        s.admin(Method::POST, "/api/v1/apps/demo/scripts")
+            .json(&json!({"name": "hello", "source": source})),
+    )
+    .await;
+    assert_eq!(refused.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        (d["line"].clone(), d["column"].clone()),
+        (
+            refused.1["error"]["line"].clone(),
+            refused.1["error"]["column"].clone()
+        )
+    );
+    assert!(refused.1["error"]["message"]
+        .as_str()
+        .unwrap()
+        .ends_with(d["message"].as_str().unwrap()));
+
+    let (_, body) = send(check(&s.admin_key, "eval(\"1\")")).await;
+    assert!(
+        body["diagnostics"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("eval"),
+        "{body}"
+    );
+    let (_, listed) = send(s.admin(Method::GET, "/api/v1/apps/demo/scripts")).await;
+    assert_eq!(listed["scripts"], json!([]), "nothing stored");
+
+    let reader = s
+        .key(&[Capability::AppRead], Some(demo["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(send(check(&reader, "1")).await.0, StatusCode::OK);
+    let publisher = s.key(&[Capability::AppPublish], None).await;
+    assert_error(
+        &send(check(&publisher, "1")).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &send(check("pk_nope_nope", "1")).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let bad = send(s.admin_post_text("/api/v1/apps/demo/scripts/check", "{\"source\": 1}")).await;
+    assert_eq!(bad.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.1);
+
+    let reserved = send(
+        s.admin(Method::POST, "/api/v1/apps/demo/scripts")
+            .json(&json!({"name": "check", "source": "1"})),
+    )
+    .await;
+    assert_error(&reserved, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+}
