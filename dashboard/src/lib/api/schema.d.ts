@@ -260,6 +260,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/apps/{app}/scripts/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Checks a script as a deploy would, storing nothing: the editor's diagnostics. */
+        post: operations["check_script"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/apps/{app}/scripts/{name}": {
         parameters: {
             query?: never;
@@ -667,6 +684,10 @@ export interface components {
             data: unknown;
             topic: string;
         };
+        CheckScript: {
+            /** @description Rhai source. */
+            source: string;
+        };
         /** @description A compile error: where and why. */
         CompileErrorBody: {
             error: components["schemas"]["CompileErrorDetail"];
@@ -760,6 +781,18 @@ export interface components {
             name: string;
             /** Format: int64 */
             version: number;
+        };
+        DiagnosticBody: {
+            /** @description 1-based; 0 when the problem has no position. */
+            column: number;
+            /** @description 1-based; 0 when the problem has no position. */
+            line: number;
+            message: string;
+            /**
+             * @description `error`: a deploy would refuse the script.
+             * @example error
+             */
+            severity: string;
         };
         DomainBody: {
             app_id: string;
@@ -993,6 +1026,10 @@ export interface components {
             name: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        /** @description What a deploy of the source would refuse; empty when it would deploy. */
+        ScriptCheck: {
+            diagnostics: components["schemas"]["DiagnosticBody"][];
         };
         ScriptDetail: components["schemas"]["ScriptBody"] & {
             /** @description Every version, oldest first. */
@@ -2628,6 +2665,57 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CompileErrorBody"];
+                };
+            };
+        };
+    };
+    check_script: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description App slug or id */
+                app: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CheckScript"];
+            };
+        };
+        responses: {
+            /** @description What a deploy would refuse (empty: it would deploy) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScriptCheck"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
