@@ -14,6 +14,8 @@ export const pages: Record<Exclude<RouteName, 'signIn' | 'notFound'>, Loader> = 
   app: () => import('./components/apps/PageApp.svelte'),
   topics: () => import('./components/topics/PageTopics.svelte'),
   topic: () => import('./components/topics/PageTopic.svelte'),
+  deadLetters: () => import('./components/scripts/PageDeadLetters.svelte'),
+  logs: () => import('./components/scripts/PageLogs.svelte'),
   secrets: () => import('./components/secrets/PageSecrets.svelte'),
   keys: () => import('./components/keys/PageKeys.svelte'),
 };

@@ -58,6 +58,12 @@ describe('mayOpen', () => {
     expect(mayOpen('keys', ro, {})).toBe(false);
     expect(mayOpen('secrets', ro, { app: 'demo' })).toBe(false);
     expect(mayOpen('secrets', key(['SecretsManage']), { app: 'demo' })).toBe(true);
+    // Dead letters and logs: AppRead or ScriptDeploy; replaying needs ScriptDeploy.
+    expect(mayOpen('deadLetters', ro, { app: 'demo' })).toBe(true);
+    expect(mayOpen('logs', key(['ScriptDeploy']), { app: 'demo' })).toBe(true);
+    expect(mayOpen('logs', key(['AppTopicManage']), { app: 'demo' })).toBe(false);
+    expect(can.replay(ro)).toBe(false);
+    expect(can.replay(key(['ScriptDeploy']))).toBe(true);
     expect(mayOpen('keys', key(['InstanceAdmin']), {})).toBe(true);
     expect(mayOpen('overview', null, {})).toBe(false);
     // a publish-only key opens a topic's page (its Publish form) but not the topic list

@@ -41,6 +41,10 @@ export const can = {
   publish: (k: KeyScope | null | undefined) => has(k, 'AppPublish'),
   /** The admin tail stream reads messages: the same capabilities as reading topics. */
   tail: (k: KeyScope | null | undefined) => any(k, ['AppRead', 'AppTopicManage']),
+  /** Dead letters, invocation logs, triggers: the server's scripts READ (`AppRead` or `ScriptDeploy`). */
+  readScripts: (k: KeyScope | null | undefined) => any(k, ['AppRead', 'ScriptDeploy']),
+  /** Replaying a dead letter needs `ScriptDeploy`. */
+  replay: (k: KeyScope | null | undefined) => has(k, 'ScriptDeploy'),
   manageSecrets: (k: KeyScope | null | undefined) => has(k, 'SecretsManage'),
   manageKeys: (k: KeyScope | null | undefined) => has(k, 'InstanceAdmin'),
 };
@@ -76,6 +80,9 @@ export function mayOpen(name: RouteName, k: KeyScope | null | undefined, params:
       return can.readTopics(k);
     case 'topic':
       return can.readTopics(k) || can.publish(k);
+    case 'deadLetters':
+    case 'logs':
+      return can.readScripts(k);
     case 'secrets':
       return can.manageSecrets(k);
     case 'keys':

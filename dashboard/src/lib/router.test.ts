@@ -12,6 +12,8 @@ describe('router', () => {
     expect(match('/apps/demo/topics/')).toEqual({ name: 'topics', params: { app: 'demo' } });
     expect(match('/apps/demo/secrets').name).toBe('secrets');
     expect(match('/keys').name).toBe('keys');
+    expect(match('/apps/demo/dead-letters')).toEqual({ name: 'deadLetters', params: { app: 'demo' } });
+    expect(match('/apps/demo/logs')).toEqual({ name: 'logs', params: { app: 'demo' } });
     expect(match('/nope/x').name).toBe('notFound');
   });
 

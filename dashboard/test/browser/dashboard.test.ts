@@ -7,7 +7,9 @@
 // expiry warning; the Overview shows version, charts and per-app activity from the stats stream;
 // the Keys page says when a key was last used; app settings rename an app and the URL follows;
 // topic settings edit a topic (a refusal verbatim; a read-only key sees no form); a wrong key and
-// a revoked key are sent back to sign-in; sign out forgets the key. No page may report a script
+// a revoked key are sent back to sign-in; a failing pubsub handler's dead letter is listed, viewed and
+// replayed after a fix from the Dead letters page, and the Logs page shows both runs (one expanded,
+// a Live run prepended once), a read-only key seeing no replay button; sign out forgets the key. No page may report a script
 // error or a CSP violation.
 //
 // DASHBOARD_DIST=dist (optional, ../dist.ts) tests that build instead of the binary's embedded one.
@@ -405,6 +407,100 @@ describe('dashboard in a real browser', () => {
     await page.close();
   });
 
+  it('lists a dead letter, replays it after a fix, and the logs show both runs', async () => {
+    // An app whose pubsub handler throws, tried once: the delivery becomes a dead letter.
+    await pc.createApp('letters');
+    await pc.createTopic('jobs', 'public', 'letters');
+    await pc.api('POST', '/apps/letters/scripts', { name: 'handler', source: 'log::info(`got ${event.message.n}`);\nthrow `boom ${event.message.n}`;' });
+    const trigger = await pc.api<{ id: string }>('POST', '/apps/letters/triggers', {
+      kind: 'pubsub',
+      script: 'handler',
+      filter: { topic: 'jobs' },
+      retry: { max_attempts: 1, base_delay_ms: 1, max_delay_ms: 1 },
+    });
+    await pc.publish('jobs', { n: 1 }, 'letters');
+    type Letter = { id: string; trigger: string; last_error: string; attempts: number; replayed_at: string | null };
+    const letter = await until(
+      async () => (await pc.api<{ dead_letters: Letter[] }>('GET', '/apps/letters/dead-letters')).dead_letters[0],
+      'the dead letter',
+    );
+    expect(letter.trigger).toBe(trigger.id);
+    expect(letter.last_error).toContain('boom 1');
+
+    const { page, problems } = await tab();
+    await signIn(page, pc.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    await page.goto(`${pc.admin}/_/apps/letters`);
+    await page.getByRole('link', { name: 'Dead letters' }).click();
+    await shown(page.getByRole('heading', { name: 'Dead letters' }));
+    const table = page.getByRole('table', { name: 'Dead letters' });
+    const row = table.getByRole('row').filter({ has: page.getByRole('button', { name: `View dead letter ${letter.id}` }) });
+    await shown(row);
+    expect(await row.getByRole('cell').nth(3).textContent()).toBe(letter.last_error);
+    expect(await row.getByRole('cell').nth(4).textContent()).toBe('1');
+    // Filtering by error text hides it; clearing shows it again.
+    await page.getByLabel('Error contains').fill('no such error');
+    await shown(page.getByText('No dead letters match the filter.'));
+    await page.getByLabel('Error contains').fill('boom');
+    await shown(row);
+    // One opened: the payload as pretty JSON, the error.
+    await page.getByRole('button', { name: `View dead letter ${letter.id}` }).click();
+    await shown(page.getByText('"n": 1'));
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    // Fixed, then replayed from the page: the count first, then confirmed.
+    await pc.api('POST', '/apps/letters/scripts', { name: 'handler', source: 'log::info(`handled ${event.message.n}`);' });
+    await page.getByRole('button', { name: `Replay dead letter ${letter.id}` }).click();
+    await page.getByRole('button', { name: 'Confirm replay of 1 dead letter' }).click();
+    await shown(page.getByText('No dead letters match the filter.'));
+    const after = (await pc.api<{ dead_letters: Letter[] }>('GET', '/apps/letters/dead-letters')).dead_letters;
+    expect(after.find((d) => d.id === letter.id)?.replayed_at).toBeTruthy();
+    await page.getByLabel('Status').selectOption('replayed');
+    await shown(row);
+
+    // The logs: the failed run and, once the replay ran, the successful one.
+    type Run = { id: number; outcome: string; error: string | null };
+    const runs = (await until(async () => {
+      const r = (await pc.api<{ invocations: Run[] }>('GET', '/apps/letters/logs')).invocations;
+      return r.some((i) => i.outcome === 'ok') && r.some((i) => i.outcome === 'error') ? r : undefined;
+    }, 'the replayed run'))!;
+    await page.getByRole('link', { name: 'Logs' }).click();
+    const logs = page.getByRole('table', { name: 'Invocations' });
+    await shown(logs);
+    const failed = runs.find((i) => i.outcome === 'error')!;
+    expect(await logs.locator('tbody tr').count()).toBe(2);
+    await page.getByLabel('Outcome').selectOption('error');
+    await until(async () => (await logs.locator('tbody tr').count()) === 1, 'only the failed run');
+    await page.getByRole('button', { name: `Details of run ${failed.id}` }).click();
+    await shown(logs.getByText(failed.error!, { exact: true }));
+    await shown(logs.getByText('got 1'));
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    // Live: a new run is prepended, nothing twice.
+    await page.getByLabel('Outcome').selectOption('');
+    await page.getByRole('checkbox', { name: 'Live (new runs every 2 s)' }).check();
+    await pc.publish('jobs', { n: 2 }, 'letters');
+    await until(async () => (await logs.locator('tbody tr').count()) === 4, 'the live run (3 rows and the details row)');
+    await shown(logs.getByRole('row').first());
+    const texts = await logs.locator('tbody tr').allTextContents();
+    expect(texts.filter((t) => t.includes('ok')).length).toBeGreaterThanOrEqual(2);
+    await page.waitForTimeout(2500);
+    expect(await logs.locator('tbody tr').count()).toBe(4);
+
+    // A read-only key sees the letters and no replay button.
+    const reader = await pc.api<{ key: string }>('POST', '/admin-keys', { capabilities: ['AppRead'], label: 'letters-reader' });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(page, reader.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    await page.goto(`${pc.admin}/_/apps/letters/dead-letters`);
+    await page.getByLabel('Status').selectOption('all');
+    await shown(row);
+    expect(await page.getByRole('button', { name: /Replay/ }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it('resumes an open tail across a server restart with nothing missing or repeated', async () => {
     const { page } = await tab();
     await signIn(page, pc.key);
@@ -441,7 +537,7 @@ describe('dashboard in a real browser', () => {
     const found: string[] = (await accessibilityProblems(page)).map((p) => `sign-in: ${p}`);
     await signIn(page, pc.key);
     await shown(page.getByRole('link', { name: 'Apps' }));
-    for (const path of ['/_/', '/_/apps', '/_/apps/demo', '/_/apps/demo/topics', '/_/apps/demo/topics/chat', '/_/apps/demo/secrets', '/_/keys']) {
+    for (const path of ['/_/', '/_/apps', '/_/apps/demo', '/_/apps/demo/topics', '/_/apps/demo/topics/chat', '/_/apps/demo/secrets', '/_/apps/demo/dead-letters', '/_/apps/demo/logs', '/_/keys']) {
       await page.goto(`${pc.admin}${path}`);
       await shown(page.getByRole('heading', { level: 1 }));
       await page.locator('.loading').waitFor({ state: 'detached', timeout: 10_000 });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { it } from 'vitest';
-import { PiCloud } from '../../../clients/typescript/test/support/picloud';
+import { PiCloud, until } from '../../../clients/typescript/test/support/picloud';
 import { DIST_ARGS, serveDist } from '../dist';
 
 const OUT = resolve(__dirname, '../../../docs/dashboard');
@@ -26,6 +26,15 @@ it('refreshes docs/dashboard/*.png', async () => {
     await pc.createTopic('chat', 'token');
     await pc.createTopic('orders.eu', 'public');
     for (const n of [1, 2, 3]) await pc.publish('chat', { user: 'ann', text: `hello ${n}` });
+    // A handler that fails on odd orders, tried once: dead letters and invocation logs.
+    await pc.api('POST', '/apps/demo/scripts', {
+      name: 'on-order',
+      source: 'log::info(`order ${event.message.id}`);\nif event.message.id % 2 == 1 { throw `payment service refused order ${event.message.id}` }',
+    });
+    await pc.api('POST', '/apps/demo/triggers', { kind: 'pubsub', script: 'on-order', filter: { topic: 'orders.eu' }, retry: { max_attempts: 1, base_delay_ms: 1, max_delay_ms: 1 } });
+    for (const id of [1, 2, 3, 4]) await pc.publish('orders.eu', { id, total: id * 10 });
+    await until(async () => (await pc.api<{ dead_letters: unknown[] }>('GET', '/apps/demo/dead-letters')).dead_letters.length === 2, 'two dead letters');
+    await until(async () => (await pc.api<{ invocations: unknown[] }>('GET', '/apps/demo/logs')).invocations.length === 4, 'four runs');
     const page = await ctx.newPage();
     await page.goto(`${pc.admin}/_/`);
     await page.screenshot({ path: join(OUT, 'sign-in.png') });
@@ -38,6 +47,8 @@ it('refreshes docs/dashboard/*.png', async () => {
       ['app', '/_/apps/demo'],
       ['topics', '/_/apps/demo/topics'],
       ['secrets', '/_/apps/demo/secrets'],
+      ['dead-letters', '/_/apps/demo/dead-letters'],
+      ['logs', '/_/apps/demo/logs'],
       ['keys', '/_/keys'],
     ];
     for (const [name, path] of pages) {
@@ -52,6 +63,12 @@ it('refreshes docs/dashboard/*.png', async () => {
           await page.waitForTimeout(1000);
         }
         await page.getByRole('table', { name: 'Activity per app' }).waitFor();
+      }
+      // One opened: a dead letter's payload and error; a failed run's error and log lines.
+      if (name === 'dead-letters') await page.getByRole('button', { name: /^View dead letter/ }).first().click();
+      if (name === 'logs') {
+        await page.getByLabel('Outcome').selectOption('error');
+        await page.getByRole('button', { name: /^Details of run/ }).first().click();
       }
       await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
     }
