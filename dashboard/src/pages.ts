@@ -16,6 +16,7 @@ export const pages: Record<Exclude<RouteName, 'signIn' | 'notFound'>, Loader> = 
   topic: () => import('./components/topics/PageTopic.svelte'),
   deadLetters: () => import('./components/scripts/PageDeadLetters.svelte'),
   logs: () => import('./components/scripts/PageLogs.svelte'),
+  wiring: () => import('./components/wiring/PageWiring.svelte'),
   secrets: () => import('./components/secrets/PageSecrets.svelte'),
   keys: () => import('./components/keys/PageKeys.svelte'),
 };

@@ -64,6 +64,12 @@ describe('mayOpen', () => {
     expect(mayOpen('logs', key(['AppTopicManage']), { app: 'demo' })).toBe(false);
     expect(can.replay(ro)).toBe(false);
     expect(can.replay(key(['ScriptDeploy']))).toBe(true);
+    // Routes and triggers: listed with AppRead or ScriptDeploy; written with ScriptDeploy only.
+    expect(mayOpen('wiring', ro, { app: 'demo' })).toBe(true);
+    expect(mayOpen('wiring', key(['AppTopicManage']), { app: 'demo' })).toBe(false);
+    expect(can.wire(ro)).toBe(false);
+    expect(can.wire(key(['ScriptDeploy']))).toBe(true);
+    expect(can.wire(key(['InstanceAdmin']))).toBe(true);
     expect(mayOpen('keys', key(['InstanceAdmin']), {})).toBe(true);
     expect(mayOpen('overview', null, {})).toBe(false);
     // a publish-only key opens a topic's page (its Publish form) but not the topic list

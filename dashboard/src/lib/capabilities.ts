@@ -45,6 +45,8 @@ export const can = {
   readScripts: (k: KeyScope | null | undefined) => any(k, ['AppRead', 'ScriptDeploy']),
   /** Replaying a dead letter needs `ScriptDeploy`. */
   replay: (k: KeyScope | null | undefined) => has(k, 'ScriptDeploy'),
+  /** Creating, changing and deleting routes and triggers needs `ScriptDeploy` (listing: `readScripts`). */
+  wire: (k: KeyScope | null | undefined) => has(k, 'ScriptDeploy'),
   manageSecrets: (k: KeyScope | null | undefined) => has(k, 'SecretsManage'),
   manageKeys: (k: KeyScope | null | undefined) => has(k, 'InstanceAdmin'),
 };
@@ -82,6 +84,7 @@ export function mayOpen(name: RouteName, k: KeyScope | null | undefined, params:
       return can.readTopics(k) || can.publish(k);
     case 'deadLetters':
     case 'logs':
+    case 'wiring':
       return can.readScripts(k);
     case 'secrets':
       return can.manageSecrets(k);

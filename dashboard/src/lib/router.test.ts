@@ -14,6 +14,7 @@ describe('router', () => {
     expect(match('/keys').name).toBe('keys');
     expect(match('/apps/demo/dead-letters')).toEqual({ name: 'deadLetters', params: { app: 'demo' } });
     expect(match('/apps/demo/logs')).toEqual({ name: 'logs', params: { app: 'demo' } });
+    expect(match('/apps/demo/wiring')).toEqual({ name: 'wiring', params: { app: 'demo' } });
     expect(match('/nope/x').name).toBe('notFound');
   });
 

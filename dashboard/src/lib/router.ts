@@ -2,7 +2,7 @@
  * The route table and path matching: one URL per page, under the base `/_/` (history API, no
  * hash). Pure: the navigation side (pushState, link clicks) lives in stores/route.svelte.ts.
  */
-export type RouteName = 'signIn' | 'overview' | 'apps' | 'app' | 'topics' | 'topic' | 'deadLetters' | 'logs' | 'keys' | 'secrets' | 'notFound';
+export type RouteName = 'signIn' | 'overview' | 'apps' | 'app' | 'topics' | 'topic' | 'deadLetters' | 'logs' | 'wiring' | 'keys' | 'secrets' | 'notFound';
 
 export interface Match {
   name: RouteName;
@@ -19,6 +19,7 @@ const TABLE: [RouteName, string][] = [
   ['secrets', '/apps/:app/secrets'],
   ['deadLetters', '/apps/:app/dead-letters'],
   ['logs', '/apps/:app/logs'],
+  ['wiring', '/apps/:app/wiring'],
   ['keys', '/keys'],
 ];
 

@@ -9,7 +9,9 @@
 // topic settings edit a topic (a refusal verbatim; a read-only key sees no form); a wrong key and
 // a revoked key are sent back to sign-in; a failing pubsub handler's dead letter is listed, viewed and
 // replayed after a fix from the Dead letters page, and the Logs page shows both runs (one expanded,
-// a Live run prepended once), a read-only key seeing no replay button; sign out forgets the key. No page may report a script
+// a Live run prepended once), a read-only key seeing no replay button; the Routes & triggers page
+// creates a route the app's host then answers, a pubsub trigger (disabled, enabled, deleted), shows
+// the server's refusal of a bad cron expression, a read-only key seeing no write buttons; sign out forgets the key. No page may report a script
 // error or a CSP violation.
 //
 // DASHBOARD_DIST=dist (optional, ../dist.ts) tests that build instead of the binary's embedded one.
@@ -19,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PiCloud, until } from '../../../clients/typescript/test/support/picloud';
+import { appFetch, PiCloud, until } from '../../../clients/typescript/test/support/picloud';
 import { DIST_ARGS, serveDist } from '../dist';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
@@ -501,6 +503,110 @@ describe('dashboard in a real browser', () => {
     await page.close();
   });
 
+  it('creates and deletes a route and a trigger from the Routes & triggers page', async () => {
+    await pc.createApp('wired');
+    await pc.api('POST', '/apps/wired/scripts', { name: 'hello', source: '#{ status: 200, body: #{ hello: "from the route" } }' });
+    const { page, problems } = await tab();
+    await signIn(page, pc.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    await page.goto(`${pc.admin}/_/apps/wired`);
+    await page.getByRole('link', { name: 'Routes & triggers' }).click();
+    await shown(page.getByRole('heading', { name: 'Routes & triggers', level: 1 }));
+
+    // A route GET /hello: the app's host answers it.
+    const routeForm = page.getByRole('form', { name: 'Create route' });
+    await routeForm.getByLabel('Method').selectOption('GET');
+    await routeForm.getByLabel('Path').fill('/hello');
+    expect(await routeForm.getByLabel('Script').inputValue()).toBe('hello');
+    await routeForm.getByRole('button', { name: 'Create route' }).click();
+    const routes = page.getByRole('table', { name: 'Routes' });
+    await shown(routes.getByRole('row').filter({ hasText: '/hello' }));
+    expect(await routes.locator('tbody tr').first().getByRole('cell').allTextContents()).toEqual(expect.arrayContaining(['GET', '/hello', 'hello']));
+    const answer = await until(async () => {
+      const r = await appFetch(`${pc.appUrl('wired')}/hello`);
+      return r.status === 200 ? ((await r.json()) as { hello: string }) : undefined;
+    }, 'the route to answer on the app host');
+    expect(answer).toEqual({ hello: 'from the route' });
+    // A refusal verbatim: /realtime… is reserved.
+    const refusedRoute = await fetch(`${pc.admin}/api/v1/apps/wired/routes`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${pc.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ method: 'GET', path: '/realtime/x', script: 'hello' }),
+    });
+    expect(refusedRoute.status).toBeGreaterThanOrEqual(400);
+    await routeForm.getByLabel('Path').fill('/realtime/x');
+    await routeForm.getByRole('button', { name: 'Create route' }).click();
+    await shown(routeForm.getByRole('alert'));
+    expect(await routeForm.getByRole('alert').textContent()).toBe(((await refusedRoute.json()) as { error: { message: string } }).error.message);
+
+    // A pubsub trigger with a filter; an invalid filter is never sent.
+    const triggerForm = page.getByRole('form', { name: 'Create trigger' });
+    await triggerForm.getByLabel('Kind').selectOption('pubsub');
+    await triggerForm.getByLabel('Filter (JSON)').fill('{"topic":');
+    expect(await triggerForm.getByRole('button', { name: 'Create trigger' }).isDisabled()).toBe(true);
+    await triggerForm.getByLabel('Filter (JSON)').fill('{"topic": "orders.*"}');
+    await triggerForm.getByLabel('Max attempts').fill('2');
+    await triggerForm.getByRole('button', { name: 'Create trigger' }).click();
+    type T = { id: string; kind: string; enabled: boolean; filter: unknown; retry: { max_attempts: number } };
+    const made = await until(async () => (await pc.api<{ triggers: T[] }>('GET', '/apps/wired/triggers')).triggers[0], 'the trigger');
+    expect(made).toMatchObject({ kind: 'pubsub', enabled: true, filter: { topic: 'orders.*' }, retry: { max_attempts: 2, base_delay_ms: 1000, max_delay_ms: 60000 } });
+    const triggers = page.getByRole('table', { name: 'Triggers' });
+    const row = triggers.getByRole('row').filter({ hasText: made.id });
+    await shown(row.getByText('enabled', { exact: true }));
+    await shown(row.getByText('{"topic":"orders.*"}'));
+    const enabledNow = async () => (await pc.api<T>('GET', `/apps/wired/triggers/${made.id}`)).enabled;
+    await page.getByRole('button', { name: `Disable trigger ${made.id}` }).click();
+    await shown(row.getByText('disabled', { exact: true }));
+    expect(await enabledNow()).toBe(false);
+    await page.getByRole('button', { name: `Enable trigger ${made.id}` }).click();
+    await shown(row.getByText('enabled', { exact: true }));
+    expect(await enabledNow()).toBe(true);
+
+    // An invalid cron expression: the server's refusal, verbatim.
+    await triggerForm.getByLabel('Kind').selectOption('cron');
+    await triggerForm.getByLabel('Filter (JSON)').fill('{"schedule": "every tuesday"}');
+    await triggerForm.getByRole('button', { name: 'Create trigger' }).click();
+    await shown(triggerForm.getByRole('alert'));
+    const direct = await fetch(`${pc.admin}/api/v1/apps/wired/triggers`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${pc.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'cron', script: 'hello', filter: { schedule: 'every tuesday' } }),
+    });
+    expect(direct.status).toBeGreaterThanOrEqual(400);
+    const message = ((await direct.json()) as { error: { message: string } }).error.message;
+    expect(await triggerForm.getByRole('alert').textContent()).toBe(message);
+    expect((await pc.api<{ triggers: T[] }>('GET', '/apps/wired/triggers')).triggers.length).toBe(1);
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    // A read-only key sees both lists and no write buttons.
+    const reader = await pc.api<{ key: string }>('POST', '/admin-keys', { capabilities: ['AppRead'], label: 'wiring-reader' });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(page, reader.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    await page.goto(`${pc.admin}/_/apps/wired/wiring`);
+    await shown(routes.getByRole('row').filter({ hasText: '/hello' }));
+    await shown(row);
+    expect(await page.getByRole('form').count()).toBe(0);
+    expect(await page.getByRole('button', { name: /Create|Delete|Disable|Enable/ }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+
+    // Deleted, each confirmed first.
+    await signIn(page, pc.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    await page.goto(`${pc.admin}/_/apps/wired/wiring`);
+    await page.getByRole('button', { name: 'Delete route GET /hello' }).click();
+    await page.getByRole('button', { name: 'Confirm delete of GET /hello' }).click();
+    await shown(page.getByText('No routes.'));
+    expect((await pc.api<{ routes: unknown[] }>('GET', '/apps/wired/routes')).routes).toEqual([]);
+    await until(async () => (await appFetch(`${pc.appUrl('wired')}/hello`)).status === 404, 'the route to be gone from the app host');
+    await page.getByRole('button', { name: `Delete trigger ${made.id}` }).click();
+    await page.getByRole('button', { name: `Confirm delete of trigger ${made.id}` }).click();
+    await shown(page.getByText('No triggers.'));
+    expect((await pc.api<{ triggers: unknown[] }>('GET', '/apps/wired/triggers')).triggers).toEqual([]);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it('resumes an open tail across a server restart with nothing missing or repeated', async () => {
     const { page } = await tab();
     await signIn(page, pc.key);
@@ -537,7 +643,7 @@ describe('dashboard in a real browser', () => {
     const found: string[] = (await accessibilityProblems(page)).map((p) => `sign-in: ${p}`);
     await signIn(page, pc.key);
     await shown(page.getByRole('link', { name: 'Apps' }));
-    for (const path of ['/_/', '/_/apps', '/_/apps/demo', '/_/apps/demo/topics', '/_/apps/demo/topics/chat', '/_/apps/demo/secrets', '/_/apps/demo/dead-letters', '/_/apps/demo/logs', '/_/keys']) {
+    for (const path of ['/_/', '/_/apps', '/_/apps/demo', '/_/apps/demo/topics', '/_/apps/demo/topics/chat', '/_/apps/demo/secrets', '/_/apps/demo/dead-letters', '/_/apps/demo/logs', '/_/apps/demo/wiring', '/_/keys']) {
       await page.goto(`${pc.admin}${path}`);
       await shown(page.getByRole('heading', { level: 1 }));
       await page.locator('.loading').waitFor({ state: 'detached', timeout: 10_000 });

@@ -32,6 +32,10 @@ it('refreshes docs/dashboard/*.png', async () => {
       source: 'log::info(`order ${event.message.id}`);\nif event.message.id % 2 == 1 { throw `payment service refused order ${event.message.id}` }',
     });
     await pc.api('POST', '/apps/demo/triggers', { kind: 'pubsub', script: 'on-order', filter: { topic: 'orders.eu' }, retry: { max_attempts: 1, base_delay_ms: 1, max_delay_ms: 1 } });
+    // Routes & triggers: a route and a disabled cron trigger beside the pubsub one.
+    await pc.api('POST', '/apps/demo/scripts', { name: 'orders-api', source: '#{ status: 200, body: #{ orders: [] } }' });
+    await pc.api('POST', '/apps/demo/routes', { method: 'GET', path: '/orders/:id', script: 'orders-api' });
+    await pc.api('POST', '/apps/demo/triggers', { kind: 'cron', script: 'on-order', filter: { schedule: '0 3 * * *' }, enabled: false });
     for (const id of [1, 2, 3, 4]) await pc.publish('orders.eu', { id, total: id * 10 });
     await until(async () => (await pc.api<{ dead_letters: unknown[] }>('GET', '/apps/demo/dead-letters')).dead_letters.length === 2, 'two dead letters');
     await until(async () => (await pc.api<{ invocations: unknown[] }>('GET', '/apps/demo/logs')).invocations.length === 4, 'four runs');
@@ -49,6 +53,7 @@ it('refreshes docs/dashboard/*.png', async () => {
       ['secrets', '/_/apps/demo/secrets'],
       ['dead-letters', '/_/apps/demo/dead-letters'],
       ['logs', '/_/apps/demo/logs'],
+      ['wiring', '/_/apps/demo/wiring'],
       ['keys', '/_/keys'],
     ];
     for (const [name, path] of pages) {
