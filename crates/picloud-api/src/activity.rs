@@ -66,8 +66,9 @@ pub struct Activity {
 impl Activity {
     /// Starts sampling `realtime` until its shutdown.
     pub fn start(store: Arc<dyn Store>, realtime: Realtime) -> Arc<Self> {
+        let now = Totals::read(&realtime);
         let first = Tick {
-            sample: Totals::read(&realtime).sample_since(&Totals::default(), 1.0),
+            sample: now.sample_since(&now),
             apps: Arc::default(),
         };
         let activity = Arc::new(Self {
@@ -103,9 +104,8 @@ impl Activity {
 }
 
 /// The running totals a sample is the difference of.
-#[derive(Default)]
 struct Totals {
-    at: Option<Instant>,
+    at: Instant,
     connections: i64,
     subscribers: i64,
     publishes: u64,
@@ -117,7 +117,7 @@ impl Totals {
     fn read(rt: &Realtime) -> Self {
         let s = &rt.stats;
         Self {
-            at: Some(Instant::now()),
+            at: Instant::now(),
             connections: s.connections.get(),
             subscribers: s.subscribers.get(),
             publishes: s.published_durable.get() + s.published_ephemeral.get(),
@@ -126,7 +126,9 @@ impl Totals {
         }
     }
 
-    fn sample_since(&self, before: &Totals, secs: f64) -> StatsSample {
+    /// The sample of the interval since `before` (zero rates when it is `self`).
+    fn sample_since(&self, before: &Totals) -> StatsSample {
+        let secs = self.at.duration_since(before.at).as_secs_f64().max(0.001);
         let rate =
             |now: u64, then: u64| (now.saturating_sub(then) as f64 / secs * 10.0).round() / 10.0;
         StatsSample {
@@ -153,11 +155,7 @@ async fn sample(activity: Arc<Activity>, store: Arc<dyn Store>, rt: Realtime) {
             () = rt.shutdown.cancelled() => return,
         }
         let now = Totals::read(&rt);
-        let secs = match (now.at, before.at) {
-            (Some(a), Some(b)) => a.duration_since(b).as_secs_f64().max(0.001),
-            _ => 1.0,
-        };
-        let sample = now.sample_since(&before, secs);
+        let sample = now.sample_since(&before);
         before = now;
         minute.advance(rt.stats.app_publishes());
         {

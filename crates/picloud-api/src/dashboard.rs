@@ -84,13 +84,17 @@ pub async fn asset(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if path != "index.html" && Assets::get(&path).is_some() {
+    // The page carries its own policy, whichever URL asks for it.
+    if path == "index.html" {
+        return page(&state, &headers).await;
+    }
+    if Assets::get(&path).is_some() {
         return file(&path, &headers);
     }
     // A missing file (something with an extension, or under `assets/`) is a 404; any other
     // path is a page of the app.
     let last = path.rsplit('/').next().unwrap_or_default();
-    if path.starts_with("assets/") || (last.contains('.') && path != "index.html") {
+    if path.starts_with("assets/") || last.contains('.') {
         return secured(ApiError::not_found("file").into_response());
     }
     page(&state, &headers).await

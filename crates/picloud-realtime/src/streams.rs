@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use hashbrown::HashMap;
 use picloud_core::app::AppRef;
+use picloud_core::ids::AppId;
 use picloud_core::topic::TopicName;
 
 /// Who opened a stream.
@@ -32,7 +33,7 @@ pub struct Peer {
 /// One open stream.
 pub struct StreamEntry {
     pub id: u64,
-    pub app: AppRef,
+    pub app: AppId,
     pub topics: Box<[TopicName]>,
     /// The last seq sent, per topic (as `topics`).
     pub positions: Positions,
@@ -99,7 +100,7 @@ impl Streams {
     ) -> Registration {
         let entry = Arc::new(StreamEntry {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            app: app.clone(),
+            app: app.id.clone(),
             topics: topics.into(),
             positions: topics.iter().map(|_| AtomicI64::new(0)).collect(),
             since_ms: chrono::Utc::now().timestamp_millis(),
@@ -117,11 +118,11 @@ impl Streams {
     }
 
     /// The streams of `app` on `topic`, newest first, at most `limit` of them.
-    pub fn on_topic(&self, app: &AppRef, topic: &TopicName, limit: usize) -> TopicStreams {
+    pub fn on_topic(&self, app: &AppId, topic: &TopicName, limit: usize) -> TopicStreams {
         let mut found: Vec<Listed> = {
             let open = self.open.lock().expect("streams lock");
             open.values()
-                .filter(|e| e.app.id == app.id)
+                .filter(|e| &e.app == app)
                 .filter_map(|e| {
                     let i = e.topics.iter().position(|t| t == topic)?;
                     Some(Listed {
@@ -146,7 +147,7 @@ impl Streams {
         let open = self.open.lock().expect("streams lock");
         let mut counts: HashMap<String, usize> = HashMap::new();
         for e in open.values() {
-            *counts.entry_ref(e.app.id.as_str()).or_default() += e.topics.len();
+            *counts.entry_ref(e.app.as_str()).or_default() += e.topics.len();
         }
         counts
     }
@@ -156,7 +157,6 @@ impl Streams {
 mod tests {
     use super::*;
     use picloud_core::app::Slug;
-    use picloud_core::ids::AppId;
 
     fn app(id: &str) -> AppRef {
         AppRef {
@@ -187,7 +187,7 @@ mod tests {
         first.positions()[0].store(7, Ordering::Relaxed);
         second.positions()[1].store(9, Ordering::Relaxed);
 
-        let listed = streams.on_topic(&a, &topic("x"), 10);
+        let listed = streams.on_topic(&a.id, &topic("x"), 10);
         assert_eq!(listed.count, 2);
         let got: Vec<_> = listed
             .newest
@@ -196,15 +196,15 @@ mod tests {
             .collect();
         assert_eq!(got, [(None, 9), (Some("ann".to_string()), 7)]);
 
-        assert_eq!(streams.on_topic(&a, &topic("x"), 1).newest.len(), 1);
-        assert_eq!(streams.on_topic(&a, &topic("x"), 1).count, 2);
+        assert_eq!(streams.on_topic(&a.id, &topic("x"), 1).newest.len(), 1);
+        assert_eq!(streams.on_topic(&a.id, &topic("x"), 1).count, 2);
         assert_eq!(streams.per_app().get("a"), Some(&4));
 
         drop(second);
-        let listed = streams.on_topic(&a, &topic("x"), 10);
+        let listed = streams.on_topic(&a.id, &topic("x"), 10);
         assert_eq!(listed.count, 1);
         assert_eq!(listed.newest[0].position, 7);
         drop(first);
-        assert_eq!(streams.on_topic(&a, &topic("x"), 10).count, 0);
+        assert_eq!(streams.on_topic(&a.id, &topic("x"), 10).count, 0);
     }
 }

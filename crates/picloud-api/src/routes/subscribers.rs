@@ -30,11 +30,7 @@ pub async fn list_subscribers(
         .get_topic(&app.id, &topic)
         .await?
         .ok_or_else(|| crate::error::ApiError::not_found("topic"))?;
-    let app = picloud_core::app::AppRef {
-        id: app.id,
-        slug: app.slug,
-    };
-    let found = state.realtime.streams.on_topic(&app, &topic, LISTED);
+    let found = state.realtime.streams.on_topic(&app.id, &topic, LISTED);
     let streams: Vec<SubscriberBody> = found
         .newest
         .into_iter()
