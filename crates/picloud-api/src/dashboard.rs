@@ -22,9 +22,10 @@ pub const PATH: &str = "/_/";
 
 /// What the dashboard may load and call: its own files and the admin API on its own
 /// origin, and the apps' data-plane streams on `*.localhost` (the subscriber-view tail).
-/// No inline script, no third-party origin, no framing. The page itself
+/// No inline script, no third-party origin, no framing; `'wasm-unsafe-eval'` lets the
+/// Scripts page compile the script checker's WebAssembly (it runs no JS eval). The page itself
 /// ([`page_policy`]) also lets the subscriber view reach the apps' own domains.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
 img-src 'self' data:; connect-src 'self' http://*.localhost:* https://*.localhost:*; \
 frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
 

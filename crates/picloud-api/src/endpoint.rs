@@ -47,8 +47,13 @@ pub async fn serve(
     res
 }
 
+/// Asks [`handle`] for the record of the run a request causes (the dashboard's "try it"):
+/// put one in the request's extensions.
+#[derive(Clone, Default)]
+pub(crate) struct RunCapture(pub Arc<std::sync::OnceLock<picloud_core::dispatch::Invocation>>);
+
 /// `label` is set to the metrics route label once the request is matched.
-async fn handle(
+pub(crate) async fn handle(
     state: &AppState,
     app: &ResolvedApp,
     req: Request,
@@ -104,7 +109,12 @@ async fn handle(
         )
         .await;
     let ran = match ran {
-        Ok(r) => r,
+        Ok(r) => {
+            if let Some(capture) = parts.extensions.get::<RunCapture>() {
+                let _ = capture.0.set(r.record.clone());
+            }
+            r
+        }
         Err(InvokeError::Busy) => {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -12,7 +12,7 @@ use crate::metrics::RouteLabels;
 use crate::openapi::ApiDoc;
 use crate::routes::{
     admin_keys, app_routes, apps, domains, publish, runtime, scripts, secrets, stats, subscribers,
-    tokens, topics, triggers,
+    tokens, topics, triggers, try_request,
 };
 use crate::service::HttpService;
 use crate::state::AppState;
@@ -64,6 +64,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(scripts::get_script, scripts::delete_script))
         .routes(routes!(scripts::get_script_version))
         .routes(routes!(scripts::rollback_script))
+        .routes(routes!(try_request::try_request))
         .routes(routes!(app_routes::list_routes, app_routes::create_route))
         .routes(routes!(app_routes::delete_route))
         .routes(routes!(triggers::list_triggers, triggers::create_trigger))

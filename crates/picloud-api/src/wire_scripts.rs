@@ -311,6 +311,7 @@ pub struct EnvValue {
 
 #[derive(Serialize, ToSchema)]
 pub struct InvocationBody {
+    /// 0 in a try's answer: the stored record gets its id when it is written, just after.
     pub id: i64,
     pub script: String,
     pub version: i64,
@@ -361,4 +362,35 @@ pub struct LogQuery {
     pub limit: Option<u32>,
     /// Records older than this id.
     pub before: Option<i64>,
+}
+
+/// A request to send to the app's script endpoints, as a client on its Host would.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TryRequest {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// Starts with `/`; no query.
+    pub path: String,
+    /// The query string, without `?` (`a=1&b=2`).
+    #[serde(default)]
+    pub query: String,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// The request body as text.
+    #[serde(default)]
+    pub body: String,
+}
+
+/// What the app answered, and the record of the script run it caused.
+#[derive(Serialize, ToSchema)]
+pub struct TryResponse {
+    pub status: u16,
+    /// `[name, value]` pairs, in order.
+    #[schema(value_type = Vec<Vec<String>>)]
+    pub headers: Vec<(String, String)>,
+    /// The body as text (invalid UTF-8 replaced).
+    pub body: String,
+    /// Absent when no script ran (no route matched, or the app was busy).
+    pub invocation: Option<InvocationBody>,
 }

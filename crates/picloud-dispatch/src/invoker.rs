@@ -69,11 +69,17 @@ pub struct Ran {
     pub outcome: Outcome,
     /// A store call of the run was refused because the database is full.
     pub storage_full: bool,
+    /// What the app's invocation log records of the run (its id is assigned when it is
+    /// written, after the run).
+    pub record: Invocation,
 }
 
 struct Compiled {
     version: i64,
     script: Script,
+    /// What it was compiled under: the expression depth and literal sizes are checked at
+    /// compile time, so new app limits mean a new compile.
+    limits: Limits,
 }
 
 struct Settings {
@@ -175,8 +181,8 @@ impl Invoker {
         delivery_id: Option<i64>,
         wait: Option<Duration>,
     ) -> Result<Ran, InvokeError> {
-        let compiled = self.compiled(app, script).await?;
         let settings = self.settings(app).await?;
+        let compiled = self.compiled(app, script, &settings.limits).await?;
         let _permit = acquire(&settings.slots, wait).await?;
         let started_at = chrono::Utc::now().timestamp_millis();
         let started = Instant::now();
@@ -200,39 +206,48 @@ impl Invoker {
         let m = self.0.metrics.get_or_init(RunMetrics::new);
         if ok { &m.ok } else { &m.failed }.increment(1);
         m.seconds.record(started.elapsed().as_secs_f64());
-        self.0
-            .recorder
-            .record(
-                app.clone(),
-                Invocation {
-                    id: 0,
-                    script: script.to_string(),
-                    version: compiled.version,
-                    source,
-                    delivery_id: delivery_id.map(|d| d.to_string()),
-                    started_at,
-                    duration_us: outcome.duration.as_micros() as i64,
-                    operations: outcome.operations as i64,
-                    outcome: if ok { "ok" } else { "error" }.into(),
-                    error: outcome
-                        .result
-                        .as_ref()
-                        .err()
-                        .map(|e| format!("{:?}: {}", e.kind, e.message)),
-                    logs: serde_json::to_value(&outcome.logs).unwrap_or_default(),
-                },
-            )
-            .await;
+        let record = Invocation {
+            id: 0,
+            script: script.to_string(),
+            version: compiled.version,
+            source,
+            delivery_id: delivery_id.map(|d| d.to_string()),
+            started_at,
+            duration_us: outcome.duration.as_micros() as i64,
+            operations: outcome.operations as i64,
+            outcome: if ok { "ok" } else { "error" }.into(),
+            error: outcome
+                .result
+                .as_ref()
+                .err()
+                .map(|e| format!("{:?}: {}", e.kind, e.message)),
+            logs: serde_json::to_value(&outcome.logs).unwrap_or_default(),
+        };
+        self.0.recorder.record(app.clone(), record.clone()).await;
         Ok(Ran {
             version: compiled.version,
             outcome,
             storage_full: host.hit_storage_full(),
+            record,
         })
     }
 
-    /// The app's active version, compiled. Loaded once for all concurrent callers (a
-    /// cold script under load is fetched and compiled once, not once per request).
-    async fn compiled(&self, app: &AppId, name: &ScriptName) -> Result<Arc<Compiled>, InvokeError> {
+    /// The app's active version, compiled under the app's limits (as its deploy was
+    /// checked). Loaded once for all concurrent callers (a cold script under load is
+    /// fetched and compiled once, not once per request).
+    async fn compiled(
+        &self,
+        app: &AppId,
+        name: &ScriptName,
+        limits: &Limits,
+    ) -> Result<Arc<Compiled>, InvokeError> {
+        let key = (app.clone(), name.clone());
+        if let Some(c) = self.0.scripts.get(&key).await {
+            if c.limits == *limits {
+                return Ok(c);
+            }
+            self.0.scripts.invalidate(&key).await;
+        }
         let load = async {
             let v = self
                 .0
@@ -241,16 +256,17 @@ impl Invoker {
                 .get_script_version(app, name, None)
                 .await?
                 .ok_or_else(|| InvokeError::NoScript(name.to_string()))?;
-            let script = picloud_runtime::compile(&v.source)
+            let script = picloud_runtime::compile_with_limits(&v.source, limits)
                 .map_err(|e| InvokeError::Compile(e.to_string()))?;
             Ok(Arc::new(Compiled {
                 version: v.version,
                 script,
+                limits: limits.clone(),
             }))
         };
         self.0
             .scripts
-            .try_get_with((app.clone(), name.clone()), load)
+            .try_get_with(key, load)
             .await
             .map_err(InvokeError::from)
     }

@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 
-use crate::compile::{compile, CompileError};
+use crate::compile::{compile_with_limits, CompileError};
+use crate::limits::Limits;
 
 /// One problem in a script, at a 1-based line and column (0 when Rhai gives no position).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,10 +34,10 @@ impl From<CompileError> for Diagnostic {
     }
 }
 
-/// What a deploy of `source` would refuse; empty when it would deploy. Rhai stops at the
-/// first syntax error, so there is at most one.
-pub fn check_script(source: &str) -> Vec<Diagnostic> {
-    match compile(source) {
+/// What a deploy of `source` under the app's `limits` would refuse; empty when it would
+/// deploy. Rhai stops at the first syntax error, so there is at most one.
+pub fn check_script(source: &str, limits: &Limits) -> Vec<Diagnostic> {
+    match compile_with_limits(source, limits) {
         Ok(_) => Vec::new(),
         Err(e) => vec![e.into()],
     }

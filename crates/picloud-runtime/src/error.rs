@@ -78,7 +78,9 @@ pub(crate) fn classify(err: EvalAltResult, limits: &Limits) -> RunError {
     }
 
     let (kind, message) = match err {
-        EvalAltResult::ErrorRuntime(value, _) if value.tag() == SDK_ERROR_TAG => {
+        EvalAltResult::ErrorRuntime(value, _)
+            if i32::from(value.tag()) == i32::from(SDK_ERROR_TAG) =>
+        {
             (ErrorKind::Runtime, value.to_string())
         }
         EvalAltResult::ErrorRuntime(value, _) => (ErrorKind::Thrown, value.to_string()),

@@ -2,12 +2,19 @@
 //! has no diagnostics; what a deploy refuses has exactly one error, on the right line. The
 //! same corpus is what the wasm build must agree with (issue 24).
 
-use picloud_runtime::{check_script, compile, Severity};
+use picloud_runtime::{check_script, compile_with_limits, Limits, Severity};
 use serde_json::Value;
 
 const CORPUS: &str = include_str!("corpus/check.json");
 
-fn scripts() -> Vec<(String, String, Value)> {
+struct Case {
+    name: String,
+    source: String,
+    limits: Limits,
+    expect: Value,
+}
+
+fn scripts() -> Vec<Case> {
     let doc: Value = serde_json::from_str(CORPUS).expect("corpus is JSON");
     doc["scripts"]
         .as_array()
@@ -19,8 +26,15 @@ fn scripts() -> Vec<(String, String, Value)> {
                 let times = r["times"].as_u64().expect("times") as usize;
                 source.push_str(&r["text"].as_str().expect("text").repeat(times));
             }
-            let name = s["name"].as_str().expect("name").to_owned();
-            (name, source, s["expect"].clone())
+            let limits = s.get("limits").map_or_else(Limits::default, |o| {
+                Limits::from_overrides(o).expect("limits")
+            });
+            Case {
+                name: s["name"].as_str().expect("name").to_owned(),
+                source,
+                limits,
+                expect: s["expect"].clone(),
+            }
         })
         .collect()
 }
@@ -30,11 +44,17 @@ fn the_corpus_is_judged_as_a_deploy_judges_it() {
     let corpus = scripts();
     assert!(corpus.len() >= 50, "{} scripts", corpus.len());
     let (mut ok, mut refused) = (0, 0);
-    for (name, source, expect) in corpus {
-        let found = check_script(&source);
+    for Case {
+        name,
+        source,
+        limits,
+        expect,
+    } in corpus
+    {
+        let found = check_script(&source, &limits);
         assert_eq!(
             found.is_empty(),
-            compile(&source).is_ok(),
+            compile_with_limits(&source, &limits).is_ok(),
             "{name}: the check and the deploy's compile disagree"
         );
         if expect == "ok" {
@@ -61,7 +81,7 @@ fn disabled_features_say_what_is_disabled() {
         ("eval(\"1 + 1\")", "eval"),
         ("import \"other\" as o;", "import"),
     ] {
-        let found = check_script(source);
+        let found = check_script(source, &Limits::default());
         let message = &found.first().expect(source).message;
         assert!(message.contains(word), "{source}: {message}");
     }

@@ -14,3 +14,4 @@ pub mod subscribers;
 pub mod tokens;
 pub mod topics;
 pub mod triggers;
+pub mod try_request;

@@ -5,7 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use picloud_core::capability::Capability;
+use picloud_core::ids::AppId;
 use picloud_core::script::{ScriptName, MAX_SOURCE_BYTES};
+use picloud_runtime::Limits;
 
 use crate::auth::AdminAuth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -26,6 +28,13 @@ fn name_segment(s: &str) -> ApiResult<ScriptName> {
     ScriptName::parse(s).map_err(|_| ApiError::not_found("script"))
 }
 
+/// The limits a deploy is checked under: the app's, which its runs compile under too.
+async fn app_limits(state: &AppState, app: &AppId) -> ApiResult<Limits> {
+    let rt = state.store.get_runtime(app).await?;
+    // Stored overrides were validated when set.
+    Ok(Limits::from_overrides(&rt.limits).unwrap_or_default())
+}
+
 /// Checks a script as a deploy would, storing nothing: the editor's diagnostics.
 #[utoipa::path(post, path = "/api/v1/apps/{app}/scripts/check", tag = "scripts",
     params(("app" = String, Path, description = "App slug or id")),
@@ -35,11 +44,13 @@ fn name_segment(s: &str) -> ApiResult<ScriptName> {
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn check_script(
     auth: AdminAuth,
+    State(state): State<AppState>,
     Path(app): Path<String>,
     ApiJson(body): ApiJson<CheckScript>,
 ) -> ApiResult<ApiJson<ScriptCheck>> {
-    auth.app_with_any(&app, READ).await?;
-    let diagnostics = picloud_runtime::check_script(&body.source);
+    let app = auth.app_with_any(&app, READ).await?;
+    let limits = app_limits(&state, &app.id).await?;
+    let diagnostics = picloud_runtime::check_script(&body.source, &limits);
     Ok(ApiJson(ScriptCheck {
         diagnostics: diagnostics.into_iter().map(Into::into).collect(),
     }))
@@ -75,7 +86,8 @@ pub async fn deploy_script(
             format!("a script may be at most {MAX_SOURCE_BYTES} bytes"),
         ));
     }
-    if let Some(d) = picloud_runtime::check_script(&body.source)
+    let limits = app_limits(&state, &app.id).await?;
+    if let Some(d) = picloud_runtime::check_script(&body.source, &limits)
         .into_iter()
         .next()
     {

@@ -25,6 +25,7 @@ both_backends!(
     apps_cannot_reach_each_others_data,
     bad_input_is_rejected_clearly,
     per_app_concurrency_is_capped,
+    try_sends_a_request_through_the_apps_routes,
 );
 
 impl TestServer {
@@ -856,4 +857,159 @@ async fn the_check_answers_what_a_deploy_would_refuse() {
     )
     .await;
     assert_error(&reserved, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+}
+
+/// `POST …/try` answers what a client on the app's Host would get (status, headers, body),
+/// with the record of the run: the same record the app's logs then hold. A failing script
+/// answers 500 with its error in the record; no route, no record; invalid HTTP is a 422;
+/// only a key that may deploy scripts may run them this way.
+async fn try_sends_a_request_through_the_apps_routes(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let shop = s.create_app("shop").await;
+    s.deploy("shop", "item", r#"
+        log::info("item " + request.params.id);
+        #{ status: 201, headers: #{ "x-q": request.query.q },
+           body: #{ id: request.params.id, sent: request.json, method: request.method, who: request.headers["x-who"] } }
+    "#).await;
+    s.deploy(
+        "shop",
+        "boom",
+        r#"log::warn("about to fail"); throw "no stock""#,
+    )
+    .await;
+    s.route("shop", "POST", "/items/:id", "item").await;
+    s.route("shop", "GET", "/boom", "boom").await;
+    let try_it = |key: &str, body: Value| {
+        s.with_key(key, Method::POST, "/api/v1/apps/shop/try")
+            .json(&body)
+    };
+
+    let (status, got) = send(try_it(
+        &s.admin_key,
+        json!({"method": "post", "path": "/items/42", "query": "q=hat",
+               "headers": {"x-who": "ann", "content-type": "application/json"}, "body": "{\"a\": 1}"}),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["status"], 201, "{got}");
+    assert!(got["headers"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(["x-q", "hat"])));
+    let body: Value = serde_json::from_str(got["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({"id": "42", "sent": {"a": 1}, "method": "POST", "who": "ann"})
+    );
+    let run = &got["invocation"];
+    assert_eq!(run["script"], "item");
+    assert_eq!(run["source"], "route:POST /items/:id");
+    assert_eq!(run["outcome"], "ok");
+    assert_eq!(run["logs"][0]["message"], "item 42", "{run}");
+
+    // The app's logs hold the same run.
+    let stored = s
+        .eventually("the try's record", || async {
+            let (_, logs) = send(s.admin(Method::GET, "/api/v1/apps/shop/logs")).await;
+            logs["invocations"]
+                .as_array()
+                .and_then(|l| l.first().cloned())
+        })
+        .await;
+    for field in [
+        "script",
+        "version",
+        "source",
+        "outcome",
+        "logs",
+        "duration_us",
+    ] {
+        assert_eq!(stored[field], run[field], "{field}");
+    }
+
+    let (_, failed) = send(try_it(
+        &s.admin_key,
+        json!({"method": "GET", "path": "/boom"}),
+    ))
+    .await;
+    assert_eq!(failed["status"], 500, "{failed}");
+    assert_eq!(failed["invocation"]["outcome"], "error");
+    assert!(failed["invocation"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no stock"));
+    assert_eq!(failed["invocation"]["logs"][0]["message"], "about to fail");
+
+    let (_, none) = send(try_it(
+        &s.admin_key,
+        json!({"method": "GET", "path": "/nope"}),
+    ))
+    .await;
+    assert_eq!(none["status"], 404, "{none}");
+    assert_eq!(none["invocation"], Value::Null);
+
+    for bad in [
+        json!({"method": "G ET", "path": "/"}),
+        json!({"method": "GET", "path": "items"}),
+        json!({"method": "GET", "path": "/a?b=1"}),
+        json!({"method": "GET", "path": "/", "headers": {"bad name": "x"}}),
+        json!({"method": "GET", "path": "/", "headers": {"x-a": "line\nbreak"}}),
+        json!({"method": "GET", "path": "/", "extra": 1}),
+    ] {
+        let got = send(try_it(&s.admin_key, bad.clone())).await;
+        assert_eq!(got.0, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {}", got.1);
+    }
+
+    let reader = s
+        .key(&[Capability::AppRead], Some(shop["id"].as_str().unwrap()))
+        .await;
+    assert_error(
+        &send(try_it(&reader, json!({"method": "GET", "path": "/boom"}))).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let other = s.create_app("other").await;
+    let other = s
+        .key(
+            &[Capability::ScriptDeploy],
+            Some(other["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_error(
+        &send(try_it(&other, json!({"method": "GET", "path": "/boom"}))).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+/// The check and the deploy judge a script under the app's own limits: a nesting the
+/// defaults refuse deploys once the app allows it, and runs.
+#[tokio::test]
+async fn the_check_uses_the_apps_limits() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    s.create_app("deep").await;
+    let nested = format!("{}1{}", "(".repeat(100), ")".repeat(100));
+    let check = || {
+        s.admin(Method::POST, "/api/v1/apps/deep/scripts/check")
+            .json(&json!({ "source": nested }))
+    };
+    let (_, before) = send(check()).await;
+    assert_eq!(
+        before["diagnostics"].as_array().unwrap().len(),
+        1,
+        "{before}"
+    );
+    let (status, _) = send(
+        s.admin(Method::PUT, "/api/v1/apps/deep/runtime")
+            .json(&json!({"limits": {"max_expr_depth": 256}, "max_concurrency": 4})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, after) = send(check()).await;
+    assert_eq!(after, json!({"diagnostics": []}));
+    s.deploy("deep", "nested", &nested).await;
+    s.route("deep", "GET", "/n", "nested").await;
+    let res = s.app_req("deep", Method::GET, "/n").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!(1));
 }

@@ -25,8 +25,9 @@ use crate::value::dynamic_to_json_checked;
 
 /// Marks errors raised by SDK functions so the run can report them as
 /// runtime errors rather than as values the script threw. The script sees a
-/// plain string either way.
-pub(crate) const SDK_ERROR_TAG: i32 = 0x5043;
+/// plain string either way. Rhai's tag is `i32`, or `i16` on 32-bit targets such as
+/// wasm32: the constant is an `i16` and converts into either with `.into()`.
+pub(crate) const SDK_ERROR_TAG: i16 = 0x5043;
 
 /// What every SDK function returns to Rhai.
 type RhaiResultOf<T> = Result<T, Box<EvalAltResult>>;
@@ -105,7 +106,7 @@ pub(crate) fn with_logs(f: impl FnOnce(&LogSink)) {
 /// it is taken from the call context.
 pub(crate) fn sdk_error(ctx: &NativeCallContext, message: impl Into<String>) -> Box<EvalAltResult> {
     let mut value = Dynamic::from(message.into());
-    value.set_tag(SDK_ERROR_TAG);
+    value.set_tag(SDK_ERROR_TAG.into());
     EvalAltResult::ErrorRuntime(value, ctx.call_position()).into()
 }
 
