@@ -1,7 +1,9 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', react: 'src/react.ts', svelte: 'src/svelte.ts' },
+  entry: { index: 'src/index.ts', react: 'src/react.ts', svelte: 'src/svelte.ts', wasm: 'src/wasm.ts' },
+  // The checker's .wasm is inlined as bytes: the wasm entry instantiates it synchronously.
+  loader: { '.wasm': 'binary' },
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

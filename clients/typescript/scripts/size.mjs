@@ -25,6 +25,8 @@ const rows = {
   'core + eventsource-parser': await measure('dist/index.js', peers.filter((p) => p !== 'eventsource-parser')),
   'react (dist/react.js)': await measure('dist/react.js', peers),
   'svelte (dist/svelte.js)': await measure('dist/svelte.js', peers),
+  // The checker: the .wasm inlined as base64. Reported, no budget; only pages that import it pay.
+  'wasm (dist/wasm.js)': await measure('dist/wasm.js', peers),
 };
 if (process.argv.includes('--json')) console.log(JSON.stringify(rows));
 else for (const [k, v] of Object.entries(rows)) console.log(`${k.padEnd(28)} min ${String(v.min).padStart(6)} B   min+gzip ${String(v.gzip).padStart(5)} B`);

@@ -87,19 +87,11 @@ impl Schedule {
     /// The scheduled times in `(after, until]`, oldest first, at most `max` of them
     /// counting back from `until` (older ones are skipped: a bounded catch-up).
     pub fn times_between(&self, after_ms: i64, until_ms: i64, max: usize) -> Vec<i64> {
-        let mut out = std::collections::VecDeque::new();
-        let Some(mut at) = DateTime::<Utc>::from_timestamp_millis(after_ms) else {
-            return Vec::new();
-        };
         // A long outage with a per-second schedule must not loop for hours: start no
         // earlier than needed to find `max` ticks in a plausible window.
         let floor = until_ms - 7 * 24 * 3600 * 1000;
-        if after_ms < floor {
-            at = DateTime::<Utc>::from_timestamp_millis(floor).unwrap_or(at);
-        }
-        let mut guard = 0u32;
-        while let Ok(next) = self.cron.find_next_occurrence(&at, false) {
-            let ms = next.timestamp_millis();
+        let mut out = std::collections::VecDeque::new();
+        for ms in self.ticks_after(after_ms.max(floor)) {
             if ms > until_ms {
                 break;
             }
@@ -107,13 +99,26 @@ impl Schedule {
             if out.len() > max {
                 out.pop_front();
             }
-            at = next;
-            guard += 1;
-            if guard > 1_000_000 {
-                break;
-            }
         }
         out.into()
+    }
+
+    /// The next `n` scheduled times after `after_ms`, soonest first: when the trigger will
+    /// fire (the dashboard's preview, through the wasm build).
+    pub fn next_times(&self, after_ms: i64, n: usize) -> Vec<i64> {
+        self.ticks_after(after_ms).take(n).collect()
+    }
+
+    /// The scheduled times after `after_ms`, in epoch milliseconds, soonest first; ends
+    /// where the schedule or the calendar does, and after a million ticks at most.
+    fn ticks_after(&self, after_ms: i64) -> impl Iterator<Item = i64> + '_ {
+        let mut at = DateTime::<Utc>::from_timestamp_millis(after_ms);
+        std::iter::from_fn(move || {
+            let next = self.cron.find_next_occurrence(&at?, false).ok()?;
+            at = Some(next);
+            Some(next.timestamp_millis())
+        })
+        .take(1_000_000)
     }
 }
 
@@ -381,5 +386,35 @@ mod tests {
             vec![t0 + 8 * 60_000, t0 + 9 * 60_000, t0 + 10 * 60_000]
         );
         assert!(s.times_between(t0, t0 + 59_000, 3).is_empty());
+    }
+
+    #[test]
+    fn next_times_are_the_coming_ticks_soonest_first() {
+        let s = Schedule::parse("30 9 * * 1-5").unwrap();
+        // Friday 2026-12-04 10:00 UTC: the next ticks are Mon–Fri 09:30, skipping the weekend.
+        let friday = DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z")
+            .unwrap()
+            .timestamp_millis();
+        let got: Vec<String> = s
+            .next_times(friday, 3)
+            .into_iter()
+            .map(|ms| {
+                DateTime::<Utc>::from_timestamp_millis(ms)
+                    .unwrap()
+                    .to_rfc3339()
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "2026-12-07T09:30:00+00:00",
+                "2026-12-08T09:30:00+00:00",
+                "2026-12-09T09:30:00+00:00"
+            ]
+        );
+        // A tick exactly at `after` is not "next".
+        let every_second = Schedule::parse("* * * * * *").unwrap();
+        assert_eq!(every_second.next_times(5_000, 2), vec![6_000, 7_000]);
+        assert!(every_second.next_times(5_000, 0).is_empty());
     }
 }

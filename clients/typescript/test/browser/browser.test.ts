@@ -3,7 +3,9 @@
 // same origin shares the first tab's upstream connection (the server counts one in
 // /health/realtime); when the leader tab closes the other takes over and misses nothing; a page
 // that opts out (shareAcrossTabs: false) opens its own; a token-mode topic works with the token in
-// an Authorization header (a CORS-preflighted request).
+// an Authorization header (a CORS-preflighted request). The wasm entry (`@picloud/client/wasm`)
+// checks a script, a topic and a cron schedule in the page, and its checkScript time on a
+// 500-line script is printed (a figure, not asserted).
 //
 // The page is served from http://127.0.0.1:<port> and subscribes to http://demo.localhost:<port>
 // (Chromium resolves *.localhost to loopback), a cross-origin request: it needs CORS on the
@@ -15,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Diagnostic, Invalid } from '../../src/wasm';
 import { appFetch, PiCloud, until } from '../support/picloud';
 
 const ROOT = resolve(__dirname, '../..');
@@ -22,6 +25,7 @@ const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const FILES: Record<string, string> = {
   '/': join(__dirname, 'page.html'),
   '/dist/index.js': join(ROOT, 'dist/index.js'),
+  '/dist/wasm.js': join(ROOT, 'dist/wasm.js'),
   '/eventsource-parser/index.js': join(ROOT, 'node_modules/eventsource-parser/dist/index.js'),
 };
 
@@ -153,5 +157,39 @@ describe('real browser', () => {
     expect(await received(tab4)).toEqual([m6.seq]);
     await tab4.close();
     await pc.connections(0);
+  });
+
+  it('runs the wasm checker in the page', async () => {
+    const page = await open();
+    // A string, not a function: vitest would rewrite a function's dynamic import for Node.
+    const got = (await page.evaluate(`(async () => {
+      const w = await import('/dist/wasm.js');
+      const lines = Array.from({ length: 500 }, (_, i) => 'let v' + i + ' = #{ n: ' + i + ', s: "x' + i + '" }; if v' + i + '.n > 3 { v' + i + '.s += "y"; }').join('\\n');
+      const first = performance.now();
+      w.checkScript('1');
+      const initMs = performance.now() - first;
+      const times = [];
+      for (let i = 0; i < 9; i++) {
+        const t = performance.now();
+        w.checkScript(lines);
+        times.push(performance.now() - t);
+      }
+      times.sort((a, b) => a - b);
+      return {
+        error: w.checkScript('let a = 1;\\nlet b = (;\\n'),
+        clean: w.checkScript(lines),
+        topic: w.validateTopic('a..b'),
+        cron: w.cronNext('0 12 * * *', Date.UTC(2026, 11, 7), 2),
+        initMs,
+        medianMs: times[4],
+      };
+    })()`)) as { error: Diagnostic[]; clean: Diagnostic[]; topic: Invalid | null; cron: number[]; initMs: number; medianMs: number };
+    expect(got.error).toHaveLength(1);
+    expect(got.error[0]).toMatchObject({ line: 2, severity: 'error' });
+    expect(got.clean).toEqual([]);
+    expect(got.topic?.field).toBe('topic');
+    expect(got.cron).toEqual([Date.UTC(2026, 11, 7, 12), Date.UTC(2026, 11, 8, 12)]);
+    console.log(`[figure] Chromium: wasm instantiate + first check ${got.initMs.toFixed(1)} ms; checkScript on 500 lines, median of 9: ${got.medianMs.toFixed(1)} ms`);
+    await page.close();
   });
 });
