@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::compile::line_column;
 use crate::guard::TOO_DEEP;
 use crate::limits::Limits;
-use crate::sdk::SDK_ERROR_TAG;
+use crate::sdk::is_sdk_error_tag;
 use crate::value::MAX_JSON_DEPTH;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -78,9 +78,7 @@ pub(crate) fn classify(err: EvalAltResult, limits: &Limits) -> RunError {
     }
 
     let (kind, message) = match err {
-        EvalAltResult::ErrorRuntime(value, _)
-            if i32::from(value.tag()) == i32::from(SDK_ERROR_TAG) =>
-        {
+        EvalAltResult::ErrorRuntime(value, _) if is_sdk_error_tag(value.tag()) => {
             (ErrorKind::Runtime, value.to_string())
         }
         EvalAltResult::ErrorRuntime(value, _) => (ErrorKind::Thrown, value.to_string()),

@@ -29,6 +29,11 @@ use crate::value::dynamic_to_json_checked;
 /// wasm32: the constant is an `i16` and converts into either with `.into()`.
 pub(crate) const SDK_ERROR_TAG: i16 = 0x5043;
 
+/// Whether a thrown value's tag (whichever width Rhai's tag has here) is the SDK's.
+pub(crate) fn is_sdk_error_tag(tag: impl Into<i32>) -> bool {
+    tag.into() == i32::from(SDK_ERROR_TAG)
+}
+
 /// What every SDK function returns to Rhai.
 type RhaiResultOf<T> = Result<T, Box<EvalAltResult>>;
 
