@@ -77,6 +77,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runtime::list_env))
         .routes(routes!(runtime::set_env, runtime::delete_env))
         .routes(routes!(runtime::list_dead_letters))
+        .routes(routes!(runtime::count_dead_letters))
         .routes(routes!(runtime::replay_dead_letter))
         .routes(routes!(runtime::list_logs))
 }

@@ -57,9 +57,14 @@ pub struct DiagnosticBody {
     /// 1-based; 0 when the problem has no position.
     pub column: usize,
     pub message: String,
-    /// `error`: a deploy would refuse the script.
-    #[schema(example = "error")]
-    pub severity: &'static str,
+    pub severity: SeverityBody,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SeverityBody {
+    /// A deploy would refuse the script.
+    Error,
 }
 
 impl From<picloud_runtime::Diagnostic> for DiagnosticBody {
@@ -69,7 +74,7 @@ impl From<picloud_runtime::Diagnostic> for DiagnosticBody {
             column: d.column,
             message: d.message,
             severity: match d.severity {
-                picloud_runtime::Severity::Error => "error",
+                picloud_runtime::Severity::Error => SeverityBody::Error,
             },
         }
     }
@@ -345,6 +350,12 @@ impl From<Invocation> for InvocationBody {
             logs: i.logs,
         }
     }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeadLetterCount {
+    /// Dead letters not replayed yet.
+    pub waiting: u64,
 }
 
 #[derive(Serialize, ToSchema)]

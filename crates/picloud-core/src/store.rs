@@ -392,6 +392,8 @@ pub trait OutboxStore: Send + Sync {
     ) -> StoreResult<Option<DeadLetter>>;
     /// The app's dead letters, newest first.
     async fn list_dead_letters(&self, app: &AppId, limit: u32) -> StoreResult<Vec<DeadLetter>>;
+    /// How many of the app's dead letters have not been replayed.
+    async fn count_waiting_dead_letters(&self, app: &AppId) -> StoreResult<u64>;
     /// Queues the dead letter's event again for its trigger (attempts start over). `None`
     /// when unknown; returns the new delivery id.
     async fn replay_dead_letter(&self, app: &AppId, id: &str) -> StoreResult<Option<i64>>;

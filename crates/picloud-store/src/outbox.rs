@@ -266,6 +266,19 @@ impl OutboxStore for SqlStore {
         rows.into_iter().map(dead_letter).collect()
     }
 
+    async fn count_waiting_dead_letters(&self, app: &AppId) -> StoreResult<u64> {
+        let n: i64 = on_pool!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM dead_letters WHERE app_id = $1 AND replayed_at IS NULL",
+            )
+            .bind(app.as_str())
+            .fetch_one(pool)
+            .await
+            .map_err(error::other)?
+        });
+        Ok(n.max(0) as u64)
+    }
+
     async fn replay_dead_letter(&self, app: &AppId, id: &str) -> StoreResult<Option<i64>> {
         let now = now_ms();
         let delivery = on_pool!(&self.db, pool => {

@@ -610,7 +610,9 @@ async fn dead_letters_fan_out_and_replay(store: SqlStore) {
     assert!(claim_all(&store, "w", FAR).await.is_empty());
     let listed = store.list_dead_letters(&a, 10).await.unwrap();
     assert_eq!(listed.len(), 2);
+    assert_eq!(store.count_waiting_dead_letters(&a).await.unwrap(), 2);
     let other = app(&store, "b").await;
+    assert_eq!(store.count_waiting_dead_letters(&other).await.unwrap(), 0);
     assert!(
         store
             .replay_dead_letter(&other, &dl.id)
@@ -632,6 +634,7 @@ async fn dead_letters_fan_out_and_replay(store: SqlStore) {
         .unwrap()
         .iter()
         .any(|l| l.id == dl.id && l.replayed_at.is_some()));
+    assert_eq!(store.count_waiting_dead_letters(&a).await.unwrap(), 1);
 }
 
 async fn cron_fires_each_time_once_across_nodes(store: SqlStore) {

@@ -14,7 +14,8 @@ use crate::json::ApiJson;
 use crate::routes::scripts::READ;
 use crate::state::AppState;
 use crate::wire_scripts::{
-    DeadLetterList, EnvList, EnvValue, InvocationList, LogQuery, Replayed, RuntimeBody,
+    DeadLetterCount, DeadLetterList, EnvList, EnvValue, InvocationList, LogQuery, Replayed,
+    RuntimeBody,
 };
 
 fn body(rt: AppRuntime) -> RuntimeBody {
@@ -150,6 +151,21 @@ pub async fn list_dead_letters(
     Ok(ApiJson(DeadLetterList {
         dead_letters: letters.into_iter().map(Into::into).collect(),
     }))
+}
+
+#[utoipa::path(get, path = "/api/v1/apps/{app}/dead-letters/count", tag = "scripts",
+    params(("app" = String, Path, description = "App slug or id")),
+    security(("admin_key" = [])),
+    responses((status = 200, description = "How many dead letters wait for a replay (the dashboard's navigation polls it)", body = DeadLetterCount),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn count_dead_letters(
+    auth: AdminAuth,
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+) -> ApiResult<ApiJson<DeadLetterCount>> {
+    let app = auth.app_with_any(&app, READ).await?;
+    let waiting = state.store.count_waiting_dead_letters(&app.id).await?;
+    Ok(ApiJson(DeadLetterCount { waiting }))
 }
 
 #[utoipa::path(post, path = "/api/v1/apps/{app}/dead-letters/{id}/replay", tag = "scripts",

@@ -438,6 +438,15 @@ async fn triggers_dead_letters_and_replay_through_the_api(backend: Backend) {
     assert_eq!(dead[0]["value"], work["id"]);
     let (_, letters) = send(s.admin(Method::GET, "/api/v1/apps/jobs/dead-letters")).await;
     let letter = &letters["dead_letters"][0];
+    let waiting = || async {
+        let (status, body) =
+            send(s.admin(Method::GET, "/api/v1/apps/jobs/dead-letters/count")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["waiting"].as_u64().unwrap()
+    };
+    let listed = letters["dead_letters"].as_array().unwrap().len() as u64;
+    assert!(listed >= 1);
+    assert_eq!(waiting().await, listed);
     assert_eq!(letter["attempts"], 2);
     assert!(letter["last_error"].as_str().unwrap().contains("broken"));
     assert_eq!(letter["event"]["message"], json!({"n": 1}));
@@ -458,6 +467,7 @@ async fn triggers_dead_letters_and_replay_through_the_api(backend: Backend) {
     ))
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{replayed}");
+    assert_eq!(waiting().await, listed - 1);
     let done = s
         .eventually("replayed delivery ran", || peek("done:"))
         .await;
