@@ -194,9 +194,34 @@ async fn offline_admin_keys_on_postgres() {
 
     // Listing shows ids, never secrets; revoking offline takes effect on a running server
     // within its key cache TTL (5 s).
+    // A table: a header, then a row per key; a bound key names its app by slug.
     let (ok, out, _) = run(&["admin", "key", "list"], dir, Some(&url));
     assert!(ok);
-    assert_eq!(out.lines().count(), 3, "{out}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    assert_eq!(
+        rows[0],
+        [
+            "ID",
+            "CAPABILITIES",
+            "APP",
+            "CREATED",
+            "LAST",
+            "USED",
+            "LABEL"
+        ],
+        "{out}"
+    );
+    let bound_row = rows
+        .iter()
+        .find(|r| r[0] == &bound[3..19])
+        .expect("the bound key's row");
+    assert_eq!((bound_row[1], bound_row[2]), ("AppRead", "demo"), "{out}");
+    let writer_row = rows.iter().find(|r| r[0] == &writer[3..19]).unwrap();
+    assert_eq!(writer_row[1..3], ["AppRead,AppWrite", "(all)"], "{out}");
     assert!(!out.contains(&writer[20..]));
     let (ok, _, err) = run(&["admin", "key", "revoke", &writer[3..19]], dir, Some(&url));
     assert!(ok, "{err}");
@@ -257,7 +282,7 @@ async fn offline_admin_keys_on_postgres() {
     );
     assert!(!ok && err.contains("cannot be bound"), "{err}");
     let (_, out, _) = run(&["admin", "key", "list"], dir, Some(&url));
-    assert_eq!(out.lines().count(), 2, "{out}");
+    assert_eq!(out.lines().count(), 3, "header and two keys: {out}");
 
     let (status, _, stderr) = server.stop("TERM");
     assert!(status.success());
@@ -300,6 +325,68 @@ fn unreachable_database_exits_non_zero() {
     std::fs::write(&file, b"x").unwrap();
     let (ok, _, err) = run(&["migrate"], &file, None);
     assert!(!ok && err.contains("cannot create data dir"), "{err}");
+}
+
+/// Only `serve` and `migrate` create a database: an offline command run against the wrong
+/// data dir, or an empty PostgreSQL database, fails naming where it looked and creates
+/// nothing there.
+#[tokio::test]
+async fn offline_commands_never_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = dir.path().join("picloud-data");
+    for args in [
+        &["admin", "key", "list"][..],
+        &["admin", "key", "create", "--capability", "AppRead"],
+        &["admin", "key", "revoke", "0123456789abcdef"],
+        &["token", "mint", "--app", "demo", "--topic", "chat"],
+    ] {
+        let (ok, out, err) = run(args, &nowhere, None);
+        assert!(!ok, "{args:?}: {out}");
+        assert!(
+            err.contains(&format!(
+                "no PiCloud database at SQLite {}",
+                nowhere.join("picloud.db").display()
+            )) && err.contains("picloud serve"),
+            "{args:?}: {err}"
+        );
+        assert!(!nowhere.exists(), "{args:?} created {}", nowhere.display());
+    }
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let url = db.database_url.clone().unwrap();
+    let (ok, _, err) = run(&["admin", "key", "list"], dir.path(), Some(&url));
+    assert!(
+        !ok && err.contains("no PiCloud database at PostgreSQL"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&["migrate"], dir.path(), Some(&url));
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["admin", "key", "list"], dir.path(), Some(&url));
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 1, "the header, no keys: {out}");
+}
+
+/// A start that cannot listen (the port is taken) exits with the reason and spends no
+/// bootstrap key: the next start that listens prints it.
+#[test]
+fn a_start_that_cannot_listen_keeps_the_bootstrap_key_for_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (ok, out, err) = run(&["serve", "--listen", &addr], dir.path(), None);
+    assert!(!ok);
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(
+        !out.contains("pk_"),
+        "a key printed by a start that failed: {out}"
+    );
+    drop(taken);
+    let server = Server::start(dir.path(), &[]);
+    assert!(
+        server.bootstrap_key().is_some(),
+        "the first start that listens bootstraps"
+    );
+    let (status, _, _) = server.stop("TERM");
+    assert!(status.success());
 }
 
 /// `picloud token mint` (offline) gives a token the server accepts, and `picloud publish`

@@ -36,6 +36,11 @@ pub enum ConnectError {
     Unreachable { target: String, reason: String },
     #[error("cannot apply migrations to {target}: {reason}")]
     Migrate { target: String, reason: String },
+    #[error(
+        "no PiCloud database at {target}: `picloud serve` or `picloud migrate` creates one \
+         (PICLOUD_DATA_DIR or --data-dir chooses the SQLite data dir, DATABASE_URL a PostgreSQL database)"
+    )]
+    Missing { target: String },
 }
 
 impl DatabaseLocation {
@@ -80,7 +85,21 @@ fn redact_password(url: &str) -> String {
 
 /// Opens the pool and applies pending migrations.
 pub async fn connect(location: &DatabaseLocation) -> Result<SqlStore, ConnectError> {
+    open(location, true).await
+}
+
+/// Like [`connect`], for a database PiCloud has already created: a command pointed at the
+/// wrong data dir or database fails with [`ConnectError::Missing`] instead of leaving an
+/// empty one behind (only `serve` and `migrate` create).
+pub async fn connect_existing(location: &DatabaseLocation) -> Result<SqlStore, ConnectError> {
+    open(location, false).await
+}
+
+async fn open(location: &DatabaseLocation, create: bool) -> Result<SqlStore, ConnectError> {
     let target = location.describe();
+    let missing = || ConnectError::Missing {
+        target: target.clone(),
+    };
     let unreachable = |e: sqlx::Error| ConnectError::Unreachable {
         target: target.clone(),
         reason: e.to_string(),
@@ -91,6 +110,9 @@ pub async fn connect(location: &DatabaseLocation) -> Result<SqlStore, ConnectErr
     };
     let db = match location {
         DatabaseLocation::SqliteFile(path) => {
+            if !create && !path.is_file() {
+                return Err(missing());
+            }
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|source| ConnectError::DataDir {
                     path: dir.to_owned(),
@@ -99,7 +121,7 @@ pub async fn connect(location: &DatabaseLocation) -> Result<SqlStore, ConnectErr
             }
             let opts = SqliteConnectOptions::new()
                 .filename(path)
-                .create_if_missing(true)
+                .create_if_missing(create)
                 .journal_mode(SqliteJournalMode::Wal)
                 // NORMAL in WAL mode is durable against process crashes; only an OS crash or
                 // power loss can lose the last commits. The usual trade for WAL.
@@ -142,6 +164,18 @@ pub async fn connect(location: &DatabaseLocation) -> Result<SqlStore, ConnectErr
                 .connect_with(opts)
                 .await
                 .map_err(unreachable)?;
+            if !create {
+                // sqlx's migrations table: present once PiCloud has migrated the database.
+                let ours: bool =
+                    sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                        .fetch_one(&pool)
+                        .await
+                        .map_err(unreachable)?;
+                if !ours {
+                    pool.close().await;
+                    return Err(missing());
+                }
+            }
             migrate::POSTGRES.run(&pool).await.map_err(migrate_err)?;
             Db::Postgres(pool)
         }

@@ -39,7 +39,7 @@ pub mod testing;
 mod topics;
 mod triggers;
 
-pub use connect::{connect, ConnectError, DatabaseLocation, SQLITE_FILE};
+pub use connect::{connect, connect_existing, ConnectError, DatabaseLocation, SQLITE_FILE};
 pub use db::{Backend, Db};
 
 /// The store: one pool, either backend. Cheap to clone.

@@ -53,20 +53,42 @@ pub(crate) async fn find_app(store: &SqlStore, slug_or_id: &str) -> anyhow::Resu
     }
 }
 
+/// The keys as a table: ids and what they may do, never secrets; a bound key's app by slug.
 async fn list(db: &DbArgs) -> anyhow::Result<()> {
     let store = crate::open_store(db).await?;
-    for k in store.list_admin_keys().await? {
-        let caps: Vec<_> = k.capabilities.iter().map(|c| c.as_str()).collect();
-        println!(
-            "{}\t{}\t{}\t{}\t{}",
-            k.id,
-            caps.join(","),
-            k.app_id.as_ref().map_or("-", |a| a.as_str()),
-            k.created_at.to_rfc3339(),
-            k.label
-        );
+    let keys = store.list_admin_keys().await?;
+    let mut slugs = std::collections::HashMap::new();
+    for id in keys.iter().filter_map(|k| k.app_id.as_ref()) {
+        if !slugs.contains_key(id) {
+            let slug = store.get_app(id).await?.map(|a| a.slug.to_string());
+            slugs.insert(id.clone(), slug);
+        }
     }
     store.close().await;
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header(["ID", "CAPABILITIES", "APP", "CREATED", "LAST USED", "LABEL"]);
+    let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%SZ").to_string();
+    for k in keys {
+        let caps: Vec<_> = k.capabilities.iter().map(|c| c.as_str()).collect();
+        let app = match &k.app_id {
+            None => "(all)".to_owned(),
+            // A key bound to a deleted app can touch nothing.
+            Some(id) => slugs[id]
+                .clone()
+                .unwrap_or_else(|| format!("{id} (deleted)")),
+        };
+        table.add_row([
+            k.id,
+            caps.join(","),
+            app,
+            time(k.created_at),
+            k.last_used_at.map_or_else(|| "never".to_owned(), time),
+            k.label,
+        ]);
+    }
+    println!("{table}");
     Ok(())
 }
 

@@ -93,9 +93,12 @@ async fn run() -> ExitCode {
     }
 }
 
-/// Opens (and migrates) the database the flags point at.
+/// Opens (and migrates) the existing database the flags point at: only `serve` and
+/// `migrate` create one.
 pub(crate) async fn open_store(db: &DbArgs) -> anyhow::Result<SqlStore> {
-    connect(&location(db)?).await
+    let location = location(db)?;
+    tracing::info!(database = %location.describe(), "opening database");
+    Ok(picloud_store::connect_existing(&location).await?)
 }
 
 /// Opens the database for `serve`: locked to this process and made private first (see
@@ -122,7 +125,7 @@ async fn connect(location: &DatabaseLocation) -> anyhow::Result<SqlStore> {
 }
 
 async fn migrate(db: &DbArgs) -> anyhow::Result<()> {
-    let store = open_store(db).await?;
+    let store = connect(&location(db)?).await?;
     store.close().await;
     eprintln!("migrations applied");
     Ok(())

@@ -17,11 +17,12 @@ use crate::shutdown::Shutdown;
 pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let config = api_config(&args)?;
     let (store, _lock) = crate::open_store_locked(&args.db).await?;
-    let bootstrap_key = bootstrap(&store).await?;
-
+    // Listening first: a start that cannot bind (the port is taken) must not spend the
+    // one-time bootstrap key it could never show working.
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let bootstrap_key = bootstrap(&store).await?;
     let addr = listener.local_addr()?;
     let admin_host = config
         .admin_hosts
