@@ -80,7 +80,15 @@ pub(crate) async fn handle(
             *label = "app:/";
             return Ok(info.into_response());
         }
-        return Err(ApiError::not_found("route"));
+        let admin_host = state
+            .config
+            .admin_hosts
+            .first()
+            .map_or_else(|| "localhost".to_owned(), ToString::to_string);
+        return Err(
+            crate::wrong_plane::on_app_host(&path, req.headers(), &admin_host)
+                .unwrap_or_else(|| ApiError::not_found("route")),
+        );
     };
     *label = "app:script";
     let (parts, body) = req.into_parts();

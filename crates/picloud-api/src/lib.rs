@@ -9,7 +9,8 @@
 //! - [`routes`]: control-plane handlers, one file per resource; [`auth`] checks keys and
 //!   capabilities; [`wire`] holds the JSON types; [`json`] and [`error`] give every failure
 //!   the `{"error":{"code","message"}}` shape, with [`json_errors`] as the safety net.
-//! - [`data_plane`]: app-host routes; [`dashboard`]: the embedded admin UI at `/_/`.
+//! - [`data_plane`]: app-host routes; [`dashboard`]: the embedded admin UI at `/_/`;
+//!   [`wrong_plane`]: 404s that name the host a path belongs on.
 //! - [`health`], [`metrics`], [`openapi`]: operations; [`activity`]: the per-second
 //!   samples behind the admin stats stream.
 //! - [`server`]: the accept loop (SSE streams on a lean path, the rest through hyper) until
@@ -39,6 +40,7 @@ pub mod state;
 pub mod timestamp;
 pub mod wire;
 pub mod wire_scripts;
+pub mod wrong_plane;
 
 pub use router::build;
 pub use server::serve;

@@ -116,7 +116,11 @@ pub fn build(state: AppState) -> HttpService {
         .route("/_", get(dashboard::to_dashboard))
         .route(dashboard::PATH, get(dashboard::index))
         .route(DASHBOARD_FILES, get(dashboard::asset))
-        .fallback(|| async { ApiError::not_found("route") })
+        .fallback(
+            |uri: axum::http::Uri, headers: axum::http::HeaderMap| async move {
+                crate::wrong_plane::on_admin_host(uri.path(), &headers)
+            },
+        )
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -415,3 +415,48 @@ async fn a_stalled_body_gets_408_on_every_path() {
         assert!(text.contains("request_timeout"), "{path}: {text}");
     }
 }
+
+/// A path on the wrong plane answers 404 naming the host it belongs on: a realtime URL on
+/// an admin host, the admin API or the dashboard on an app's Host (when no route of the
+/// app claims the path; a tenant's own `/api/v1/…` route still wins).
+#[tokio::test]
+async fn wrong_plane_paths_name_the_right_host() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    s.create_app("demo").await;
+    let message = |v: &Value| {
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (status, body) = send(s.admin(Method::GET, "/realtime/topics/chat")).await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+    assert!(
+        message(&body).contains(&format!(
+            "served on an app's Host, not on an admin host: http://<slug>.localhost:{}/realtime/topics/chat",
+            s.port
+        )),
+        "{body}"
+    );
+    let (status, body) = send(s.app_get("demo", "/api/v1/apps")).await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+    assert!(
+        message(&body).contains(&format!(
+            "the admin API is served on an admin host, not on an app's Host: http://localhost:{}/api/v1/apps",
+            s.port
+        )),
+        "{body}"
+    );
+    let (_, body) = send(s.app_get("demo", "/_/")).await;
+    assert!(message(&body).contains("the dashboard"), "{body}");
+    let (_, body) = send(s.app_get("demo", "/elsewhere")).await;
+    assert_eq!(message(&body), "route not found");
+
+    s.deploy("demo", "mine", "\"tenant's own\"").await;
+    s.route("demo", "GET", "/api/v1/mine", "mine").await;
+    let (status, body) = send(s.app_get("demo", "/api/v1/mine")).await;
+    assert_eq!(
+        (status, body),
+        (reqwest::StatusCode::OK, Value::from("tenant's own"))
+    );
+}
