@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every check of @picloud/client, in order: Chromium (installed if missing), npm ci, typecheck,
-# build, attw, size budget, unit tests, e2e tests against the real picloud binary, real-browser test.
+# Every check of @picloud/client, in order: Chromium (installed if missing), npm ci (its `prepare`
+# builds dist/), typecheck, build, attw, size budget, unit tests, install tests (the README's
+# install, with real npm), e2e tests against the real picloud binary, real-browser test.
 # Run with: clients/typescript/test.sh   (PICLOUD_BIN=/path/to/picloud to choose the binary)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -34,6 +35,9 @@ node scripts/size.mjs
 
 step "unit tests"
 npx vitest run --project unit
+
+step "install tests (npm pack / npm install into throwaway apps)"
+npx vitest run --project install
 
 step "e2e tests (real picloud: $PICLOUD_BIN)"
 npx vitest run --project e2e

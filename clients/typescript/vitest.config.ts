@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects: `unit` (no network but a local http server), `e2e` (the real picloud binary),
-// `browser` (real Chromium + the real binary). Files run one at a time: the machine is small
+// Four projects: `unit` (no network but a local http server), `e2e` (the real picloud binary),
+// `install` (npm pack / npm install of the package into throwaway apps), `browser` (real
+// Chromium + the real binary). Files run one at a time: the machine is small
 // and shared, and each e2e file starts its own server.
 export default defineConfig({
   test: {
@@ -22,6 +23,15 @@ export default defineConfig({
           environment: 'node',
           testTimeout: 90_000,
           hookTimeout: 90_000,
+        },
+      },
+      {
+        test: {
+          name: 'install',
+          include: ['test/install/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
       {

@@ -43,17 +43,24 @@ export class PiCloudError extends Error {
   readonly code: ErrorCodeValue;
   /** The HTTP status when the error is an HTTP answer. */
   readonly status: number | undefined;
-  /** True when the client stopped because of it (no further reconnect). */
+  /**
+   * True when the client stopped because of it: the state is `closed`, no further reconnect.
+   * False for a connection failure the client retries (the state is `reconnecting`), and for
+   * `token_provider` / `invalid_message`.
+   */
   readonly fatal: boolean;
   /** The parsed response body (endpoint calls), when there was one. */
   readonly body: unknown;
 
-  constructor(code: ErrorCodeValue, message: string, status?: number, fatal = false, body?: unknown) {
+  /** `cause`: the underlying error, e.g. the `TypeError` of a failed `fetch` (whose own `cause` says DNS, refused, reset…). */
+  constructor(code: ErrorCodeValue, message: string, status?: number, fatal = false, body?: unknown, cause?: unknown) {
     super(message);
     this.name = 'PiCloudError';
     this.code = code;
     this.status = status;
     this.fatal = fatal;
     this.body = body;
+    // Set by hand: `super(message, { cause })` is ignored by pre-ES2022 engines.
+    if (cause !== undefined) this.cause = cause;
   }
 }

@@ -15,7 +15,7 @@ import { backoffDelay } from './backoff';
 import { type ConnectionState, PiCloudError } from './codes';
 import { formatPosition, parsePosition } from './position';
 import type { FetchLike, RawMessage, ResyncEvent, Sink, StatusEvent } from './types';
-import { readStream } from './transport/sse';
+import { networkError, readStream } from './transport/sse';
 
 export interface ConnectionConfig {
   /** The stream URL for the current topics. */
@@ -140,7 +140,7 @@ export class Connection implements Source {
         try {
           token = await this.c.token(this.fresh);
         } catch (e) {
-          throw new PiCloudError('token_provider', String(e));
+          throw new PiCloudError('token_provider', String(e), undefined, false, undefined, e);
         }
         this.fresh = false;
         if (gen !== this.gen) return;
@@ -163,13 +163,16 @@ export class Connection implements Source {
         });
         err = new PiCloudError('network', 'the stream ended');
       } catch (e) {
-        err = e instanceof PiCloudError ? e : new PiCloudError('network', String(e));
+        err = e instanceof PiCloudError ? e : networkError(e);
       }
       clearTimeout(this.idle);
       if (gen !== this.gen) return;
       const code = this.why ?? err.code;
       const status = err.status;
       let delay = backoffDelay(attempt, this.retryMs ?? this.c.minMs, this.c.maxMs);
+      // Every failed attempt is reported (non-fatal) while the loop retries: a retry that is
+      // never cured (a name that does not resolve, a refused port) must not be silent.
+      let report = true;
       if (
         code === 'unauthorized' ||
         code === 'token_expired' ||
@@ -179,13 +182,16 @@ export class Connection implements Source {
       ) {
         if (!this.c.refreshable) return this.fail(err, code);
         this.fresh = true;
-        if (!attempt) delay = 0; // a refresh is the cure: try it at once, then back off
-      } else if (code === 'token_provider') {
-        this.sink.error(err);
+        // A refresh is the cure: try it at once, and report only when a fresh token failed too.
+        if (!attempt) delay = 0;
+        report = attempt > 0;
       } else if (status && status < 500 && status !== 408 && status !== 429) {
         return this.fail(err, code);
       }
       this.set('reconnecting', code);
+      // (When we know why the stream ended, e.g. `server_shutdown` or `idle`, that code replaces the
+      // bare network error of the aborted read.)
+      if (report) this.sink.error(new PiCloudError(code, this.why ? `the stream ended: ${code}` : err.message, status, false, err.body, err.cause));
       await new Promise((r) => {
         this.timer = setTimeout(r, delay);
       });
@@ -195,7 +201,7 @@ export class Connection implements Source {
 
   private fail(err: PiCloudError, code: string): void {
     this.stop(code);
-    this.sink.error(new PiCloudError(code, err.message, err.status, true, err.body));
+    this.sink.error(new PiCloudError(code, err.message, err.status, true, err.body, err.cause));
   }
 
   /** Reconnect when the server went silent longer than its heartbeat allows (a dead TCP path). */

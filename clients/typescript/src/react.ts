@@ -40,6 +40,7 @@ export interface TopicState<T> {
   messages: TopicMessage<T>[];
   last: TopicMessage<T> | undefined;
   status: ConnectionState;
+  /** The last `onError` error: fatal (status `closed`), or a failure being retried (cleared when the stream opens again). */
   error: PiCloudError | undefined;
 }
 
@@ -64,7 +65,8 @@ export function useTopic<T = unknown>(topics: string | readonly string[], option
       {
         ...(opts.current.lastEventId !== undefined && { lastEventId: opts.current.lastEventId }),
         ...(opts.current.validate && { validate: opts.current.validate }),
-        onStatus: (e) => merge({ status: e.new }),
+        // A retried failure sets `error`; the stream opening again clears it.
+        onStatus: (e) => merge(e.new === 'open' ? { status: e.new, error: undefined } : { status: e.new }),
         onError: (error) => merge({ error }),
         onResync: (e) => opts.current.onResync?.(e),
       },

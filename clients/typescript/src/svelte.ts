@@ -18,6 +18,7 @@ export interface TopicState<T> {
   messages: TopicMessage<T>[];
   last: TopicMessage<T> | undefined;
   status: ConnectionState;
+  /** The last `onError` error: fatal (status `closed`), or a failure being retried (cleared when the stream opens again). */
   error: PiCloudError | undefined;
 }
 
@@ -35,7 +36,8 @@ export function topicStore<T = unknown>(
       ...(options.lastEventId !== undefined && { lastEventId: options.lastEventId }),
       ...(options.validate && { validate: options.validate }),
       ...(options.onResync && { onResync: options.onResync }),
-      onStatus: (e) => put({ status: e.new }),
+      // A retried failure sets `error`; the stream opening again clears it.
+      onStatus: (e) => put(e.new === 'open' ? { status: e.new, error: undefined } : { status: e.new }),
       onError: (error) => put({ error }),
     });
     put({ status: client.state });

@@ -36,7 +36,7 @@ export async function readStream(
   try {
     res = await fetchFn(url, { headers: { accept: 'text/event-stream', ...headers }, signal });
   } catch (e) {
-    throw new PiCloudError('network', String(e));
+    throw networkError(e);
   }
   if (!res.ok || !res.body || !/^text\/event-stream/.test(res.headers.get('content-type') ?? '')) {
     throw await httpError(res);
@@ -53,10 +53,21 @@ export async function readStream(
       parser.feed(decoder.decode(value, { stream: true }));
     }
   } catch (e) {
-    throw new PiCloudError('network', String(e));
+    throw networkError(e);
   } finally {
     reader.cancel().catch(() => {});
   }
+}
+
+/**
+ * A failed `fetch` or a broken stream, keeping the original error as `cause`. Node's fetch says
+ * only "fetch failed" and hides why (DNS, refused, reset) in its own `cause`: that goes into the
+ * message, so a log line shows it.
+ */
+export function networkError(e: unknown): PiCloudError {
+  const why = (e as { cause?: unknown } | null)?.cause;
+  const detail = why instanceof Error ? why.message : why;
+  return new PiCloudError('network', String(e) + (detail ? ` (${String(detail)})` : ''), undefined, false, undefined, e);
 }
 
 /** Turns an error answer into a PiCloudError, reading PiCloud's `{"error":{"code","message"}}` body. */

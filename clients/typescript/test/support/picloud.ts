@@ -1,31 +1,20 @@
 // Starts the real `picloud` binary (PICLOUD_BIN, else ~/.cache/picloud/target/debug/picloud) on a
 // free port with a fresh data dir, and talks to its admin API. Node does not resolve
-// `*.localhost`, so `appFetch` is a fetch whose connections go to 127.0.0.1 while the URL (and so
-// the Host header) stays `http://demo.localhost:<port>`: a real socket to the real server.
+// `*.localhost`, so `appFetch` (the README's recipe, ./localhost-fetch.ts) is a fetch whose
+// connections go to 127.0.0.1 while the URL (and so the Host header) stays
+// `http://demo.localhost:<port>`: a real socket to the real server.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, fetch as undiciFetch } from 'undici';
 import type { FetchLike } from '../../src/types';
+import { localhostFetch } from './localhost-fetch';
 
 export const BIN = process.env.PICLOUD_BIN || join(homedir(), '.cache/picloud/target/debug/picloud');
 
-const agent = new Agent({
-  connect: {
-    lookup: (host, opts, cb) => {
-      if (host === 'localhost' || host.endsWith('.localhost')) {
-        if ((opts as { all?: boolean }).all) (cb as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: '127.0.0.1', family: 4 }]);
-        else cb(null, '127.0.0.1', 4);
-      } else import('node:dns').then((dns) => dns.lookup(host, opts, cb));
-    },
-  },
-});
-
-/** fetch for `*.localhost` URLs (what a browser does natively). */
-export const appFetch: FetchLike = (url, init) =>
-  undiciFetch(url, { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher: agent }) as unknown as Promise<Response>;
+/** fetch for `*.localhost` URLs (what a browser does natively): the README's Node recipe. */
+export const appFetch: FetchLike = localhostFetch;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

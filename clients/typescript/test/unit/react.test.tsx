@@ -1,13 +1,14 @@
 // @vitest-environment jsdom
 // Shows the React hooks in a DOM (Testing Library): useTopic under StrictMode opens one request,
 // renders status and messages, and aborts it on unmount; `enabled: false` subscribes to nothing;
-// useEndpoint loads, refetches and reports errors.
+// a failure being retried shows as `error` until the stream opens again; useEndpoint loads,
+// refetches and reports errors.
 import { act, cleanup, render, screen, waitFor } from '@testing-library/react';
 import { StrictMode } from 'react';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, type PiCloudClient } from '../../src/index';
 import { PiCloudProvider, useEndpoint, useTopic } from '../../src/react';
-import { msg, mockSse } from '../support/mock-sse';
+import { errorAnswer, msg, mockSse } from '../support/mock-sse';
 
 afterEach(cleanup);
 
@@ -47,6 +48,21 @@ describe('react', () => {
     view.unmount();
     await waitFor(() => expect(r0.aborted).toBe(true));
     expect(m.reqs).toHaveLength(1);
+  });
+
+  it('useTopic: a retried failure is the error until the stream opens', async () => {
+    const m = mockSse((_, i) => (i === 0 ? errorAnswer(503, 'unavailable') : undefined));
+    const client = createClient({ url: 'http://x', fetch: m.fetch, shareAcrossTabs: false, backoff: { minMs: 200, maxMs: 200 } });
+    render(
+      <PiCloudProvider client={client}>
+        <Topic />
+      </PiCloudProvider>,
+    );
+    await waitFor(() => expect(screen.getByTestId('t').textContent).toBe('reconnecting||unavailable'));
+    const r1 = await m.request(1);
+    await act(async () => r1.push('retry: 1\n\n'));
+    await waitFor(() => expect(screen.getByTestId('t').textContent).toBe('open||'));
+    client.close();
   });
 
   it('useTopic: enabled false subscribes to nothing', async () => {

@@ -1,10 +1,11 @@
 // Shows the Svelte stores: topicStore subscribes with its first store subscriber, accumulates
-// messages and status, and closes the stream with its last; endpointStore fetches and refetches.
+// messages and status (a retried failure is `error` until the stream opens), and closes the
+// stream with its last; endpointStore fetches and refetches.
 import { get } from 'svelte/store';
 import { describe, expect, it, vi } from 'vitest';
 import { createClient } from '../../src/index';
 import { endpointStore, topicStore } from '../../src/svelte';
-import { msg, mockSse } from '../support/mock-sse';
+import { errorAnswer, msg, mockSse } from '../support/mock-sse';
 
 describe('svelte', () => {
   it('topicStore follows its subscribers', async () => {
@@ -19,6 +20,18 @@ describe('svelte', () => {
     await vi.waitFor(() => expect(states.at(-1)).toBe('open:2,3'));
     stop();
     await vi.waitFor(() => expect(r0.aborted).toBe(true));
+  });
+
+  it('topicStore shows a retried failure until the stream opens', async () => {
+    const m = mockSse((_, i) => (i === 0 ? errorAnswer(503, 'unavailable') : undefined));
+    const c = createClient({ url: 'http://x', fetch: m.fetch, shareAcrossTabs: false, backoff: { minMs: 1, maxMs: 2 } });
+    const states: string[] = [];
+    const stop = topicStore(c, 'chat').subscribe((s) => states.push(`${s.status}:${s.error?.code ?? ''}:${String(s.error?.fatal ?? '')}`));
+    const r1 = await m.request(1);
+    r1.push('retry: 1\n\n');
+    await vi.waitFor(() => expect(states.at(-1)).toBe('open::'));
+    expect(states).toContain('reconnecting:unavailable:false');
+    stop();
   });
 
   it('endpointStore fetches on first subscriber and on refetch', async () => {
