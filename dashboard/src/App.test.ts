@@ -3,8 +3,8 @@
 // (the key goes as Bearer and is kept per tab), navigation by links with one URL per page, the
 // topics table, a publish (invalid JSON disables it; seqs shown), the live tail fed by the admin
 // stream through @picloud/client (its position line, pause counting), the subscribers panel, the
-// topic settings form (only what changed is sent; the server's refusal verbatim), and a 401 that
-// returns to sign-in.
+// topic settings form (only what changed is sent; the server's refusal verbatim), the navigation's
+// count of waiting dead letters, and a 401 that returns to sign-in.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 const enc = new TextEncoder();
@@ -54,6 +54,7 @@ async function server(input: RequestInfo | URL, init?: RequestInit): Promise<Res
     return json(200, { ...topic('chat', seq, true), ...chatSaved });
   }
   if (p === '/api/v1/apps/demo/domains') return json(200, { domains: [] });
+  if (p === '/api/v1/apps/demo/dead-letters/count') return json(200, { waiting: 2 });
   if (p === '/api/v1/apps/demo/topics/chat/subscribers') return json(200, { count: 1, truncated: false, streams: [{ id: 's1', since: '2026-01-01T00:00:00Z', position: 3, subject: null, remote_addr: '127.0.0.1:5000', kind: 'admin_tail', topics: 1 }] });
   if (p === '/api/v1/apps/demo/topics/chat/stream') {
     streamUrl = url.pathname;
@@ -239,6 +240,16 @@ describe('dashboard shell', () => {
     expect(facts).toContain('Room for ann');
     expect(facts).toContain('at most 50 messages');
     expect(byText('dl.facts dd', 'token')).toBeTruthy();
+  });
+
+  it('counts the waiting dead letters beside their link', async () => {
+    const link = await until(() => [...document.querySelectorAll('a')].find((a) => a.getAttribute('href') === '/_/apps/demo/dead-letters' && a.querySelector('.nav-count')));
+    expect(link.querySelector('.nav-count')?.textContent).toBe('2');
+    expect(link.querySelector('.nav-count')?.getAttribute('aria-hidden')).toBe('true');
+    expect(link.querySelector('.sr-only')?.textContent).toBe(' (2 waiting)');
+    expect(seen.some((r) => r.url === '/api/v1/apps/demo/dead-letters/count')).toBe(true);
+    // The Scripts link sits beside it.
+    expect(byText('a', 'Scripts')?.getAttribute('href')).toBe('/_/apps/demo/scripts');
   });
 
   it('a 401 anywhere returns to sign-in with a message and forgets the key', async () => {

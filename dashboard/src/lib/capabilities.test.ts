@@ -64,6 +64,12 @@ describe('mayOpen', () => {
     expect(mayOpen('logs', key(['AppTopicManage']), { app: 'demo' })).toBe(false);
     expect(can.replay(ro)).toBe(false);
     expect(can.replay(key(['ScriptDeploy']))).toBe(true);
+    // Scripts: read with AppRead or ScriptDeploy; deployed (rolled back, tried) with ScriptDeploy.
+    expect(mayOpen('scripts', ro, { app: 'demo' })).toBe(true);
+    expect(mayOpen('script', key(['ScriptDeploy']), { app: 'demo', script: 'x' })).toBe(true);
+    expect(mayOpen('scripts', key(['AppPublish']), { app: 'demo' })).toBe(false);
+    expect(can.deploy(ro)).toBe(false);
+    expect(can.deploy(key(['ScriptDeploy']))).toBe(true);
     // Routes and triggers: listed with AppRead or ScriptDeploy; written with ScriptDeploy only.
     expect(mayOpen('wiring', ro, { app: 'demo' })).toBe(true);
     expect(mayOpen('wiring', key(['AppTopicManage']), { app: 'demo' })).toBe(false);

@@ -43,6 +43,8 @@ export const can = {
   tail: (k: KeyScope | null | undefined) => any(k, ['AppRead', 'AppTopicManage']),
   /** Dead letters, invocation logs, triggers: the server's scripts READ (`AppRead` or `ScriptDeploy`). */
   readScripts: (k: KeyScope | null | undefined) => any(k, ['AppRead', 'ScriptDeploy']),
+  /** Deploying a script (and rolling one back, trying one) needs `ScriptDeploy`. */
+  deploy: (k: KeyScope | null | undefined) => has(k, 'ScriptDeploy'),
   /** Replaying a dead letter needs `ScriptDeploy`. */
   replay: (k: KeyScope | null | undefined) => has(k, 'ScriptDeploy'),
   /** Creating, changing and deleting routes and triggers needs `ScriptDeploy` (listing: `readScripts`). */
@@ -83,6 +85,8 @@ export function mayOpen(name: RouteName, k: KeyScope | null | undefined, params:
     case 'topic':
       return can.readTopics(k) || can.publish(k);
     case 'deadLetters':
+    case 'scripts':
+    case 'script':
     case 'logs':
     case 'wiring':
       return can.readScripts(k);

@@ -13,6 +13,8 @@ describe('router', () => {
     expect(match('/apps/demo/secrets').name).toBe('secrets');
     expect(match('/keys').name).toBe('keys');
     expect(match('/apps/demo/dead-letters')).toEqual({ name: 'deadLetters', params: { app: 'demo' } });
+    expect(match('/apps/demo/scripts')).toEqual({ name: 'scripts', params: { app: 'demo' } });
+    expect(match('/apps/demo/scripts/on-order.v2')).toEqual({ name: 'script', params: { app: 'demo', script: 'on-order.v2' } });
     expect(match('/apps/demo/logs')).toEqual({ name: 'logs', params: { app: 'demo' } });
     expect(match('/apps/demo/wiring')).toEqual({ name: 'wiring', params: { app: 'demo' } });
     expect(match('/nope/x').name).toBe('notFound');

@@ -2,7 +2,7 @@
  * The route table and path matching: one URL per page, under the base `/_/` (history API, no
  * hash). Pure: the navigation side (pushState, link clicks) lives in stores/route.svelte.ts.
  */
-export type RouteName = 'signIn' | 'overview' | 'apps' | 'app' | 'topics' | 'topic' | 'deadLetters' | 'logs' | 'wiring' | 'keys' | 'secrets' | 'notFound';
+export type RouteName = 'signIn' | 'overview' | 'apps' | 'app' | 'topics' | 'topic' | 'deadLetters' | 'scripts' | 'script' | 'logs' | 'wiring' | 'keys' | 'secrets' | 'notFound';
 
 export interface Match {
   name: RouteName;
@@ -18,6 +18,8 @@ const TABLE: [RouteName, string][] = [
   ['topic', '/apps/:app/topics/:topic'],
   ['secrets', '/apps/:app/secrets'],
   ['deadLetters', '/apps/:app/dead-letters'],
+  ['scripts', '/apps/:app/scripts'],
+  ['script', '/apps/:app/scripts/:script'],
   ['logs', '/apps/:app/logs'],
   ['wiring', '/apps/:app/wiring'],
   ['keys', '/keys'],

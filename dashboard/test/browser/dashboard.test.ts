@@ -11,7 +11,11 @@
 // replayed after a fix from the Dead letters page, and the Logs page shows both runs (one expanded,
 // a Live run prepended once), a read-only key seeing no replay button; the Routes & triggers page
 // creates a route the app's host then answers, a pubsub trigger (disabled, enabled, deleted), shows
-// the server's refusal of a bad cron expression, a read-only key seeing no write buttons; sign out forgets the key. No page may report a script
+// a bad cron expression's error in the browser in the server's own words, a read-only key seeing no write buttons; the trigger form checks
+// its filter as typed and previews a cron schedule's next five fire times; the navigation counts waiting dead
+// letters; the Scripts page lists a new script's syntax error on its line before anything is sent, deploys after
+// the server's check, shows versions, a diff and a rollback, and Try it shows an answer with the run's log lines
+// (and measures the in-browser check of 500 lines); sign out forgets the key. No page may report a script
 // error or a CSP violation.
 //
 // DASHBOARD_DIST=dist (optional, ../dist.ts) tests that build instead of the binary's embedded one.
@@ -78,6 +82,21 @@ async function tab(): Promise<{ page: Page; problems: string[] }> {
 }
 
 const shown = (l: Locator, timeout = 15_000) => l.waitFor({ state: 'visible', timeout });
+
+/**
+ * Replaces the text of a CodeMirror editor as a user pasting it would (select all, paste): the
+ * editor handles the paste itself. (Playwright's fill() inserts multi-line text through the
+ * browser's own contenteditable editing, which tries inline styles the CSP refuses.)
+ */
+async function paste(editor: Locator, text: string) {
+  await editor.click();
+  await editor.press('Control+a');
+  await editor.evaluate((el, t) => {
+    const data = new DataTransfer();
+    data.setData('text/plain', t);
+    el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+  }, text);
+}
 
 async function signIn(page: Page, key: string) {
   await page.goto(`${pc.admin}/`);
@@ -433,6 +452,9 @@ describe('dashboard in a real browser', () => {
     await signIn(page, pc.key);
     await shown(page.getByRole('link', { name: 'Apps' }));
     await page.goto(`${pc.admin}/_/apps/letters`);
+    // The navigation counts the waiting dead letter (the number shown, "1 waiting" to a screen reader).
+    await shown(page.getByRole('link', { name: 'Dead letters (1 waiting)', exact: true }));
+    expect(await page.locator('.nav-count').textContent()).toBe('1');
     await page.getByRole('link', { name: 'Dead letters' }).click();
     await shown(page.getByRole('heading', { name: 'Dead letters' }));
     const table = page.getByRole('table', { name: 'Dead letters' });
@@ -459,6 +481,8 @@ describe('dashboard in a real browser', () => {
     expect(after.find((d) => d.id === letter.id)?.replayed_at).toBeTruthy();
     await page.getByLabel('Status').selectOption('replayed');
     await shown(row);
+    // Replayed: none waits, and the count goes (the navigation asks every 7 s).
+    await shown(page.getByRole('link', { name: 'Dead letters', exact: true }), 20_000);
 
     // The logs: the failed run and, once the replay ran, the successful one.
     type Run = { id: number; outcome: string; error: string | null };
@@ -562,11 +586,30 @@ describe('dashboard in a real browser', () => {
     await shown(row.getByText('enabled', { exact: true }));
     expect(await enabledNow()).toBe(true);
 
-    // An invalid cron expression: the server's refusal, verbatim.
+    // The filter is checked as typed, by the server's rules in the browser: a pubsub trigger needs a topic.
+    await triggerForm.getByLabel('Kind').selectOption('pubsub');
+    await triggerForm.getByLabel('Filter (JSON)').fill('{"topik": "orders"}');
+    await shown(triggerForm.locator('#filter-check.error'));
+    expect(await triggerForm.getByRole('button', { name: 'Create trigger' }).isDisabled()).toBe(true);
+
+    // A cron trigger shows its next five fire times as the schedule is typed (local time; UTC in the title).
     await triggerForm.getByLabel('Kind').selectOption('cron');
+    await triggerForm.getByLabel('Filter (JSON)').fill('{"schedule": "*/5 * * * *"}');
+    const times = triggerForm.getByRole('list', { name: 'Next fire times' }).getByRole('listitem');
+    await until(async () => (await times.count()) === 5, 'five fire times');
+    const titles = await times.locator('time').evaluateAll((ts) => ts.map((t) => t.getAttribute('datetime') ?? ''));
+    const ms = titles.map((t) => Date.parse(t));
+    expect(ms.every((t, i) => t > Date.now() - 1000 && new Date(t).getUTCMinutes() % 5 === 0 && (i === 0 || t - ms[i - 1]! === 300_000))).toBe(true);
+    await triggerForm.getByLabel('Filter (JSON)').fill('{"schedule": "0 3 * * MON"}');
+    await until(async () => (await times.locator('time').first().getAttribute('datetime'))?.endsWith(':00.000Z') && new Date((await times.locator('time').first().getAttribute('datetime'))!).getUTCDay() === 1, 'Monday 03:00 UTC');
+    expect(await triggerForm.getByRole('button', { name: 'Create trigger' }).isEnabled()).toBe(true);
+
+    // An invalid cron expression: its error instead of the times, and nothing can be sent; the server refuses it too.
     await triggerForm.getByLabel('Filter (JSON)').fill('{"schedule": "every tuesday"}');
-    await triggerForm.getByRole('button', { name: 'Create trigger' }).click();
-    await shown(triggerForm.getByRole('alert'));
+    await shown(triggerForm.getByRole('status').filter({ hasText: 'No fire times: the schedule is not valid.' }));
+    expect(await times.count()).toBe(0);
+    expect(await triggerForm.getByRole('button', { name: 'Create trigger' }).isDisabled()).toBe(true);
+    const inBrowser = (await triggerForm.locator('#filter-check').textContent())!.trim();
     const direct = await fetch(`${pc.admin}/api/v1/apps/wired/triggers`, {
       method: 'POST',
       headers: { authorization: `Bearer ${pc.key}`, 'content-type': 'application/json' },
@@ -574,7 +617,8 @@ describe('dashboard in a real browser', () => {
     });
     expect(direct.status).toBeGreaterThanOrEqual(400);
     const message = ((await direct.json()) as { error: { message: string } }).error.message;
-    expect(await triggerForm.getByRole('alert').textContent()).toBe(message);
+    // The same rule, and the same words, in the browser and on the server.
+    expect(inBrowser).toBe(message);
     expect((await pc.api<{ triggers: T[] }>('GET', '/apps/wired/triggers')).triggers.length).toBe(1);
     expect(await accessibilityProblems(page)).toEqual([]);
 
@@ -603,6 +647,137 @@ describe('dashboard in a real browser', () => {
     await page.getByRole('button', { name: `Confirm delete of trigger ${made.id}` }).click();
     await shown(page.getByText('No triggers.'));
     expect((await pc.api<{ triggers: unknown[] }>('GET', '/apps/wired/triggers')).triggers).toEqual([]);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('writes, checks, deploys, diffs, rolls back and tries a script from the Scripts page', async () => {
+    await pc.createApp('scripted');
+    const { page, problems } = await tab();
+    // Every POST under the app's scripts: nothing may be sent while typing.
+    const sent: string[] = [];
+    page.on('request', (r) => {
+      if (r.method() === 'POST' && r.url().includes('/api/v1/apps/scripted/scripts')) sent.push(new URL(r.url()).pathname);
+    });
+    await signIn(page, pc.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    await page.goto(`${pc.admin}/_/apps/scripted`);
+    await page.getByRole('link', { name: 'Scripts', exact: true }).click();
+    await shown(page.getByRole('heading', { name: 'Scripts', level: 1 }));
+    await shown(page.getByText('No scripts yet.'));
+
+    // A new script with a syntax error on line 3: the in-browser check lists and marks it, nothing is sent.
+    await page.getByRole('button', { name: 'New script' }).click();
+    await page.getByRole('textbox', { name: 'Name' }).fill('greet');
+    const editor = page.getByRole('textbox', { name: 'Script source' });
+    await shown(editor);
+    await paste(editor, 'let name = request.query.who ?? "world";\nlog::info(`hi ${name}`);\nlet x = ;\n#{ status: 200, body: #{ hello: name } }');
+    const problemList = page.getByRole('list', { name: 'Problems' });
+    await shown(problemList);
+    expect(await problemList.getByRole('listitem').first().textContent()).toMatch(/^Line 3, column \d+: \S/);
+    await shown(page.locator('.cm-lintRange-error').first());
+    expect(await page.getByRole('button', { name: 'Deploy', exact: true }).isDisabled()).toBe(true);
+    expect(sent).toEqual([]);
+
+    // Fixed: no problems; Deploy runs the server's check, then the deploy (v1), and opens the script's page.
+    const v1 = 'let name = request.query.who ?? "world";\nlog::info(`hi ${name}`);\n#{ status: 200, body: #{ hello: name, version: 1 } }\n';
+    await paste(editor, v1);
+    await shown(page.getByText('Checked in the browser: no problems.'));
+    expect(sent).toEqual([]);
+    // When the server's check finds a problem (here a stand-in answer), nothing is deployed and its diagnostics are listed.
+    const checkUrl = `${pc.admin}/api/v1/apps/scripted/scripts/check`;
+    await page.route(checkUrl, (r) => r.fulfill({ json: { diagnostics: [{ line: 2, column: 1, message: 'refused by the server', severity: 'error' }] } }));
+    await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+    await shown(page.getByRole('status').filter({ hasText: 'The server refused to deploy it: 1 problem.' }));
+    expect(await page.getByRole('list', { name: 'Problems' }).getByRole('listitem').allTextContents()).toEqual(['Line 2, column 1: refused by the server']);
+    expect(sent).toEqual(['/api/v1/apps/scripted/scripts/check']);
+    await page.unroute(checkUrl);
+    await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+    await until(() => page.url().endsWith('/_/apps/scripted/scripts/greet'), "the new script's page");
+    expect(sent).toEqual(['/api/v1/apps/scripted/scripts/check', '/api/v1/apps/scripted/scripts/check', '/api/v1/apps/scripted/scripts']);
+    const versions = page.getByRole('table', { name: 'Versions of greet' });
+    const row = (v: number) => versions.getByRole('row').filter({ has: page.getByRole('cell', { name: `v${v}`, exact: true }) });
+    await shown(row(1).getByText('active', { exact: true }));
+
+    // A second version from the editor (it starts from the active source).
+    await shown(page.getByRole('textbox', { name: 'Script source' }));
+    expect(await page.getByRole('textbox', { name: 'Script source' }).textContent()).toContain('version: 1');
+    const v2 = v1.replace('version: 1', 'version: 2').replace('log::info(`hi ${name}`);', 'log::info(`hi ${name}`);\nlog::warn("second version");');
+    await paste(page.getByRole('textbox', { name: 'Script source' }), v2);
+    await shown(page.getByText('Checked in the browser: no problems.'));
+    await page.getByRole('button', { name: 'Deploy new version' }).click();
+    await shown(row(2).getByText('active', { exact: true }));
+    expect(await row(1).getByText('active', { exact: true }).count()).toBe(0);
+
+    // v1 against the active v2, side by side, read-only.
+    await page.getByRole('button', { name: 'Diff v1 with active' }).click();
+    await shown(page.getByRole('heading', { name: 'v1 against the active v2' }));
+    await shown(page.getByRole('textbox', { name: 'Version 1', exact: true }));
+    expect(await page.getByRole('textbox', { name: 'Active version 2' }).textContent()).toContain('second version');
+    expect(await page.locator('.cm-changedLine').count()).toBeGreaterThan(0);
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    // Rolled back to v1: active again, the list and the editor follow.
+    await page.getByRole('button', { name: 'Roll back to v1' }).click();
+    await shown(row(1).getByText('active', { exact: true }));
+    expect(await row(2).getByText('active', { exact: true }).count()).toBe(0);
+    expect((await pc.api<{ active_version: number }>('GET', '/apps/scripted/scripts/greet')).active_version).toBe(1);
+    await until(async () => !(await page.getByRole('textbox', { name: 'Script source' }).textContent())?.includes('second version'), 'the editor to show v1');
+
+    // Try it: no route yet (404, no run); with GET /greet routed to it, the answer and the run's log lines.
+    const tryForm = page.getByRole('form', { name: 'Try a request' });
+    await tryForm.getByLabel('Path').fill('/greet');
+    await tryForm.getByLabel('Query').fill('who=ann');
+    await tryForm.getByLabel('Headers (one per line, Name: value)').fill('X-Trace: 1');
+    await tryForm.getByRole('button', { name: 'Send' }).click();
+    const answer = page.getByRole('region', { name: 'Answer' });
+    await shown(answer.getByText('No script ran', { exact: false }));
+    expect(await answer.getByRole('heading', { name: /^Status/ }).textContent()).toBe('Status 404');
+    await pc.api('POST', '/apps/scripted/routes', { method: 'GET', path: '/greet', script: 'greet' });
+    await until(async () => {
+      await tryForm.getByRole('button', { name: 'Send' }).click();
+      await answer.getByRole('heading', { name: /^Status/ }).waitFor();
+      return (await answer.getByRole('heading', { name: /^Status/ }).textContent()) === 'Status 200';
+    }, 'the route to answer through Try it');
+    await shown(answer.getByText('"hello": "ann"'));
+    await shown(answer.getByText('"version": 1'));
+    await shown(answer.getByRole('list', { name: 'Log lines of the run' }).getByText('hi ann'));
+    expect(await answer.getByRole('definition').filter({ hasText: /^greet v1$/ }).count()).toBe(1);
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    // A read-only key sees the source and the versions, and no deploy, rollback or Try it.
+    const reader = await pc.api<{ key: string }>('POST', '/admin-keys', { capabilities: ['AppRead'], label: 'scripts-reader' });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(page, reader.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    await page.goto(`${pc.admin}/_/apps/scripted/scripts/greet`);
+    await shown(row(2));
+    await shown(page.getByRole('textbox', { name: 'Script source' }));
+    expect(await page.getByRole('button', { name: /Deploy|Roll back|Send|New script/ }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('measures the in-browser check of a 500-line script (median of 7 runs)', async () => {
+    const { page, problems } = await tab();
+    await signIn(page, pc.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    await page.goto(`${pc.admin}/_/apps/scripted/scripts`);
+    await page.getByRole('button', { name: 'New script' }).click();
+    const editor = page.getByRole('textbox', { name: 'Script source' });
+    await shown(editor);
+    const lines = Array.from({ length: 499 }, (_, i) => `fn f${i}(x) { let y = x * 2 + ${i}; if y > 10 { return \`big \${y}\`; } y }`);
+    const region = page.locator('#live-diagnostics');
+    const runs: number[] = [];
+    for (let r = 0; r < 7; r++) {
+      await paste(editor, [...lines, `f${r}(${r})`].join('\n'));
+      await until(async () => (await region.textContent())?.includes('no problems') ?? false, 'the check of 500 lines');
+      runs.push(Number(await region.getAttribute('data-check-ms')));
+    }
+    runs.sort((a, b) => a - b);
+    console.log(`checkScript on 500 lines in Chromium: median ${runs[3]!.toFixed(2)} ms (runs ${runs.map((x) => x.toFixed(2)).join(', ')})`);
+    expect(runs[3]).toBeGreaterThan(0);
     expect(problems).toEqual([]);
     await page.close();
   });
@@ -643,7 +818,7 @@ describe('dashboard in a real browser', () => {
     const found: string[] = (await accessibilityProblems(page)).map((p) => `sign-in: ${p}`);
     await signIn(page, pc.key);
     await shown(page.getByRole('link', { name: 'Apps' }));
-    for (const path of ['/_/', '/_/apps', '/_/apps/demo', '/_/apps/demo/topics', '/_/apps/demo/topics/chat', '/_/apps/demo/secrets', '/_/apps/demo/dead-letters', '/_/apps/demo/logs', '/_/apps/demo/wiring', '/_/keys']) {
+    for (const path of ['/_/', '/_/apps', '/_/apps/demo', '/_/apps/demo/topics', '/_/apps/demo/topics/chat', '/_/apps/demo/secrets', '/_/apps/demo/dead-letters', '/_/apps/demo/logs', '/_/apps/demo/wiring', '/_/apps/wired/scripts', '/_/apps/wired/scripts/hello', '/_/keys']) {
       await page.goto(`${pc.admin}${path}`);
       await shown(page.getByRole('heading', { level: 1 }));
       await page.locator('.loading').waitFor({ state: 'detached', timeout: 10_000 });

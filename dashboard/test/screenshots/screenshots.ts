@@ -1,5 +1,5 @@
 // Refreshes the screenshots of every dashboard page in docs/dashboard/ (README shows the topic
-// page): a fresh real binary with a little data, Debian's Chromium, a 1280×800 window.
+// page; the Scripts page with a diagnostic, a diff and Try it; the cron preview): a fresh real binary with a little data, Debian's Chromium, a 1280×800 window.
 // DASHBOARD_DIST=dist (../dist.ts) shows that build instead of the binary's embedded one.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -77,6 +77,42 @@ it('refreshes docs/dashboard/*.png', async () => {
       }
       await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
     }
+    // Routes & triggers with a cron trigger being written: the next five fire times.
+    await page.goto(`${pc.admin}/_/apps/demo/wiring`);
+    const triggerForm = page.getByRole('form', { name: 'Create trigger' });
+    await triggerForm.getByLabel('Kind').selectOption('cron');
+    await triggerForm.getByLabel('Filter (JSON)').fill('{"schedule": "30 9 * * MON-FRI"}');
+    await triggerForm.getByRole('list', { name: 'Next fire times' }).getByRole('listitem').nth(4).waitFor();
+    await page.screenshot({ path: join(OUT, 'wiring-cron.png'), fullPage: true });
+
+    // Scripts: the list; a script being edited with a syntax error listed and marked; a diff of v1
+    // against the active v2; Try it with the answer and the run's log lines.
+    await pc.api('POST', '/apps/demo/scripts', { name: 'orders-api', source: 'let id = request.params.id;\nlog::info(`order ${id}`);\n#{ status: 200, body: #{ id: id, items: [] } }' });
+    await page.goto(`${pc.admin}/_/apps/demo/scripts`);
+    await page.getByRole('table', { name: 'Scripts' }).waitFor();
+    await page.screenshot({ path: join(OUT, 'scripts.png'), fullPage: true });
+    await page.goto(`${pc.admin}/_/apps/demo/scripts/orders-api`);
+    const editor = page.getByRole('textbox', { name: 'Script source' });
+    await editor.waitFor();
+    await editor.click();
+    await editor.press('Control+a');
+    await editor.evaluate((el, t) => {
+      const data = new DataTransfer();
+      data.setData('text/plain', t);
+      el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+    }, 'let id = request.params.id;\nlog::info(`order ${id}`);\nlet total = ;\n#{ status: 200, body: #{ id: id, items: [] } }');
+    await page.getByRole('list', { name: 'Problems' }).waitFor();
+    await page.screenshot({ path: join(OUT, 'script-editor.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Diff v1 with active' }).click();
+    await page.getByRole('textbox', { name: 'Version 1', exact: true }).waitFor();
+    await page.screenshot({ path: join(OUT, 'script-diff.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Close diff' }).click();
+    const tryForm = page.getByRole('form', { name: 'Try a request' });
+    await tryForm.getByLabel('Path').fill('/orders/42');
+    await tryForm.getByRole('button', { name: 'Send' }).click();
+    await page.getByRole('list', { name: 'Log lines of the run' }).waitFor();
+    await page.screenshot({ path: join(OUT, 'script-try.png'), fullPage: true });
+
     await page.goto(`${pc.admin}/_/apps/demo/topics/chat`);
     await page.getByText('Stream: open').waitFor();
     for (const n of [4, 5]) await pc.publish('chat', { user: 'bob', text: `live ${n}` });

@@ -84,6 +84,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/apps/{app}/dead-letters/count": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["count_dead_letters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/apps/{app}/dead-letters/{id}/replay": {
         parameters: {
             query?: never;
@@ -522,6 +538,22 @@ export interface paths {
         patch: operations["update_trigger"];
         trace?: never;
     };
+    "/api/v1/apps/{app}/try": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["try_request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/instance": {
         parameters: {
             query?: never;
@@ -768,6 +800,13 @@ export interface components {
             replayed_at?: string | null;
             trigger: string;
         };
+        DeadLetterCount: {
+            /**
+             * Format: int64
+             * @description Dead letters not replayed yet.
+             */
+            waiting: number;
+        };
         DeadLetterList: {
             dead_letters: components["schemas"]["DeadLetterBody"][];
         };
@@ -788,11 +827,7 @@ export interface components {
             /** @description 1-based; 0 when the problem has no position. */
             line: number;
             message: string;
-            /**
-             * @description `error`: a deploy would refuse the script.
-             * @example error
-             */
-            severity: string;
+            severity: components["schemas"]["SeverityBody"];
         };
         DomainBody: {
             app_id: string;
@@ -864,7 +899,10 @@ export interface components {
             /** Format: int64 */
             duration_us: number;
             error?: string | null;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description 0 in a try's answer: the stored record gets its id when it is written, just after.
+             */
             id: number;
             /** @description `[{level, message, at_ms}]` */
             logs: Record<string, never>[];
@@ -1057,6 +1095,8 @@ export interface components {
         SecretList: {
             secrets: components["schemas"]["SecretBody"][];
         };
+        /** @enum {string} */
+        SeverityBody: "error";
         /** @description Each later event (`event: stats`). */
         StatsFrame: {
             /** @description The apps the key may read, ordered by slug. */
@@ -1186,6 +1226,30 @@ export interface components {
         };
         TriggerList: {
             triggers: components["schemas"]["TriggerBody"][];
+        };
+        /** @description A request to send to the app's script endpoints, as a client on its Host would. */
+        TryRequest: {
+            /** @description The request body as text. */
+            body?: string;
+            headers?: {
+                [key: string]: string;
+            };
+            /** @description `GET`, `POST`, … */
+            method: string;
+            /** @description Starts with `/`; no query. */
+            path: string;
+            /** @description The query string, without `?` (`a=1&b=2`). */
+            query?: string;
+        };
+        /** @description What the app answered, and the record of the script run it caused. */
+        TryResponse: {
+            /** @description The body as text (invalid UTF-8 replaced). */
+            body: string;
+            /** @description `[name, value]` pairs, in order. */
+            headers: string[][];
+            invocation?: null | components["schemas"]["InvocationBody"];
+            /** Format: int32 */
+            status: number;
         };
         UpdateApp: {
             /**
@@ -1630,6 +1694,53 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DeadLetterList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    count_dead_letters: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description App slug or id */
+                app: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description How many dead letters wait for a replay (the dashboard's navigation polls it) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetterCount"];
                 };
             };
             401: {
@@ -3900,6 +4011,66 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    try_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description App slug or id */
+                app: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TryRequest"];
+            };
+        };
+        responses: {
+            /** @description The app's answer (any status) and the run's record */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TryResponse"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A method, path, query or header that is not valid HTTP */
             422: {
                 headers: {
                     [name: string]: unknown;
