@@ -823,3 +823,37 @@ async fn the_data_dir_is_private_whatever_the_umask() {
         "{stderr}"
     );
 }
+
+/// The test command's setup creates the PostgreSQL database its URL names when it is
+/// missing, and a second run changes nothing (scripts/ensure-postgres).
+#[test]
+fn the_test_setup_creates_a_missing_database() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ensure-postgres");
+    let base = std::env::var("PICLOUD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let server = &base[..base.rfind('/').unwrap()];
+    let name = format!("picloud_ensure_{}", std::process::id());
+    let psql = |sql: &str| {
+        let out = Command::new("psql")
+            .args([&format!("{server}/postgres"), "-tAc", sql])
+            .output()
+            .expect("psql");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let exists = || {
+        psql(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{name}'"
+        ))
+    };
+    assert_eq!(exists(), "0");
+    for _ in 0..2 {
+        let out = Command::new(&script)
+            .arg(format!("{server}/{name}"))
+            .output()
+            .expect("run scripts/ensure-postgres");
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(exists(), "1");
+    }
+    psql(&format!("DROP DATABASE {name}"));
+}
