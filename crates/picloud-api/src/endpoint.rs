@@ -72,6 +72,15 @@ pub(crate) async fn handle(
         .collect();
     let joined = decoded.join("/");
     let Some((route, params)) = match_route(&table, &method, &joined) else {
+        let head = method == "HEAD";
+        if head || method == "GET" {
+            if let Some(res) =
+                crate::static_site::serve(state, app, &joined, req.headers(), head).await?
+            {
+                *label = "app:static";
+                return Ok(res);
+            }
+        }
         if path == "/" && (method == "GET" || method == "HEAD") {
             let info = ApiJson(AppInfo {
                 app: app.slug.to_string(),

@@ -70,6 +70,16 @@ impl ApiError {
         )
     }
 
+    /// A failure of the server's own (logged where it happens); the client learns nothing
+    /// of its internals.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
@@ -109,11 +119,7 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Internal(reason) => {
                 tracing::error!(%reason, "database error");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                )
+                Self::internal()
             }
         }
     }

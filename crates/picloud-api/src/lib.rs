@@ -10,7 +10,8 @@
 //!   capabilities; [`wire`] holds the JSON types; [`json`] and [`error`] give every failure
 //!   the `{"error":{"code","message"}}` shape, with [`json_errors`] as the safety net.
 //! - [`data_plane`]: app-host routes; [`dashboard`]: the embedded admin UI at `/_/`;
-//!   [`wrong_plane`]: 404s that name the host a path belongs on.
+//!   [`static_site`]: an app's static files on its Host; [`wrong_plane`]: 404s that name
+//!   the host a path belongs on.
 //! - [`health`], [`metrics`], [`openapi`]: operations; [`activity`]: the per-second
 //!   samples behind the admin stats stream.
 //! - [`server`]: the accept loop (SSE streams on a lean path, the rest through hyper) until
@@ -37,6 +38,7 @@ pub mod routes;
 pub mod server;
 pub mod service;
 pub mod state;
+pub mod static_site;
 pub mod timestamp;
 pub mod wire;
 pub mod wire_scripts;

@@ -3,7 +3,7 @@
 //!
 //! Route labels are route *patterns* (`/api/v1/apps/{app}`), never raw paths, so a tenant's
 //! URLs or a scanner cannot blow up label cardinality. Data-plane streams are labelled
-//! `app:/realtime…`, script endpoints `app:script` (or `app:/`); requests that match
+//! `app:/realtime…`, script endpoints `app:script` (or `app:/`), static files `app:static`; requests that match
 //! nothing, `unmatched`.
 
 use std::collections::HashSet;

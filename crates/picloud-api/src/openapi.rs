@@ -24,6 +24,7 @@ Errors are `{\"error\":{\"code\",\"message\"}}`.",
         (name = "secrets", description = "App secrets that sign subscriber tokens"),
         (name = "health", description = "Liveness and readiness, on every Host"),
         (name = "scripts", description = "Scripts, routes, triggers, env, runtime settings, dead letters, logs"),
+        (name = "static", description = "An app's static site, served on its Host"),
     )
 )]
 pub struct ApiDoc;
@@ -47,8 +48,19 @@ impl Modify for AdminKeyScheme {
 
 /// The document as served at `/api/v1/openapi.json` and committed at `docs/openapi.json`.
 pub fn document_json() -> String {
-    let (_, doc) = crate::router::api_routes().split_for_parts();
+    let (_, mut doc) = crate::router::api_routes().split_for_parts();
+    plain_wildcards(&mut doc);
     let mut json = doc.to_pretty_json().expect("serialisable OpenAPI document");
     json.push('\n');
     json
+}
+
+/// axum names a rest-of-path parameter `{*path}`; OpenAPI's template is `{path}` (the
+/// parameter's description says it may hold `/`).
+fn plain_wildcards(doc: &mut utoipa::openapi::OpenApi) {
+    let paths = std::mem::take(&mut doc.paths.paths);
+    doc.paths.paths = paths
+        .into_iter()
+        .map(|(k, v)| (k.replace("{*", "{"), v))
+        .collect();
 }

@@ -11,8 +11,8 @@ use crate::error::ApiError;
 use crate::metrics::RouteLabels;
 use crate::openapi::ApiDoc;
 use crate::routes::{
-    admin_keys, app_routes, apps, domains, publish, runtime, scripts, secrets, stats, subscribers,
-    tokens, topics, triggers, try_request,
+    admin_keys, app_routes, apps, domains, publish, runtime, scripts, secrets, static_files, stats,
+    subscribers, tokens, topics, triggers, try_request,
 };
 use crate::service::HttpService;
 use crate::state::AppState;
@@ -65,6 +65,11 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(scripts::get_script_version))
         .routes(routes!(scripts::rollback_script))
         .routes(routes!(try_request::try_request))
+        .routes(routes!(static_files::list_static_files))
+        .routes(routes!(
+            static_files::put_static_file,
+            static_files::delete_static_file
+        ))
         .routes(routes!(app_routes::list_routes, app_routes::create_route))
         .routes(routes!(app_routes::delete_route))
         .routes(routes!(triggers::list_triggers, triggers::create_trigger))

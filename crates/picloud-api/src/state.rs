@@ -39,6 +39,8 @@ pub struct ApiConfig {
     /// How long a verified admin key may be served from cache: how long a key revoked
     /// offline or on another node keeps working here.
     pub admin_key_cache_ttl: Duration,
+    /// Most bytes an app's static files may hold together.
+    pub static_quota_bytes: u64,
 }
 
 impl Default for ApiConfig {
@@ -49,6 +51,7 @@ impl Default for ApiConfig {
                 .map(|h| Host::parse(h).expect("valid default host"))
                 .collect(),
             max_body_bytes: 1024 * 1024,
+            static_quota_bytes: 100 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             keep_alive_idle: Duration::from_secs(75),
             max_connections: 50_000,

@@ -15,6 +15,9 @@ pub struct AppBody {
     pub name: String,
     /// Longest lifetime a subscriber token of this app may have (seconds, default 30 days).
     pub max_token_ttl_secs: i64,
+    /// A single-page app: a `GET` on its Host for a path with no route and no static file
+    /// answers its static `index.html`.
+    pub static_spa: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -26,6 +29,7 @@ impl From<App> for AppBody {
             slug: a.slug.as_str().to_owned(),
             name: a.name,
             max_token_ttl_secs: a.max_token_ttl_secs,
+            static_spa: a.static_spa,
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
@@ -49,6 +53,8 @@ pub struct UpdateApp {
     /// Longest lifetime of a subscriber token, in seconds (60 to a year): tokens living
     /// longer are refused, whoever minted them.
     pub max_token_ttl_secs: Option<i64>,
+    /// Serve the static `index.html` for unknown `GET` paths (a single-page app's routes).
+    pub static_spa: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]

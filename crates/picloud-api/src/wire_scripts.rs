@@ -2,6 +2,7 @@
 //! runtime settings, dead letters, invocation logs.
 
 use chrono::{DateTime, Utc};
+use picloud_core::data::StaticFile;
 use picloud_core::dispatch::{DeadLetter, Invocation};
 use picloud_core::script::{Route, ScriptInfo, ScriptVersion};
 use picloud_core::trigger::Trigger;
@@ -404,4 +405,42 @@ pub struct TryResponse {
     pub body: String,
     /// Absent when no script ran (no route matched, or the app was busy).
     pub invocation: Option<InvocationBody>,
+}
+
+/// A file of the app's static site.
+#[derive(Serialize, ToSchema)]
+pub struct StaticFileBody {
+    pub path: String,
+    pub size: u64,
+    /// Hex SHA-256 of the bytes (the served `ETag` is its first 32 characters).
+    pub sha256: String,
+    /// From the extension.
+    pub content_type: String,
+    /// Whether gzip and brotli variants are stored (only when smaller).
+    pub gzip: bool,
+    pub brotli: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<StaticFile> for StaticFileBody {
+    fn from(f: StaticFile) -> Self {
+        Self {
+            path: f.path.as_str().to_owned(),
+            size: f.size,
+            sha256: f.etag,
+            content_type: f.content_type,
+            gzip: f.gzip_blob.is_some(),
+            brotli: f.br_blob.is_some(),
+            updated_at: ms(f.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StaticFileList {
+    /// By path.
+    pub files: Vec<StaticFileBody>,
+    pub total_bytes: u64,
+    /// Most bytes the app's static files may hold (`PICLOUD_STATIC_QUOTA_BYTES`).
+    pub quota_bytes: u64,
 }

@@ -13,6 +13,9 @@ pub struct App {
     /// Longest lifetime a subscriber token of this app may have, in seconds: minted or
     /// verified, whoever signed it.
     pub max_token_ttl_secs: i64,
+    /// A single-page app: a `GET` on its Host for a path with no route and no static file
+    /// answers its static `index.html`.
+    pub static_spa: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -90,6 +93,7 @@ pub struct AppPatch {
     pub slug: Option<Slug>,
     pub name: Option<String>,
     pub max_token_ttl_secs: Option<i64>,
+    pub static_spa: Option<bool>,
 }
 
 /// A subscriber token's lifetime when the app says nothing else: 30 days.

@@ -62,6 +62,11 @@ impl FilePath {
         Ok(Self(input.to_owned()))
     }
 
+    /// For values read back from the database, which were validated when written.
+    pub fn from_trusted(s: String) -> Self {
+        Self(s)
+    }
+
     /// A list/trigger prefix: the same characters as a path, and may end with `/`.
     pub fn validate_prefix(input: &str) -> Result<(), ValidationError> {
         let err = |m: String| Err(ValidationError::new("path", m));
@@ -148,6 +153,30 @@ pub struct FileMeta {
     pub blob: String,
     pub size: u64,
     pub updated_at: i64,
+}
+
+/// A file of an app's static site, served on its Host (see `StaticStore`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticFile {
+    pub path: FilePath,
+    /// The bytes' blob, and precompressed variants' (present only when smaller).
+    pub blob: String,
+    pub gzip_blob: Option<String>,
+    pub br_blob: Option<String>,
+    pub size: u64,
+    /// Hex SHA-256 of the bytes: the `ETag`, and how a deploy tells an unchanged file.
+    pub etag: String,
+    pub content_type: String,
+    pub updated_at: i64,
+}
+
+impl StaticFile {
+    /// Every blob the file holds.
+    pub fn blobs(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.blob.as_str())
+            .chain(self.gzip_blob.as_deref())
+            .chain(self.br_blob.as_deref())
+    }
 }
 
 #[cfg(test)]

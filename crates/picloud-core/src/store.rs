@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 
 use crate::admin_key::AdminKey;
 use crate::app::{App, AppPatch, AppRef, NewApp, Slug};
-use crate::data::{Collection, Doc, DocFilter, EnvName, FileMeta, FilePath, KvEntry, KvKey};
+use crate::data::{
+    Collection, Doc, DocFilter, EnvName, FileMeta, FilePath, KvEntry, KvKey, StaticFile,
+};
 use crate::dispatch::{AppRuntime, DeadLetter, Delivery, Invocation};
 use crate::domain::Domain;
 use crate::host::Host;
@@ -422,6 +424,27 @@ pub trait InvocationStore: Send + Sync {
 }
 
 /// Everything the server needs from storage, as one object.
+/// An app's static site. Blobs are written before `static_put` and removed after the row
+/// that named them is gone (the caller deletes the blobs these calls return).
+#[async_trait]
+pub trait StaticStore: Send + Sync {
+    /// Records `file` unless the app's static files would then hold more than `quota`
+    /// bytes: `Ok(Err(total))` with the total it would have been, nothing changed.
+    /// Otherwise the blobs of the file it replaced.
+    async fn static_put(
+        &self,
+        app: &AppId,
+        file: &StaticFile,
+        quota: u64,
+    ) -> StoreResult<Result<Vec<String>, u64>>;
+    async fn static_get(&self, app: &AppId, path: &FilePath) -> StoreResult<Option<StaticFile>>;
+    /// The deleted file's blobs; `None` when there was none.
+    async fn static_delete(&self, app: &AppId, path: &FilePath)
+        -> StoreResult<Option<Vec<String>>>;
+    /// Every static file of the app, by path.
+    async fn static_list(&self, app: &AppId) -> StoreResult<Vec<StaticFile>>;
+}
+
 pub trait Store:
     AppStore
     + DomainStore
@@ -437,6 +460,7 @@ pub trait Store:
     + DataStore
     + OutboxStore
     + InvocationStore
+    + StaticStore
 {
 }
 
@@ -455,5 +479,6 @@ impl<T> Store for T where
         + DataStore
         + OutboxStore
         + InvocationStore
+        + StaticStore
 {
 }

@@ -9,7 +9,7 @@ use crate::db::{from_ms, now_ms, on_pool};
 use crate::{error, SqlStore};
 
 const CONFLICT: &str = "app slug";
-const COLUMNS: &str = "id, slug, name, max_token_ttl_secs, created_at, updated_at";
+const COLUMNS: &str = "id, slug, name, max_token_ttl_secs, static_spa, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct AppRow {
@@ -17,6 +17,7 @@ struct AppRow {
     slug: String,
     name: String,
     max_token_ttl_secs: i64,
+    static_spa: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -28,6 +29,7 @@ impl From<AppRow> for App {
             slug: Slug::from_trusted(r.slug),
             name: r.name,
             max_token_ttl_secs: r.max_token_ttl_secs,
+            static_spa: r.static_spa,
             created_at: from_ms(r.created_at),
             updated_at: from_ms(r.updated_at),
         }
@@ -43,6 +45,7 @@ impl AppStore for SqlStore {
             slug: new.slug.as_str().to_owned(),
             name: new.name,
             max_token_ttl_secs: picloud_core::app::DEFAULT_MAX_TOKEN_TTL_SECS,
+            static_spa: false,
             created_at: now,
             updated_at: now,
         };
@@ -96,7 +99,8 @@ impl AppStore for SqlStore {
         // no read-modify-write race.
         let sql = format!(
             "UPDATE apps SET slug = COALESCE($2, slug), name = COALESCE($3, name), \
-             max_token_ttl_secs = COALESCE($5, max_token_ttl_secs), updated_at = $4 \
+             max_token_ttl_secs = COALESCE($5, max_token_ttl_secs), \
+             static_spa = COALESCE($6, static_spa), updated_at = $4 \
              WHERE id = $1 RETURNING {COLUMNS}"
         );
         let row: Option<AppRow> = on_pool!(&self.db, pool => {
@@ -106,6 +110,7 @@ impl AppStore for SqlStore {
                 .bind(patch.name.as_deref())
                 .bind(now_ms())
                 .bind(patch.max_token_ttl_secs)
+                .bind(patch.static_spa)
                 .fetch_optional(pool)
                 .await
                 .map_err(error::map(CONFLICT))?

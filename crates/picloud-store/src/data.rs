@@ -427,7 +427,10 @@ impl DataStore for SqlStore {
 
     async fn blob_in_use(&self, blob: &str) -> StoreResult<bool> {
         let n: i64 = on_pool!(&self.db, pool => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM files WHERE blob = $1")
+            sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM files WHERE blob = $1) + (SELECT COUNT(*) \
+                 FROM static_files WHERE blob = $1 OR gzip_blob = $1 OR br_blob = $1)",
+            )
                 .bind(blob)
                 .fetch_one(pool)
                 .await

@@ -33,6 +33,7 @@ mod migrate;
 mod outbox;
 mod scripts;
 mod secrets;
+mod statics;
 mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -95,6 +95,7 @@ async fn apps_create_get_list_update_delete(store: SqlStore) {
                 slug: Some(slug("bravo-2")),
                 name: None,
                 max_token_ttl_secs: None,
+                static_spa: None,
             },
         )
         .await
@@ -130,6 +131,7 @@ async fn apps_create_get_list_update_delete(store: SqlStore) {
                 slug: None,
                 name: Some("x".into()),
                 max_token_ttl_secs: None,
+                static_spa: None,
             },
         )
         .await
@@ -161,6 +163,7 @@ async fn duplicate_slugs_conflict(store: SqlStore) {
                 slug: Some(slug("taken")),
                 name: None,
                 max_token_ttl_secs: None,
+                static_spa: None,
             },
         )
         .await;

@@ -170,6 +170,10 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "PICLOUD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Most bytes one app's static files (its site on its Host) may hold together.
+    #[arg(long, env = "PICLOUD_STATIC_QUOTA_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub static_quota_bytes: u64,
     /// Seconds a client may take to send a request head (then 408), and a request to
     /// produce its response head.
     #[arg(long, env = "PICLOUD_REQUEST_TIMEOUT_SECS", default_value_t = 30)]

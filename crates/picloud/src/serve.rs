@@ -166,6 +166,7 @@ fn api_config(args: &ServeArgs) -> anyhow::Result<ApiConfig> {
     Ok(ApiConfig {
         admin_hosts,
         max_body_bytes: args.max_body_bytes,
+        static_quota_bytes: args.static_quota_bytes,
         request_timeout: Duration::from_secs(args.request_timeout_secs),
         keep_alive_idle: Duration::from_secs(args.keep_alive_idle_secs),
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),

@@ -103,6 +103,7 @@ pub async fn update_app(
             .max_token_ttl_secs
             .map(picloud_core::app::validate_max_token_ttl)
             .transpose()?,
+        static_spa: body.static_spa,
     };
     let updated = state
         .store

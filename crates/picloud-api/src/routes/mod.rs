@@ -9,6 +9,7 @@ pub mod publish;
 pub mod runtime;
 pub mod scripts;
 pub mod secrets;
+pub mod static_files;
 pub mod stats;
 pub mod subscribers;
 pub mod tokens;

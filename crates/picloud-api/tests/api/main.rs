@@ -21,3 +21,4 @@ mod realtime;
 mod resume;
 mod scripts;
 mod slow_consumer;
+mod static_site;

@@ -389,6 +389,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/apps/{app}/static": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_static_files"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/apps/{app}/static/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["put_static_file"];
+        post?: never;
+        delete: operations["delete_static_file"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/apps/{app}/tokens": {
         parameters: {
             query?: never;
@@ -703,6 +735,11 @@ export interface components {
             max_token_ttl_secs: number;
             name: string;
             slug: string;
+            /**
+             * @description A single-page app: a `GET` on its Host for a path with no route and no static file
+             *     answers its static `index.html`.
+             */
+            static_spa: boolean;
             /** Format: date-time */
             updated_at: string;
         };
@@ -1097,6 +1134,32 @@ export interface components {
         };
         /** @enum {string} */
         SeverityBody: "error";
+        /** @description A file of the app's static site. */
+        StaticFileBody: {
+            brotli: boolean;
+            /** @description From the extension. */
+            content_type: string;
+            /** @description Whether gzip and brotli variants are stored (only when smaller). */
+            gzip: boolean;
+            path: string;
+            /** @description Hex SHA-256 of the bytes (the served `ETag` is its first 32 characters). */
+            sha256: string;
+            /** Format: int64 */
+            size: number;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        StaticFileList: {
+            /** @description By path. */
+            files: components["schemas"]["StaticFileBody"][];
+            /**
+             * Format: int64
+             * @description Most bytes the app's static files may hold (`PICLOUD_STATIC_QUOTA_BYTES`).
+             */
+            quota_bytes: number;
+            /** Format: int64 */
+            total_bytes: number;
+        };
         /** @description Each later event (`event: stats`). */
         StatsFrame: {
             /** @description The apps the key may read, ordered by slug. */
@@ -1260,6 +1323,8 @@ export interface components {
             max_token_ttl_secs?: number | null;
             name?: string | null;
             slug?: string | null;
+            /** @description Serve the static `index.html` for unknown `GET` paths (a single-page app's routes). */
+            static_spa?: boolean | null;
         };
         UpdateTopic: {
             auth_mode?: string | null;
@@ -3157,6 +3222,185 @@ export interface operations {
                 };
             };
             /** @description No such active key */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_static_files: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description App slug or id */
+                app: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StaticFileList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_static_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description App slug or id */
+                app: string;
+                /** @description `a/b/c.txt`: segments of `[A-Za-z0-9_.-]`, no `.` or `..` */
+                path: string;
+            };
+            cookie?: never;
+        };
+        /** @description The file's bytes (at most 16 MiB); its content type comes from its extension */
+        requestBody: {
+            content: {
+                "application/octet-stream": number[];
+            };
+        };
+        responses: {
+            /** @description Replaced */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StaticFileBody"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StaticFileBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over 16 MiB, or over the app's static quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_static_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description App slug or id */
+                app: string;
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
