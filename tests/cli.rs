@@ -456,7 +456,7 @@ async fn token_mint_and_publish_commands_reach_a_live_subscriber() {
         cmd.arg("publish")
             .args(args)
             .env_clear()
-            .env("PICLOUD_SERVER", &server_url)
+            .env("PICLOUD_URL", &server_url)
             .env("PICLOUD_ADMIN_KEY", &key);
         let out = cmd.output().unwrap();
         (
@@ -658,7 +658,7 @@ async fn deploy_command_compiles_and_versions_scripts() {
             .arg("deploy")
             .args(args)
             .env_clear()
-            .env("PICLOUD_SERVER", &server_url)
+            .env("PICLOUD_URL", &server_url)
             .env("PICLOUD_ADMIN_KEY", &key)
             .output()
             .unwrap();
@@ -856,4 +856,227 @@ fn the_test_setup_creates_a_missing_database() {
         assert_eq!(exists(), "1");
     }
     psql(&format!("DROP DATABASE {name}"));
+}
+
+/// Runs `picloud app …` against a running server; returns (success, stdout, stderr).
+fn app_cmd(args: &[&str], server: &Server, key: &str) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .arg("app")
+        .args(args)
+        .env_clear()
+        .env("PICLOUD_URL", server.url(""))
+        .env("PICLOUD_ADMIN_KEY", key)
+        .output()
+        .expect("run picloud app");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const MANIFEST: &str = r#"
+slug = "shop"
+name = "The shop"
+static = "site"
+spa = true
+env = ["GREETING"]
+
+[[topics]]
+name = "orders"
+auth_mode = "public"
+external_subscribable = true
+description = "New orders"
+retention = { max_messages = 100, max_age_secs = 3600 }
+
+[scripts]
+hello = "scripts/hello.rhai"
+tally = "scripts/tally.rhai"
+
+[[routes]]
+method = "get"
+path = "/api/hello"
+script = "hello"
+
+[[triggers]]
+kind = "pubsub"
+script = "tally"
+filter = { topic = "orders" }
+"#;
+
+fn write_app(dir: &Path, hello: &str) {
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    std::fs::create_dir_all(dir.join("site/assets")).unwrap();
+    std::fs::write(dir.join("picloud.toml"), MANIFEST).unwrap();
+    std::fs::write(dir.join("scripts/hello.rhai"), hello).unwrap();
+    std::fs::write(
+        dir.join("scripts/tally.rhai"),
+        "kv::set(\"n\", (kv::get(\"n\") ?? 0) + 1);",
+    )
+    .unwrap();
+    std::fs::write(dir.join("site/index.html"), "<p>shop</p>").unwrap();
+    std::fs::write(dir.join("site/assets/app.js"), "console.log(1)").unwrap();
+}
+
+/// `picloud app deploy DIR` makes the server match the manifest (a plan first, `--dry-run`
+/// changing nothing), changes nothing when run again, updates what changed (a script as a
+/// new version), deletes only with `--prune`, refuses a script that would not compile
+/// before changing anything; `picloud app export` writes a manifest that deploys to no
+/// change.
+#[tokio::test]
+async fn app_manifests_deploy_export_and_prune() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let key = server.bootstrap_key().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("shop");
+    write_app(&app, "#{ hello: env::get(\"GREETING\") ?? \"world\" }");
+    let app_arg = app.to_str().unwrap();
+    let get = |path: &str| {
+        let (url, key) = (server.url(path), key.clone());
+        async move { call(reqwest::Method::GET, &url, "localhost", Some(&key), None).await }
+    };
+    let on_app = |path: &str| {
+        let (url, host) = (server.url(path), format!("shop.localhost:{}", server.port));
+        async move { call(reqwest::Method::GET, &url, &host, None, None).await }
+    };
+
+    let (ok, out, err) = app_cmd(&["deploy", app_arg, "--dry-run"], &server, &key);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("+ app shop") && out.contains("dry run"),
+        "{out}"
+    );
+    assert_eq!(
+        get("/api/v1/apps/shop").await.0,
+        404,
+        "a dry run changes nothing"
+    );
+
+    let (ok, out, err) = app_cmd(&["deploy", app_arg], &server, &key);
+    assert!(ok, "{err}");
+    for line in [
+        "+ app shop",
+        "+ topic orders",
+        "+ script hello",
+        "+ route GET /api/hello → hello",
+        "+ pubsub trigger → tally",
+        "+ static index.html",
+        "! env GREETING is not set",
+    ] {
+        assert!(out.contains(line), "{line:?} in {out}");
+    }
+    let (_, shop) = get("/api/v1/apps/shop").await;
+    assert_eq!(
+        (shop["name"].clone(), shop["static_spa"].clone()),
+        (json!("The shop"), json!(true))
+    );
+    let (_, topic) = get("/api/v1/apps/shop/topics/orders").await;
+    assert_eq!(topic["auth_mode"], "public");
+    assert_eq!(
+        topic["retention"],
+        json!({"max_messages": 100, "max_age_secs": 3600})
+    );
+    assert_eq!(on_app("/api/hello").await.1, json!({"hello": "world"}));
+    let (status, _) = on_app("/some/page").await;
+    assert_eq!(status, 200, "the single-page fallback");
+
+    let (ok, out, _) = app_cmd(&["deploy", app_arg], &server, &key);
+    assert!(ok);
+    assert_eq!(
+        out.lines()
+            .filter(|l| !l.starts_with('!'))
+            .collect::<Vec<_>>(),
+        ["shop: nothing to change"],
+        "{out}"
+    );
+
+    // A changed script is a new version; a script that does not compile stops the deploy
+    // before anything changes.
+    std::fs::write(app.join("scripts/hello.rhai"), "#{ hello: \"again\" }").unwrap();
+    std::fs::write(app.join("site/assets/app.js"), "console.log(2)").unwrap();
+    let (ok, out, _) = app_cmd(&["deploy", app_arg], &server, &key);
+    assert!(ok);
+    assert!(
+        out.contains("~ script hello") && out.contains("~ static assets/app.js"),
+        "{out}"
+    );
+    assert_eq!(on_app("/api/hello").await.1, json!({"hello": "again"}));
+    let (_, detail) = get("/api/v1/apps/shop/scripts/hello").await;
+    assert_eq!(detail["active_version"], 2);
+    let (_, before) = get("/api/v1/apps/shop/static").await;
+    std::fs::write(app.join("scripts/hello.rhai"), "let = ;").unwrap();
+    std::fs::write(app.join("site/index.html"), "<p>changed</p>").unwrap();
+    let (ok, _, err) = app_cmd(&["deploy", app_arg], &server, &key);
+    assert!(!ok);
+    assert!(err.contains("hello.rhai:1:"), "{err}");
+    assert_eq!(
+        get("/api/v1/apps/shop/static").await.1,
+        before,
+        "nothing changed"
+    );
+    assert_eq!(
+        get("/api/v1/apps/shop/scripts/hello").await.1["active_version"],
+        2
+    );
+    std::fs::write(app.join("scripts/hello.rhai"), "#{ hello: \"again\" }").unwrap();
+    std::fs::write(app.join("site/index.html"), "<p>shop</p>").unwrap();
+
+    // What the manifest does not name stays, unless pruned.
+    admin_post(
+        &server,
+        &key,
+        "/api/v1/apps/shop/topics",
+        json!({"name": "stray"}),
+    )
+    .await;
+    let (_, out, _) = app_cmd(&["deploy", app_arg], &server, &key);
+    assert!(!out.contains("stray"), "{out}");
+    let (ok, out, _) = app_cmd(&["deploy", app_arg, "--prune"], &server, &key);
+    assert!(ok && out.contains("- topic stray"), "{out}");
+    assert_eq!(get("/api/v1/apps/shop/topics/stray").await.0, 404);
+
+    // Export, then deploy the export: nothing to change.
+    let exported = dir.path().join("exported");
+    let (ok, _, err) = app_cmd(
+        &["export", "shop", exported.to_str().unwrap()],
+        &server,
+        &key,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(exported.join("scripts/hello.rhai")).unwrap(),
+        "#{ hello: \"again\" }"
+    );
+    assert_eq!(
+        std::fs::read(exported.join("static/assets/app.js")).unwrap(),
+        b"console.log(2)"
+    );
+    let (ok, out, err) = app_cmd(&["deploy", exported.to_str().unwrap()], &server, &key);
+    assert!(ok, "{err}");
+    assert!(out.contains("shop: nothing to change"), "{out}");
+    let (ok, _, err) = app_cmd(
+        &["export", "shop", exported.to_str().unwrap()],
+        &server,
+        &key,
+    );
+    assert!(!ok && err.contains("--force"), "{err}");
+
+    // Bad input: a manifest naming a script it does not list; a wrong key.
+    std::fs::write(
+        app.join("picloud.toml"),
+        MANIFEST.replace("script = \"tally\"", "script = \"nope\""),
+    )
+    .unwrap();
+    let (ok, _, err) = app_cmd(&["deploy", app_arg], &server, &key);
+    assert!(
+        !ok && err.contains("\"nope\", which is not under [scripts]"),
+        "{err}"
+    );
+    std::fs::write(app.join("picloud.toml"), MANIFEST).unwrap();
+    let (ok, _, err) = app_cmd(&["deploy", app_arg], &server, "pk_0000000000000000_nope");
+    assert!(!ok && err.contains("401"), "{err}");
+
+    let (status, _, _) = server.stop("TERM");
+    assert!(status.success());
 }

@@ -68,6 +68,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(static_files::list_static_files))
         .routes(routes!(
             static_files::put_static_file,
+            static_files::get_static_file,
             static_files::delete_static_file
         ))
         .routes(routes!(app_routes::list_routes, app_routes::create_route))

@@ -32,6 +32,11 @@ pub enum Command {
     /// Deploy a Rhai script as the next version (through a running server, which compiles
     /// it first and answers compile errors with line and column).
     Deploy(DeployArgs),
+    /// Apps as manifests (picloud.toml), through a running server.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
     /// Administer the instance offline, straight against the database.
     Admin {
         #[command(subcommand)]
@@ -88,6 +93,21 @@ pub struct TokenMintArgs {
     pub db: DbArgs,
 }
 
+/// A running server's admin API, for the commands that go through it.
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// The server's admin URL (an admin host).
+    #[arg(
+        long = "url",
+        env = "PICLOUD_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// An admin key with the capabilities the command needs.
+    #[arg(long, env = "PICLOUD_ADMIN_KEY", hide_env_values = true)]
+    pub key: String,
+}
+
 #[derive(Args, Debug)]
 pub struct DeployArgs {
     /// App slug or id.
@@ -96,12 +116,9 @@ pub struct DeployArgs {
     pub name: String,
     /// The Rhai source file; `-` reads stdin.
     pub file: std::path::PathBuf,
-    /// The server's admin URL.
-    #[arg(long, env = "PICLOUD_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
-    /// An admin key with ScriptDeploy.
-    #[arg(long, env = "PICLOUD_ADMIN_KEY", hide_env_values = true)]
-    pub key: String,
+    /// ScriptDeploy.
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Args, Debug)]
@@ -114,12 +131,48 @@ pub struct PublishArgs {
     /// Live subscribers only: no storage, no seq, no triggers.
     #[arg(long)]
     pub ephemeral: bool,
-    /// The server's admin URL.
-    #[arg(long, env = "PICLOUD_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
-    /// An admin key with AppPublish.
-    #[arg(long, env = "PICLOUD_ADMIN_KEY", hide_env_values = true)]
-    pub key: String,
+    /// AppPublish.
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AppCommand {
+    /// Make the server match the app described in DIR/picloud.toml (docs/apps.md): create
+    /// what is missing, update what changed (scripts as new versions); prints what it does.
+    Deploy(AppDeployArgs),
+    /// Write the manifest of an existing app (with its scripts and static files) into DIR.
+    Export(AppExportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AppDeployArgs {
+    /// The app's directory (holding picloud.toml), or the manifest file itself.
+    pub dir: std::path::PathBuf,
+    /// Print the plan, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also delete what the server has and the manifest does not (topics, scripts, routes,
+    /// triggers, domains, static files; never env values).
+    #[arg(long)]
+    pub prune: bool,
+    /// InstanceAdmin, or AppWrite + AppTopicManage + ScriptDeploy for an existing app.
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct AppExportArgs {
+    /// App slug or id.
+    pub slug: String,
+    /// Where to write picloud.toml, scripts/ and static/.
+    pub dir: std::path::PathBuf,
+    /// Overwrite an existing picloud.toml.
+    #[arg(long)]
+    pub force: bool,
+    /// AppRead.
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Args, Debug)]

@@ -4,13 +4,18 @@
 //! - `cli`: clap definitions (flags and `PICLOUD_*` env).
 //! - `serve`: `picloud serve` (store → bootstrap → router → serve until shutdown).
 //! - `lock`: one server per SQLite database; `private`: the data dir's modes.
-//! - `admin`: offline admin commands; `realtime_cmd`: `token mint`, `publish`, `deploy`; `shutdown`: the signal-driven shutdown token;
+//! - `admin`: offline admin commands; `realtime_cmd`: `token mint`, `publish`, `deploy`;
+//!   `app_cmd`: `app deploy`/`app export` over `manifest` (picloud.toml); `api_client`: the
+//!   admin API as those commands call it; `shutdown`: the signal-driven shutdown token;
 //!   `logging`: tracing setup.
 
 mod admin;
+mod api_client;
+mod app_cmd;
 mod cli;
 mod lock;
 mod logging;
+mod manifest;
 mod private;
 mod realtime_cmd;
 mod serve;
@@ -19,7 +24,7 @@ mod shutdown;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{AdminCommand, Cli, Command, DbArgs, LogFormat, TokenCommand};
+use cli::{AdminCommand, AppCommand, Cli, Command, DbArgs, LogFormat, TokenCommand};
 use picloud_store::{DatabaseLocation, SqlStore};
 
 /// mimalloc: cheaper small allocations on the request and fan-out paths than glibc's
@@ -76,6 +81,13 @@ async fn run() -> ExitCode {
         Command::Deploy(args) => {
             logging::init(LogFormat::Text, "warn");
             realtime_cmd::deploy(args).await
+        }
+        Command::App { command } => {
+            logging::init(LogFormat::Text, "warn");
+            match command {
+                AppCommand::Deploy(args) => app_cmd::deploy(args).await,
+                AppCommand::Export(args) => app_cmd::export(args).await,
+            }
         }
         Command::Admin {
             command: AdminCommand::Key { command },

@@ -9,6 +9,9 @@ use anyhow::{bail, Context};
 use picloud_realtime::token::MintError;
 use picloud_realtime::TokenService;
 
+use reqwest::Method;
+
+use crate::api_client::{AdminApi, Body, Refused};
 use crate::cli::{DeployArgs, PublishArgs, TokenMintArgs};
 
 pub async fn mint(args: TokenMintArgs) -> anyhow::Result<()> {
@@ -43,33 +46,15 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         }
     };
     serde_json::from_str::<serde_json::Value>(&body).context("the message is not valid JSON")?;
-    let mut url = format!(
-        "{}/api/v1/apps/{}/topics/{}/publish",
-        args.server.trim_end_matches('/'),
-        args.app,
-        args.topic
-    );
+    let mut path = format!("/apps/{}/topics/{}/publish", args.app, args.topic);
     if args.ephemeral {
-        url.push_str("?ephemeral=true");
+        path.push_str("?ephemeral=true");
     }
-    let res = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(&args.key)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}", args.server))?;
-    let status = res.status();
-    let text = res.text().await.unwrap_or_default();
-    if !status.is_success() {
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or(text);
-        bail!("{status}: {message}");
-    }
-    println!("{text}");
+    let api = AdminApi::new(&args.server);
+    let answer = api
+        .send(Method::POST, &path, Body::Bytes(body.into_bytes()))
+        .await?;
+    println!("{}", String::from_utf8_lossy(&answer));
     Ok(())
 }
 
@@ -84,33 +69,27 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         std::fs::read_to_string(&args.file)
             .with_context(|| format!("cannot read {}", args.file.display()))?
     };
-    let url = format!(
-        "{}/api/v1/apps/{}/scripts",
-        args.server.trim_end_matches('/'),
-        args.app
-    );
-    let res = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(&args.key)
-        .json(&serde_json::json!({"name": args.name, "source": source}))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}", args.server))?;
-    let status = res.status();
-    let body: serde_json::Value = res.json().await.unwrap_or_default();
-    if !status.is_success() {
-        let e = &body["error"];
-        let message = e["message"].as_str().unwrap_or("request failed");
-        if e["code"] == "compile_error" {
-            bail!(
-                "{}:{}:{}: {message}",
-                args.file.display(),
-                e["line"],
-                e["column"]
-            );
+    let api = AdminApi::new(&args.server);
+    let path = format!("/apps/{}/scripts", args.app);
+    let body = serde_json::json!({"name": args.name, "source": source});
+    let body = match api.json(Method::POST, &path, Body::Json(body)).await {
+        Ok(b) => b,
+        Err(e) => {
+            if let Some(r) = e.downcast_ref::<Refused>() {
+                let e = &r.body["error"];
+                if e["code"] == "compile_error" {
+                    let message = e["message"].as_str().unwrap_or("compile error");
+                    bail!(
+                        "{}:{}:{}: {message}",
+                        args.file.display(),
+                        e["line"],
+                        e["column"]
+                    );
+                }
+            }
+            return Err(e);
         }
-        bail!("{status}: {message}");
-    }
+    };
     eprintln!(
         "Deployed {} version {} to {}",
         args.name, body["version"], args.app

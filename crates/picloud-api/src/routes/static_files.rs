@@ -4,6 +4,7 @@
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use picloud_core::capability::Capability;
 use picloud_core::data::FilePath;
 
@@ -106,6 +107,39 @@ pub async fn list_static_files(
         quota_bytes: state.config.static_quota_bytes,
         files: files.into_iter().map(Into::into).collect(),
     }))
+}
+
+#[utoipa::path(get, path = "/api/v1/apps/{app}/static/{*path}", tag = "static",
+    params(("app" = String, Path, description = "App slug or id"), ("path" = String, Path)),
+    security(("admin_key" = [])),
+    responses((status = 200, description = "The file's bytes, with its content type (what `picloud app export` saves)", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_static_file(
+    auth: AdminAuth,
+    State(state): State<AppState>,
+    Path((app, path)): Path<(String, String)>,
+) -> ApiResult<axum::response::Response> {
+    let app = auth.app_with_any(&app, READ).await?;
+    let path = FilePath::parse(&path).map_err(|_| ApiError::not_found("static file"))?;
+    let file = state
+        .store
+        .static_get(&app.id, &path)
+        .await?
+        .ok_or_else(|| ApiError::not_found("static file"))?;
+    let blobs = state.invoker.deps().blobs.clone();
+    let (app_id, blob) = (app.id.clone(), file.blob.clone());
+    let bytes = tokio::task::spawn_blocking(move || blobs.get(&app_id, &blob))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|e| {
+            tracing::error!(error = %e, "static blob unreadable");
+            ApiError::internal()
+        })?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, file.content_type)],
+        bytes,
+    )
+        .into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/apps/{app}/static/{*path}", tag = "static",

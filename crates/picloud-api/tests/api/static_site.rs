@@ -148,6 +148,18 @@ async fn a_static_site_is_served_on_the_apps_host(backend: Backend) {
         bundle.len().to_string().as_str()
     );
 
+    // The admin API reads a file back as uploaded (what `picloud app export` saves).
+    let raw = s
+        .admin(Method::GET, "/api/v1/apps/demo/static/assets/app.js")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(raw.bytes().await.unwrap().as_ref(), bundle.as_slice());
+
     // Directories answer their index.html.
     for path in ["/docs", "/docs/"] {
         let res = s.app_get("demo", path).send().await.unwrap();
