@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ScenarioArg::All)]
     pub scenario: ScenarioArg,
 
-    /// The PiCloud binary (default: `picloud` next to this executable, i.e. target/release/picloud).
+    /// The PiCloud binary (default: `picloud` next to this executable, e.g. target/dist/picloud).
     #[arg(long)]
     pub picloud_bin: Option<PathBuf>,
 

@@ -83,12 +83,12 @@ fn main() -> ExitCode {
         std::env::current_exe()
             .ok()
             .and_then(|p| p.parent().map(|d| d.join("picloud")))
-            .unwrap_or_else(|| "target/release/picloud".into())
+            .unwrap_or_else(|| "target/dist/picloud".into())
     });
     let floor_bin = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(|d| d.join("picloud-floor")))
-        .unwrap_or_else(|| "target/release/picloud-floor".into());
+        .unwrap_or_else(|| "target/dist/picloud-floor".into());
     progress!(
         "picloud-bench: target {:?}, scenario {:?}, scale {}, duration {} s, server cpu {}, client cpu {}, nofile {}/{}",
         args.target, args.scenario, args.scale, args.duration_secs, args.server_cpu, args.client_cpu, nofile.0, nofile.1

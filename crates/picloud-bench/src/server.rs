@@ -367,7 +367,7 @@ impl Server {
     ) -> Result<Self> {
         if !bin.exists() {
             bail!(
-                "no PiCloud binary at {} (build it: cargo build --release -p picloud, or pass --picloud-bin)",
+                "no PiCloud binary at {} (build it: cargo build --profile dist -p picloud, or pass --picloud-bin)",
                 bin.display()
             );
         }
