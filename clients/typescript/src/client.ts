@@ -75,7 +75,13 @@ export function createClient(options: ClientOptions): PiCloudClient {
       }, e.topic),
     status: (e) => each((l) => l.o.onStatus?.(e)),
     error: (e) => each((l) => l.o.onError?.(e)),
-    position: (e) => each((l) => l.o.onPosition?.(e), e.topic),
+    // A subscription without a position starts where its stream started: a replay another one
+    // (or another tab) asks for later is not shown to it.
+    position: (e) =>
+      each((l) => {
+        if (!l.seen.has(e.topic)) l.seen.set(e.topic, e.position);
+        l.o.onPosition?.(e);
+      }, e.topic),
     expiring: (e) => each((l) => l.o.onTokenExpiring?.(e)),
   };
 

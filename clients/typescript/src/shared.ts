@@ -9,7 +9,10 @@
  *   m / r / s / e / p / x      the leader's messages, resyncs, status changes, errors, positions and token warnings
  *
  * Every tab tracks the stream positions it sees, so a new leader resumes where the old one stopped
- * and nothing is lost across a change of leader. Without `navigator.locks` or `BroadcastChannel`
+ * and nothing is lost across a change of leader. A position a subscription asks for (`lastEventId`)
+ * lowers its own tab's (as in a Connection), and a tab that does not lead keeps the ones other tabs
+ * announce until the stream serves them, so a leader starts from every position asked for, its own
+ * and its followers', as an unshared client would. Without `navigator.locks` or `BroadcastChannel`
  * (Node, old browsers) `shared()` returns undefined and the client keeps its own connection.
  */
 import { type ConnectionState, PiCloudError } from './codes';
@@ -40,6 +43,8 @@ export function shared(key: string, make: (sink: Sink) => Connection, local: Sin
   const tab = Math.random().toString(36).slice(2);
   const tabs = new Map<string, string[]>();
   const pos = new Map<string, number>();
+  /** Positions other tabs asked for (`want.from`) while this tab did not lead; a relayed message of the topic serves them. */
+  const asks = new Map<string, number>();
   let mine: string[] = [];
   let ch: BroadcastChannel | undefined;
   let conn: Connection | undefined;
@@ -48,6 +53,10 @@ export function shared(key: string, make: (sink: Sink) => Connection, local: Sin
   let state: ConnectionState = 'closed';
 
   const post = (m: Msg) => ch?.postMessage(m);
+  /** Lowers `m`'s positions to `from`'s (an earlier position means a replay from there). */
+  const lower = (m: Map<string, number>, from: Record<string, number> = {}) => {
+    for (const t in from) if (!(m.get(t)! <= from[t]!)) m.set(t, from[t]!);
+  };
   const union = () => [...new Set([...mine, ...[...tabs.values()].flat()])];
   const setState = (next: ConnectionState, code?: string) => {
     if (next === state) return;
@@ -57,6 +66,7 @@ export function shared(key: string, make: (sink: Sink) => Connection, local: Sin
     local.status(e);
   };
   const track = (m: RawMessage) => {
+    asks.delete(m.topic);
     if (m.seq !== null) pos.set(m.topic, m.seq);
     const at = parsePosition(m.id, [...union(), m.topic]);
     for (const t in at) pos.set(t, at[t]!);
@@ -97,14 +107,17 @@ export function shared(key: string, make: (sink: Sink) => Connection, local: Sin
   const lead = () => {
     if (!mine.length) return release?.();
     conn = make(fan);
-    const from: Record<string, number> = {};
-    for (const [t, p] of pos) from[t] = p;
-    conn.update(union(), from, true);
+    lower(pos, Object.fromEntries(asks));
+    asks.clear();
+    conn.update(union(), Object.fromEntries(pos), true);
     post({ t: 'hello' });
   };
 
   const onMessage = ({ data: d }: MessageEvent<Msg>) => {
-    if (d.t === 'want') tabs.set(d.tab, d.topics);
+    if (d.t === 'want') {
+      tabs.set(d.tab, d.topics);
+      if (!conn) lower(asks, d.from);
+    }
     if (d.t === 'bye') tabs.delete(d.tab);
     if (conn) {
       if (d.t === 'want' || d.t === 'bye') conn.update(union(), d.t === 'want' ? d.from : undefined, true);
@@ -117,6 +130,7 @@ export function shared(key: string, make: (sink: Sink) => Connection, local: Sin
     else if (d.t === 's') setState(d.s.new, d.s.code);
     else if (d.t === 'e') local.error(new PiCloudError(d.code, d.message, d.status, d.fatal));
     else if (d.t === 'p') {
+      asks.delete(d.p.topic);
       pos.set(d.p.topic, d.p.position);
       local.position(d.p);
     } else if (d.t === 'x') local.expiring(d.x);
@@ -143,6 +157,7 @@ export function shared(key: string, make: (sink: Sink) => Connection, local: Sin
     ch = release = abort = undefined;
     tabs.clear();
     pos.clear();
+    asks.clear();
     setState('closed', 'closed');
   };
 
@@ -159,6 +174,8 @@ export function shared(key: string, make: (sink: Sink) => Connection, local: Sin
       mine = topics;
       if (!topics.length) return leave();
       if (!ch) join();
+      // This tab's own ask: its start if it leads (now or later), like a Connection's position.
+      lower(pos, from);
       if (conn) conn.update(union(), from, kick);
       else announce(from);
     },

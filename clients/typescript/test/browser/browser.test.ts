@@ -3,7 +3,10 @@
 // same origin shares the first tab's upstream connection (the server counts one in
 // /health/realtime); when the leader tab closes the other takes over and misses nothing; a page
 // that opts out (shareAcrossTabs: false) opens its own; a token-mode topic works with the token in
-// an Authorization header (a CORS-preflighted request). The wasm entry (`@picloud/client/wasm`)
+// an Authorization header (a CORS-preflighted request). A page subscribed with `lastEventId: '0'`
+// gets the history published before it opened when it is the only tab (so it leads the shared
+// stream), again after a reload, and a second tab asking from a later position gets the rest while
+// the first sees nothing twice. The wasm entry (`@picloud/client/wasm`)
 // checks a script, a topic and a cron schedule in the page, and its checkScript time on a
 // 500-line script is printed (a figure, not asserted).
 //
@@ -57,6 +60,7 @@ beforeAll(async () => {
   await pc.createApp();
   await pc.createTopic('chat');
   await pc.createTopic('private', 'token');
+  await pc.createTopic('history');
   web = createServer((req, res) => {
     const file = FILES[new URL(req.url!, 'http://x').pathname];
     if (!file) {
@@ -156,6 +160,38 @@ describe('real browser', () => {
     await until(async () => (await received(tab4)).length === 1, 'tab 4 receives');
     expect(await received(tab4)).toEqual([m6.seq]);
     await tab4.close();
+    await pc.connections(0);
+  });
+
+  it('replays from lastEventId in a page that leads the shared stream, also after a reload', async () => {
+    const h1 = await pc.publish('history', { text: 'h1' });
+    const h2 = await pc.publish('history', { text: 'h2' });
+    const tab = await open(true, '&topic=history&last=0');
+    await until(async () => (await received(tab)).length === 2, 'the only tab receives the history', 60_000);
+    expect(await received(tab)).toEqual([h1.seq, h2.seq]);
+    await pc.connections(1);
+
+    await tab.reload();
+    await tab.waitForFunction(() => document.title === 'ready', undefined, { timeout: 60_000 });
+    await until(async () => (await received(tab)).length === 2, 'the reloaded tab receives the history again', 60_000);
+    expect(await received(tab)).toEqual([h1.seq, h2.seq]);
+    await until(async () => (await state(tab)) === 'open', 'the reloaded tab open', 60_000);
+    const h3 = await pc.publish('history', { text: 'h3' });
+    await until(async () => (await received(tab)).length === 3, 'the reloaded tab receives live');
+
+    // A follower asking from h1: h2 and h3 replayed to it; the leader sees nothing twice.
+    const tab2 = await open(true, `&topic=history&last=${h1.seq}`);
+    await until(async () => (await received(tab2)).length === 2, 'the follower receives from its position', 60_000);
+    expect(await received(tab2)).toEqual([h2.seq, h3.seq]);
+    const h4 = await pc.publish('history', { text: 'h4' });
+    await until(async () => (await received(tab2)).length === 3 && (await received(tab)).length === 4, 'both receive live');
+    expect(await received(tab)).toEqual([h1.seq, h2.seq, h3.seq, h4.seq]);
+    expect(await received(tab2)).toEqual([h2.seq, h3.seq, h4.seq]);
+    expect((await pc.realtimeHealth()).connections).toBe(1);
+    expect(await errors(tab)).toEqual([]);
+    expect(await errors(tab2)).toEqual([]);
+    await tab.close();
+    await tab2.close();
     await pc.connections(0);
   });
 

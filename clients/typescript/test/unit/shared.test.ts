@@ -5,15 +5,19 @@
 // reach every tab; opting out gives each its own stream.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createClient } from '../../src/index';
-import { msg, mockSse } from '../support/mock-sse';
+import { msg, mockSse, sleep } from '../support/mock-sse';
 
-/** The part of the Web Locks API the client uses: exclusive locks granted in request order. */
+/**
+ * The part of the Web Locks API the client uses: exclusive locks granted in request order.
+ * `hold()` keeps every lock taken (as by a page still unloading) until the function it returns is called.
+ */
 function fakeLocks() {
   const queues = new Map<string, { cb: () => Promise<void>; resolve: (v: unknown) => void; reject: (e: unknown) => void }[]>();
   const held = new Set<string>();
+  let blocked = false;
   const grant = (name: string) => {
     const q = queues.get(name) ?? [];
-    if (held.has(name) || !q.length) return;
+    if (blocked || held.has(name) || !q.length) return;
     const w = q.shift()!;
     held.add(name);
     w.cb().then(w.resolve, w.reject).finally(() => {
@@ -22,6 +26,13 @@ function fakeLocks() {
     });
   };
   return {
+    hold() {
+      blocked = true;
+      return () => {
+        blocked = false;
+        for (const name of queues.keys()) grant(name);
+      };
+    },
     request(name: string, opts: { signal: AbortSignal }, cb: () => Promise<void>) {
       return new Promise((resolve, reject) => {
         const w = { cb, resolve, reject };
@@ -92,6 +103,99 @@ describe('one stream per browser', () => {
     r.push(`id: 7\nevent: position\ndata: null\n\nevent: token_expiring\ndata: {"expires_in":42}\n\n`);
     await vi.waitFor(() => expect(seen2).toEqual(['chat@7', 'expiring 42']));
     expect(seen1).toEqual(['chat@7', 'expiring 42']);
+    tab1.close();
+    tab2.close();
+  });
+
+  it('starts a leader tab from its own lastEventId, as an unshared client does', async () => {
+    vi.stubGlobal('navigator', { locks: fakeLocks() });
+    const m = mockSse();
+    const opts = { url: `http://shared-${Math.random()}`, fetch: m.fetch, backoff: { minMs: 1, maxMs: 2 } };
+    // The first (only) tab, e.g. a fresh page asking for the history.
+    const tab1 = createClient(opts);
+    const got1: number[] = [];
+    tab1.subscribe('chat', (x) => got1.push(x.seq!), { lastEventId: '0' });
+    const r0 = await m.request(0);
+    expect(r0.headers['last-event-id']).toBe('chat=0');
+    r0.push(`retry: 1\n\nid: 0\nevent: position\ndata: null\n\n${msg('chat', 1, 1)}${msg('chat', 2, 2)}`);
+    await vi.waitFor(() => expect(got1).toEqual([1, 2]));
+    tab1.close();
+    await vi.waitFor(() => expect(r0.aborted).toBe(true));
+
+    // The same page reloaded: a new leader, asking again.
+    const tab1b = createClient(opts);
+    const got1b: number[] = [];
+    tab1b.subscribe('chat', (x) => got1b.push(x.seq!), { lastEventId: '0' });
+    const r1 = await m.request(1);
+    expect(r1.headers['last-event-id']).toBe('chat=0');
+    r1.push(`id: 0\nevent: position\ndata: null\n\n${msg('chat', 1, 1)}${msg('chat', 2, 2)}`);
+    await vi.waitFor(() => expect(got1b).toEqual([1, 2]));
+
+    // A follower asking for a later position: replayed from there; the leader's subscriber, whose
+    // position is past it, sees nothing twice.
+    const tab2 = createClient(opts);
+    const got2: number[] = [];
+    tab2.subscribe('chat', (x) => got2.push(x.seq!), { lastEventId: '1' });
+    const r2 = await m.request(2);
+    expect(r2.headers['last-event-id']).toBe('chat=1');
+    r2.push(`id: 1\nevent: position\ndata: null\n\n${msg('chat', 2, 2)}${msg('chat', 3, 3)}`);
+    await vi.waitFor(() => expect(got2).toEqual([2, 3]));
+    await vi.waitFor(() => expect(got1b).toEqual([1, 2, 3]));
+
+    // Hand-over: tab2 leads from the last position, every message once, in order.
+    tab1b.close();
+    const r3 = await m.request(3);
+    expect(r3.headers['last-event-id']).toBe('chat=3');
+    r3.push(`id: 3\nevent: position\ndata: null\n\n${msg('chat', 4, 4)}`);
+    await vi.waitFor(() => expect(got2).toEqual([2, 3, 4]));
+    tab2.close();
+  });
+
+  it('starts a new leader from what other tabs asked for before it led', async () => {
+    const locks = fakeLocks();
+    vi.stubGlobal('navigator', { locks });
+    const m = mockSse();
+    const opts = { url: `http://shared-${Math.random()}`, fetch: m.fetch };
+    const tab1 = createClient(opts);
+    const tab2 = createClient(opts);
+    const got1: number[] = [];
+    const got2: number[] = [];
+    // Both tabs open while no one can lead yet (the lock is still held, e.g. by a page unloading):
+    // tab1 will lead, tab2 asks for the history, and tab1 hears it before it leads.
+    const release = locks.hold();
+    tab1.subscribe('chat', (x) => got1.push(x.seq!));
+    tab2.subscribe('chat', (x) => got2.push(x.seq!), { lastEventId: '0' });
+    await sleep(50);
+    expect(m.reqs).toHaveLength(0);
+    release();
+    const r = await m.request(0);
+    expect(r.headers['last-event-id']).toBe('chat=0'); // the first request already: no re-open
+    r.push(`id: 0\nevent: position\ndata: null\n\n${msg('chat', 1, 1)}`);
+    await vi.waitFor(() => expect(got2).toEqual([1]));
+    await sleep(20);
+    expect(m.reqs).toHaveLength(1);
+    tab1.close();
+    tab2.close();
+  });
+
+  it('does not show a replay another tab asked for to an open subscription', async () => {
+    vi.stubGlobal('navigator', { locks: fakeLocks() });
+    const m = mockSse();
+    const opts = { url: `http://shared-${Math.random()}`, fetch: m.fetch };
+    const tab1 = createClient(opts);
+    const got1: number[] = [];
+    tab1.subscribe('chat', (x) => got1.push(x.seq!));
+    const r0 = await m.request(0);
+    r0.push('id: 5\nevent: position\ndata: null\n\n'); // the stream starts at the topic's end
+    await vi.waitFor(() => expect(tab1.state).toBe('open'));
+    const tab2 = createClient(opts);
+    const got2: number[] = [];
+    tab2.subscribe('chat', (x) => got2.push(x.seq!), { lastEventId: '0' });
+    const r1 = await m.request(1);
+    expect(r1.headers['last-event-id']).toBe('chat=0');
+    r1.push(`id: 0\nevent: position\ndata: null\n\n${[1, 2, 3, 4, 5, 6].map((i) => msg('chat', i, i)).join('')}`);
+    await vi.waitFor(() => expect(got2).toEqual([1, 2, 3, 4, 5, 6]));
+    expect(got1).toEqual([6]);
     tab1.close();
     tab2.close();
   });

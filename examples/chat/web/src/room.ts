@@ -26,11 +26,6 @@ export function joinRoom(o: RoomOptions): () => void {
     url: o.url,
     ...(o.fetch && { fetch: o.fetch }),
     getToken: () => fetchToken(o.url, o.room, o.name(), o.fetch),
-    // Each tab has its own stream. A tab-shared stream (the client's default) would lose the
-    // history asked for below whenever this tab becomes the leader (the first or only tab of the
-    // browser, or any tab after a reload): the shared upstream starts from the tabs' tracked
-    // positions, not from `lastEventId`, so the page would open empty.
-    shareAcrossTabs: false,
   });
   o.onState('connecting');
   const unsubscribe = client.subscribe(
