@@ -12,6 +12,8 @@
 //! - [`token`]: HS256 subscriber tokens and the app-secret cache ([`TokenService`]).
 //! - [`pruner`]: retention; [`stats`]: counters for `/health/realtime` and `/metrics`.
 //! - [`streams`]: this node's open streams (who, since when, from where, how far).
+//! - [`relay`]: messages between the nodes of a cluster (in-process, or Redis PUB/SUB); not
+//!   wired into publishing yet (issue 26).
 //!
 //! Data flow: publish → `Publisher` queue → one transaction per batch → `Hub::broadcast`
 //! → each subscriber's stream → its socket. History (the store) backs every repair.
@@ -25,6 +27,7 @@ mod order;
 pub mod position;
 pub mod pruner;
 pub mod publisher;
+pub mod relay;
 pub mod sse;
 pub mod stats;
 pub mod streams;

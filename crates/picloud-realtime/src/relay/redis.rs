@@ -1,0 +1,107 @@
+//! The relay over Redis PUB/SUB (RESP3, one connection per node). The connection manager
+//! reconnects by itself and subscribes again to every channel after a reconnect; messages
+//! published while a node was away are lost to it, as the relay's contract allows (the node
+//! repairs from the database).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{PushInfo, PushKind, Value};
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc};
+
+use super::{Received, Relay, RelayError, RECEIVED_CAPACITY};
+
+/// Each Redis call's deadline: a relay that does not answer is unavailable, and a publish
+/// must not wait on it.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct RedisRelay {
+    conn: ConnectionManager,
+    tx: broadcast::Sender<Received>,
+}
+
+fn unavailable(e: ::redis::RedisError) -> RelayError {
+    RelayError::Unavailable(e.to_string())
+}
+
+/// `url` with RESP3 asked for: pushes (subscribed messages) share the connection.
+fn resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        return url.to_owned();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}protocol=resp3")
+}
+
+impl RedisRelay {
+    /// Connects (failing if Redis cannot be reached now); later outages are reconnected.
+    pub async fn connect(url: &str) -> Result<Self, RelayError> {
+        let client = ::redis::Client::open(resp3(url)).map_err(unavailable)?;
+        let (push_tx, push_rx) = mpsc::unbounded_channel::<PushInfo>();
+        let config = ConnectionManagerConfig::new()
+            .set_push_sender(push_tx)
+            .set_automatic_resubscription()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
+        let (tx, _) = broadcast::channel(RECEIVED_CAPACITY);
+        tokio::spawn(forward(push_rx, tx.clone()));
+        Ok(Self { conn, tx })
+    }
+}
+
+/// Turns Redis's pushes into received messages; ends with the connection manager.
+async fn forward(mut pushes: mpsc::UnboundedReceiver<PushInfo>, tx: broadcast::Sender<Received>) {
+    while let Some(push) = pushes.recv().await {
+        if push.kind != PushKind::Message {
+            continue;
+        }
+        let [channel, payload] = push.data.as_slice() else {
+            continue;
+        };
+        let (Value::BulkString(channel), Value::BulkString(payload)) = (channel, payload) else {
+            continue;
+        };
+        let Ok(channel) = std::str::from_utf8(channel) else {
+            continue;
+        };
+        let _ = tx.send(Received {
+            channel: Arc::from(channel),
+            payload: Bytes::copy_from_slice(payload),
+        });
+    }
+}
+
+#[async_trait]
+impl Relay for RedisRelay {
+    async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), RelayError> {
+        let mut conn = self.conn.clone();
+        ::redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload.as_ref())
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<(), RelayError> {
+        let mut conn = self.conn.clone();
+        conn.subscribe(channel).await.map_err(unavailable)
+    }
+
+    async fn unsubscribe(&self, channel: &str) -> Result<(), RelayError> {
+        let mut conn = self.conn.clone();
+        conn.unsubscribe(channel).await.map_err(unavailable)
+    }
+
+    fn received(&self) -> broadcast::Receiver<Received> {
+        self.tx.subscribe()
+    }
+}
