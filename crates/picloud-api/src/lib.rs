@@ -12,6 +12,7 @@
 //! - [`data_plane`]: app-host routes; [`dashboard`]: the embedded admin UI at `/_/`;
 //!   [`static_site`]: an app's static files on its Host; [`wrong_plane`]: 404s that name
 //!   the host a path belongs on.
+//! - [`changes`]: cache invalidations, applied here and relayed to a cluster's other nodes.
 //! - [`health`], [`metrics`], [`openapi`]: operations; [`activity`]: the per-second
 //!   samples behind the admin stats stream.
 //! - [`server`]: the accept loop (SSE streams on a lean path, the rest through hyper) until
@@ -19,6 +20,7 @@
 
 pub mod activity;
 pub mod auth;
+pub mod changes;
 pub mod dashboard;
 pub mod data_plane;
 pub mod dispatch;

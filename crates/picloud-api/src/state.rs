@@ -78,6 +78,8 @@ pub struct Inner {
     /// The admin stats stream's samples.
     pub activity: Arc<Activity>,
     pub key_revocations: KeyRevocations,
+    /// The cluster's control channel, when this node is in one (`join_cluster`).
+    pub control: std::sync::OnceLock<crate::changes::ControlPlane>,
 }
 
 impl AppState {
@@ -104,23 +106,15 @@ impl AppState {
                 .build(),
             activity,
             key_revocations: KeyRevocations::default(),
+            control: std::sync::OnceLock::new(),
         }))
     }
 
-    /// Routes of `app` changed through this node.
-    pub async fn routes_changed(&self, app: &AppId) {
-        self.routes.invalidate(app).await;
-    }
-}
-
-impl AppState {
-    /// Call after any change to apps or domains through this node: every cached
-    /// resolution and lookup that could depend on it is dropped.
-    pub fn apps_changed(&self) {
-        self.resolver.invalidate_all();
-        self.lookups.invalidate_apps();
-        // Deleting an app deletes its bound keys.
-        self.lookups.invalidate_keys();
+    /// Makes this node send its changes on `control` and apply the other nodes'.
+    pub fn join_cluster(&self, control: crate::changes::ControlPlane) {
+        if self.control.set(control.clone()).is_ok() {
+            control.follow(self.clone());
+        }
     }
 }
 

@@ -16,6 +16,12 @@ use crate::shutdown::Shutdown;
 
 pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let config = api_config(&args)?;
+    if args.redis_url.is_some() && args.db.database_url.is_none() {
+        anyhow::bail!(
+            "REDIS_URL makes a cluster, whose nodes share one PostgreSQL database: set DATABASE_URL \
+             too (SQLite serves one node)"
+        );
+    }
     let (store, _lock) = crate::open_store_locked(&args.db).await?;
     // Listening first: a start that cannot bind (the port is taken) must not spend the
     // one-time bootstrap key it could never show working.
@@ -96,6 +102,21 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         shutdown.token(),
     );
     let state = AppState::new(store_dyn, config, realtime, invoker.clone());
+    if let Some(url) = &args.redis_url {
+        let node: Arc<str> = args
+            .node_id
+            .clone()
+            .unwrap_or_else(picloud_core::ids::new_id)
+            .into();
+        let relay = picloud_realtime::relay::RedisRelay::connect(url)
+            .await
+            .context("cannot reach Redis (REDIS_URL)")?;
+        let control = picloud_api::changes::ControlPlane::join(node.clone(), Arc::new(relay))
+            .await
+            .context("cannot subscribe to the cluster's control channel")?;
+        state.join_cluster(control);
+        tracing::info!(%node, "cluster mode: changes relayed through Redis");
+    }
     let router = picloud_api::build(state);
     let drain = shutdown.clone();
     let server = tokio::spawn(picloud_api::serve(listener, router, async move {

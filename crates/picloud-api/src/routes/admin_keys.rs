@@ -7,6 +7,7 @@ use picloud_core::admin_key;
 use picloud_core::capability::Capability;
 
 use crate::auth::AdminAuth;
+use crate::changes::Change;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::state::AppState;
@@ -65,7 +66,7 @@ pub async fn create_key(
     };
     let issued = admin_key::issue(capabilities, app_id, body.label.unwrap_or_default())?;
     state.store.create_admin_key((&issued).into()).await?;
-    state.lookups.invalidate_keys();
+    state.changed(Change::Keys { revoked: None }).await;
     let key = issued.key;
     tracing::info!(new_key = %key.id, by = %auth.key.id, "admin key created");
     Ok((
@@ -92,8 +93,11 @@ pub async fn delete_key(
     if !state.store.delete_admin_key(&id).await? {
         return Err(ApiError::not_found("admin key"));
     }
-    state.lookups.invalidate_keys();
-    state.key_revocations.revoke(&id);
+    state
+        .changed(Change::Keys {
+            revoked: Some(id.clone()),
+        })
+        .await;
     tracing::info!(revoked = %id, by = %auth.key.id, "admin key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

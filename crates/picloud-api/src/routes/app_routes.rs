@@ -6,6 +6,7 @@ use picloud_core::capability::Capability;
 use picloud_core::script::{NewRoute, RouteMethod, RoutePath, ScriptName};
 
 use crate::auth::AdminAuth;
+use crate::changes::Change;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::routes::scripts::READ;
@@ -33,7 +34,11 @@ pub async fn create_route(
         script: ScriptName::parse(&body.script)?,
     };
     let route = state.store.create_route(&app.id, new).await?;
-    state.routes_changed(&app.id).await;
+    state
+        .changed(Change::Routes {
+            app: app.id.to_string(),
+        })
+        .await;
     Ok((StatusCode::CREATED, ApiJson(route.into())))
 }
 
@@ -68,6 +73,10 @@ pub async fn delete_route(
     if !state.store.delete_route(&app.id, &id).await? {
         return Err(ApiError::not_found("route"));
     }
-    state.routes_changed(&app.id).await;
+    state
+        .changed(Change::Routes {
+            app: app.id.to_string(),
+        })
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

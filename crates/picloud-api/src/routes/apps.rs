@@ -7,6 +7,7 @@ use picloud_core::capability::Capability;
 use picloud_core::store::Page;
 
 use crate::auth::AdminAuth;
+use crate::changes::Change;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::state::AppState;
@@ -64,7 +65,7 @@ pub async fn create_app(
     let name = validate_name(body.name.as_deref().unwrap_or(slug.as_str()))?;
     let app = state.store.create_app(NewApp { slug, name }).await?;
     // A miss for `<slug>.localhost` may be cached from before the app existed.
-    state.apps_changed();
+    state.changed(Change::Apps).await;
     tracing::info!(app = %app.slug, key = %auth.key.id, "app created");
     Ok((StatusCode::CREATED, ApiJson(app.into())))
 }
@@ -110,8 +111,12 @@ pub async fn update_app(
         .update_app(&app.id, patch)
         .await?
         .ok_or_else(|| ApiError::not_found("app"))?;
-    state.apps_changed();
-    state.realtime.tokens.invalidate(&app.id).await;
+    state.changed(Change::Apps).await;
+    state
+        .changed(Change::Tokens {
+            app: app.id.to_string(),
+        })
+        .await;
     Ok(ApiJson(updated.into()))
 }
 
@@ -131,7 +136,7 @@ pub async fn delete_app(
     if !state.store.delete_app(&app.id).await? {
         return Err(ApiError::not_found("app"));
     }
-    state.apps_changed();
+    state.changed(Change::Apps).await;
     state.realtime.tokens.revoke_app(&app.id);
     tracing::info!(app = %app.slug, key = %auth.key.id, "app deleted");
     Ok(StatusCode::NO_CONTENT)

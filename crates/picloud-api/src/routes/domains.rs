@@ -7,6 +7,7 @@ use picloud_core::domain::parse_domain_host;
 use picloud_core::host::Host;
 
 use crate::auth::AdminAuth;
+use crate::changes::Change;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::state::AppState;
@@ -61,7 +62,7 @@ pub async fn create_domain(
     let app = auth.app_with(&app, Capability::AppWrite).await?;
     let host = claimable_host(&state, &body.host)?;
     let domain = state.store.add_domain(&app.id, &host).await?;
-    state.apps_changed();
+    state.changed(Change::Apps).await;
     Ok((StatusCode::CREATED, ApiJson(domain.into())))
 }
 
@@ -114,7 +115,7 @@ pub async fn update_domain(
         .update_domain(&app.id, &existing.id, &host)
         .await?
         .ok_or_else(|| ApiError::not_found("domain"))?;
-    state.apps_changed();
+    state.changed(Change::Apps).await;
     Ok(ApiJson(updated.into()))
 }
 
@@ -139,7 +140,7 @@ pub async fn delete_domain(
     if !state.store.delete_domain(&app.id, &existing.id).await? {
         return Err(ApiError::not_found("domain"));
     }
-    state.apps_changed();
+    state.changed(Change::Apps).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -9,6 +9,7 @@ use picloud_core::dispatch::{AppRuntime, APP_CONCURRENCY_CAP, MAX_CONCURRENCY};
 use picloud_core::ValidationError;
 
 use crate::auth::AdminAuth;
+use crate::changes::Change;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::routes::scripts::READ;
@@ -74,7 +75,11 @@ pub async fn set_runtime(
         max_concurrency: input.max_concurrency,
     };
     state.store.set_runtime(&app.id, &rt).await?;
-    state.invoker.settings_changed(&app.id).await;
+    state
+        .changed(Change::Settings {
+            app: app.id.to_string(),
+        })
+        .await;
     Ok(ApiJson(body(rt)))
 }
 

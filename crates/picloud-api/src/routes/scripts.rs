@@ -10,6 +10,7 @@ use picloud_core::script::{ScriptName, MAX_SOURCE_BYTES};
 use picloud_runtime::Limits;
 
 use crate::auth::AdminAuth;
+use crate::changes::Change;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::state::AppState;
@@ -105,7 +106,12 @@ pub async fn deploy_script(
         .store
         .deploy_script(&app.id, &name, &body.source)
         .await?;
-    state.invoker.script_changed(&app.id, &name).await;
+    state
+        .changed(Change::Script {
+            app: app.id.to_string(),
+            name: name.to_string(),
+        })
+        .await;
     Ok((
         StatusCode::CREATED,
         ApiJson(DeployedScript {
@@ -200,7 +206,12 @@ pub async fn rollback_script(
         .activate_script_version(&app.id, &name, body.version)
         .await?
         .ok_or_else(|| ApiError::not_found("script version"))?;
-    state.invoker.script_changed(&app.id, &name).await;
+    state
+        .changed(Change::Script {
+            app: app.id.to_string(),
+            name: name.to_string(),
+        })
+        .await;
     Ok(ApiJson(info.into()))
 }
 
@@ -219,6 +230,11 @@ pub async fn delete_script(
     if !state.store.delete_script(&app.id, &name).await? {
         return Err(ApiError::not_found("script"));
     }
-    state.invoker.script_changed(&app.id, &name).await;
+    state
+        .changed(Change::Script {
+            app: app.id.to_string(),
+            name: name.to_string(),
+        })
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

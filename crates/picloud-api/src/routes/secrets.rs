@@ -9,6 +9,7 @@ use base64::Engine;
 use picloud_core::capability::Capability;
 
 use crate::auth::AdminAuth;
+use crate::changes::Change;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::state::AppState;
@@ -43,6 +44,12 @@ pub async fn rotate_secret(
 ) -> ApiResult<(StatusCode, ApiJson<CreatedSecret>)> {
     let app = auth.app_with(&app, Capability::SecretsManage).await?;
     let secret = state.realtime.tokens.rotate(&app.id).await?;
+    // Other nodes verify with the new key at once (this node's cache is already current).
+    state
+        .changed(Change::Tokens {
+            app: app.id.to_string(),
+        })
+        .await;
     tracing::info!(app = %app.slug, kid = %secret.kid, by = %auth.key.id, "app secret rotated");
     Ok((
         StatusCode::CREATED,
@@ -69,6 +76,11 @@ pub async fn retire_secret(
     if !state.realtime.tokens.retire(&app.id, &kid).await? {
         return Err(ApiError::not_found("active secret"));
     }
+    state
+        .changed(Change::Tokens {
+            app: app.id.to_string(),
+        })
+        .await;
     tracing::info!(app = %app.slug, %kid, by = %auth.key.id, "app secret retired");
     Ok(StatusCode::NO_CONTENT)
 }

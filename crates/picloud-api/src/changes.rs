@@ -1,0 +1,146 @@
+//! Changes that invalidate what nodes cache (resolved Hosts, admin keys, routes, compiled
+//! scripts, runtime settings, token keys). [`AppState::changed`] applies one on this node and,
+//! in a cluster, sends it on the relay's control channel; every other node applies it on
+//! receipt, so a revoked key or a new domain takes effect everywhere at once. The caches'
+//! TTLs stay as the fallback for a change the lossy relay drops.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use picloud_core::ids::AppId;
+use picloud_core::script::ScriptName;
+use picloud_realtime::relay::Relay;
+use serde::{Deserialize, Serialize};
+
+use crate::state::AppState;
+
+/// The relay channel every node subscribes to for changes.
+pub const CONTROL_CHANNEL: &str = "picloud:control";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// An app or a domain: every resolved Host and app lookup.
+    Apps,
+    /// An admin key created; `revoked`: one revoked (its open streams end too).
+    Keys {
+        revoked: Option<String>,
+    },
+    Routes {
+        app: String,
+    },
+    Script {
+        app: String,
+        name: String,
+    },
+    Settings {
+        app: String,
+    },
+    /// The app's token keys or lifetime limit.
+    Tokens {
+        app: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    node: String,
+    change: Change,
+}
+
+/// This node's end of the control channel.
+#[derive(Clone)]
+pub struct ControlPlane {
+    pub node: Arc<str>,
+    relay: Arc<dyn Relay>,
+}
+
+impl ControlPlane {
+    /// Subscribes to the control channel (live when this returns).
+    pub async fn join(
+        node: Arc<str>,
+        relay: Arc<dyn Relay>,
+    ) -> Result<Self, picloud_realtime::relay::RelayError> {
+        relay.subscribe(CONTROL_CHANNEL).await?;
+        Ok(Self { node, relay })
+    }
+
+    async fn send(&self, change: &Change) {
+        let envelope = Envelope {
+            node: self.node.to_string(),
+            change: change.clone(),
+        };
+        let Ok(json) = serde_json::to_vec(&envelope) else {
+            return;
+        };
+        if let Err(e) = self.relay.publish(CONTROL_CHANNEL, Bytes::from(json)).await {
+            // Other nodes converge within their caches' TTLs.
+            tracing::warn!(error = %e, "change not relayed");
+        }
+    }
+
+    /// Applies other nodes' changes on this one until the relay ends.
+    pub fn follow(self, state: AppState) {
+        let mut rx = self.relay.received();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(m) if &*m.channel == CONTROL_CHANNEL => {
+                        let Ok(e) = serde_json::from_slice::<Envelope>(&m.payload) else {
+                            continue;
+                        };
+                        if *e.node != *self.node {
+                            apply(&state, &e.change).await;
+                        }
+                    }
+                    Ok(_) => {}
+                    // Changes were missed: drop everything cached that they could touch.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        apply(&state, &Change::Apps).await;
+                        apply(&state, &Change::Keys { revoked: None }).await;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+}
+
+/// What a change drops on this node.
+async fn apply(state: &AppState, change: &Change) {
+    match change {
+        Change::Apps => {
+            state.resolver.invalidate_all();
+            state.lookups.invalidate_apps();
+            // Deleting an app deletes its bound keys.
+            state.lookups.invalidate_keys();
+        }
+        Change::Keys { revoked } => {
+            state.lookups.invalidate_keys();
+            if let Some(id) = revoked {
+                state.key_revocations.revoke(id);
+            }
+        }
+        Change::Routes { app } => state.routes.invalidate(&AppId(app.clone())).await,
+        Change::Script { app, name } => {
+            if let Ok(name) = ScriptName::parse(name) {
+                state
+                    .invoker
+                    .script_changed(&AppId(app.clone()), &name)
+                    .await;
+            }
+        }
+        Change::Settings { app } => state.invoker.settings_changed(&AppId(app.clone())).await,
+        Change::Tokens { app } => state.realtime.tokens.invalidate(&AppId(app.clone())).await,
+    }
+}
+
+impl AppState {
+    /// Applies `change` here, then tells the other nodes (in a cluster).
+    pub async fn changed(&self, change: Change) {
+        apply(self, &change).await;
+        if let Some(control) = self.control.get() {
+            control.send(&change).await;
+        }
+    }
+}
