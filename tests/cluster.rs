@@ -7,53 +7,14 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use picloud_store::testing::TestDatabase;
+use picloud_store::testing::{PrivateRedis, TestDatabase};
 use picloud_store::Backend;
 use serde_json::json;
 
 use support::{admin_post, call, Server, BIN};
-
-struct PrivateRedis(Child);
-
-impl PrivateRedis {
-    fn start() -> (Self, u16) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (scripts/ensure-redis installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        (Self(child), port)
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Polls `f` until it is true; returns how long that took (panics after 5 s).
 async fn within<F, Fut>(what: &str, mut f: F) -> Duration
@@ -76,8 +37,8 @@ where
 async fn changes_reach_every_node_at_once() {
     let db = TestDatabase::new(Backend::Postgres).await;
     let url = db.database_url.clone().unwrap();
-    let (_redis, redis_port) = PrivateRedis::start();
-    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    let redis = PrivateRedis::start();
+    let redis_url = redis.url();
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let env = |node| {
         [

@@ -6,11 +6,11 @@
 //!
 //! Redis: `PICLOUD_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`), required, never skipped.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
 use picloud_realtime::relay::{LocalBus, Received, RedisRelay, Relay};
+use picloud_store::testing::PrivateRedis;
 use tokio::sync::broadcast;
 
 fn redis_url() -> String {
@@ -116,61 +116,12 @@ async fn redis_conforms() {
     conformance(&a, &b).await;
 }
 
-struct PrivateRedis {
-    port: u16,
-    child: Child,
-}
-
-impl PrivateRedis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (the test command installs it)");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { port, child }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// A Redis restart: publishing fails while it is down (the caller falls back to the
 /// database), and once it is back the node's subscriptions work again without being asked.
 #[tokio::test]
 async fn redis_subscriptions_survive_a_server_restart() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = PrivateRedis::start(port);
-    let url = format!("redis://127.0.0.1:{}", server.port);
+    let mut server = PrivateRedis::start();
+    let url = server.url();
     let (a, b) = (
         RedisRelay::connect(&url).await.unwrap(),
         RedisRelay::connect(&url).await.unwrap(),
@@ -185,7 +136,7 @@ async fn redis_subscriptions_survive_a_server_restart() {
 
     server.kill();
     assert!(a.publish(&room, Bytes::from_static(b"lost")).await.is_err());
-    let _server = PrivateRedis::start(port);
+    let _server = PrivateRedis::start_on(server.port);
     // The subscription comes back by itself; until it has, publishes reach no one.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {

@@ -4,12 +4,16 @@
 //!
 //! PostgreSQL is never optional: when it cannot be reached, creating a test database panics
 //! with a message that says how to start it. A skipped backend must never pass as green.
+//! Also: [`TcpProxy`], a connection that can be cut, and [`PrivateRedis`], a `redis-server`
+//! of the test's own to kill and restart.
 
 mod proxy;
+mod redis;
 
 use std::path::Path;
 
 pub use proxy::TcpProxy;
+pub use redis::PrivateRedis;
 
 use rand::RngCore;
 use sqlx::{Connection, PgConnection};
