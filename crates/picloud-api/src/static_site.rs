@@ -243,6 +243,23 @@ fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
         .any(|t| t == tag || t == "*")
 }
 
+/// A stored blob's bytes, read off the async threads.
+pub async fn read(
+    state: &AppState,
+    app: &picloud_core::ids::AppId,
+    blob: &str,
+) -> Result<Vec<u8>, ApiError> {
+    let blobs = state.invoker.deps().blobs.clone();
+    let (app, blob) = (app.clone(), blob.to_owned());
+    tokio::task::spawn_blocking(move || blobs.get(&app, &blob))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|e| {
+            tracing::error!(error = %e, "static blob unreadable");
+            ApiError::internal()
+        })
+}
+
 /// The app's static answer to a `GET`/`HEAD` of `path` (decoded), or `None` when no file
 /// answers it.
 pub async fn serve(
@@ -270,15 +287,7 @@ pub async fn serve(
                 .map_err(|_| ApiError::internal())?,
         ));
     }
-    let blobs = state.invoker.deps().blobs.clone();
-    let (app_id, name) = (app.id.clone(), blob.unwrap_or(&file.blob).to_owned());
-    let bytes = tokio::task::spawn_blocking(move || blobs.get(&app_id, &name))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|e| {
-            tracing::error!(error = %e, path = file.path.as_str(), "static blob unreadable");
-            ApiError::internal()
-        })?;
+    let bytes = read(state, &app.id, blob.unwrap_or(&file.blob)).await?;
     if let Some(enc) = match coding {
         Coding::Identity => None,
         Coding::Gzip => Some("gzip"),

@@ -65,12 +65,11 @@ impl From<Arc<InvokeError>> for InvokeError {
 
 /// A finished run.
 pub struct Ran {
-    pub version: i64,
     pub outcome: Outcome,
     /// A store call of the run was refused because the database is full.
     pub storage_full: bool,
-    /// What the app's invocation log records of the run (its id is assigned when it is
-    /// written, after the run).
+    /// What the app's invocation log records of the run, the script's version included (its
+    /// id is assigned when it is written, after the run).
     pub record: Invocation,
 }
 
@@ -225,7 +224,6 @@ impl Invoker {
         };
         self.0.recorder.record(app.clone(), record.clone()).await;
         Ok(Ran {
-            version: compiled.version,
             outcome,
             storage_full: host.hit_storage_full(),
             record,

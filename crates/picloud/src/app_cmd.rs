@@ -351,18 +351,7 @@ async fn plan(
 
     // Routes: known by method and path; one pointing at another script is replaced.
     let routes = read("/routes").await?;
-    let have: BTreeMap<(String, String), (&str, &str)> = list(&routes, "routes")
-        .into_iter()
-        .filter_map(|r| {
-            Some((
-                (
-                    r["method"].as_str()?.to_owned(),
-                    r["path"].as_str()?.to_owned(),
-                ),
-                (r["script"].as_str()?, r["id"].as_str()?),
-            ))
-        })
-        .collect();
+    let routes_now = have_routes(&routes);
     let mut wanted_routes = BTreeSet::new();
     for r in &m.routes {
         let key = (r.method.to_ascii_uppercase(), r.path.clone());
@@ -373,7 +362,7 @@ async fn plan(
             path: format!("{base}/routes"),
             body: Body::Json(json!({ "method": key.0, "path": r.path, "script": r.script })),
         };
-        match have.get(&key) {
+        match routes_now.get(&key) {
             None => plan.steps.push(create),
             Some((script, _)) if *script == r.script => {}
             Some((script, id)) => {
@@ -477,7 +466,7 @@ async fn plan(
 
     if prune {
         // Routes and triggers before the scripts they name.
-        for ((method, path), (script, id)) in &have_routes(&routes) {
+        for ((method, path), (script, id)) in &routes_now {
             if !wanted_routes.contains(&(method.clone(), path.clone())) {
                 plan.add(
                     format!("- route {method} {path} → {script}"),

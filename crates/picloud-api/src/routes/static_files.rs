@@ -13,12 +13,8 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::routes::scripts::READ;
 use crate::state::AppState;
-use crate::static_site::{forget, prepare, MAX_STATIC_FILE_BYTES};
+use crate::static_site::{forget, prepare, read, MAX_STATIC_FILE_BYTES};
 use crate::wire_scripts::{StaticFileBody, StaticFileList};
-
-fn path_segment(s: &str) -> Result<FilePath, ApiError> {
-    Ok(FilePath::parse(s)?)
-}
 
 #[utoipa::path(put, path = "/api/v1/apps/{app}/static/{*path}", tag = "static",
     params(("app" = String, Path, description = "App slug or id"),
@@ -38,7 +34,7 @@ pub async fn put_static_file(
 ) -> ApiResult<(StatusCode, ApiJson<StaticFileBody>)> {
     // Serving files is deploying code to the app's Host.
     let app = auth.app_with(&app, Capability::ScriptDeploy).await?;
-    let path = path_segment(&path)?;
+    let path = FilePath::parse(&path)?;
     let bytes = axum::body::to_bytes(body, MAX_STATIC_FILE_BYTES)
         .await
         .map_err(|_| {
@@ -126,15 +122,7 @@ pub async fn get_static_file(
         .static_get(&app.id, &path)
         .await?
         .ok_or_else(|| ApiError::not_found("static file"))?;
-    let blobs = state.invoker.deps().blobs.clone();
-    let (app_id, blob) = (app.id.clone(), file.blob.clone());
-    let bytes = tokio::task::spawn_blocking(move || blobs.get(&app_id, &blob))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|e| {
-            tracing::error!(error = %e, "static blob unreadable");
-            ApiError::internal()
-        })?;
+    let bytes = read(&state, &app.id, &file.blob).await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, file.content_type)],
         bytes,
