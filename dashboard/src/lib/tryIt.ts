@@ -3,6 +3,7 @@
  * …/apps/{app}/try` sends it as a client on the app's Host would), checked before sending. Headers
  * are typed one per line as `Name: value`; the query without `?` (a leading one is dropped). Pure.
  */
+import type { Schemas } from './api/client';
 import type { Result } from './wiring';
 
 export const TRY_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
@@ -15,13 +16,7 @@ export interface TryInput {
   body: string;
 }
 
-export interface TryRequest {
-  method: string;
-  path: string;
-  query: string;
-  headers: Record<string, string>;
-  body: string;
-}
+export type TryRequest = Schemas['TryRequest'];
 
 // An HTTP header name: RFC 9110's token.
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
