@@ -92,4 +92,17 @@ pub struct RealtimeHealth {
     pub resyncs: u64,
     pub slow_consumer_disconnects: u64,
     pub token_expirations: u64,
+    /// `PICLOUD_NODE_ID`, in a cluster.
+    pub node_id: Option<String>,
+    /// `off` (one node), `live` (the relay's probes come back) or `stale` (they do not:
+    /// this node polls the database every second).
+    pub relay: String,
+    /// Relay frames sent, received from other nodes, and dropped (not sent, or missed).
+    pub relay_sent: u64,
+    pub relay_received: u64,
+    pub relay_dropped: u64,
+    /// Gaps this node read from history once for all local subscribers of a topic.
+    pub relay_repairs: u64,
+    /// Batched reads of every watched topic's committed end (cluster mode).
+    pub position_checks: u64,
 }

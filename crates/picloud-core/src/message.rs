@@ -47,4 +47,11 @@ pub trait Broadcaster: Send + Sync {
     /// Hands a committed (or ephemeral) message to live subscribers. Never fails the
     /// publish: delivery problems are counted and repaired from history by subscribers.
     fn broadcast(&self, message: Arc<Message>);
+    /// Hands one committed batch's messages over, in commit order (in a cluster, one
+    /// relay frame per topic rather than per message).
+    fn broadcast_committed(&self, messages: Vec<Arc<Message>>) {
+        for m in messages {
+            self.broadcast(m);
+        }
+    }
 }

@@ -162,6 +162,9 @@ pub trait MessageStore: Send + Sync {
     fn publish_lanes(&self) -> usize {
         1
     }
+    /// Each topic's last committed seq, in the order given (0 for a topic with no row): one
+    /// read for every topic a cluster node watches, to catch a relay that lost a tail.
+    async fn last_seqs(&self, topics: &[(AppId, TopicName)]) -> StoreResult<Vec<i64>>;
     /// Up to `limit` messages of the topic with `seq > after`, oldest first.
     async fn read_after(
         &self,

@@ -75,8 +75,14 @@ impl Harness {
             .id;
         let stop = CancellationToken::new();
         let dyn_store: Arc<dyn Store> = Arc::new(store.clone());
-        let realtime =
-            picloud_realtime::Realtime::start(dyn_store.clone(), Default::default(), stop.clone());
+        let realtime = picloud_realtime::Realtime::start(
+            dyn_store.clone(),
+            Default::default(),
+            stop.clone(),
+            None,
+        )
+        .await
+        .unwrap();
         let wake = Arc::new(Notify::new());
         let invoker = Invoker::new(
             HostDeps {

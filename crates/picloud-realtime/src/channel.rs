@@ -45,6 +45,8 @@ pub struct Channel<D> {
     key: ChannelKey,
     state: Mutex<State<D>>,
     capacity: usize,
+    /// What the hub keeps per topic besides the fan-out (its delivery order).
+    pub(crate) topic: crate::hub::TopicState,
 }
 
 /// `repr(C)`, hot fields first: a send with one directly writing receiver reads
@@ -209,12 +211,18 @@ impl<D: Direct> Channel<D> {
     /// A channel outside any hub (no key).
     #[cfg(test)]
     pub fn new(capacity: usize) -> Arc<Self> {
-        Self::keyed(capacity, ChannelKey::new(), 0)
+        Self::keyed(capacity, ChannelKey::new(), 0, Default::default())
     }
 
     /// A hub's channel: `key` and its `hash` are what the hub finds it by.
-    pub(crate) fn keyed(capacity: usize, key: ChannelKey, hash: u64) -> Arc<Self> {
+    pub(crate) fn keyed(
+        capacity: usize,
+        key: ChannelKey,
+        hash: u64,
+        topic: crate::hub::TopicState,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            topic,
             hash,
             key,
             state: Mutex::new(State {

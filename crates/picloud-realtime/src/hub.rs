@@ -5,9 +5,17 @@
 //! is a map lookup. Each channel holds a frame only until all its subscribers have read it,
 //! and at most `capacity` frames; a subscriber that falls further behind gets `Lagged` and
 //! repairs the gap from history instead of holding memory.
+//!
+//! Durable messages reach a channel through its topic's [`Sequence`], from this node's
+//! publisher and from the relay alike, so that the channel sees each seq once and in order;
+//! a gap is held for [`HOLD`] and then repaired from history (`repair`). In a cluster the
+//! hub also says which topics this node listens to (`Interest`), so that the relay
+//! subscribes to them before a stream reads where it starts.
 
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use picloud_core::ids::AppId;
 use picloud_core::message::{Broadcaster, Message};
@@ -17,6 +25,8 @@ use std::task::{Context, Poll};
 
 use futures_util::{Stream, StreamExt};
 use hashbrown::{DefaultHashBuilder, HashTable};
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use bytes::Bytes;
@@ -24,7 +34,12 @@ use bytes::Bytes;
 use crate::channel::{ChannelKey, Receiver};
 use crate::direct::SocketWriter;
 use crate::frame::MessageFrame;
+use crate::sequence::{Offered, Sends, Sequence};
 use crate::stats::Stats;
+
+/// How long a message past a gap waits for the missing ones before they are read from
+/// history: the relay delivers different nodes' frames in no particular order between them.
+pub const HOLD: Duration = Duration::from_millis(50);
 
 /// A channel's (app, topic) as a lookup sees it. A channel keeps its own as `app`, a `\0`,
 /// `topic` (neither can contain a `\0`), inline in its allocation, with the hash: so the
@@ -65,24 +80,104 @@ impl Hash for KeyRef<'_> {
 /// A topic's channel: its subscribers' direct writers write to SSE sockets.
 type Channel = crate::channel::Channel<SocketWriter>;
 
+/// What the hub keeps per topic with subscribers, in its channel.
+#[derive(Default)]
+pub(crate) struct TopicState {
+    /// Taken by each durable delivery, and held while it sends (so sends are in seq order).
+    order: Mutex<Sequence>,
+    relayed: Arc<Relayed>,
+}
+
+/// A topic with subscribers here: its channel and, in it, its [`TopicState`].
+type Topic = Channel;
+
+/// Whether the relay delivers a topic's messages to this node yet.
+#[derive(Default)]
+pub(crate) struct Relayed {
+    live: AtomicBool,
+    changed: Notify,
+}
+
+impl Relayed {
+    fn live() -> Arc<Self> {
+        let r = Self::default();
+        r.live.store(true, Ordering::Release);
+        Arc::new(r)
+    }
+
+    /// The relay's subscription answered (live, or failed: position checks cover it then).
+    pub(crate) fn settle(&self) {
+        self.live.store(true, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    async fn wait(&self) {
+        loop {
+            let changed = self.changed.notified();
+            if self.live.load(Ordering::Acquire) {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// A topic whose order has a gap to repair from history once `at` has passed.
+pub(crate) struct Due {
+    pub app: AppId,
+    pub topic: TopicName,
+    pub at: Instant,
+}
+
+/// Which topics this node listens to, in the order the hub's lock saw them come and go.
+pub(crate) enum Interest {
+    Watch(AppId, TopicName, Arc<Relayed>),
+    Unwatch(AppId, TopicName),
+}
+
 pub struct Hub {
     /// A std Mutex: held for a map lookup only, never across an await. hashbrown's
     /// default hasher (foldhash, seeded per hub) rather than SipHash: a lookup per
     /// broadcast, on keys tenants choose but cannot see the seed of.
-    channels: Mutex<HashTable<Arc<Channel>>>,
+    channels: Mutex<HashTable<Arc<Topic>>>,
     hasher: DefaultHashBuilder,
     capacity: usize,
     stats: Arc<Stats>,
+    repairs: mpsc::UnboundedSender<Due>,
+    /// In a cluster only.
+    interest: Option<mpsc::UnboundedSender<Interest>>,
+}
+
+/// Where a hub's events go: taken once by whoever serves them (`Realtime::start`).
+pub(crate) struct HubEvents {
+    pub repairs: mpsc::UnboundedReceiver<Due>,
+    pub interest: Option<mpsc::UnboundedReceiver<Interest>>,
 }
 
 impl Hub {
-    pub fn new(capacity: usize, stats: Arc<Stats>) -> Arc<Self> {
-        Arc::new(Self {
+    /// A hub for one node (`relayed`: of a cluster, whose relay must know the topics it
+    /// listens to).
+    pub(crate) fn new(capacity: usize, stats: Arc<Stats>, relayed: bool) -> (Arc<Self>, HubEvents) {
+        let (repairs, repairs_rx) = mpsc::unbounded_channel();
+        let (interest, interest_rx) = if relayed {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let hub = Arc::new(Self {
             channels: Mutex::new(HashTable::new()),
             hasher: DefaultHashBuilder::default(),
             capacity,
             stats,
-        })
+            repairs,
+            interest,
+        });
+        let events = HubEvents {
+            repairs: repairs_rx,
+            interest: interest_rx,
+        };
+        (hub, events)
     }
 
     /// The borrowed key of (`app`, `topic`) and its hash: what a lookup takes.
@@ -95,13 +190,26 @@ impl Hub {
     pub fn subscribe(self: &Arc<Self>, app: &AppId, topic: &TopicName) -> Subscription {
         let (key, hash) = self.key(app, topic);
         let mut channels = self.channels.lock().expect("hub lock");
-        let rx = match channels.find(hash, |c| key.matches(c)) {
-            Some(channel) => channel.subscribe(),
+        let (rx, relayed) = match channels.find(hash, |c| key.matches(c)) {
+            Some(t) => (t.subscribe(), t.topic.relayed.clone()),
             None => {
-                let channel = Channel::keyed(self.capacity, key.to_key(), hash);
-                let rx = channel.subscribe();
-                channels.insert_unique(hash, channel, |c| c.hash());
-                rx
+                let relayed = match &self.interest {
+                    Some(interest) => {
+                        let relayed = Arc::new(Relayed::default());
+                        let watch = Interest::Watch(app.clone(), topic.clone(), relayed.clone());
+                        let _ = interest.send(watch);
+                        relayed
+                    }
+                    None => Relayed::live(),
+                };
+                let state = TopicState {
+                    order: Mutex::default(),
+                    relayed: relayed.clone(),
+                };
+                let t = Channel::keyed(self.capacity, key.to_key(), hash, state);
+                let rx = t.subscribe();
+                channels.insert_unique(hash, t, |t| t.hash());
+                (rx, relayed)
             }
         };
         self.stats.subscribers.inc();
@@ -110,23 +218,31 @@ impl Hub {
             app: app.clone(),
             topic: topic.clone(),
             hub: self.clone(),
+            relayed,
+        }
+    }
+
+    /// Tells the relay this node no longer listens to a topic (its channel is gone).
+    fn unwatch(&self, app: &AppId, topic: &TopicName) {
+        if let Some(interest) = &self.interest {
+            let _ = interest.send(Interest::Unwatch(app.clone(), topic.clone()));
         }
     }
 
     /// Ends every live stream of a topic (it was deleted): their receivers see `Closed`.
     pub fn close_topic(&self, app: &AppId, topic: &TopicName) {
         let (key, hash) = self.key(app, topic);
-        let removed = match self
-            .channels
-            .lock()
-            .expect("hub lock")
-            .find_entry(hash, |c| key.matches(c))
-        {
-            Ok(entry) => Some(entry.remove().0),
+        let mut channels = self.channels.lock().expect("hub lock");
+        let removed = match channels.find_entry(hash, |c| key.matches(c)) {
+            Ok(entry) => {
+                self.unwatch(app, topic);
+                Some(entry.remove().0)
+            }
             Err(_) => None,
         };
-        if let Some(channel) = removed {
-            channel.close();
+        drop(channels);
+        if let Some(t) = removed {
+            t.close();
         }
     }
 
@@ -144,7 +260,7 @@ impl Hub {
         self.channels.lock().expect("hub lock").len()
     }
 
-    fn channel(&self, app: &AppId, topic: &TopicName) -> Option<Arc<Channel>> {
+    fn topic(&self, app: &AppId, topic: &TopicName) -> Option<Arc<Topic>> {
         // Only for topics that have listeners is the frame ever rendered.
         let (key, hash) = self.key(app, topic);
         self.channels
@@ -153,14 +269,107 @@ impl Hub {
             .find(hash, |c| key.matches(c))
             .cloned()
     }
+
+    /// Every topic with subscribers here.
+    pub(crate) fn topics(&self) -> Vec<(AppId, TopicName)> {
+        let channels = self.channels.lock().expect("hub lock");
+        channels
+            .iter()
+            .filter_map(|t| {
+                let key = std::str::from_utf8(t.key()).ok()?;
+                let (app, topic) = key.split_once('\0')?;
+                Some((AppId(app.into()), TopicName::from_trusted(topic.into())))
+            })
+            .collect()
+    }
+
+    /// A durable message through its topic's order to its channel.
+    fn deliver(&self, t: &Topic, m: Arc<Message>) {
+        let mut order = t.topic.order.lock().expect("order lock");
+        match order.offer(m.clone()) {
+            Offered::Send(ms) => send_all(t, ms),
+            Offered::Skip => {}
+            Offered::Held { opened } => {
+                if opened {
+                    self.due(&m.app_id, &m.topic, HOLD);
+                }
+            }
+        }
+    }
+
+    fn due(&self, app: &AppId, topic: &TopicName, after: Duration) {
+        let _ = self.repairs.send(Due {
+            app: app.clone(),
+            topic: topic.clone(),
+            at: Instant::now() + after,
+        });
+    }
+
+    /// A stream starts on a topic whose last committed seq it read after subscribing.
+    pub(crate) fn started(&self, app: &AppId, topic: &TopicName, committed: i64) {
+        if let Some(t) = self.topic(app, topic) {
+            t.topic.order.lock().expect("order lock").started(committed);
+        }
+    }
+
+    /// The topic's committed end is at least `end`: if this node has not delivered that
+    /// far, a repair is due `after` from now (unless the relay catches up first).
+    pub(crate) fn notice(&self, app: &AppId, topic: &TopicName, end: i64, after: Duration) {
+        let Some(t) = self.topic(app, topic) else {
+            return;
+        };
+        if t.topic.order.lock().expect("order lock").notice(end) {
+            self.due(app, topic, after);
+        }
+    }
+
+    /// What a topic's order misses now, `(after, up_to)`, if it still has subscribers here.
+    pub(crate) fn gap(&self, app: &AppId, topic: &TopicName) -> Option<(i64, i64)> {
+        self.topic(app, topic)?
+            .topic
+            .order
+            .lock()
+            .expect("order lock")
+            .gap()
+    }
+
+    /// Messages read from history for a gap, in seq order.
+    pub(crate) fn repaired(&self, app: &AppId, topic: &TopicName, messages: Vec<Message>) {
+        let Some(t) = self.topic(app, topic) else {
+            return;
+        };
+        for m in messages {
+            self.deliver(&t, Arc::new(m));
+        }
+    }
+
+    /// History had no more of a gap: go on past it.
+    pub(crate) fn give_up_gap(&self, app: &AppId, topic: &TopicName) {
+        if let Some(t) = self.topic(app, topic) {
+            let mut order = t.topic.order.lock().expect("order lock");
+            let ms = order.give_up_gap();
+            send_all(&t, ms);
+        }
+    }
+}
+
+/// Sends in order (under the topic's order lock).
+fn send_all(t: &Topic, ms: Sends) {
+    for m in ms {
+        t.send(Arc::new(MessageFrame::new(m)));
+    }
 }
 
 impl Broadcaster for Hub {
     fn broadcast(&self, message: Arc<Message>) {
-        let Some(channel) = self.channel(&message.app_id, &message.topic) else {
+        let Some(t) = self.topic(&message.app_id, &message.topic) else {
             return;
         };
-        channel.send(Arc::new(MessageFrame::new(message)));
+        if message.seq.is_some() {
+            self.deliver(&t, message);
+        } else {
+            t.send(Arc::new(MessageFrame::new(message)));
+        }
     }
 }
 
@@ -171,6 +380,7 @@ pub struct Subscription {
     app: AppId,
     topic: TopicName,
     hub: Arc<Hub>,
+    relayed: Arc<Relayed>,
 }
 
 /// Direct writing (see the `channel` module): only a live subscription has a receiver.
@@ -198,6 +408,12 @@ impl Subscription {
     pub(crate) fn has_rest(&self) -> bool {
         self.stream.as_ref().is_some_and(Receiver::has_rest)
     }
+
+    /// Waits until the relay delivers the topic here (at once on one node), at most
+    /// `limit`: a relay that cannot subscribe leaves the topic to position checks.
+    pub(crate) async fn relayed(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.relayed.wait()).await;
+    }
 }
 
 impl Stream for Subscription {
@@ -220,6 +436,7 @@ impl Drop for Subscription {
         if let Ok(entry) = channels.find_entry(hash, |c| key.matches(c)) {
             if entry.get().receiver_count() == 0 {
                 entry.remove();
+                self.hub.unwatch(&self.app, &self.topic);
             }
         }
     }
@@ -241,7 +458,7 @@ mod tests {
 
     #[test]
     fn a_broadcast_reaches_its_own_app_and_topic_only() {
-        let hub = Hub::new(8, Arc::new(Stats::default()));
+        let (hub, _events) = Hub::new(8, Arc::new(Stats::default()), false);
         let mut sub = hub.subscribe(&AppId("ab".into()), &TopicName::parse("c").unwrap());
         let mut cx = Context::from_waker(std::task::Waker::noop());
         // Same characters, split differently; then the same topic in another app.
@@ -260,7 +477,7 @@ mod tests {
 
     #[test]
     fn keys_too_long_to_sit_inline_work_the_same() {
-        let hub = Hub::new(8, Arc::new(Stats::default()));
+        let (hub, _events) = Hub::new(8, Arc::new(Stats::default()), false);
         let app = "0190f1c2-7d3e-7a5b-9c1d-2e3f4a5b6c7d";
         let long = "t".repeat(picloud_core::topic::MAX_TOPIC_LEN);
         let other = format!("{}u", &long[..long.len() - 1]);

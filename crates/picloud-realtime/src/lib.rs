@@ -12,15 +12,21 @@
 //! - [`token`]: HS256 subscriber tokens and the app-secret cache ([`TokenService`]).
 //! - [`pruner`]: retention; [`stats`]: counters for `/health/realtime` and `/metrics`.
 //! - [`streams`]: this node's open streams (who, since when, from where, how far).
-//! - [`relay`]: messages between the nodes of a cluster (in-process, or Redis PUB/SUB); not
-//!   wired into publishing yet (issue 26).
+//! - `sequence`: a topic's delivery order on this node; `repair`: its gaps read from
+//!   history, once for all of the topic's local subscribers.
+//! - [`relay`]: messages between the nodes of a cluster (in-process, or Redis PUB/SUB);
+//!   [`cluster`]: this node's frames out and in, relay subscriptions, liveness and
+//!   position checks; `fanout`: the publisher's hub-then-relay.
 //!
-//! Data flow: publish → `Publisher` queue → one transaction per batch → `Hub::broadcast`
-//! → each subscriber's stream → its socket. History (the store) backs every repair.
+//! Data flow: publish → `Publisher` queue → one transaction per batch → `Fanout` → the
+//! hub (each topic's order, then its channel → each subscriber's stream → its socket) and
+//! the relay (→ other nodes' hubs). History (the store) backs every repair.
 
 mod channel;
+pub mod cluster;
 pub mod codes;
 mod direct;
+mod fanout;
 pub mod frame;
 pub mod hub;
 mod order;
@@ -28,6 +34,8 @@ pub mod position;
 pub mod pruner;
 pub mod publisher;
 pub mod relay;
+mod repair;
+mod sequence;
 pub mod sse;
 pub mod stats;
 pub mod streams;
@@ -103,22 +111,51 @@ pub struct Realtime {
     pub config: RealtimeConfig,
     /// Fired at server shutdown: streams tell clients to reconnect and end.
     pub shutdown: CancellationToken,
+    /// This node in its cluster, if it is in one.
+    pub cluster: Option<Arc<cluster::Node>>,
     sends: SendRecorder,
 }
 
 impl Realtime {
-    /// Starts the publisher's writer and the retention pruner (until `shutdown`).
-    pub fn start(
+    /// Starts the publisher's writer, gap repairs and the retention pruner (until
+    /// `shutdown`), and in a cluster joins it (fails if the relay cannot be reached).
+    pub async fn start(
         store: Arc<dyn Store>,
         config: RealtimeConfig,
         shutdown: CancellationToken,
-    ) -> Self {
+        cluster: Option<cluster::ClusterConfig>,
+    ) -> Result<Self, relay::RelayError> {
         let stats = Arc::new(Stats::default());
-        let hub = Hub::new(config.channel_capacity, stats.clone());
+        let (hub, events) = Hub::new(config.channel_capacity, stats.clone(), cluster.is_some());
+        repair::spawn(
+            hub.clone(),
+            store.clone(),
+            stats.clone(),
+            events.repairs,
+            shutdown.clone(),
+        );
+        let node = match (cluster, events.interest) {
+            (Some(config), Some(interest)) => Some(
+                cluster::Node::start(
+                    config,
+                    hub.clone(),
+                    store.clone(),
+                    stats.clone(),
+                    interest,
+                    shutdown.clone(),
+                )
+                .await?,
+            ),
+            _ => None,
+        };
         let lanes = config
             .publish_lanes
             .unwrap_or_else(|| store.publish_lanes());
-        let publisher = Publisher::start(store.clone(), hub.clone(), stats.clone(), lanes);
+        let fanout = Arc::new(fanout::Fanout {
+            hub: hub.clone(),
+            node: node.clone(),
+        });
+        let publisher = Publisher::start(store.clone(), fanout, stats.clone(), lanes);
         let tokens = TokenService::new(store.clone(), store.clone(), config.key_cache_ttl);
         pruner::spawn(store.clone(), config.prune_every, shutdown.clone());
         metrics::describe_histogram!(
@@ -129,7 +166,7 @@ impl Realtime {
             stats: stats.clone(),
             lag: metrics::histogram!(LAG_HISTOGRAM),
         };
-        Self {
+        Ok(Self {
             store,
             hub,
             publisher,
@@ -138,8 +175,9 @@ impl Realtime {
             streams: Arc::new(Streams::default()),
             config,
             shutdown,
+            cluster: node,
             sends,
-        }
+        })
     }
 
     /// See [`SendRecorder::record_send`].
@@ -154,7 +192,8 @@ impl Realtime {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        self.stats.snapshot(self.hub.channel_count())
+        self.stats
+            .snapshot(self.hub.channel_count(), self.cluster.as_deref())
     }
 }
 

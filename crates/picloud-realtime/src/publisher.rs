@@ -351,6 +351,8 @@ fn finish(
     stats: &Stats,
 ) {
     let mut items = batch.items.into_iter();
+    let mut committed = Vec::with_capacity(items.len());
+    let mut replies = Vec::with_capacity(batch.requests.len());
     for ((n, reply), result) in batch.requests.into_iter().zip(results) {
         let mine = items.by_ref().take(n);
         match &result {
@@ -368,7 +370,7 @@ fn finish(
                         payload,
                         published_at,
                     } = item;
-                    broadcaster.broadcast(Arc::new(Message {
+                    committed.push(Arc::new(Message {
                         app_id,
                         topic,
                         seq: Some(*seq),
@@ -379,6 +381,10 @@ fn finish(
             }
             Err(_) => mine.for_each(drop),
         }
+        replies.push((reply, result));
+    }
+    broadcaster.broadcast_committed(committed);
+    for (reply, result) in replies {
         let _ = reply.send(result);
     }
 }

@@ -49,6 +49,15 @@ pub struct Stats {
     pub resyncs: Counter,
     pub slow_consumer_disconnects: Counter,
     pub token_expirations: Counter,
+    /// Relay frames this node sent, received from other nodes, and dropped (a full queue,
+    /// a relay error, frames missed while this node lagged).
+    pub relay_sent: Counter,
+    pub relay_received: Counter,
+    pub relay_dropped: Counter,
+    /// Gaps in a topic's order on this node read from history (once for all its local
+    /// subscribers); position checks run.
+    pub relay_repairs: Counter,
+    pub position_checks: Counter,
     /// Messages published per app (by app id), durable and ephemeral, since the node
     /// started: what the admin activity table's publishes per minute are taken from. One
     /// entry per app that ever published here; an uncontended lock per publish request.
@@ -68,6 +77,14 @@ pub struct Snapshot {
     pub resyncs: u64,
     pub slow_consumer_disconnects: u64,
     pub token_expirations: u64,
+    /// `PICLOUD_NODE_ID` in a cluster.
+    pub node_id: Option<String>,
+    pub relay: crate::cluster::RelayState,
+    pub relay_sent: u64,
+    pub relay_received: u64,
+    pub relay_dropped: u64,
+    pub relay_repairs: u64,
+    pub position_checks: u64,
 }
 
 impl Stats {
@@ -89,7 +106,11 @@ impl Stats {
             .clone()
     }
 
-    pub fn snapshot(&self, topics_with_subscribers: usize) -> Snapshot {
+    pub fn snapshot(
+        &self,
+        topics_with_subscribers: usize,
+        node: Option<&crate::cluster::Node>,
+    ) -> Snapshot {
         Snapshot {
             connections: self.connections.get(),
             subscribers: self.subscribers.get(),
@@ -101,6 +122,13 @@ impl Stats {
             resyncs: self.resyncs.get(),
             slow_consumer_disconnects: self.slow_consumer_disconnects.get(),
             token_expirations: self.token_expirations.get(),
+            node_id: node.map(|n| n.id.to_string()),
+            relay: node.map_or(crate::cluster::RelayState::Off, crate::cluster::Node::state),
+            relay_sent: self.relay_sent.get(),
+            relay_received: self.relay_received.get(),
+            relay_dropped: self.relay_dropped.get(),
+            relay_repairs: self.relay_repairs.get(),
+            position_checks: self.position_checks.get(),
         }
     }
 }

@@ -95,6 +95,20 @@ async fn conformance(a: &dyn Relay, b: &dyn Relay) {
     let binary = Bytes::from((0..=255u8).collect::<Vec<_>>());
     a.publish(&room, binary.clone()).await.unwrap();
     assert_eq!(next(&mut ra).await.unwrap().payload, binary);
+
+    // Many at once (one round trip on Redis): in order, each on its channel.
+    b.subscribe(&room).await.unwrap();
+    let many: Vec<(String, Bytes)> = (0..300u32)
+        .map(|i| {
+            let ch = if i % 3 == 0 { &other } else { &room };
+            (ch.clone(), Bytes::from(i.to_string()))
+        })
+        .collect();
+    a.publish_all(many.clone()).await.unwrap();
+    for (ch, payload) in &many {
+        let m = next(&mut rb).await.expect("every one, in order");
+        assert_eq!((&*m.channel, &m.payload), (ch.as_str(), payload));
+    }
 }
 
 #[tokio::test]

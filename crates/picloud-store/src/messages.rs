@@ -124,6 +124,39 @@ impl MessageStore for SqlStore {
         }
     }
 
+    async fn last_seqs(&self, topics: &[(AppId, TopicName)]) -> StoreResult<Vec<i64>> {
+        // Pairs per query: well inside both databases' limits on bound parameters.
+        const CHUNK: usize = 200;
+        let mut found: std::collections::HashMap<(String, String), i64> =
+            std::collections::HashMap::with_capacity(topics.len());
+        for chunk in topics.chunks(CHUNK) {
+            let pairs: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = format!(
+                "SELECT app_id, name, last_seq FROM topics WHERE (app_id, name) IN (VALUES {})",
+                pairs.join(", ")
+            );
+            let rows: Vec<(String, String, i64)> = on_pool!(&self.db, pool => {
+                let mut q = sqlx::query_as(&sql);
+                for (app, topic) in chunk {
+                    q = q.bind(app.as_str()).bind(topic.as_str());
+                }
+                q.fetch_all(pool).await.map_err(error::other)?
+            });
+            found.extend(rows.into_iter().map(|(a, t, last)| ((a, t), last)));
+        }
+        Ok(topics
+            .iter()
+            .map(|(a, t)| {
+                found
+                    .get(&(a.as_str().to_owned(), t.as_str().to_owned()))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect())
+    }
+
     async fn read_after(
         &self,
         app: &AppId,

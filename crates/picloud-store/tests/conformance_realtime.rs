@@ -194,6 +194,21 @@ async fn publish_assigns_gap_free_seqs_and_creates_internal_topics(store: SqlSto
         1,
         "apps do not share topics"
     );
+    // One read for many topics, in the order asked, 0 for a topic never published to;
+    // more pairs than one query takes.
+    let mut asked = vec![
+        (a.clone(), t("y")),
+        (b.clone(), t("x")),
+        (a.clone(), t("nope")),
+        (a.clone(), t("x")),
+    ];
+    let many: Vec<_> = (0..450)
+        .map(|i| (b.clone(), t(&format!("none{i}"))))
+        .collect();
+    asked.extend(many);
+    let lasts = store.last_seqs(&asked).await.unwrap();
+    assert_eq!(lasts[..4], [1, 1, 0, 3]);
+    assert!(lasts[4..].iter().all(|l| *l == 0) && lasts.len() == 454);
 }
 
 async fn concurrent_publishers_never_share_or_skip_a_seq(store: SqlStore) {

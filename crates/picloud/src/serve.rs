@@ -55,6 +55,24 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     // lag and publish histograms are taken at start) would record nowhere, for good.
     picloud_api::metrics::handle();
     let store_dyn: Arc<dyn picloud_core::store::Store> = Arc::new(store.clone());
+    let cluster = match &args.redis_url {
+        Some(url) => {
+            let node: Arc<str> = args
+                .node_id
+                .clone()
+                .unwrap_or_else(picloud_core::ids::new_id)
+                .into();
+            let relay = picloud_realtime::relay::RedisRelay::connect(url)
+                .await
+                .context("cannot reach Redis (REDIS_URL)")?;
+            Some(picloud_realtime::cluster::ClusterConfig {
+                node,
+                relay: Arc::new(relay),
+            })
+        }
+        None => None,
+    };
+    let relay = cluster.as_ref().map(|c| (c.node.clone(), c.relay.clone()));
     let realtime = picloud_realtime::Realtime::start(
         store_dyn.clone(),
         picloud_realtime::RealtimeConfig {
@@ -64,7 +82,10 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             ..Default::default()
         },
         shutdown.token(),
-    );
+        cluster,
+    )
+    .await
+    .context("cannot join the cluster through Redis")?;
     let outbox_written = Arc::new(tokio::sync::Notify::new());
     let blobs = picloud_dispatch::BlobStore::new(args.db.data_dir.join("files"));
     let invoker = picloud_dispatch::Invoker::new(
@@ -102,20 +123,12 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         shutdown.token(),
     );
     let state = AppState::new(store_dyn, config, realtime, invoker.clone());
-    if let Some(url) = &args.redis_url {
-        let node: Arc<str> = args
-            .node_id
-            .clone()
-            .unwrap_or_else(picloud_core::ids::new_id)
-            .into();
-        let relay = picloud_realtime::relay::RedisRelay::connect(url)
-            .await
-            .context("cannot reach Redis (REDIS_URL)")?;
-        let control = picloud_api::changes::ControlPlane::join(node.clone(), Arc::new(relay))
+    if let Some((node, relay)) = relay {
+        let control = picloud_api::changes::ControlPlane::join(node.clone(), relay)
             .await
             .context("cannot subscribe to the cluster's control channel")?;
         state.join_cluster(control);
-        tracing::info!(%node, "cluster mode: changes relayed through Redis");
+        tracing::info!(%node, "cluster mode: messages and changes relayed through Redis");
     }
     let router = picloud_api::build(state);
     let drain = shutdown.clone();

@@ -71,7 +71,10 @@ impl TestServer {
         let store_dyn: Arc<dyn picloud_core::store::Store> = Arc::new(store.clone());
         // As `picloud serve` does: the recorder before anything takes a metric handle.
         picloud_api::metrics::handle();
-        let realtime = picloud_realtime::Realtime::start(store_dyn.clone(), realtime, stop.clone());
+        let realtime =
+            picloud_realtime::Realtime::start(store_dyn.clone(), realtime, stop.clone(), None)
+                .await
+                .unwrap();
         let outbox_written = Arc::new(tokio::sync::Notify::new());
         let invoker = picloud_dispatch::Invoker::new(
             picloud_dispatch::HostDeps {

@@ -37,6 +37,13 @@ pub enum RelayError {
 pub trait Relay: Send + Sync {
     /// Sends `payload` to every node subscribed to `channel`.
     async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), RelayError>;
+    /// Sends each `(channel, payload)`, in order (one round trip where the transport can).
+    async fn publish_all(&self, messages: Vec<(String, Bytes)>) -> Result<(), RelayError> {
+        for (channel, payload) in messages {
+            self.publish(&channel, payload).await?;
+        }
+        Ok(())
+    }
     /// Starts receiving `channel` on this node; returns once the subscription is live, so a
     /// message published after it returns is received (subscribe before reading a position).
     async fn subscribe(&self, channel: &str) -> Result<(), RelayError>;

@@ -91,6 +91,18 @@ impl Relay for RedisRelay {
             .map_err(unavailable)
     }
 
+    async fn publish_all(&self, messages: Vec<(String, Bytes)>) -> Result<(), RelayError> {
+        let mut pipe = ::redis::pipe();
+        for (channel, payload) in &messages {
+            pipe.cmd("PUBLISH")
+                .arg(channel)
+                .arg(payload.as_ref())
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+    }
+
     async fn subscribe(&self, channel: &str) -> Result<(), RelayError> {
         let mut conn = self.conn.clone();
         conn.subscribe(channel).await.map_err(unavailable)

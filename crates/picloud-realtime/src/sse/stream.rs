@@ -51,6 +51,9 @@ const MAX_WRITE: usize = 64 * 1024;
 /// Lag events tolerated within [`LAG_WINDOW`] before a consumer counts as too slow.
 const MAX_LAGS: usize = 5;
 const LAG_WINDOW: Duration = Duration::from_secs(30);
+/// Longest a stream waits for the relay to listen to its topic (Redis round trips are
+/// bounded by the relay's own deadline; past this, the position check covers the topic).
+const RELAY_WAIT: Duration = Duration::from_secs(3);
 
 type Live =
     Pin<Box<dyn Stream<Item = Option<Result<Arc<MessageFrame>, BroadcastStreamRecvError>>> + Send>>;
@@ -91,28 +94,28 @@ pub(super) async fn open(
 ) -> Result<Body, StoreError> {
     let subject = grant.as_ref().and_then(|g| g.subject.clone());
     let registration = rt.streams.register(&app, &req.topics, subject, peer);
-    let live = match &req.topics[..] {
-        [one] => {
-            let mut sub = rt.hub.subscribe(&app.id, one);
-            if let Some(socket) = socket {
-                let positions = registration.positions().clone();
-                sub.set_direct(SocketWriter::new(socket, rt.send_recorder(), positions));
-            }
-            LiveSet::One(sub)
+    let mut subs = Vec::with_capacity(req.topics.len());
+    for name in &req.topics {
+        let sub = rt.hub.subscribe(&app.id, name);
+        // In a cluster, other nodes' messages reach this one only once the relay listens.
+        sub.relayed(RELAY_WAIT).await;
+        subs.push(sub);
+    }
+    let live = if subs.len() == 1 {
+        let mut sub = subs.pop().expect("one");
+        if let Some(socket) = socket {
+            let positions = registration.positions().clone();
+            sub.set_direct(SocketWriter::new(socket, rt.send_recorder(), positions));
         }
-        many => {
-            let mut map: StreamMap<usize, Live> = StreamMap::with_capacity(many.len());
-            for (i, name) in many.iter().enumerate() {
-                // `Some(frame)`… then a final `None` when the channel closes (topic deleted).
-                let sub = rt
-                    .hub
-                    .subscribe(&app.id, name)
-                    .map(Some)
-                    .chain(futures_util::stream::iter([None]));
-                map.insert(i, Box::pin(sub));
-            }
-            LiveSet::Many(map)
+        LiveSet::One(sub)
+    } else {
+        let mut map: StreamMap<usize, Live> = StreamMap::with_capacity(subs.len());
+        for (i, sub) in subs.into_iter().enumerate() {
+            // `Some(frame)`… then a final `None` when the channel closes (topic deleted).
+            let sub = sub.map(Some).chain(futures_util::stream::iter([None]));
+            map.insert(i, Box::pin(sub));
         }
+        LiveSet::Many(map)
     };
     // Read the topics' ends only now that we listen: anything committed later is in `live`.
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -123,6 +126,7 @@ pub(super) async fn open(
             .get_topic(&app.id, name)
             .await?
             .map_or(0, |t| t.last_seq);
+        rt.hub.started(&app.id, name, last);
         topics.push(TopicState {
             name: name.clone(),
             pos: resume.unwrap_or(last),

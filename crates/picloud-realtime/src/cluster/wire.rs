@@ -1,0 +1,172 @@
+//! Relay frames between nodes: one per topic per committed batch (or per ephemeral
+//! publish), on the topic's relay channel. JSON, with each payload inlined as it was
+//! stored (already compact JSON). A batch whose payloads together exceed [`INLINE_MAX`]
+//! goes as a pointer instead: only its last seq, which the receivers read from PostgreSQL.
+
+use std::sync::Arc;
+
+use picloud_core::ids::AppId;
+use picloud_core::message::Message;
+use picloud_core::topic::TopicName;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Most payload bytes a frame carries inline.
+pub const INLINE_MAX: usize = 64 * 1024;
+
+const TOPIC_PREFIX: &str = "picloud:t:";
+
+/// The relay channel of a topic (app ids hold no `:`, so the first one after the prefix
+/// ends the app).
+pub fn channel(app: &AppId, topic: &TopicName) -> String {
+    format!("{TOPIC_PREFIX}{}:{}", app.as_str(), topic.as_str())
+}
+
+pub fn is_topic_channel(channel: &str) -> bool {
+    channel.starts_with(TOPIC_PREFIX)
+}
+
+/// `messages`: one topic's, in seq order (ephemeral: one, without a seq).
+pub fn encode(node: &str, messages: &[Arc<Message>]) -> Vec<u8> {
+    let first = &messages[0];
+    let inline: usize = messages.iter().map(|m| m.payload.len()).sum();
+    let mut out = Vec::with_capacity(96 + inline.min(INLINE_MAX) + 48 * messages.len());
+    out.extend_from_slice(b"{\"node\":");
+    string(&mut out, node);
+    out.extend_from_slice(b",\"app\":");
+    string(&mut out, first.app_id.as_str());
+    out.extend_from_slice(b",\"topic\":");
+    string(&mut out, first.topic.as_str());
+    if inline > INLINE_MAX {
+        let end = messages.iter().filter_map(|m| m.seq).max().unwrap_or(0);
+        out.extend_from_slice(format!(",\"end\":{end}}}").as_bytes());
+        return out;
+    }
+    out.extend_from_slice(b",\"messages\":[");
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match m.seq {
+            Some(seq) => out.extend_from_slice(format!("{{\"seq\":{seq},").as_bytes()),
+            None => out.push(b'{'),
+        }
+        out.extend_from_slice(format!("\"at\":{},\"payload\":", m.published_at).as_bytes());
+        out.extend_from_slice(m.payload.as_bytes());
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+fn string(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("a string serialises");
+}
+
+#[derive(Deserialize)]
+struct Frame<'a> {
+    #[serde(borrow)]
+    node: std::borrow::Cow<'a, str>,
+    app: String,
+    topic: String,
+    #[serde(default, borrow)]
+    messages: Vec<Item<'a>>,
+    end: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Item<'a> {
+    seq: Option<i64>,
+    at: i64,
+    #[serde(borrow)]
+    payload: &'a RawValue,
+}
+
+/// A frame as received.
+#[derive(Debug, PartialEq)]
+pub struct Decoded {
+    pub app: AppId,
+    pub topic: TopicName,
+    pub messages: Vec<Message>,
+    /// A pointer frame's last seq.
+    pub end: Option<i64>,
+}
+
+/// The frame, unless `me` sent it (own echoes are dropped before their payloads are
+/// copied). `None` also for a frame that does not parse or names an invalid topic.
+pub fn decode(bytes: &[u8], me: &str) -> Option<Decoded> {
+    let frame: Frame<'_> = serde_json::from_slice(bytes).ok()?;
+    if frame.node == me {
+        return None;
+    }
+    let app = AppId(frame.app);
+    let topic = TopicName::parse(&frame.topic).ok()?;
+    let messages = frame
+        .messages
+        .into_iter()
+        .map(|i| Message {
+            app_id: app.clone(),
+            topic: topic.clone(),
+            seq: i.seq,
+            payload: Arc::from(i.payload.get()),
+            published_at: i.at,
+        })
+        .collect();
+    Some(Decoded {
+        app,
+        topic,
+        messages,
+        end: frame.end,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(seq: Option<i64>, payload: &str) -> Arc<Message> {
+        Arc::new(Message {
+            app_id: AppId("app1".into()),
+            topic: TopicName::parse("room.1").unwrap(),
+            seq,
+            payload: Arc::from(payload),
+            published_at: 42,
+        })
+    }
+
+    #[test]
+    fn frames_round_trip_and_own_echoes_are_dropped() {
+        let sent = [m(Some(7), r#"{"a":"x\"y"}"#), m(Some(8), "[1,2]")];
+        let bytes = encode("n\"1", &sent);
+        assert_eq!(decode(&bytes, "n\"1"), None, "own echo");
+        let got = decode(&bytes, "n2").unwrap();
+        assert_eq!(got.end, None);
+        let want: Vec<Message> = sent.iter().map(|m| (**m).clone()).collect();
+        assert_eq!(got.messages, want);
+
+        let eph = decode(&encode("n1", &[m(None, "1")]), "n2").unwrap();
+        assert_eq!(eph.messages[0].seq, None);
+        assert_eq!(&*eph.messages[0].payload, "1");
+    }
+
+    #[test]
+    fn large_batches_go_as_pointers() {
+        let big = format!("\"{}\"", "x".repeat(INLINE_MAX));
+        let got = decode(&encode("n1", &[m(Some(3), "1"), m(Some(4), &big)]), "n2").unwrap();
+        assert!(got.messages.is_empty());
+        assert_eq!(got.end, Some(4));
+        assert_eq!(got.topic.as_str(), "room.1");
+    }
+
+    #[test]
+    fn garbage_is_ignored() {
+        assert_eq!(decode(b"{", "n"), None);
+        assert_eq!(
+            decode(
+                br#"{"node":"a","app":"x","topic":"bad topic!","end":1}"#,
+                "n"
+            ),
+            None
+        );
+    }
+}
