@@ -378,6 +378,10 @@ impl<D: Direct> DirectPart<D> {
 }
 
 impl<D: Direct> Receiver<D> {
+    pub(crate) fn channel(&self) -> &Channel<D> {
+        &self.channel
+    }
+
     /// Lets this receiver take frames directly through `direct` whenever it would
     /// otherwise wait (see [`Channel`]'s module docs).
     pub(crate) fn set_direct(&mut self, direct: D) {

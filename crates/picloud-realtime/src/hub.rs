@@ -190,8 +190,8 @@ impl Hub {
     pub fn subscribe(self: &Arc<Self>, app: &AppId, topic: &TopicName) -> Subscription {
         let (key, hash) = self.key(app, topic);
         let mut channels = self.channels.lock().expect("hub lock");
-        let (rx, relayed) = match channels.find(hash, |c| key.matches(c)) {
-            Some(t) => (t.subscribe(), t.topic.relayed.clone()),
+        let rx = match channels.find(hash, |c| key.matches(c)) {
+            Some(t) => t.subscribe(),
             None => {
                 let relayed = match &self.interest {
                     Some(interest) => {
@@ -204,12 +204,12 @@ impl Hub {
                 };
                 let state = TopicState {
                     order: Mutex::default(),
-                    relayed: relayed.clone(),
+                    relayed,
                 };
                 let t = Channel::keyed(self.capacity, key.to_key(), hash, state);
                 let rx = t.subscribe();
                 channels.insert_unique(hash, t, |t| t.hash());
-                (rx, relayed)
+                rx
             }
         };
         self.stats.subscribers.inc();
@@ -218,7 +218,6 @@ impl Hub {
             app: app.clone(),
             topic: topic.clone(),
             hub: self.clone(),
-            relayed,
         }
     }
 
@@ -380,7 +379,6 @@ pub struct Subscription {
     app: AppId,
     topic: TopicName,
     hub: Arc<Hub>,
-    relayed: Arc<Relayed>,
 }
 
 /// Direct writing (see the `channel` module): only a live subscription has a receiver.
@@ -412,7 +410,10 @@ impl Subscription {
     /// Waits until the relay delivers the topic here (at once on one node), at most
     /// `limit`: a relay that cannot subscribe leaves the topic to position checks.
     pub(crate) async fn relayed(&self, limit: Duration) {
-        let _ = tokio::time::timeout(limit, self.relayed.wait()).await;
+        if let Some(rx) = &self.stream {
+            let relayed = rx.channel().topic.relayed.clone();
+            let _ = tokio::time::timeout(limit, relayed.wait()).await;
+        }
     }
 }
 
