@@ -36,7 +36,9 @@ struct Cluster {
     db: TestDatabase,
     store: SqlStore,
     redis: PrivateRedis,
+    /// Between each node and Redis, and each node and PostgreSQL.
     proxies: Vec<TcpProxy>,
+    pg_proxies: Vec<TcpProxy>,
     nodes: Vec<Option<Server>>,
     dirs: Vec<tempfile::TempDir>,
     admin: String,
@@ -49,9 +51,10 @@ impl Cluster {
     async fn start() -> Self {
         let db = TestDatabase::new(Backend::Postgres).await;
         let redis = PrivateRedis::start();
-        let mut proxies = Vec::new();
+        let (mut proxies, mut pg_proxies) = (Vec::new(), Vec::new());
         for _ in 0..NODES {
             proxies.push(TcpProxy::start(([127, 0, 0, 1], redis.port).into()).await);
+            pg_proxies.push(TcpProxy::start(db.postgres_addr()).await);
         }
         let dirs: Vec<_> = (0..NODES).map(|_| tempfile::tempdir().unwrap()).collect();
         let drop_files = dirs.iter().map(|d| d.path().join("drop-relay")).collect();
@@ -61,6 +64,7 @@ impl Cluster {
             store,
             redis,
             proxies,
+            pg_proxies,
             nodes: (0..NODES).map(|_| None).collect(),
             dirs,
             admin: String::new(),
@@ -84,7 +88,7 @@ impl Cluster {
     }
 
     fn start_node(&mut self, i: usize) {
-        let url = self.db.database_url.clone().unwrap();
+        let url = self.db.url_via(&self.pg_proxies[i]);
         let redis = format!("redis://{}", self.proxies[i].addr);
         let id = format!("n{}", i + 1);
         let drop_file = self.drop_files[i].to_string_lossy().into_owned();
@@ -184,6 +188,8 @@ impl Cluster {
 #[derive(Default)]
 struct Received {
     frames: Vec<(i64, String)>,
+    /// Ephemeral messages' ids.
+    ephemeral: Vec<String>,
     /// Each (re)connection: to which port, when.
     connections: Vec<(u16, Instant)>,
     last_id: Option<String>,
@@ -315,9 +321,11 @@ async fn read_stream(
             if kind == "message" {
                 if let Some(data) = data {
                     let v: Value = serde_json::from_str(&data).unwrap();
-                    let seq = v["seq"].as_i64().expect("a durable message");
                     let mid = v["message"]["id"].as_str().unwrap_or_default().to_owned();
-                    g.frames.push((seq, mid));
+                    match v["seq"].as_i64() {
+                        Some(seq) => g.frames.push((seq, mid)),
+                        None => g.ephemeral.push(mid),
+                    }
                 }
             }
         }
@@ -506,7 +514,7 @@ async fn counter(c: &Cluster, i: usize, name: &str) -> u64 {
     c.health(i).await[name].as_u64().unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baseline_the_relay_delivers_everything_without_repairs() {
     let _one = ONE_AT_A_TIME.lock().await;
     let c = Cluster::start().await;
@@ -533,7 +541,7 @@ async fn baseline_the_relay_delivers_everything_without_repairs() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_frame_lost_after_commit_is_repaired_by_the_position_check() {
     let _one = ONE_AT_A_TIME.lock().await;
     let c = Cluster::start().await;
@@ -555,7 +563,7 @@ async fn a_relay_frame_lost_after_commit_is_repaired_by_the_position_check() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_publishing_node_killed_mid_run_loses_nothing_acknowledged() {
     let _one = ONE_AT_A_TIME.lock().await;
     let mut c = Cluster::start().await;
@@ -588,7 +596,7 @@ async fn the_publishing_node_killed_mid_run_loses_nothing_acknowledged() {
     check(&c, &subs, &ledger, Duration::from_secs(10)).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscribers_node_killed_its_clients_resume_elsewhere_missing_nothing() {
     let _one = ONE_AT_A_TIME.lock().await;
     let mut c = Cluster::start().await;
@@ -627,7 +635,7 @@ async fn a_subscribers_node_killed_its_clients_resume_elsewhere_missing_nothing(
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_faults_on_one_node_blackhole_reset_delay() {
     let _one = ONE_AT_A_TIME.lock().await;
     let c = Cluster::start().await;
@@ -672,7 +680,7 @@ async fn redis_faults_on_one_node_blackhole_reset_delay() {
     assert_eq!(h["relay"], "live", "{h}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted() {
     let _one = ONE_AT_A_TIME.lock().await;
     let mut c = Cluster::start().await;
@@ -706,7 +714,7 @@ async fn redis_killed_and_restarted() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_paused_for_20_s_catches_up_when_resumed() {
     let _one = ONE_AT_A_TIME.lock().await;
     let c = Cluster::start().await;
@@ -728,4 +736,181 @@ async fn a_node_paused_for_20_s_catches_up_when_resumed() {
     run.await.unwrap();
     let ledger = ledger.lock().unwrap().clone();
     check(&c, &subs, &ledger, Duration::from_secs(15)).await;
+}
+
+/// Deploys `source` as script `name` and adds a trigger of `kind` with `filter` for it.
+async fn handler(c: &Cluster, name: &str, source: &str, kind: &str, filter: Value) {
+    let (status, body) = admin_post(
+        c.node(0),
+        &c.admin,
+        "/api/v1/apps/demo/scripts",
+        json!({"name": name, "source": source}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = admin_post(
+        c.node(0),
+        &c.admin,
+        "/api/v1/apps/demo/triggers",
+        json!({"kind": kind, "script": name, "filter": filter}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// Every message of `topic` in PostgreSQL, as JSON.
+async fn history(c: &Cluster, topic: &str) -> Vec<Value> {
+    let name = TopicName::parse(topic).unwrap();
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = c
+            .store
+            .read_after(&c.app, &name, after, 1000)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { return out };
+        after = last.seq.unwrap();
+        out.extend(
+            page.iter()
+                .map(|m| serde_json::from_str::<Value>(&m.payload).unwrap()),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_dispatchers_run_each_delivery_and_each_cron_time_once() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cluster::start().await;
+    handler(
+        &c,
+        "work",
+        r#"pubsub::publish("done", #{ seq: event.seq })"#,
+        "pubsub",
+        json!({"topic": "jobs"}),
+    )
+    .await;
+    handler(
+        &c,
+        "tick",
+        r#"pubsub::publish("ticks", #{ at: event.scheduled_for })"#,
+        "cron",
+        json!({"schedule": "* * * * * *"}),
+    )
+    .await;
+    let ledger = Mutex::new(Ledger::default());
+    let ports: Vec<u16> = (0..NODES).map(|i| c.port(i)).collect();
+    let started = Instant::now();
+    publish_run(
+        &c.admin,
+        &["jobs".to_owned()],
+        &ports,
+        300,
+        100,
+        "j",
+        &ledger,
+    )
+    .await;
+    // Ten cron times at least, and every job handled.
+    while history(&c, "done").await.len() < 300 || started.elapsed() < Duration::from_secs(11) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "jobs not all handled"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut handled: BTreeMap<i64, usize> = BTreeMap::new();
+    for m in history(&c, "done").await {
+        *handled.entry(m["seq"].as_i64().unwrap()).or_default() += 1;
+    }
+    assert_eq!(handled.len(), 300, "every job handled");
+    assert!(
+        handled.values().all(|n| *n == 1),
+        "no job handled twice: {handled:?}"
+    );
+
+    let mut fired: BTreeMap<String, usize> = BTreeMap::new();
+    for m in history(&c, "ticks").await {
+        *fired
+            .entry(m["at"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert!(fired.len() >= 10, "ten cron times: {fired:?}");
+    assert!(
+        fired.values().all(|n| *n == 1),
+        "each cron time once per cluster: {fired:?}"
+    );
+    let times: Vec<i64> = fired
+        .keys()
+        .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[1] == w[0] + 1),
+        "no second skipped: {fired:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_postgresql_durable_publishes_fail_and_ephemeral_ones_still_cross_nodes() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cluster::start().await;
+    let topics = names("pg", 1);
+    c.topics(&topics).await;
+    let subs = subscribe_all(&c, &topics, &[1]).await;
+    for p in &c.pg_proxies {
+        p.cut();
+    }
+    let client = reqwest::Client::new();
+    let url = |eph: bool| {
+        format!(
+            "http://127.0.0.1:{}/api/v1/apps/demo/topics/pg0/publish{}",
+            c.port(0),
+            if eph { "?ephemeral=true" } else { "" }
+        )
+    };
+    let durable = client
+        .post(url(false))
+        .header("host", "localhost")
+        .bearer_auth(&c.admin)
+        .json(&json!({"id": "d"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        durable.status(),
+        503,
+        "not acknowledged without its database"
+    );
+    for n in 0..5 {
+        let res = client
+            .post(url(true))
+            .header("host", "localhost")
+            .bearer_auth(&c.admin)
+            .json(&json!({"id": format!("e{n}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for s in &subs {
+        loop {
+            let got = s.got.lock().unwrap().ephemeral.clone();
+            if got.len() == 5 {
+                assert_eq!(got, ["e0", "e1", "e2", "e3", "e4"], "in order");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ephemeral messages crossed nodes: {got:?}"
+            );
+            drop(got);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(s.seqs().is_empty(), "nothing durable was delivered");
+    }
+    for p in &c.pg_proxies {
+        p.restore();
+    }
 }
