@@ -1,9 +1,9 @@
-//! Cluster mode with real processes: two `picloud` nodes on one fresh PostgreSQL database and
-//! a private `redis-server` on a free port. A change made through one node reaches the
-//! other's caches at once through the relay's control channel, well inside the caches' TTLs
-//! (admin keys 5 s, Hosts 30 s): a key revoked on node 1 is refused by node 2 within 1 s, a
+//! Cluster mode with real processes: three `picloud` nodes on one fresh PostgreSQL database
+//! and a private `redis-server` on a free port. A change made through one node reaches the
+//! others' caches at once through the relay's control channel, well inside the caches' TTLs
+//! (admin keys 5 s, Hosts 30 s): a key revoked on node 1 is refused by node 3 within 1 s, a
 //! domain added on node 2 resolves on node 1 within 1 s. A node refuses REDIS_URL without
-//! PostgreSQL.
+//! PostgreSQL. (Message delivery across nodes: `cluster_delivery.rs`.)
 
 mod support;
 
@@ -39,7 +39,11 @@ async fn changes_reach_every_node_at_once() {
     let url = db.database_url.clone().unwrap();
     let redis = PrivateRedis::start();
     let redis_url = redis.url();
-    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (d1, d2, d3) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
     let env = |node| {
         [
             ("DATABASE_URL", url.as_str()),
@@ -51,6 +55,7 @@ async fn changes_reach_every_node_at_once() {
     let admin = node1.bootstrap_key().expect("the first node bootstraps");
     let node2 = Server::start(d2.path(), &env("n2"));
     assert_eq!(node2.bootstrap_key(), None, "one instance, one bootstrap");
+    let node3 = Server::start(d3.path(), &env("n3"));
 
     let (status, _) = admin_post(&node1, &admin, "/api/v1/apps", json!({"slug": "demo"})).await;
     assert_eq!(status, 201);
@@ -72,10 +77,10 @@ async fn changes_reach_every_node_at_once() {
                 .0
         }
     };
-    // Node 2 knows the key (and now caches it for 5 s).
-    assert_eq!(apps_on(&node2, &reader).await, 200);
+    // Node 3 knows the key (and now caches it for 5 s).
+    assert_eq!(apps_on(&node3, &reader).await, 200);
 
-    // Revoked on node 1: refused on node 2 within a second.
+    // Revoked on node 1: refused on node 3 within a second.
     let (status, _) = call(
         reqwest::Method::DELETE,
         &node1.url(&format!("/api/v1/admin-keys/{reader_id}")),
@@ -85,8 +90,8 @@ async fn changes_reach_every_node_at_once() {
     )
     .await;
     assert_eq!(status, 204);
-    let took = within("the revoked key refused on node 2", || async {
-        apps_on(&node2, &reader).await == 401
+    let took = within("the revoked key refused on node 3", || async {
+        apps_on(&node3, &reader).await == 401
     })
     .await;
     assert!(took < Duration::from_secs(1), "took {took:?}");
@@ -113,7 +118,56 @@ async fn changes_reach_every_node_at_once() {
     assert!(took < Duration::from_secs(1), "took {took:?}");
     assert_eq!(on_domain(&node1).await.1["app"], "demo");
 
-    for node in [node1, node2] {
+    // A secret retired on node 1 ends the streams its tokens opened on node 3.
+    let (status, body) = admin_post(
+        &node1,
+        &admin,
+        "/api/v1/apps/demo/topics",
+        json!({"name": "private", "external_subscribable": true, "auth_mode": "token"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, secret) = admin_post(
+        &node1,
+        &admin,
+        "/api/v1/apps/demo/secrets/rotate",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 201, "{secret}");
+    let (status, token) = admin_post(
+        &node1,
+        &admin,
+        "/api/v1/apps/demo/tokens",
+        json!({"topics": ["private"], "ttl_secs": 600}),
+    )
+    .await;
+    assert_eq!(status, 201, "{token}");
+    let mut stream = reqwest::Client::new()
+        .get(node3.url("/realtime/topics/private"))
+        .header("host", "demo.localhost")
+        .bearer_auth(token["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut seen = String::new();
+    support::read_until(&mut stream, &mut seen, "event: position").await;
+    let kid = secret["kid"].as_str().unwrap();
+    let retired = Instant::now();
+    let (status, _) = admin_post(
+        &node1,
+        &admin,
+        &format!("/api/v1/apps/demo/secrets/{kid}/retire"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    support::read_until(&mut stream, &mut seen, "token_revoked").await;
+    let took = retired.elapsed();
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+
+    for node in [node1, node2, node3] {
         let (status, _, _) = node.stop("TERM");
         assert!(status.success());
     }

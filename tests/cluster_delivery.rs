@@ -45,6 +45,8 @@ struct Cluster {
     app: AppId,
     /// Per node: while this file exists, its durable relay frames are dropped.
     drop_files: Vec<std::path::PathBuf>,
+    /// File bytes, shared by the nodes (`PICLOUD_BLOB_DIR`).
+    blobs: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -70,6 +72,7 @@ impl Cluster {
             admin: String::new(),
             app: AppId(String::new()),
             drop_files,
+            blobs: tempfile::tempdir().unwrap(),
         };
         for i in 0..NODES {
             c.start_node(i);
@@ -92,11 +95,13 @@ impl Cluster {
         let redis = format!("redis://{}", self.proxies[i].addr);
         let id = format!("n{}", i + 1);
         let drop_file = self.drop_files[i].to_string_lossy().into_owned();
+        let blobs = self.blobs.path().to_string_lossy().into_owned();
         let env = [
             ("DATABASE_URL", url.as_str()),
             ("REDIS_URL", redis.as_str()),
             ("PICLOUD_NODE_ID", id.as_str()),
             ("PICLOUD_FAULT_RELAY_DROP_FILE", drop_file.as_str()),
+            ("PICLOUD_BLOB_DIR", blobs.as_str()),
             ("RUST_LOG", "info"),
         ];
         self.nodes[i] = Some(Server::start(self.dirs[i].path(), &env));
@@ -403,7 +408,7 @@ async fn check(c: &Cluster, subs: &[Subscriber], ledger: &Ledger, limit: Duratio
             break;
         }
         if start.elapsed() > limit {
-            for s in subs.iter().filter(|s| !s.reached(lasts[&s.topic])) {
+            if let Some(s) = subs.iter().find(|s| !s.reached(lasts[&s.topic])) {
                 let seqs = s.seqs();
                 let got = s.got.lock().unwrap();
                 panic!(
@@ -539,6 +544,25 @@ async fn baseline_the_relay_delivers_everything_without_repairs() {
         assert_eq!(h["relay_dropped"], 0, "node {i}: {h}");
         assert!(h["relay_received"].as_u64().unwrap() > 0, "node {i}: {h}");
     }
+
+    // A static file uploaded through one node is served by another (shared blob dir).
+    let res = reqwest::Client::new()
+        .put(c.node(0).url("/api/v1/apps/demo/static/hello.txt"))
+        .header("host", "localhost")
+        .bearer_auth(&c.admin)
+        .body("hello from node 1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = reqwest::Client::new()
+        .get(c.node(2).url("/hello.txt"))
+        .header("host", "demo.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "hello from node 1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -690,7 +714,7 @@ async fn redis_killed_and_restarted() {
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let run = {
         let (key, topics, port, ledger) =
-            (c.admin.clone(), topics.clone(), c.port(0), ledger.clone());
+            (c.admin.clone(), topics.clone(), c.port(1), ledger.clone());
         tokio::spawn(
             async move { publish_run(&key, &topics, &[port], 800, 100, "k", &ledger).await },
         )
@@ -698,7 +722,11 @@ async fn redis_killed_and_restarted() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let port = c.redis.port;
     c.redis.kill();
+    // A node restarted meanwhile starts, and polls PostgreSQL until Redis is back.
+    c.kill(0);
+    c.start_node(0);
     tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(c.health(0).await["relay"], "stale");
     c.redis = PrivateRedis::start_on(port);
     run.await.unwrap();
     let ledger = ledger.lock().unwrap().clone();

@@ -22,6 +22,10 @@ pub const CONTROL_CHANNEL: &str = "picloud:control";
 pub enum Change {
     /// An app or a domain: every resolved Host and app lookup.
     Apps,
+    /// An app deleted: its lookups, and every stream opened with its tokens ends.
+    AppDeleted {
+        app: String,
+    },
     /// An admin key created; `revoked`: one revoked (its open streams end too).
     Keys {
         revoked: Option<String>,
@@ -36,9 +40,11 @@ pub enum Change {
     Settings {
         app: String,
     },
-    /// The app's token keys or lifetime limit.
+    /// The app's token keys or lifetime limit; `retired`: a key retired (the streams
+    /// opened with its tokens end).
     Tokens {
         app: String,
+        retired: Option<String>,
     },
 }
 
@@ -56,13 +62,11 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Subscribes to the control channel (live when this returns).
-    pub async fn join(
-        node: Arc<str>,
-        relay: Arc<dyn Relay>,
-    ) -> Result<Self, picloud_realtime::relay::RelayError> {
-        relay.subscribe(CONTROL_CHANNEL).await?;
-        Ok(Self { node, relay })
+    /// Subscribes to the control channel (live when this returns, unless the relay is down:
+    /// then as soon as it is back).
+    pub async fn join(node: Arc<str>, relay: Arc<dyn Relay>) -> Self {
+        picloud_realtime::relay::keep_subscribed(relay.clone(), CONTROL_CHANNEL.to_owned()).await;
+        Self { node, relay }
     }
 
     async fn send(&self, change: &Change) {
@@ -109,11 +113,10 @@ impl ControlPlane {
 /// What a change drops on this node.
 async fn apply(state: &AppState, change: &Change) {
     match change {
-        Change::Apps => {
-            state.resolver.invalidate_all();
-            state.lookups.invalidate_apps();
-            // Deleting an app deletes its bound keys.
-            state.lookups.invalidate_keys();
+        Change::Apps => invalidate_apps(state),
+        Change::AppDeleted { app } => {
+            invalidate_apps(state);
+            state.realtime.tokens.revoke_app(&AppId(app.clone()));
         }
         Change::Keys { revoked } => {
             state.lookups.invalidate_keys();
@@ -131,8 +134,21 @@ async fn apply(state: &AppState, change: &Change) {
             }
         }
         Change::Settings { app } => state.invoker.settings_changed(&AppId(app.clone())).await,
-        Change::Tokens { app } => state.realtime.tokens.invalidate(&AppId(app.clone())).await,
+        Change::Tokens { app, retired } => {
+            let app = AppId(app.clone());
+            state.realtime.tokens.invalidate(&app).await;
+            if let Some(kid) = retired {
+                state.realtime.tokens.end_streams(&app, kid);
+            }
+        }
     }
+}
+
+fn invalidate_apps(state: &AppState) {
+    state.resolver.invalidate_all();
+    state.lookups.invalidate_apps();
+    // Deleting an app deletes its bound keys.
+    state.lookups.invalidate_keys();
 }
 
 impl AppState {

@@ -81,8 +81,7 @@ impl Harness {
             stop.clone(),
             None,
         )
-        .await
-        .unwrap();
+        .await;
         let wake = Arc::new(Notify::new());
         let invoker = Invoker::new(
             HostDeps {

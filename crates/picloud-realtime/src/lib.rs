@@ -118,13 +118,13 @@ pub struct Realtime {
 
 impl Realtime {
     /// Starts the publisher's writer, gap repairs and the retention pruner (until
-    /// `shutdown`), and in a cluster joins it (fails if the relay cannot be reached).
+    /// `shutdown`), and in a cluster joins it.
     pub async fn start(
         store: Arc<dyn Store>,
         config: RealtimeConfig,
         shutdown: CancellationToken,
         cluster: Option<cluster::ClusterConfig>,
-    ) -> Result<Self, relay::RelayError> {
+    ) -> Self {
         let stats = Arc::new(Stats::default());
         let (hub, events) = Hub::new(config.channel_capacity, stats.clone(), cluster.is_some());
         repair::spawn(
@@ -144,7 +144,7 @@ impl Realtime {
                     interest,
                     shutdown.clone(),
                 )
-                .await?,
+                .await,
             ),
             _ => None,
         };
@@ -166,7 +166,7 @@ impl Realtime {
             stats: stats.clone(),
             lag: metrics::histogram!(LAG_HISTOGRAM),
         };
-        Ok(Self {
+        Self {
             store,
             hub,
             publisher,
@@ -177,7 +177,7 @@ impl Realtime {
             shutdown,
             cluster: node,
             sends,
-        })
+        }
     }
 
     /// See [`SendRecorder::record_send`].

@@ -158,9 +158,16 @@ impl TokenService {
         Ok(secret)
     }
 
+    /// Retires a key in the store (answers whether it was active). Its open streams end
+    /// through [`Self::end_streams`], on every node.
     pub async fn retire(&self, app: &AppId, kid: &str) -> Result<bool, StoreError> {
         let done = self.secrets.retire_secret(app, kid).await?;
         self.invalidate(app).await;
+        Ok(done)
+    }
+
+    /// Ends every stream on this node opened with a token signed by `kid` (retired).
+    pub fn end_streams(&self, app: &AppId, kid: &str) {
         let fired = self
             .revocations
             .lock()
@@ -169,7 +176,6 @@ impl TokenService {
         if let Some(fired) = fired {
             fired.cancel();
         }
-        Ok(done)
     }
 
     /// Mints a token for `topics`, valid `ttl_secs`, signed with the newest active secret

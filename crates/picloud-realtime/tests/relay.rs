@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use picloud_realtime::relay::{LocalBus, Received, RedisRelay, Relay};
+use picloud_realtime::relay::{LocalBus, Received, RedisRelay, Relay, RelayError};
 use picloud_store::testing::PrivateRedis;
 use tokio::sync::broadcast;
 
@@ -122,7 +122,7 @@ async fn the_in_process_bus_conforms() {
 async fn redis_conforms() {
     let url = redis_url();
     let connect = || async {
-        RedisRelay::connect(&url)
+        RedisRelay::connect(&url, Duration::from_secs(5))
             .await
             .unwrap_or_else(|e| panic!("Redis is required by the tests at {url}: {e}"))
     };
@@ -137,8 +137,12 @@ async fn redis_subscriptions_survive_a_server_restart() {
     let mut server = PrivateRedis::start();
     let url = server.url();
     let (a, b) = (
-        RedisRelay::connect(&url).await.unwrap(),
-        RedisRelay::connect(&url).await.unwrap(),
+        RedisRelay::connect(&url, Duration::from_secs(5))
+            .await
+            .unwrap(),
+        RedisRelay::connect(&url, Duration::from_secs(5))
+            .await
+            .unwrap(),
     );
     let room = channel("restart");
     let mut rb = b.received();
@@ -164,4 +168,39 @@ async fn redis_subscriptions_survive_a_server_restart() {
             "no resubscription after the restart"
         );
     }
+}
+
+/// A node may start while Redis is down: every call answers `Unavailable` until the first
+/// connection, made in the background as soon as Redis is up.
+#[tokio::test]
+async fn redis_started_before_the_server_connects_when_it_comes() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    assert!(RedisRelay::connect(&url, Duration::from_millis(300))
+        .await
+        .is_err());
+    let relay = RedisRelay::start(&url).unwrap();
+    let room = channel("later");
+    assert!(matches!(
+        relay.publish(&room, Bytes::from_static(b"x")).await,
+        Err(RelayError::Unavailable(_))
+    ));
+    let _server = PrivateRedis::start_on(port);
+    let mut rx = relay.received();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while relay.subscribe(&room).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connected once Redis is up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    relay
+        .publish(&room, Bytes::from_static(b"now"))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx).await.unwrap().payload.as_ref(), b"now");
 }

@@ -207,13 +207,17 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "PICLOUD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// `redis://…`: this node joins a cluster (with PostgreSQL as DATABASE_URL): changes made
-    /// through any node reach every node's caches at once.
+    /// `redis://…`: this node joins a cluster (with PostgreSQL as DATABASE_URL): messages and
+    /// changes made through any node reach every node at once.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
-    /// This node's name in the cluster (default: generated at start).
+    /// This node's name in the cluster (default: generated at start); unique per node.
     #[arg(long, env = "PICLOUD_NODE_ID")]
     pub node_id: Option<String>,
+    /// Where file bytes (`files::`, static sites) are kept (default: `<data dir>/files`).
+    /// Every node of a cluster must see the same directory (a shared mount).
+    #[arg(long, env = "PICLOUD_BLOB_DIR")]
+    pub blob_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub db: DbArgs,
     /// Hosts that serve the admin API and dashboard, comma-separated.

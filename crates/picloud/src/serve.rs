@@ -62,9 +62,11 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(picloud_core::ids::new_id)
                 .into();
-            let relay = picloud_realtime::relay::RedisRelay::connect(url)
+            // A node starts while Redis is down, and polls PostgreSQL until it is back.
+            let relay = picloud_realtime::relay::RedisRelay::connect(url, Duration::from_secs(2))
                 .await
-                .context("cannot reach Redis (REDIS_URL)")?;
+                .or_else(|_| picloud_realtime::relay::RedisRelay::start(url))
+                .context("REDIS_URL is not a Redis URL")?;
             Some(picloud_realtime::cluster::ClusterConfig {
                 node,
                 relay: Arc::new(relay),
@@ -84,10 +86,21 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         shutdown.token(),
         cluster,
     )
-    .await
-    .context("cannot join the cluster through Redis")?;
+    .await;
     let outbox_written = Arc::new(tokio::sync::Notify::new());
-    let blobs = picloud_dispatch::BlobStore::new(args.db.data_dir.join("files"));
+    let blob_dir = args
+        .blob_dir
+        .clone()
+        .unwrap_or_else(|| args.db.data_dir.join("files"));
+    if args.redis_url.is_some() && args.blob_dir.is_none() {
+        tracing::warn!(
+            dir = %blob_dir.display(),
+            "cluster mode with file bytes in this node's data dir: files and static sites \
+             written through another node are not found here; set PICLOUD_BLOB_DIR to a \
+             directory every node shares"
+        );
+    }
+    let blobs = picloud_dispatch::BlobStore::new(blob_dir);
     let invoker = picloud_dispatch::Invoker::new(
         picloud_dispatch::HostDeps {
             store: store_dyn.clone(),
@@ -124,9 +137,7 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     );
     let state = AppState::new(store_dyn, config, realtime, invoker.clone());
     if let Some((node, relay)) = relay {
-        let control = picloud_api::changes::ControlPlane::join(node.clone(), relay)
-            .await
-            .context("cannot subscribe to the cluster's control channel")?;
+        let control = picloud_api::changes::ControlPlane::join(node.clone(), relay).await;
         state.join_cluster(control);
         tracing::info!(%node, "cluster mode: messages and changes relayed through Redis");
     }

@@ -115,6 +115,7 @@ pub async fn update_app(
     state
         .changed(Change::Tokens {
             app: app.id.to_string(),
+            retired: None,
         })
         .await;
     Ok(ApiJson(updated.into()))
@@ -136,8 +137,11 @@ pub async fn delete_app(
     if !state.store.delete_app(&app.id).await? {
         return Err(ApiError::not_found("app"));
     }
-    state.changed(Change::Apps).await;
-    state.realtime.tokens.revoke_app(&app.id);
+    state
+        .changed(Change::AppDeleted {
+            app: app.id.to_string(),
+        })
+        .await;
     tracing::info!(app = %app.slug, key = %auth.key.id, "app deleted");
     Ok(StatusCode::NO_CONTENT)
 }

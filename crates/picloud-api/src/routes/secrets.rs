@@ -48,6 +48,7 @@ pub async fn rotate_secret(
     state
         .changed(Change::Tokens {
             app: app.id.to_string(),
+            retired: None,
         })
         .await;
     tracing::info!(app = %app.slug, kid = %secret.kid, by = %auth.key.id, "app secret rotated");
@@ -79,6 +80,7 @@ pub async fn retire_secret(
     state
         .changed(Change::Tokens {
             app: app.id.to_string(),
+            retired: Some(kid.clone()),
         })
         .await;
     tracing::info!(app = %app.slug, %kid, by = %auth.key.id, "app secret retired");

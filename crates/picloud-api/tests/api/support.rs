@@ -73,8 +73,7 @@ impl TestServer {
         picloud_api::metrics::handle();
         let realtime =
             picloud_realtime::Realtime::start(store_dyn.clone(), realtime, stop.clone(), None)
-                .await
-                .unwrap();
+                .await;
         let outbox_written = Arc::new(tokio::sync::Notify::new());
         let invoker = picloud_dispatch::Invoker::new(
             picloud_dispatch::HostDeps {

@@ -33,7 +33,8 @@ pub(super) fn probe_channel(node: &str) -> String {
 pub(super) async fn probe(node: Arc<Node>, shutdown: CancellationToken) {
     let channel = probe_channel(&node.id);
     let mut tick = tokio::time::interval(PROBE_EVERY);
-    let mut was = RelayState::Live;
+    // Stale until the first probe comes back.
+    let mut was = RelayState::Stale;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -51,7 +52,7 @@ pub(super) async fn probe(node: Arc<Node>, shutdown: CancellationToken) {
                     tracing::warn!("relay stale: no probe back; polling the database every second")
                 }
                 _ => {
-                    tracing::info!("relay live again: checking positions");
+                    tracing::info!("relay live: checking positions");
                     node.check_now.notify_one();
                 }
             }

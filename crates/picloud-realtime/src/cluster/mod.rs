@@ -69,14 +69,15 @@ pub struct Node {
     relay: Arc<dyn Relay>,
     out: mpsc::Sender<Outgoing>,
     stats: Arc<Stats>,
-    /// When this node last received its own probe back.
-    probed: Mutex<Instant>,
+    /// When this node last received its own probe back (`None`: never yet).
+    probed: Mutex<Option<Instant>>,
     /// Runs a position check now (the relay came back, or this node missed frames).
     check_now: Notify,
 }
 
 impl Node {
-    /// Joins: subscribes to the probe channel, then starts the tasks (until `shutdown`).
+    /// Joins: subscribes to the probe channel (or keeps trying, while the relay is down),
+    /// then starts the tasks (until `shutdown`).
     pub(crate) async fn start(
         config: ClusterConfig,
         hub: Arc<Hub>,
@@ -84,18 +85,16 @@ impl Node {
         stats: Arc<Stats>,
         interest: mpsc::UnboundedReceiver<Interest>,
         shutdown: CancellationToken,
-    ) -> Result<Arc<Self>, crate::relay::RelayError> {
-        config
-            .relay
-            .subscribe(&checks::probe_channel(&config.node))
-            .await?;
+    ) -> Arc<Self> {
+        crate::relay::keep_subscribed(config.relay.clone(), checks::probe_channel(&config.node))
+            .await;
         let (out, out_rx) = mpsc::channel(OUT_QUEUE);
         let node = Arc::new(Self {
             id: config.node,
             relay: config.relay,
             out,
             stats,
-            probed: Mutex::new(Instant::now()),
+            probed: Mutex::new(None),
             check_now: Notify::new(),
         });
         let fault = std::env::var_os(FAULT_DROP_FILE).map(PathBuf::from);
@@ -107,7 +106,7 @@ impl Node {
         tokio::spawn(interest::run(node.relay.clone(), interest));
         tokio::spawn(checks::probe(node.clone(), shutdown.clone()));
         tokio::spawn(checks::positions(node.clone(), hub, store, shutdown));
-        Ok(node)
+        node
     }
 
     /// Sends committed messages (or one ephemeral one) to the other nodes: one frame per
@@ -147,7 +146,8 @@ impl Node {
     }
 
     pub fn state(&self) -> RelayState {
-        if self.probed.lock().expect("probe lock").elapsed() < checks::STALE_AFTER {
+        let probed = *self.probed.lock().expect("probe lock");
+        if probed.is_some_and(|at| at.elapsed() < checks::STALE_AFTER) {
             RelayState::Live
         } else {
             RelayState::Stale
@@ -185,6 +185,7 @@ async fn receive(node: Arc<Node>, hub: Arc<Hub>, shutdown: CancellationToken) {
     use tokio::sync::broadcast::error::RecvError;
     let mut rx = node.relay.received();
     let probe = checks::probe_channel(&node.id);
+    let own = wire::prefix(&node.id);
     loop {
         let received = tokio::select! {
             r = rx.recv() => r,
@@ -192,7 +193,7 @@ async fn receive(node: Arc<Node>, hub: Arc<Hub>, shutdown: CancellationToken) {
         };
         match received {
             Ok(r) if wire::is_topic_channel(&r.channel) => {
-                let Some(frame) = wire::decode(&r.payload, &node.id) else {
+                let Some(frame) = wire::decode(&r.payload, &own) else {
                     continue;
                 };
                 node.stats.relay_received.add(1);
@@ -204,7 +205,7 @@ async fn receive(node: Arc<Node>, hub: Arc<Hub>, shutdown: CancellationToken) {
                 }
             }
             Ok(r) if *r.channel == *probe => {
-                *node.probed.lock().expect("probe lock") = Instant::now();
+                *node.probed.lock().expect("probe lock") = Some(Instant::now());
             }
             Ok(_) => {}
             Err(RecvError::Lagged(n)) => {

@@ -31,8 +31,7 @@ pub fn encode(node: &str, messages: &[Arc<Message>]) -> Vec<u8> {
     let first = &messages[0];
     let inline: usize = messages.iter().map(|m| m.payload.len()).sum();
     let mut out = Vec::with_capacity(96 + inline.min(INLINE_MAX) + 48 * messages.len());
-    out.extend_from_slice(b"{\"node\":");
-    string(&mut out, node);
+    out.extend_from_slice(&prefix(node));
     out.extend_from_slice(b",\"app\":");
     string(&mut out, first.app_id.as_str());
     out.extend_from_slice(b",\"topic\":");
@@ -65,8 +64,6 @@ fn string(out: &mut Vec<u8>, s: &str) {
 
 #[derive(Deserialize)]
 struct Frame<'a> {
-    #[serde(borrow)]
-    node: std::borrow::Cow<'a, str>,
     app: String,
     topic: String,
     #[serde(default, borrow)]
@@ -92,13 +89,21 @@ pub struct Decoded {
     pub end: Option<i64>,
 }
 
-/// The frame, unless `me` sent it (own echoes are dropped before their payloads are
-/// copied). `None` also for a frame that does not parse or names an invalid topic.
-pub fn decode(bytes: &[u8], me: &str) -> Option<Decoded> {
-    let frame: Frame<'_> = serde_json::from_slice(bytes).ok()?;
-    if frame.node == me {
+/// How every frame `node` sends begins (`encode` writes the name first).
+pub fn prefix(node: &str) -> Vec<u8> {
+    let mut out = b"{\"node\":".to_vec();
+    string(&mut out, node);
+    out
+}
+
+/// The frame, unless it starts with `own` ([`prefix`] of this node: its echo is dropped
+/// without being parsed). `None` also for a frame that does not parse or names an invalid
+/// topic.
+pub fn decode(bytes: &[u8], own: &[u8]) -> Option<Decoded> {
+    if bytes.starts_with(own) {
         return None;
     }
+    let frame: Frame<'_> = serde_json::from_slice(bytes).ok()?;
     let app = AppId(frame.app);
     let topic = TopicName::parse(&frame.topic).ok()?;
     let messages = frame
@@ -138,13 +143,13 @@ mod tests {
     fn frames_round_trip_and_own_echoes_are_dropped() {
         let sent = [m(Some(7), r#"{"a":"x\"y"}"#), m(Some(8), "[1,2]")];
         let bytes = encode("n\"1", &sent);
-        assert_eq!(decode(&bytes, "n\"1"), None, "own echo");
-        let got = decode(&bytes, "n2").unwrap();
+        assert_eq!(decode(&bytes, &prefix("n\"1")), None, "own echo");
+        let got = decode(&bytes, &prefix("n2")).unwrap();
         assert_eq!(got.end, None);
         let want: Vec<Message> = sent.iter().map(|m| (**m).clone()).collect();
         assert_eq!(got.messages, want);
 
-        let eph = decode(&encode("n1", &[m(None, "1")]), "n2").unwrap();
+        let eph = decode(&encode("n1", &[m(None, "1")]), &prefix("n2")).unwrap();
         assert_eq!(eph.messages[0].seq, None);
         assert_eq!(&*eph.messages[0].payload, "1");
     }
@@ -152,7 +157,11 @@ mod tests {
     #[test]
     fn large_batches_go_as_pointers() {
         let big = format!("\"{}\"", "x".repeat(INLINE_MAX));
-        let got = decode(&encode("n1", &[m(Some(3), "1"), m(Some(4), &big)]), "n2").unwrap();
+        let got = decode(
+            &encode("n1", &[m(Some(3), "1"), m(Some(4), &big)]),
+            &prefix("n2"),
+        )
+        .unwrap();
         assert!(got.messages.is_empty());
         assert_eq!(got.end, Some(4));
         assert_eq!(got.topic.as_str(), "room.1");
@@ -160,13 +169,12 @@ mod tests {
 
     #[test]
     fn garbage_is_ignored() {
-        assert_eq!(decode(b"{", "n"), None);
-        assert_eq!(
-            decode(
-                br#"{"node":"a","app":"x","topic":"bad topic!","end":1}"#,
-                "n"
-            ),
-            None
-        );
+        let own = prefix("n");
+        assert_eq!(decode(b"{", &own), None);
+        let bad_topic = br#"{"node":"a","app":"x","topic":"bad topic!","end":1}"#;
+        assert_eq!(decode(bad_topic, &own), None);
+        let good = br#"{"node":"a","app":"x","topic":"ok","end":1}"#;
+        assert_eq!(decode(good, &own).unwrap().end, Some(1));
+        assert_eq!(decode(good, &prefix("a")), None, "a's own");
     }
 }

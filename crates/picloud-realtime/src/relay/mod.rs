@@ -17,6 +17,22 @@ use tokio::sync::broadcast;
 pub use self::redis::RedisRelay;
 pub use local::{LocalBus, LocalRelay};
 
+/// Subscribes to `channel` now if the relay answers, else keeps trying every second in the
+/// background: a node starts while Redis is down and rides the outage out.
+pub async fn keep_subscribed(relay: Arc<dyn Relay>, channel: String) {
+    if relay.subscribe(&channel).await.is_ok() {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if relay.subscribe(&channel).await.is_ok() {
+                return;
+            }
+        }
+    });
+}
+
 /// How many received messages wait for a slow reader before it lags (and repairs).
 pub const RECEIVED_CAPACITY: usize = 16 * 1024;
 

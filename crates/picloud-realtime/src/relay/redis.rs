@@ -1,9 +1,10 @@
 //! The relay over Redis PUB/SUB (RESP3, one connection per node). The connection manager
 //! reconnects by itself and subscribes again to every channel after a reconnect; messages
 //! published while a node was away are lost to it, as the relay's contract allows (the node
-//! repairs from the database).
+//! repairs from the database). A node starts while Redis is down: the first connection is
+//! retried in the background, and until then every call answers `Unavailable`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -19,7 +20,7 @@ use super::{Received, Relay, RelayError, RECEIVED_CAPACITY};
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct RedisRelay {
-    conn: ConnectionManager,
+    conn: Arc<OnceLock<ConnectionManager>>,
     tx: broadcast::Sender<Received>,
 }
 
@@ -37,8 +38,9 @@ fn resp3(url: &str) -> String {
 }
 
 impl RedisRelay {
-    /// Connects (failing if Redis cannot be reached now); later outages are reconnected.
-    pub async fn connect(url: &str) -> Result<Self, RelayError> {
+    /// Starts connecting (in the background, until it succeeds). Fails only for a URL
+    /// that is not one.
+    pub fn start(url: &str) -> Result<Self, RelayError> {
         let client = ::redis::Client::open(resp3(url)).map_err(unavailable)?;
         let (push_tx, push_rx) = mpsc::unbounded_channel::<PushInfo>();
         let config = ConnectionManagerConfig::new()
@@ -47,12 +49,58 @@ impl RedisRelay {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_connection_timeout(Some(RESPONSE_TIMEOUT))
             .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(unavailable)?;
+        let conn = Arc::new(OnceLock::new());
+        tokio::spawn(first_connection(client, config, conn.clone()));
         let (tx, _) = broadcast::channel(RECEIVED_CAPACITY);
         tokio::spawn(forward(push_rx, tx.clone()));
         Ok(Self { conn, tx })
+    }
+
+    /// [`Self::start`], then waits up to `limit` for the connection.
+    pub async fn connect(url: &str, limit: Duration) -> Result<Self, RelayError> {
+        let relay = Self::start(url)?;
+        let deadline = tokio::time::Instant::now() + limit;
+        while relay.conn.get().is_none() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RelayError::Unavailable("not connected yet".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(relay)
+    }
+
+    fn conn(&self) -> Result<ConnectionManager, RelayError> {
+        self.conn
+            .get()
+            .cloned()
+            .ok_or_else(|| RelayError::Unavailable("not connected yet".into()))
+    }
+}
+
+/// Connects once Redis answers; from then on the connection manager reconnects by itself.
+async fn first_connection(
+    client: ::redis::Client,
+    config: ConnectionManagerConfig,
+    conn: Arc<OnceLock<ConnectionManager>>,
+) {
+    let mut logged = false;
+    loop {
+        match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
+            Ok(c) => {
+                let _ = conn.set(c);
+                if logged {
+                    tracing::info!("relay connected to Redis");
+                }
+                return;
+            }
+            Err(e) => {
+                if !logged {
+                    tracing::warn!(error = %e, "Redis unreachable; retrying every second (this node polls PostgreSQL meanwhile)");
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
     }
 }
 
@@ -81,7 +129,7 @@ async fn forward(mut pushes: mpsc::UnboundedReceiver<PushInfo>, tx: broadcast::S
 #[async_trait]
 impl Relay for RedisRelay {
     async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), RelayError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         ::redis::cmd("PUBLISH")
             .arg(channel)
             .arg(payload.as_ref())
@@ -99,17 +147,17 @@ impl Relay for RedisRelay {
                 .arg(payload.as_ref())
                 .ignore();
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
     }
 
     async fn subscribe(&self, channel: &str) -> Result<(), RelayError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         conn.subscribe(channel).await.map_err(unavailable)
     }
 
     async fn unsubscribe(&self, channel: &str) -> Result<(), RelayError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         conn.unsubscribe(channel).await.map_err(unavailable)
     }
 
