@@ -47,10 +47,13 @@ struct Cluster {
     drop_files: Vec<std::path::PathBuf>,
     /// File bytes, shared by the nodes (`PICLOUD_BLOB_DIR`).
     blobs: tempfile::TempDir,
+    /// One cluster at a time.
+    _one: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Cluster {
     async fn start() -> Self {
+        let one = ONE_AT_A_TIME.lock().await;
         let db = TestDatabase::new(Backend::Postgres).await;
         let redis = PrivateRedis::start();
         let (mut proxies, mut pg_proxies) = (Vec::new(), Vec::new());
@@ -73,6 +76,7 @@ impl Cluster {
             app: AppId(String::new()),
             drop_files,
             blobs: tempfile::tempdir().unwrap(),
+            _one: one,
         };
         for i in 0..NODES {
             c.start_node(i);
@@ -393,6 +397,49 @@ async fn publish_run(
     }
 }
 
+/// Publishers running in the background, `per_sec` each, through `ports` in turn.
+struct Publishing {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    ledger: Arc<Mutex<Ledger>>,
+}
+
+impl Publishing {
+    /// `publishers` in parallel (so that some are in flight when a node dies), `count`
+    /// messages each, tagged `tag`.
+    fn start(
+        c: &Cluster,
+        topics: &[String],
+        ports: Vec<u16>,
+        publishers: usize,
+        count: usize,
+        tag: &str,
+    ) -> Self {
+        let ledger = Arc::new(Mutex::new(Ledger::default()));
+        let tasks = (0..publishers)
+            .map(|p| {
+                let (key, topics, ports, ledger) = (
+                    c.admin.clone(),
+                    topics.to_vec(),
+                    ports.clone(),
+                    ledger.clone(),
+                );
+                let tag = format!("{tag}{p}");
+                tokio::spawn(async move {
+                    publish_run(&key, &topics, &ports, count, 100, &tag, &ledger).await
+                })
+            })
+            .collect();
+        Self { tasks, ledger }
+    }
+
+    async fn finish(self) -> Ledger {
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        self.ledger.lock().unwrap().clone()
+    }
+}
+
 /// Waits until every subscriber holds its topic's every committed message (at most
 /// `limit`), then checks them against PostgreSQL and the ledger. Answers how long it took.
 async fn check(c: &Cluster, subs: &[Subscriber], ledger: &Ledger, limit: Duration) -> Duration {
@@ -495,6 +542,21 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
 
+impl Cluster {
+    /// `n` topics named `prefix<i>`, each with two subscribers on every node of `nodes`.
+    async fn subscribed(
+        &self,
+        prefix: &str,
+        n: usize,
+        nodes: &[usize],
+    ) -> (Vec<String>, Vec<Subscriber>) {
+        let topics = names(prefix, n);
+        self.topics(&topics).await;
+        let subs = subscribe_all(self, &topics, nodes).await;
+        (topics, subs)
+    }
+}
+
 /// Subscribers of every topic on every node listed (two each).
 async fn subscribe_all(c: &Cluster, topics: &[String], nodes: &[usize]) -> Vec<Subscriber> {
     let mut subs = Vec::new();
@@ -521,11 +583,8 @@ async fn counter(c: &Cluster, i: usize, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baseline_the_relay_delivers_everything_without_repairs() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let c = Cluster::start().await;
-    let topics = names("base", 10);
-    c.topics(&topics).await;
-    let subs = subscribe_all(&c, &topics, &[0, 1, 2]).await;
+    let (topics, subs) = c.subscribed("base", 10, &[0, 1, 2]).await;
     let ledger = Mutex::new(Ledger::default());
     let ports: Vec<u16> = (0..NODES).map(|i| c.port(i)).collect();
     publish_run(&c.admin, &topics, &ports, 600, 200, "b", &ledger).await;
@@ -567,11 +626,8 @@ async fn baseline_the_relay_delivers_everything_without_repairs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_frame_lost_after_commit_is_repaired_by_the_position_check() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let c = Cluster::start().await;
-    let topics = names("lost", 2);
-    c.topics(&topics).await;
-    let subs = subscribe_all(&c, &topics, &[1, 2]).await;
+    let (topics, subs) = c.subscribed("lost", 2, &[1, 2]).await;
     let ledger = Mutex::new(Ledger::default());
     // The tail is lost: nothing published after it reveals the gap.
     std::fs::write(&c.drop_files[0], "").unwrap();
@@ -589,57 +645,25 @@ async fn a_relay_frame_lost_after_commit_is_repaired_by_the_position_check() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_publishing_node_killed_mid_run_loses_nothing_acknowledged() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let mut c = Cluster::start().await;
-    let topics = names("kp", 5);
-    c.topics(&topics).await;
-    let subs = subscribe_all(&c, &topics, &[1, 2]).await;
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let run = {
-        let (key, topics, port, ledger) =
-            (c.admin.clone(), topics.clone(), c.port(0), ledger.clone());
-        tokio::spawn(async move {
-            // Publishers in parallel, so that some are in flight when the node dies.
-            let mut all = Vec::new();
-            for p in 0..4 {
-                let (key, topics, ledger) = (key.clone(), topics.clone(), ledger.clone());
-                all.push(tokio::spawn(async move {
-                    publish_run(&key, &topics, &[port], 300, 100, &format!("k{p}"), &ledger).await
-                }));
-            }
-            for a in all {
-                a.await.unwrap();
-            }
-        })
-    };
+    let (topics, subs) = c.subscribed("kp", 5, &[1, 2]).await;
+    let run = Publishing::start(&c, &topics, vec![c.port(0)], 4, 300, "k");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     c.kill(0);
-    run.await.unwrap();
-    let ledger = ledger.lock().unwrap().clone();
+    let ledger = run.finish().await;
     assert!(!ledger.acked.is_empty() && !ledger.unanswered.is_empty());
     check(&c, &subs, &ledger, Duration::from_secs(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscribers_node_killed_its_clients_resume_elsewhere_missing_nothing() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let mut c = Cluster::start().await;
-    let topics = names("ks", 5);
-    c.topics(&topics).await;
-    let subs = subscribe_all(&c, &topics, &[0, 2]).await;
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let run = {
-        let (key, topics, port, ledger) =
-            (c.admin.clone(), topics.clone(), c.port(1), ledger.clone());
-        tokio::spawn(
-            async move { publish_run(&key, &topics, &[port], 400, 100, "s", &ledger).await },
-        )
-    };
+    let (topics, subs) = c.subscribed("ks", 5, &[0, 2]).await;
+    let run = Publishing::start(&c, &topics, vec![c.port(1)], 1, 400, "s");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     c.kill(2);
     let killed = Instant::now();
-    run.await.unwrap();
-    let ledger = ledger.lock().unwrap().clone();
+    let ledger = run.finish().await;
     assert!(ledger.unanswered.is_empty());
     check(&c, &subs, &ledger, Duration::from_secs(10)).await;
     let orphans: Vec<_> = subs.iter().filter(|s| s.home != c.port(0)).collect();
@@ -661,23 +685,9 @@ async fn a_subscribers_node_killed_its_clients_resume_elsewhere_missing_nothing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_faults_on_one_node_blackhole_reset_delay() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let c = Cluster::start().await;
-    let topics = names("rf", 4);
-    c.topics(&topics).await;
-    let subs = subscribe_all(&c, &topics, &[1, 2]).await;
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let run = {
-        let (key, topics, ports, ledger) = (
-            c.admin.clone(),
-            topics.clone(),
-            vec![c.port(0), c.port(2)],
-            ledger.clone(),
-        );
-        tokio::spawn(
-            async move { publish_run(&key, &topics, &ports, 1200, 100, "r", &ledger).await },
-        )
-    };
+    let (topics, subs) = c.subscribed("rf", 4, &[1, 2]).await;
+    let run = Publishing::start(&c, &topics, vec![c.port(0), c.port(2)], 1, 1200, "r");
     // Node 2 (index 1): its Redis connection blackholed, then reset, then slow.
     tokio::time::sleep(Duration::from_secs(1)).await;
     c.proxies[1].blackhole();
@@ -693,8 +703,7 @@ async fn redis_faults_on_one_node_blackhole_reset_delay() {
     c.proxies[1].delay(Duration::from_millis(200));
     tokio::time::sleep(Duration::from_secs(3)).await;
     c.proxies[1].restore();
-    run.await.unwrap();
-    let ledger = ledger.lock().unwrap().clone();
+    let ledger = run.finish().await;
     assert!(
         ledger.unanswered.is_empty(),
         "publishes do not wait on the relay"
@@ -706,19 +715,9 @@ async fn redis_faults_on_one_node_blackhole_reset_delay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let mut c = Cluster::start().await;
-    let topics = names("rk", 4);
-    c.topics(&topics).await;
-    let subs = subscribe_all(&c, &topics, &[1, 2]).await;
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let run = {
-        let (key, topics, port, ledger) =
-            (c.admin.clone(), topics.clone(), c.port(1), ledger.clone());
-        tokio::spawn(
-            async move { publish_run(&key, &topics, &[port], 800, 100, "k", &ledger).await },
-        )
-    };
+    let (topics, subs) = c.subscribed("rk", 4, &[1, 2]).await;
+    let run = Publishing::start(&c, &topics, vec![c.port(1)], 1, 800, "k");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let port = c.redis.port;
     c.redis.kill();
@@ -728,8 +727,7 @@ async fn redis_killed_and_restarted() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(c.health(0).await["relay"], "stale");
     c.redis = PrivateRedis::start_on(port);
-    run.await.unwrap();
-    let ledger = ledger.lock().unwrap().clone();
+    let ledger = run.finish().await;
     assert!(
         ledger.unanswered.is_empty(),
         "durable publishes commit without Redis"
@@ -744,25 +742,14 @@ async fn redis_killed_and_restarted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_paused_for_20_s_catches_up_when_resumed() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let c = Cluster::start().await;
-    let topics = names("ps", 4);
-    c.topics(&topics).await;
-    let subs = subscribe_all(&c, &topics, &[1, 2]).await;
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let run = {
-        let (key, topics, port, ledger) =
-            (c.admin.clone(), topics.clone(), c.port(0), ledger.clone());
-        tokio::spawn(
-            async move { publish_run(&key, &topics, &[port], 2400, 100, "p", &ledger).await },
-        )
-    };
+    let (topics, subs) = c.subscribed("ps", 4, &[1, 2]).await;
+    let run = Publishing::start(&c, &topics, vec![c.port(0)], 1, 2400, "p");
     tokio::time::sleep(Duration::from_secs(1)).await;
     c.signal(2, "STOP");
     tokio::time::sleep(Duration::from_secs(20)).await;
     c.signal(2, "CONT");
-    run.await.unwrap();
-    let ledger = ledger.lock().unwrap().clone();
+    let ledger = run.finish().await;
     check(&c, &subs, &ledger, Duration::from_secs(15)).await;
 }
 
@@ -808,7 +795,6 @@ async fn history(c: &Cluster, topic: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_dispatchers_run_each_delivery_and_each_cron_time_once() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let c = Cluster::start().await;
     handler(
         &c,
@@ -881,11 +867,8 @@ async fn three_dispatchers_run_each_delivery_and_each_cron_time_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_postgresql_durable_publishes_fail_and_ephemeral_ones_still_cross_nodes() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let c = Cluster::start().await;
-    let topics = names("pg", 1);
-    c.topics(&topics).await;
-    let subs = subscribe_all(&c, &topics, &[1]).await;
+    let (_, subs) = c.subscribed("pg", 1, &[1]).await;
     for p in &c.pg_proxies {
         p.cut();
     }
