@@ -113,6 +113,12 @@ pub enum ScenarioArg {
     D1,
     /// PiCloud only: script endpoint requests/s with `wrk` (64 connections), SQLite.
     E1,
-    /// All of the above.
+    /// All of the above (not C1, C2).
     All,
+    /// Cluster: 3 nodes (PiCloud on one PostgreSQL database; Nchan on Redis) sharing a
+    /// private redis-server; 1,000 subscribers on 10 topics spread over the nodes, 100
+    /// durable msg/s round-robin over the nodes; cross-node and same-node latency, loss.
+    C1,
+    /// PiCloud only: S4 on one node on PostgreSQL, relay off (no REDIS_URL) then on.
+    C2,
 }

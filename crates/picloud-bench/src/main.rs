@@ -11,21 +11,26 @@
 //! - `sys.rs`: libc calls: rlimit, CPU affinity, signals, `SO_LINGER`, own CPU time.
 //! - `proc_stats.rs`: a server's RSS (`VmRSS`) and CPU time (utime+stime) from `/proc`.
 //! - `http.rs`: a minimal keep-alive HTTP/1.1 client over a raw `TcpStream`.
-//! - `server.rs`: start/stop PiCloud and Nchan (nginx) pinned with `taskset`, and the
+//! - `server.rs`: start/stop PiCloud (alone or joining a cluster's database) and Nchan
+//!   (nginx; also several on a shared Redis) pinned with `taskset`, and the
 //!   request bytes each expects (subscribe, publish, admin setup).
 //! - `sse_client.rs`: lean SSE subscribers: one shared 64 KiB read buffer, frames counted
 //!   with memchr, send time parsed for a sample of messages.
-//! - `publisher.rs`: keep-alive publisher connections, as fast as possible or fixed-rate.
+//! - `publisher.rs`: keep-alive publisher connections, as fast as possible or fixed-rate,
+//!   to one server or round-robin over a cluster's nodes (send times tagged with the node).
 //! - `latency.rs`: hdrhistogram helpers and the timestamped payload.
+//! - `redis.rs`: a private `redis-server` on a free loopback port (the cluster scenarios).
 //! - `scenarios/`: `mod.rs` (context, the publish-and-drain measurement, ratios) and one
 //!   file per scenario, `s1.rs` … `s5.rs`, `d1.rs` (trigger dispatcher), `e1.rs` (script
-//!   endpoint with `wrk`).
+//!   endpoint with `wrk`), `c1.rs` (three-node cluster: cross-node latency, loss; Nchan on
+//!   Redis), `c2.rs` (S4 with the cluster relay off and on).
 
 mod cli;
 mod http;
 mod latency;
 mod proc_stats;
 mod publisher;
+mod redis;
 mod scenarios;
 mod server;
 mod sse_client;
@@ -136,6 +141,8 @@ async fn run(ctx: &Ctx, nofile: (u64, u64)) -> Value {
         ScenarioArg::S5 => vec![Scenario::S5],
         ScenarioArg::D1 => vec![Scenario::D1],
         ScenarioArg::E1 => vec![Scenario::E1],
+        ScenarioArg::C1 => vec![Scenario::C1],
+        ScenarioArg::C2 => vec![Scenario::C2],
         ScenarioArg::All => Scenario::ALL.to_vec(),
     };
     let mut rounds = Vec::with_capacity(a.rounds);

@@ -135,13 +135,28 @@ pub async fn run(
     payload: Arc<Payload>,
     epoch: Instant,
 ) -> Result<Outcome> {
+    run_over(std::slice::from_ref(ep), plan, payload, epoch).await
+}
+
+/// [`run`] through several servers (a cluster's nodes): request `i` goes to `eps[i % n]`,
+/// so the publishes round-robin over the nodes on the plan's one schedule. With more
+/// than one server every send time is tagged with the server's index
+/// ([`latency::tag_origin`]) so that subscribers can tell same-node from cross-node
+/// deliveries. Each connection task keeps one connection to every server and, as with
+/// one server, has one request in flight.
+pub async fn run_over(
+    eps: &[Endpoint],
+    plan: Plan,
+    payload: Arc<Payload>,
+    epoch: Instant,
+) -> Result<Outcome> {
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + plan.duration;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..plan.conns {
-        let (ep, next, payload) = (ep.clone(), next.clone(), payload.clone());
-        tasks.spawn(conn_loop(ep, plan, next, start, deadline, payload, epoch));
+        let (eps, next, payload) = (eps.to_vec(), next.clone(), payload.clone());
+        tasks.spawn(conn_loop(eps, plan, next, start, deadline, payload, epoch));
     }
     let mut total = Outcome::new();
     while let Some(o) = tasks.join_next().await {
@@ -152,7 +167,7 @@ pub async fn run(
 }
 
 async fn conn_loop(
-    ep: Endpoint,
+    eps: Vec<Endpoint>,
     plan: Plan,
     next: Arc<AtomicU64>,
     start: Instant,
@@ -161,13 +176,17 @@ async fn conn_loop(
     epoch: Instant,
 ) -> Outcome {
     let mut out = Outcome::new();
-    let mut conn = match HttpConn::connect(ep.addr).await {
-        Ok(c) => c,
-        Err(e) => {
-            out.error(0, format!("{e:#}"));
-            return out;
+    let mut conns = Vec::with_capacity(eps.len());
+    for ep in &eps {
+        match HttpConn::connect(ep.addr).await {
+            Ok(c) => conns.push(c),
+            Err(e) => {
+                out.error(0, format!("{e:#}"));
+                return out;
+            }
         }
-    };
+    }
+    let tagged = eps.len() > 1;
     let mut req = Vec::with_capacity(1024);
     let mut body = Vec::with_capacity(256);
     let mut one = Vec::with_capacity(256);
@@ -200,8 +219,13 @@ async fn conn_loop(
             Some(name) => TopicRef::Named(name),
             None => TopicRef::Index((i % plan.topics.max(1) as u64) as usize),
         };
+        let node = ((i / batch) % eps.len() as u64) as usize;
+        let (ep, conn) = (&eps[node], &mut conns[node]);
         let sent = Instant::now();
-        let t_ns = sent.duration_since(epoch).as_nanos() as u64;
+        let mut t_ns = sent.duration_since(epoch).as_nanos() as u64;
+        if tagged {
+            t_ns = latency::tag_origin(t_ns, node as u64);
+        }
         req.clear();
         if batch == 1 {
             payload.write(&mut body, t_ns);

@@ -302,6 +302,16 @@ pub enum Data {
     Fresh(Backend),
     /// The data (and admin key) of an earlier run, from [`Server::stop_keeping_data`].
     Kept(Kept),
+    /// Another node of a running server's cluster, from [`Server::join_data`]: the same
+    /// PostgreSQL database and admin key, its own data dir. The database belongs to the
+    /// first node (dropped when it stops), so stop the joined nodes first.
+    Join(Join),
+}
+
+/// A running PostgreSQL-backed PiCloud's database URL and admin key.
+pub struct Join {
+    url: String,
+    key: Arc<str>,
 }
 
 /// A stopped PiCloud's data dir, PostgreSQL database and admin key, kept for the next
@@ -375,6 +385,7 @@ impl Server {
             Some(a) => a,
             None => free_loopback_addr()?,
         };
+        let mut join_url = None;
         let (backend, data_dir, cleanup, known_key, log_name) = match data {
             Data::Fresh(backend) => {
                 let data_dir = temp_dir()?;
@@ -405,10 +416,25 @@ impl Server {
                     "server-restarted.log",
                 )
             }
+            Data::Join(j) => {
+                let data_dir = temp_dir()?;
+                let cleanup = Cleanup::Picloud {
+                    data_dir: data_dir.clone(),
+                    pg: None,
+                };
+                join_url = Some(j.url);
+                (
+                    Backend::Postgres,
+                    data_dir,
+                    cleanup,
+                    Some(j.key),
+                    "server.log",
+                )
+            }
         };
         let url = match &cleanup {
             Cleanup::Picloud { pg: Some(db), .. } => Some(db.url.clone()),
-            _ => None,
+            _ => join_url,
         };
         let log_path = data_dir.join(log_name);
         let log_file = match File::create(&log_path) {
@@ -508,40 +534,70 @@ impl Server {
         Ok(server)
     }
 
-    pub async fn start_nchan(conf: &Path, cpu: usize) -> Result<Self> {
-        const MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
-        const PREFIX: &str = "/tmp/nchan-bench";
-        if !Path::new(MODULE).exists() {
-            install_nchan()?;
+    /// The data for another node of this (PostgreSQL) server's cluster: see [`Data::Join`].
+    pub fn join_data(&self) -> Result<Data> {
+        match &self.cleanup {
+            Cleanup::Picloud { pg: Some(db), .. } => Ok(Data::Join(Join {
+                url: db.url.clone(),
+                key: self.endpoint.key.clone(),
+            })),
+            _ => bail!("only a PiCloud started on a fresh PostgreSQL database can be joined"),
         }
-        let mut text = std::fs::read_to_string(conf)
-            .with_context(|| format!("read the Nchan config {}", conf.display()))?;
+    }
+
+    pub async fn start_nchan(conf: &Path, cpu: usize) -> Result<Self> {
+        let mut text = read_nchan_conf(conf)?;
         let mut addr: SocketAddr = ([127, 0, 0, 1], 8080).into();
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
             // Someone else (a PiCloud left running on its default port?) has 8080.
             let port = free_port()?;
             crate::progress!("nchan: 127.0.0.1:8080 is taken; using port {port} instead");
-            text = text.replace("listen 127.0.0.1:8080", &format!("listen 127.0.0.1:{port}"));
+            text = text.replace(NCHAN_LISTEN, &format!("listen 127.0.0.1:{port}"));
             addr.set_port(port);
         }
+        Self::start_nginx(text, NCHAN_PREFIX, addr, cpu).await
+    }
+
+    /// Nchan instance `instance` of a group sharing the Redis at `redis_url` (C1): the
+    /// config at `conf` with its prefix `/tmp/nchan-bench` made `/tmp/nchan-bench-redis-<i>`
+    /// (each nginx needs its own pid file, logs and temp dirs), a free port, and every
+    /// channel stored in Redis ([`nchan_redis_variant`]).
+    pub async fn start_nchan_redis(
+        conf: &Path,
+        cpu: usize,
+        instance: usize,
+        redis_url: &str,
+    ) -> Result<Self> {
+        let prefix = format!("{NCHAN_PREFIX}-redis-{instance}");
+        let addr = free_loopback_addr()?;
+        let text = read_nchan_conf(conf)?
+            .replace(NCHAN_PREFIX, &prefix)
+            .replace(NCHAN_LISTEN, &format!("listen {addr}"));
+        let text = nchan_redis_variant(&text, redis_url)?;
+        Self::start_nginx(text, &prefix, addr, cpu).await
+    }
+
+    /// nginx (master in the foreground, one worker, measured) on config `text`, whose
+    /// paths are under `prefix` and which listens on `addr`.
+    async fn start_nginx(text: String, prefix: &str, addr: SocketAddr, cpu: usize) -> Result<Self> {
         for d in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
-            std::fs::create_dir_all(format!("{PREFIX}/tmp/{d}"))?;
+            std::fs::create_dir_all(format!("{prefix}/tmp/{d}"))?;
         }
         // The readiness probe's `GET /` (otherwise a 404 in the error log).
-        std::fs::create_dir_all(format!("{PREFIX}/html"))?;
-        std::fs::write(format!("{PREFIX}/html/index.html"), "ok\n")?;
-        let conf_path = format!("{PREFIX}/nginx.conf");
+        std::fs::create_dir_all(format!("{prefix}/html"))?;
+        std::fs::write(format!("{prefix}/html/index.html"), "ok\n")?;
+        let conf_path = format!("{prefix}/nginx.conf");
         std::fs::write(&conf_path, text)?;
-        std::fs::write(format!("{PREFIX}/error.log"), "")?;
-        let log_path = PathBuf::from(format!("{PREFIX}/error.log"));
+        std::fs::write(format!("{prefix}/error.log"), "")?;
+        let log_path = PathBuf::from(format!("{prefix}/error.log"));
         let mut cmd = Command::new("taskset");
         cmd.arg("-c")
             .arg(cpu.to_string())
             .arg("nginx")
-            .args(["-p", &format!("{PREFIX}/"), "-c", &conf_path])
+            .args(["-p", &format!("{prefix}/"), "-c", &conf_path])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(File::create(format!("{PREFIX}/stderr.log"))?);
+            .stderr(File::create(format!("{prefix}/stderr.log"))?);
         sys::die_with_parent(&mut cmd);
         let spawned_at = Instant::now();
         let child = cmd.spawn().context("spawn taskset + nginx")?;
@@ -551,7 +607,7 @@ impl Server {
         loop {
             server.check_alive().map_err(|e| {
                 let stderr =
-                    std::fs::read_to_string(format!("{PREFIX}/stderr.log")).unwrap_or_default();
+                    std::fs::read_to_string(format!("{prefix}/stderr.log")).unwrap_or_default();
                 e.context(stderr.trim().to_owned())
             })?;
             let workers = proc_stats::children(pid);
@@ -771,6 +827,56 @@ pub fn run_quietly(cmd: &mut Command) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Where the shared Nchan config keeps everything, and its listen line.
+const NCHAN_PREFIX: &str = "/tmp/nchan-bench";
+const NCHAN_LISTEN: &str = "listen 127.0.0.1:8080";
+const NCHAN_MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
+
+/// The Nchan config at `conf` (installing nginx + Nchan first if the module is missing).
+fn read_nchan_conf(conf: &Path) -> Result<String> {
+    if !Path::new(NCHAN_MODULE).exists() {
+        install_nchan()?;
+    }
+    std::fs::read_to_string(conf)
+        .with_context(|| format!("read the Nchan config {}", conf.display()))
+}
+
+/// The shared Nchan config with every channel kept in the Redis at `redis_url` instead of
+/// nginx's shared memory: an `upstream` naming the server in the `http` block and
+/// `nchan_redis_pass` in every `location` (Nchan's default Redis mode, `distributed`:
+/// messages stored in Redis, published through its PUB/SUB to every nginx subscribed to
+/// the channel). `nchan_redis_pass` at the `http` level passes `nginx -t` but leaves the
+/// locations on memory (nothing reached Redis: checked with nchan 1.3.6). The rest
+/// (buffer length, message timeout, locations) stays the in-memory run's, so that the two
+/// differ by the store only. Generated at run time from `--nchan-conf` rather than kept as
+/// a second file that could drift from it.
+pub fn nchan_redis_variant(text: &str, redis_url: &str) -> Result<String> {
+    const HTTP: &str = "http {\n";
+    const UPSTREAM: &str = "picloud_bench_redis";
+    if text.matches(HTTP).count() != 1 {
+        bail!("the Nchan config has no single `http {{` line to add Redis to");
+    }
+    let mut out = String::with_capacity(text.len() + 512);
+    let mut locations = 0;
+    for line in text.split_inclusive('\n') {
+        out.push_str(line);
+        let t = line.trim();
+        if line == HTTP {
+            out.push_str(&format!(
+                "    # Added by picloud-bench (C1): channels in a Redis shared by the instances.\n    upstream {UPSTREAM} {{\n        nchan_redis_server {redis_url};\n    }}\n"
+            ));
+        } else if t.starts_with("location ") && t.ends_with('{') {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            out.push_str(&format!("{indent}    nchan_redis_pass {UPSTREAM};\n"));
+            locations += 1;
+        }
+    }
+    if locations == 0 {
+        bail!("the Nchan config has no `location … {{` line to pass to Redis");
+    }
+    Ok(out)
+}
+
 fn install_nchan() -> Result<()> {
     crate::progress!(
         "nchan: /usr/lib/nginx/modules/ngx_nchan_module.so is missing; installing nginx and \
@@ -786,4 +892,25 @@ fn install_nchan() -> Result<()> {
         bail!("cannot install nginx + libnginx-mod-nchan; run: apt-get install -y nginx libnginx-mod-nchan");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nchan_redis_variant_adds_the_upstream_inside_http() {
+        let conf = "load_module x.so;\nhttp {\n    access_log off;\n    server {\n        location ~ /sub/(\\w+)$ {\n            nchan_subscriber eventsource;\n        }\n    }\n}\n";
+        let v = nchan_redis_variant(conf, "redis://127.0.0.1:7001").unwrap();
+        let http = v.find("http {\n").unwrap();
+        let upstream = v.find("upstream picloud_bench_redis {").unwrap();
+        assert!(http < upstream && upstream < v.find("access_log").unwrap());
+        assert!(v.contains("nchan_redis_server redis://127.0.0.1:7001;"));
+        let pass = v
+            .find("            nchan_redis_pass picloud_bench_redis;\n")
+            .unwrap();
+        assert!(v.find("location ~ /sub/").unwrap() < pass);
+        assert!(pass < v.find("nchan_subscriber eventsource").unwrap());
+        assert!(nchan_redis_variant("events {}\n", "redis://x").is_err());
+    }
 }

@@ -57,6 +57,9 @@ pub struct SubStats {
     pub first_message_ns: AtomicU64,
     pub last_message_ns: AtomicU64,
     pub latency: Mutex<Option<Histogram<u64>>>,
+    /// With [`ConnectOpts::home`]: the samples of messages published through another node
+    /// (`latency` then holds those published through the subscribers' own node).
+    pub latency_other: Mutex<Option<Histogram<u64>>>,
     pub first_error: Mutex<Option<String>>,
 }
 
@@ -80,6 +83,15 @@ impl SubStats {
             .replace(latency::histogram())
             .unwrap_or_else(latency::histogram)
     }
+
+    /// Takes the other-node samples (see `latency_other`) and starts a new histogram.
+    pub fn take_latency_other(&self) -> Histogram<u64> {
+        self.latency_other
+            .lock()
+            .expect("lock")
+            .replace(latency::histogram())
+            .unwrap_or_else(latency::histogram)
+    }
 }
 
 /// How subscribers connect and sample.
@@ -90,6 +102,10 @@ pub struct ConnectOpts {
     /// Retry a refused connection until this long after the call (a server that is still
     /// starting); `None`: a refused connection fails the subscriber.
     pub retry_refused_for: Option<Duration>,
+    /// The index of the cluster node these subscribers are connected to, when the
+    /// publishers tag send times with their node ([`latency::origin_of`]): samples from
+    /// another node go to `SubStats::latency_other`. `None`: every sample to `latency`.
+    pub home: Option<u64>,
 }
 
 impl Default for ConnectOpts {
@@ -97,6 +113,7 @@ impl Default for ConnectOpts {
         Self {
             sample_every: SAMPLE_EVERY,
             retry_refused_for: None,
+            home: None,
         }
     }
 }
@@ -133,6 +150,7 @@ impl Subscribers {
         let retry_until = opts.retry_refused_for.map(|d| Instant::now() + d);
         let stats = Arc::new(SubStats {
             latency: Mutex::new(Some(latency::histogram())),
+            latency_other: Mutex::new(Some(latency::histogram())),
             ..SubStats::default()
         });
         let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
@@ -142,7 +160,11 @@ impl Subscribers {
             let stats = stats.clone();
             let gate = gate.clone();
             tasks.spawn(async move {
-                let sampling = (every, i as u64 % every);
+                let sampling = Sampling {
+                    every,
+                    offset: i as u64 % every,
+                    home: opts.home,
+                };
                 if let Err(e) =
                     subscriber(addr, req, sampling, retry_until, epoch, &stats, &gate).await
                 {
@@ -200,11 +222,21 @@ impl Subscribers {
     }
 }
 
-/// `sampling`: (sample every n-th message, offset of the first sample).
+/// Which messages a subscriber samples, and where the samples go.
+#[derive(Clone, Copy)]
+struct Sampling {
+    /// Sample every n-th message.
+    every: u64,
+    /// Messages before the first sample.
+    offset: u64,
+    /// See [`ConnectOpts::home`].
+    home: Option<u64>,
+}
+
 async fn subscriber(
     addr: SocketAddr,
     req: Vec<u8>,
-    (every, sample_offset): (u64, u64),
+    sampling: Sampling,
     retry_until: Option<Instant>,
     epoch: Instant,
     stats: &SubStats,
@@ -255,8 +287,9 @@ async fn subscriber(
     };
     stats.connected.fetch_add(1, Relaxed);
     let mut scan = Scanner {
-        every,
-        until_sample: sample_offset + 1,
+        every: sampling.every,
+        until_sample: sampling.offset + 1,
+        home: sampling.home,
         ..Scanner::default()
     };
     if !rest.is_empty() {
@@ -301,6 +334,8 @@ struct Scanner {
     until_sample: u64,
     /// The previous sample could not be read (frame split across reads): take the next.
     want_sample: bool,
+    /// See [`ConnectOpts::home`].
+    home: Option<u64>,
 }
 
 /// What one read adds up to; the histogram is locked at most once per read.
@@ -309,6 +344,7 @@ struct Acc<'a> {
     now_ns: u64,
     messages: u64,
     hist: Option<MutexGuard<'a, Option<Histogram<u64>>>>,
+    hist_other: Option<MutexGuard<'a, Option<Histogram<u64>>>>,
 }
 
 impl Scanner {
@@ -318,6 +354,7 @@ impl Scanner {
             now_ns: epoch.elapsed().as_nanos() as u64,
             messages: 0,
             hist: None,
+            hist_other: None,
         };
         // Start of the current frame within `data` (0 when it began in an earlier read).
         let mut frame_start = 0usize;
@@ -372,9 +409,14 @@ impl Scanner {
             Some(t) => {
                 let us = acc.now_ns.saturating_sub(t) / 1000;
                 let stats = acc.stats;
-                let guard = acc
-                    .hist
-                    .get_or_insert_with(|| stats.latency.lock().expect("lock"));
+                let other = self.home.is_some_and(|h| latency::origin_of(t) != h);
+                let guard = if other {
+                    acc.hist_other
+                        .get_or_insert_with(|| stats.latency_other.lock().expect("lock"))
+                } else {
+                    acc.hist
+                        .get_or_insert_with(|| stats.latency.lock().expect("lock"))
+                };
                 if let Some(h) = guard.as_mut() {
                     h.saturating_record(us.max(1));
                 }
@@ -437,6 +479,31 @@ mod tests {
             let (a, b) = all.split_at(cut);
             assert_eq!(frames(&[a, b]).0, 32, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn samples_split_by_the_publishing_node() {
+        let stats = SubStats {
+            latency: Mutex::new(Some(latency::histogram())),
+            latency_other: Mutex::new(Some(latency::histogram())),
+            ..SubStats::default()
+        };
+        let mut s = Scanner {
+            every: 1,
+            until_sample: 1,
+            home: Some(1),
+            ..Scanner::default()
+        };
+        let epoch = Instant::now() - Duration::from_secs(1);
+        let mut all = Vec::new();
+        for origin in [0, 1, 2, 1] {
+            let t = latency::tag_origin(1_000_000, origin);
+            all.extend_from_slice(format!("data: {{\"pad\":\"x\",\"t\":{t}}}\n\n").as_bytes());
+        }
+        s.feed(&all, &stats, epoch);
+        assert_eq!(stats.messages(), 4);
+        assert_eq!(stats.take_latency().len(), 2, "same node: origin 1");
+        assert_eq!(stats.take_latency_other().len(), 2, "other nodes: 0 and 2");
     }
 
     #[test]

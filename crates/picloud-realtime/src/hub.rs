@@ -88,9 +88,6 @@ pub(crate) struct TopicState {
     relayed: Arc<Relayed>,
 }
 
-/// A topic with subscribers here: its channel and, in it, its [`TopicState`].
-type Topic = Channel;
-
 /// Whether the relay delivers a topic's messages to this node yet.
 #[derive(Default)]
 pub(crate) struct Relayed {
@@ -139,7 +136,7 @@ pub struct Hub {
     /// A std Mutex: held for a map lookup only, never across an await. hashbrown's
     /// default hasher (foldhash, seeded per hub) rather than SipHash: a lookup per
     /// broadcast, on keys tenants choose but cannot see the seed of.
-    channels: Mutex<HashTable<Arc<Topic>>>,
+    channels: Mutex<HashTable<Arc<Channel>>>,
     hasher: DefaultHashBuilder,
     capacity: usize,
     stats: Arc<Stats>,
@@ -259,7 +256,7 @@ impl Hub {
         self.channels.lock().expect("hub lock").len()
     }
 
-    fn topic(&self, app: &AppId, topic: &TopicName) -> Option<Arc<Topic>> {
+    fn channel(&self, app: &AppId, topic: &TopicName) -> Option<Arc<Channel>> {
         // Only for topics that have listeners is the frame ever rendered.
         let (key, hash) = self.key(app, topic);
         self.channels
@@ -283,7 +280,7 @@ impl Hub {
     }
 
     /// A durable message through its topic's order to its channel.
-    fn deliver(&self, t: &Topic, m: Arc<Message>) {
+    fn deliver(&self, t: &Channel, m: Arc<Message>) {
         let mut order = t.topic.order.lock().expect("order lock");
         match order.offer(m.clone()) {
             Offered::Send(ms) => send_all(t, ms),
@@ -306,7 +303,7 @@ impl Hub {
 
     /// A stream starts on a topic whose last committed seq it read after subscribing.
     pub(crate) fn started(&self, app: &AppId, topic: &TopicName, committed: i64) {
-        if let Some(t) = self.topic(app, topic) {
+        if let Some(t) = self.channel(app, topic) {
             t.topic.order.lock().expect("order lock").started(committed);
         }
     }
@@ -314,7 +311,7 @@ impl Hub {
     /// The topic's committed end is at least `end`: if this node has not delivered that
     /// far, a repair is due `after` from now (unless the relay catches up first).
     pub(crate) fn notice(&self, app: &AppId, topic: &TopicName, end: i64, after: Duration) {
-        let Some(t) = self.topic(app, topic) else {
+        let Some(t) = self.channel(app, topic) else {
             return;
         };
         if t.topic.order.lock().expect("order lock").notice(end) {
@@ -324,7 +321,7 @@ impl Hub {
 
     /// What a topic's order misses now, `(after, up_to)`, if it still has subscribers here.
     pub(crate) fn gap(&self, app: &AppId, topic: &TopicName) -> Option<(i64, i64)> {
-        self.topic(app, topic)?
+        self.channel(app, topic)?
             .topic
             .order
             .lock()
@@ -334,7 +331,7 @@ impl Hub {
 
     /// Messages read from history for a gap, in seq order.
     pub(crate) fn repaired(&self, app: &AppId, topic: &TopicName, messages: Vec<Message>) {
-        let Some(t) = self.topic(app, topic) else {
+        let Some(t) = self.channel(app, topic) else {
             return;
         };
         for m in messages {
@@ -344,7 +341,7 @@ impl Hub {
 
     /// History had no more of a gap: go on past it.
     pub(crate) fn give_up_gap(&self, app: &AppId, topic: &TopicName) {
-        if let Some(t) = self.topic(app, topic) {
+        if let Some(t) = self.channel(app, topic) {
             let mut order = t.topic.order.lock().expect("order lock");
             let ms = order.give_up_gap();
             send_all(&t, ms);
@@ -353,7 +350,7 @@ impl Hub {
 }
 
 /// Sends in order (under the topic's order lock).
-fn send_all(t: &Topic, ms: Sends) {
+fn send_all(t: &Channel, ms: Sends) {
     for m in ms {
         t.send(Arc::new(MessageFrame::new(m)));
     }
@@ -361,7 +358,7 @@ fn send_all(t: &Topic, ms: Sends) {
 
 impl Broadcaster for Hub {
     fn broadcast(&self, message: Arc<Message>) {
-        let Some(t) = self.topic(&message.app_id, &message.topic) else {
+        let Some(t) = self.channel(&message.app_id, &message.topic) else {
             return;
         };
         if message.seq.is_some() {

@@ -176,6 +176,7 @@ async fn drain(ctx: &Ctx, backend: Backend) -> Result<Value> {
     let opts = ConnectOpts {
         sample_every: u64::MAX, // send times are from the publish run: meaningless here
         retry_refused_for: Some(Duration::from_secs(60)),
+        ..ConnectOpts::default()
     };
     let self0 = sys::self_cpu_secs();
     let start = async {
@@ -347,7 +348,7 @@ async fn latency_body(ctx: &Ctx, server: &crate::server::Server) -> Result<Value
     setup(ep).await?;
     let opts = ConnectOpts {
         sample_every: 1,
-        retry_refused_for: None,
+        ..ConnectOpts::default()
     };
     let subs = Subscribers::connect_with(
         ep.addr,

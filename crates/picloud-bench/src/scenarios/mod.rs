@@ -4,6 +4,8 @@
 //! closes its subscribers before stopping it, and reports the server's log summary under
 //! `"server"`. An error becomes `{"error": …}` for that scenario only.
 
+mod c1;
+mod c2;
 mod d1;
 mod e1;
 mod s1;
@@ -37,9 +39,14 @@ pub enum Scenario {
     S5,
     D1,
     E1,
+    C1,
+    C2,
 }
 
 impl Scenario {
+    /// `--scenario all`. The cluster scenarios (C1, C2) are not in it: they need
+    /// `redis-server` and PostgreSQL, and measure the cluster, not the one-node server the
+    /// ratios are about.
     pub const ALL: [Scenario; 7] = [
         Scenario::S1,
         Scenario::S2,
@@ -59,6 +66,8 @@ impl Scenario {
             Scenario::S5 => "s5",
             Scenario::D1 => "d1",
             Scenario::E1 => "e1",
+            Scenario::C1 => "c1",
+            Scenario::C2 => "c2",
         }
     }
 
@@ -66,11 +75,15 @@ impl Scenario {
     /// durable store and no scripts). The floor runs S4 only: one subscriber per topic
     /// and one message per request is where "the system calls and nothing else" is a
     /// floor; with S2's 1,000 subscribers per topic it would be a naive fan-out (one send
-    /// per frame per subscriber), not a bound.
+    /// per frame per subscriber), not a bound. C1 runs on PiCloud and Nchan (with Redis);
+    /// C2, the relay's cost, on PiCloud only.
     pub fn runs_on(self, kind: Kind) -> bool {
         match kind {
             Kind::Picloud => true,
-            Kind::Nchan => !matches!(self, Scenario::S5 | Scenario::D1 | Scenario::E1),
+            Kind::Nchan => !matches!(
+                self,
+                Scenario::S5 | Scenario::D1 | Scenario::E1 | Scenario::C2
+            ),
             Kind::Floor => self == Scenario::S4,
         }
     }
@@ -153,6 +166,8 @@ pub async fn run(ctx: &Ctx, kind: Kind, s: Scenario) -> Value {
         Scenario::S5 => s5::run(ctx).await,
         Scenario::D1 => d1::run(ctx).await,
         Scenario::E1 => e1::run(ctx).await,
+        Scenario::C1 => c1::run(ctx, kind).await,
+        Scenario::C2 => c2::run(ctx).await,
     };
     r.unwrap_or_else(|e| json!({ "error": format!("{e:#}") }))
 }
@@ -202,26 +217,7 @@ pub async fn delivery_run(
     let t0 = Instant::now();
     let out = publisher::run(&server.endpoint, plan, ctx.payload.clone(), ctx.epoch).await?;
     let expected = out.ok * fanout;
-    let drain_start = Instant::now();
-    let mut last = stats.messages() - m0;
-    let mut last_change = drain_start;
-    loop {
-        let got = stats.messages() - m0;
-        if got >= expected {
-            last_change = Instant::now();
-            break;
-        }
-        if got != last {
-            last = got;
-            last_change = Instant::now();
-        }
-        if last_change.elapsed() > Duration::from_secs(1)
-            || drain_start.elapsed() > Duration::from_secs(10)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let last_change = wait_for_deliveries(expected, &|| stats.messages() - m0).await;
     let received = stats.messages() - m0;
     let window = (last_change - t0).as_secs_f64();
     let cpu = server.cpu_secs(ctx.clk_tck)? - cpu0;
@@ -254,6 +250,30 @@ pub async fn delivery_run(
     v["client_cpu_util"] = json!(round3(client_cpu / window.max(1e-9)));
     v["streams_closed_during_run"] = json!(closed);
     Ok(v)
+}
+
+/// After publishing: waits until `received()` reaches `expected`, or 1 s passes without
+/// progress, or 10 s in all; returns when the count last moved (or reached `expected`).
+pub async fn wait_for_deliveries(expected: u64, received: &impl Fn() -> u64) -> Instant {
+    let drain_start = Instant::now();
+    let mut last = received();
+    let mut last_change = drain_start;
+    loop {
+        let got = received();
+        if got >= expected {
+            return Instant::now();
+        }
+        if got != last {
+            last = got;
+            last_change = Instant::now();
+        }
+        if last_change.elapsed() > Duration::from_secs(1)
+            || drain_start.elapsed() > Duration::from_secs(10)
+        {
+            return last_change;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// The subscriber figures every delivery scenario reports.
@@ -304,6 +324,9 @@ pub fn ratios(results: &Value, side: Kind) -> Value {
         // PiCloud's batch endpoint against Nchan's one message per request (it has no batch).
         "s4_deliveries_per_sec_ephemeral_batch": r(&["s4", "runs", "ephemeral_batch", "deliveries_per_sec"], &["s4", "runs", "plain", "deliveries_per_sec"]),
         "s4_deliveries_per_sec_durable_batch": r(&["s4", "runs", "durable_batch", "deliveries_per_sec"], &["s4", "runs", "plain", "deliveries_per_sec"]),
+        // Three nodes each: PiCloud's durable publishes over its relay against Nchan on Redis.
+        "c1_cross_node_p50_ms": r(&["c1", "run", "e2e_latency_cross_node_ms", "p50_ms"], &["c1", "run", "e2e_latency_cross_node_ms", "p50_ms"]),
+        "c1_cross_node_p99_ms": r(&["c1", "run", "e2e_latency_cross_node_ms", "p99_ms"], &["c1", "run", "e2e_latency_cross_node_ms", "p99_ms"]),
         "how_to_read": format!("{name} figure / Nchan figure from this one run. {RATIO_READING}"),
     })
 }

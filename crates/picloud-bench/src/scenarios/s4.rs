@@ -18,7 +18,8 @@ pub async fn run(ctx: &Ctx, kind: Kind) -> Result<Value> {
     finish(r, server).await
 }
 
-async fn body(ctx: &Ctx, server: &Server) -> Result<Value> {
+/// S4 on a running `server` (C2 runs it on PostgreSQL, relay off and on).
+pub(super) async fn body(ctx: &Ctx, server: &Server) -> Result<Value> {
     let n = ctx.scaled(10_000);
     server.endpoint.create_topics(n).await?;
     let subs = ctx.subscribe(server, n, |i| i).await?;
