@@ -9,13 +9,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use picloud_core::ids::AppId;
 use picloud_core::script::ScriptName;
-use picloud_realtime::relay::Relay;
+use picloud_realtime::cluster::Node;
 use serde::{Deserialize, Serialize};
 
 use crate::state::AppState;
-
-/// The relay channel every node subscribes to for changes.
-pub const CONTROL_CHANNEL: &str = "picloud:control";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -54,30 +51,26 @@ struct Envelope {
     change: Change,
 }
 
-/// This node's end of the control channel.
+/// This node's end of the control channel (`picloud_realtime::cluster::CONTROL_CHANNEL`).
 #[derive(Clone)]
 pub struct ControlPlane {
-    pub node: Arc<str>,
-    relay: Arc<dyn Relay>,
+    node: Arc<Node>,
 }
 
 impl ControlPlane {
-    /// Subscribes to the control channel (live when this returns, unless the relay is down:
-    /// then as soon as it is back).
-    pub async fn join(node: Arc<str>, relay: Arc<dyn Relay>) -> Self {
-        picloud_realtime::relay::keep_subscribed(relay.clone(), CONTROL_CHANNEL.to_owned()).await;
-        Self { node, relay }
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
     }
 
     async fn send(&self, change: &Change) {
         let envelope = Envelope {
-            node: self.node.to_string(),
+            node: self.node.id.to_string(),
             change: change.clone(),
         };
         let Ok(json) = serde_json::to_vec(&envelope) else {
             return;
         };
-        if let Err(e) = self.relay.publish(CONTROL_CHANNEL, Bytes::from(json)).await {
+        if let Err(e) = self.node.send_control(Bytes::from(json)).await {
             // Other nodes converge within their caches' TTLs.
             tracing::warn!(error = %e, "change not relayed");
         }
@@ -85,21 +78,20 @@ impl ControlPlane {
 
     /// Applies other nodes' changes on this one until the relay ends.
     pub fn follow(self, state: AppState) {
-        let mut rx = self.relay.received();
+        let mut rx = self.node.control_received();
         tokio::spawn(async move {
             loop {
                 match rx.recv().await {
-                    Ok(m) if &*m.channel == CONTROL_CHANNEL => {
-                        let Ok(e) = serde_json::from_slice::<Envelope>(&m.payload) else {
+                    Ok(Some(payload)) => {
+                        let Ok(e) = serde_json::from_slice::<Envelope>(&payload) else {
                             continue;
                         };
-                        if *e.node != *self.node {
+                        if *e.node != *self.node.id {
                             apply(&state, &e.change).await;
                         }
                     }
-                    Ok(_) => {}
                     // Changes were missed: drop everything cached that they could touch.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    Ok(None) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         apply(&state, &Change::Apps).await;
                         apply(&state, &Change::Keys { revoked: None }).await;
                     }

@@ -74,7 +74,6 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let relay = cluster.as_ref().map(|c| (c.node.clone(), c.relay.clone()));
     let realtime = picloud_realtime::Realtime::start(
         store_dyn.clone(),
         picloud_realtime::RealtimeConfig {
@@ -136,10 +135,9 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         shutdown.token(),
     );
     let state = AppState::new(store_dyn, config, realtime, invoker.clone());
-    if let Some((node, relay)) = relay {
-        let control = picloud_api::changes::ControlPlane::join(node.clone(), relay).await;
-        state.join_cluster(control);
-        tracing::info!(%node, "cluster mode: messages and changes relayed through Redis");
+    if let Some(node) = state.realtime.cluster.clone() {
+        tracing::info!(node = %node.id, "cluster mode: messages and changes relayed through Redis");
+        state.join_cluster(picloud_api::changes::ControlPlane::new(node));
     }
     let router = picloud_api::build(state);
     let drain = shutdown.clone();
