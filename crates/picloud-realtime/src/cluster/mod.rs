@@ -70,6 +70,8 @@ struct Outgoing {
 /// This node in the cluster.
 pub struct Node {
     pub id: Arc<str>,
+    /// How this node's frames begin ([`wire::prefix`]).
+    own: Vec<u8>,
     relay: Arc<dyn Relay>,
     out: mpsc::Sender<Outgoing>,
     stats: Arc<Stats>,
@@ -97,6 +99,7 @@ impl Node {
         crate::relay::keep_subscribed(config.relay.clone(), CONTROL_CHANNEL.to_owned()).await;
         let (out, out_rx) = mpsc::channel(OUT_QUEUE);
         let node = Arc::new(Self {
+            own: wire::prefix(&config.node),
             id: config.node,
             relay: config.relay,
             out,
@@ -145,7 +148,7 @@ impl Node {
         let first = &messages[0];
         let frame = Outgoing {
             channel: wire::channel(&first.app_id, &first.topic),
-            payload: Bytes::from(wire::encode(&self.id, messages)),
+            payload: Bytes::from(wire::encode(&self.own, messages)),
             durable: first.seq.is_some(),
         };
         if self.out.try_send(frame).is_err() {
@@ -210,7 +213,6 @@ async fn receive(node: Arc<Node>, hub: Arc<Hub>, shutdown: CancellationToken) {
     use tokio::sync::broadcast::error::RecvError;
     let mut rx = node.relay.received();
     let probe = checks::probe_channel(&node.id);
-    let own = wire::prefix(&node.id);
     loop {
         let received = tokio::select! {
             r = rx.recv() => r,
@@ -218,7 +220,7 @@ async fn receive(node: Arc<Node>, hub: Arc<Hub>, shutdown: CancellationToken) {
         };
         match received {
             Ok(r) if wire::is_topic_channel(&r.channel) => {
-                let Some(frame) = wire::decode(&r.payload, &own) else {
+                let Some(frame) = wire::decode(&r.payload, &node.own) else {
                     continue;
                 };
                 node.stats.relay_received.add(1);

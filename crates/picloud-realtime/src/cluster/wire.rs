@@ -26,12 +26,13 @@ pub fn is_topic_channel(channel: &str) -> bool {
     channel.starts_with(TOPIC_PREFIX)
 }
 
-/// `messages`: one topic's, in seq order (ephemeral: one, without a seq).
-pub fn encode(node: &str, messages: &[Arc<Message>]) -> Vec<u8> {
+/// `messages`: one topic's, in seq order (ephemeral: one, without a seq); `own`: the
+/// sender's [`prefix`].
+pub fn encode(own: &[u8], messages: &[Arc<Message>]) -> Vec<u8> {
     let first = &messages[0];
     let inline: usize = messages.iter().map(|m| m.payload.len()).sum();
     let mut out = Vec::with_capacity(96 + inline.min(INLINE_MAX) + 48 * messages.len());
-    out.extend_from_slice(&prefix(node));
+    out.extend_from_slice(own);
     out.extend_from_slice(b",\"app\":");
     string(&mut out, first.app_id.as_str());
     out.extend_from_slice(b",\"topic\":");
@@ -142,14 +143,14 @@ mod tests {
     #[test]
     fn frames_round_trip_and_own_echoes_are_dropped() {
         let sent = [m(Some(7), r#"{"a":"x\"y"}"#), m(Some(8), "[1,2]")];
-        let bytes = encode("n\"1", &sent);
+        let bytes = encode(&prefix("n\"1"), &sent);
         assert_eq!(decode(&bytes, &prefix("n\"1")), None, "own echo");
         let got = decode(&bytes, &prefix("n2")).unwrap();
         assert_eq!(got.end, None);
         let want: Vec<Message> = sent.iter().map(|m| (**m).clone()).collect();
         assert_eq!(got.messages, want);
 
-        let eph = decode(&encode("n1", &[m(None, "1")]), &prefix("n2")).unwrap();
+        let eph = decode(&encode(&prefix("n1"), &[m(None, "1")]), &prefix("n2")).unwrap();
         assert_eq!(eph.messages[0].seq, None);
         assert_eq!(&*eph.messages[0].payload, "1");
     }
@@ -158,7 +159,7 @@ mod tests {
     fn large_batches_go_as_pointers() {
         let big = format!("\"{}\"", "x".repeat(INLINE_MAX));
         let got = decode(
-            &encode("n1", &[m(Some(3), "1"), m(Some(4), &big)]),
+            &encode(&prefix("n1"), &[m(Some(3), "1"), m(Some(4), &big)]),
             &prefix("n2"),
         )
         .unwrap();

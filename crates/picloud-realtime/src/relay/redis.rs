@@ -110,18 +110,18 @@ async fn forward(mut pushes: mpsc::UnboundedReceiver<PushInfo>, tx: broadcast::S
         if push.kind != PushKind::Message {
             continue;
         }
-        let [channel, payload] = push.data.as_slice() else {
+        let Ok([channel, payload]) = <[Value; 2]>::try_from(push.data) else {
             continue;
         };
         let (Value::BulkString(channel), Value::BulkString(payload)) = (channel, payload) else {
             continue;
         };
-        let Ok(channel) = std::str::from_utf8(channel) else {
+        let Ok(channel) = String::from_utf8(channel) else {
             continue;
         };
         let _ = tx.send(Received {
             channel: Arc::from(channel),
-            payload: Bytes::copy_from_slice(payload),
+            payload: Bytes::from(payload),
         });
     }
 }
