@@ -602,6 +602,9 @@ async fn baseline_the_relay_delivers_everything_without_repairs() {
         assert_eq!(h["gap_repairs"], 0, "node {i}: no stream repaired: {h}");
         assert_eq!(h["relay_dropped"], 0, "node {i}: {h}");
         assert!(h["relay_received"].as_u64().unwrap() > 0, "node {i}: {h}");
+        let m = support::scrape(c.node(i), &c.admin).await;
+        assert_eq!(support::sample(&m, "picloud_relay_live"), 1.0);
+        assert_eq!(support::sample(&m, "picloud_relay_repairs_total"), 0.0);
     }
 
     // A static file uploaded through one node is served by another (shared blob dir).

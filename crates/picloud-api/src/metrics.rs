@@ -254,6 +254,19 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     metrics::counter!("picloud_realtime_slow_consumer_disconnects_total")
         .absolute(s.slow_consumer_disconnects);
     metrics::counter!("picloud_realtime_token_expirations_total").absolute(s.token_expirations);
+    if s.node_id.is_some() {
+        for (dir, n) in [
+            ("sent", s.relay_sent),
+            ("received", s.relay_received),
+            ("dropped", s.relay_dropped),
+        ] {
+            metrics::counter!("picloud_relay_frames_total", "dir" => dir).absolute(n);
+        }
+        metrics::counter!("picloud_relay_repairs_total").absolute(s.relay_repairs);
+        metrics::counter!("picloud_relay_position_checks_total").absolute(s.position_checks);
+        let live = s.relay == picloud_realtime::cluster::RelayState::Live;
+        metrics::gauge!("picloud_relay_live").set(f64::from(u8::from(live)));
+    }
     metrics::gauge!("picloud_storage_full").set(f64::from(u8::from(state.store.storage_full())));
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

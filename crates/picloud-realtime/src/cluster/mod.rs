@@ -180,13 +180,6 @@ impl Node {
 async fn send(node: Arc<Node>, mut rx: mpsc::Receiver<Outgoing>, fault: Option<PathBuf>) {
     let mut batch = Vec::with_capacity(OUT_BATCH);
     while rx.recv_many(&mut batch, OUT_BATCH).await > 0 {
-        // Once more after the publishers' turn: what they queue meanwhile shares this
-        // round trip (fewer, larger pipelines under load; nothing waits when idle).
-        tokio::task::yield_now().await;
-        while batch.len() < OUT_BATCH {
-            let Ok(o) = rx.try_recv() else { break };
-            batch.push(o);
-        }
         if fault.as_ref().is_some_and(|f| f.exists()) {
             let before = batch.len();
             batch.retain(|o| !o.durable);
