@@ -15,6 +15,7 @@ export const ErrorCode = {
   UnknownHost: 'unknown_host', // 404
   NotFound: 'not_found', // 404: missing or not external_subscribable
   Unauthorized: 'unauthorized', // 401
+  QuotaExceeded: 'quota_exceeded', // 429: the app's connection quota (retried, after Retry-After)
   // Final `event: error` codes (Unavailable also answers 503 before the stream).
   TokenExpired: 'token_expired',
   TokenRevoked: 'token_revoked', // the token's secret was retired (or the app deleted)

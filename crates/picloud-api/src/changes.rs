@@ -37,6 +37,10 @@ pub enum Change {
     Settings {
         app: String,
     },
+    /// The app's quotas.
+    Quotas {
+        app: String,
+    },
     /// The app's token keys or lifetime limit; `retired`: a key retired (the streams
     /// opened with its tokens end).
     Tokens {
@@ -126,6 +130,7 @@ async fn apply(state: &AppState, change: &Change) {
             }
         }
         Change::Settings { app } => state.invoker.settings_changed(&AppId(app.clone())).await,
+        Change::Quotas { app } => state.realtime.quotas.invalidate(&AppId(app.clone())),
         Change::Tokens { app, retired } => {
             let app = AppId(app.clone());
             state.realtime.tokens.invalidate(&app).await;

@@ -16,6 +16,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds, sent as `Retry-After` (429).
+    pub retry_after: Option<u64>,
 }
 
 /// The JSON body of every error response.
@@ -37,6 +39,30 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429: over one of the app's quotas; nothing was done. `app` names it in the refusal
+    /// counter (`picloud_quota_refusals_total`).
+    pub fn over_quota(app: &str, refused: picloud_realtime::quota::Refused) -> Self {
+        use picloud_realtime::quota::Refused;
+        match refused {
+            Refused::Over { limit, retry_after } => {
+                metrics::counter!("picloud_quota_refusals_total", "app" => app.to_owned(), "quota" => limit.as_str())
+                    .increment(1);
+                let mut e = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "quota_exceeded",
+                    format!(
+                        "over the app's {} quota; nothing was done. Retry after Retry-After seconds",
+                        limit.as_str()
+                    ),
+                );
+                e.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
+                e
+            }
+            Refused::Store(e) => e.into(),
         }
     }
 
@@ -133,7 +159,12 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut res = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        res
     }
 }
 

@@ -11,8 +11,8 @@ use crate::error::ApiError;
 use crate::metrics::RouteLabels;
 use crate::openapi::ApiDoc;
 use crate::routes::{
-    admin_keys, app_routes, apps, domains, publish, runtime, scripts, secrets, static_files, stats,
-    subscribers, tokens, topics, triggers, try_request,
+    admin_keys, app_routes, apps, domains, publish, quotas, runtime, scripts, secrets,
+    static_files, stats, subscribers, tokens, topics, triggers, try_request,
 };
 use crate::service::HttpService;
 use crate::state::AppState;
@@ -80,6 +80,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             triggers::delete_trigger
         ))
         .routes(routes!(runtime::get_runtime, runtime::set_runtime))
+        .routes(routes!(quotas::get_quotas, quotas::set_quotas))
         .routes(routes!(runtime::list_env))
         .routes(routes!(runtime::set_env, runtime::delete_env))
         .routes(routes!(runtime::list_dead_letters))

@@ -57,6 +57,28 @@ pub struct UpdateApp {
     pub static_spa: Option<bool>,
 }
 
+/// An app's quotas, each per node (docs/protocol.md "Quotas").
+#[derive(Serialize, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaValues {
+    /// Open realtime connections of the app.
+    pub connections: Option<u32>,
+    /// Topics one connection may subscribe to (at most 100).
+    pub topics_per_connection: Option<u32>,
+    /// Durable publishes per second through the admin API (a batch counts each message).
+    pub publishes_per_sec: Option<u32>,
+    /// Ephemeral publishes per second through the admin API.
+    pub ephemeral_per_sec: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QuotasBody {
+    /// What was set for this app (null: the default).
+    pub overrides: QuotaValues,
+    /// What applies.
+    pub effective: QuotaValues,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct AppList {
     pub apps: Vec<AppBody>,

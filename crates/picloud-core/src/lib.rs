@@ -31,6 +31,7 @@ pub mod error;
 pub mod host;
 pub mod ids;
 pub mod message;
+pub mod quota;
 pub mod script;
 pub mod secret;
 pub mod store;

@@ -273,6 +273,9 @@ pub trait RuntimeStore: Send + Sync {
     /// The app's settings (defaults when never set).
     async fn get_runtime(&self, app: &AppId) -> StoreResult<AppRuntime>;
     async fn set_runtime(&self, app: &AppId, runtime: &AppRuntime) -> StoreResult<()>;
+    /// The app's quota overrides (none when never set).
+    async fn get_quotas(&self, app: &AppId) -> StoreResult<crate::quota::Quotas>;
+    async fn set_quotas(&self, app: &AppId, quotas: &crate::quota::Quotas) -> StoreResult<()>;
     /// The app's env values ordered by name.
     async fn list_env(&self, app: &AppId) -> StoreResult<Vec<(String, String)>>;
     async fn get_env(&self, app: &AppId, name: &EnvName) -> StoreResult<Option<String>>;

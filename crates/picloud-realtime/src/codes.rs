@@ -11,6 +11,8 @@ pub enum Code {
     UnknownHost,
     NotFound,
     Unauthorized,
+    /// 429: the app's connection or topics-per-connection quota (`Retry-After`).
+    QuotaExceeded,
     // Final `event: error` codes (`Unavailable` also answers 503 before the stream).
     TokenExpired,
     TokenRevoked,
@@ -21,13 +23,14 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 12] = [
+    pub const ALL: [Code; 13] = [
         Code::InvalidTopic,
         Code::TooManyTopics,
         Code::InvalidLastEventId,
         Code::UnknownHost,
         Code::NotFound,
         Code::Unauthorized,
+        Code::QuotaExceeded,
         Code::TokenExpired,
         Code::TokenRevoked,
         Code::TopicClosed,
@@ -44,6 +47,7 @@ impl Code {
             Code::UnknownHost => "unknown_host",
             Code::NotFound => "not_found",
             Code::Unauthorized => "unauthorized",
+            Code::QuotaExceeded => "quota_exceeded",
             Code::TokenExpired => "token_expired",
             Code::TokenRevoked => "token_revoked",
             Code::TopicClosed => "topic_closed",

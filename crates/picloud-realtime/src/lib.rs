@@ -10,6 +10,8 @@
 //!   stream (catch-up, live, dedupe, gap repair, resync, keepalive, token expiry).
 //! - [`frame`]: SSE frames rendered once per message; [`position`]: resume ids.
 //! - [`token`]: HS256 subscriber tokens and the app-secret cache ([`TokenService`]).
+//! - [`quota`]: per-app quotas on this node (connections, topics per connection, publish
+//!   rates through the admin API).
 //! - [`pruner`]: retention; [`stats`]: counters for `/health/realtime` and `/metrics`.
 //! - [`streams`]: this node's open streams (who, since when, from where, how far).
 //! - `sequence`: a topic's delivery order on this node; `repair`: its gaps read from
@@ -33,6 +35,7 @@ mod order;
 pub mod position;
 pub mod pruner;
 pub mod publisher;
+pub mod quota;
 pub mod relay;
 mod repair;
 mod sequence;
@@ -113,6 +116,8 @@ pub struct Realtime {
     pub shutdown: CancellationToken,
     /// This node in its cluster, if it is in one.
     pub cluster: Option<Arc<cluster::Node>>,
+    /// Per-app quotas on this node.
+    pub quotas: quota::QuotaService,
     sends: SendRecorder,
 }
 
@@ -167,6 +172,7 @@ impl Realtime {
             lag: metrics::histogram!(LAG_HISTOGRAM),
         };
         Self {
+            quotas: quota::QuotaService::new(store.clone()),
             store,
             hub,
             publisher,

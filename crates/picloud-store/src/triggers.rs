@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use picloud_core::data::EnvName;
 use picloud_core::dispatch::AppRuntime;
 use picloud_core::ids::{new_id, AppId};
+use picloud_core::quota::Quotas;
 use picloud_core::script::ScriptName;
 use picloud_core::store::{RuntimeStore, StoreResult, TriggerStore};
 use picloud_core::trigger::{
@@ -210,6 +211,49 @@ impl RuntimeStore for SqlStore {
             .bind(rt.limits.to_string())
             .bind(rt.max_concurrency as i32)
             .bind(now_ms())
+            .execute(pool)
+            .await
+            .map_err(error::other)?;
+        });
+        Ok(())
+    }
+
+    async fn get_quotas(&self, app: &AppId) -> StoreResult<Quotas> {
+        let row: Option<(String,)> = on_pool!(&self.db, pool => {
+            sqlx::query_as("SELECT quotas FROM app_quotas WHERE app_id = $1")
+                .bind(app.as_str())
+                .fetch_optional(pool)
+                .await
+                .map_err(error::other)?
+        });
+        let Some((json,)) = row else {
+            return Ok(Quotas::default());
+        };
+        let v: serde_json::Value = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Internal(format!("stored quotas: {e}")))?;
+        let field = |name: &str| v[name].as_u64().and_then(|n| u32::try_from(n).ok());
+        Ok(Quotas {
+            connections: field("connections"),
+            topics_per_connection: field("topics_per_connection"),
+            publishes_per_sec: field("publishes_per_sec"),
+            ephemeral_per_sec: field("ephemeral_per_sec"),
+        })
+    }
+
+    async fn set_quotas(&self, app: &AppId, q: &Quotas) -> StoreResult<()> {
+        let json = serde_json::json!({
+            "connections": q.connections,
+            "topics_per_connection": q.topics_per_connection,
+            "publishes_per_sec": q.publishes_per_sec,
+            "ephemeral_per_sec": q.ephemeral_per_sec,
+        });
+        on_pool!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO app_quotas (app_id, quotas) VALUES ($1, $2) \
+                 ON CONFLICT (app_id) DO UPDATE SET quotas = excluded.quotas",
+            )
+            .bind(app.as_str())
+            .bind(json.to_string())
             .execute(pool)
             .await
             .map_err(error::other)?;

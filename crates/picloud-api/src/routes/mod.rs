@@ -6,6 +6,7 @@ pub mod app_routes;
 pub mod apps;
 pub mod domains;
 pub mod publish;
+pub mod quotas;
 pub mod runtime;
 pub mod scripts;
 pub mod secrets;

@@ -35,6 +35,7 @@ pub const MAX_BATCH_MESSAGES: usize = 1000;
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, description = "Payload over the limit", body = ErrorBody),
         (status = 422, description = "Invalid topic name", body = ErrorBody),
+        (status = 429, description = "Over the app's publish quota (`quota_exceeded`): nothing published; `Retry-After` says when", body = ErrorBody),
         (status = 503, description = "Database unavailable: nothing stored, retry with backoff", body = ErrorBody),
         (status = 507, description = "Storage full (`storage_full`): nothing stored, retry once space is freed", body = ErrorBody)))]
 pub async fn publish(
@@ -70,6 +71,10 @@ async fn publish_one(
     let app = auth.shared_app_with(app, Capability::AppPublish).await?;
     let (topic, payload) = message(state, topic, body)?;
     let rt = &state.realtime;
+    rt.quotas
+        .publish(&app.id, !ephemeral, 1)
+        .await
+        .map_err(|r| ApiError::over_quota(app.slug.as_str(), r))?;
     if ephemeral {
         return Ok(publish_ephemeral(state, &app, topic, payload));
     }
@@ -255,6 +260,7 @@ pub(crate) async fn publish_call(state: &AppState, call: PublishCall<'_>) -> Api
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, description = "A message over the limit, or the body over the request limit", body = ErrorBody),
         (status = 422, description = "An invalid topic name, no messages, or more than 1,000", body = ErrorBody),
+        (status = 429, description = "Over the app's publish quota (`quota_exceeded`; a batch counts each message): nothing published; `Retry-After` says when", body = ErrorBody),
         (status = 503, description = "Database unavailable: nothing stored, retry with backoff", body = ErrorBody),
         (status = 507, description = "Storage full (`storage_full`): nothing stored, retry once space is freed", body = ErrorBody)))]
 pub async fn publish_batch(
@@ -294,9 +300,14 @@ pub async fn publish_batch(
         }
         messages.push((topic, payload));
     }
+    let ephemeral = q.ephemeral.unwrap_or(false);
+    rt.quotas
+        .publish(&app.id, !ephemeral, n as u32)
+        .await
+        .map_err(|r| ApiError::over_quota(app.slug.as_str(), r))?;
     let names: Vec<String> = messages.iter().map(|(t, _)| t.to_string()).collect();
     // Per message, in request order: (seq, published_at).
-    let (status, answers): (_, Vec<(Option<i64>, i64)>) = if q.ephemeral.unwrap_or(false) {
+    let (status, answers): (_, Vec<(Option<i64>, i64)>) = if ephemeral {
         let at = rt.publisher.publish_ephemeral_many(app.id, messages);
         (StatusCode::ACCEPTED, vec![(None, at); n])
     } else {

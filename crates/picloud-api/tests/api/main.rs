@@ -17,6 +17,7 @@ mod keep_alive;
 mod lanes;
 mod openapi;
 mod overview;
+mod quotas;
 mod realtime;
 mod resume;
 mod scripts;

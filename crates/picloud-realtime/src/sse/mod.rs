@@ -21,6 +21,7 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::quota::{Permit, Refused};
 use crate::streams::{Peer, StreamKind};
 use crate::token::{Grant, VerifyError};
 use crate::Realtime;
@@ -98,10 +99,39 @@ async fn subscribe(
         Ok(g) => g,
         Err(res) => return res,
     };
-    open(rt, app, req, grant, socket, peer, None).await
+    let permit = match rt.quotas.connect(&app.id, req.topics.len()).await {
+        Ok(p) => p,
+        Err(refused) => return quota_refusal(&app, refused),
+    };
+    open(rt, app, req, grant, socket, peer, None, Some(permit)).await
 }
 
-/// The stream's response, or a 503 when its topics' ends cannot be read.
+/// 429 with `Retry-After` for a quota, 503 for a database that cannot say.
+fn quota_refusal(app: &AppRef, refused: Refused) -> Response {
+    match refused {
+        Refused::Over { limit, retry_after } => {
+            metrics::counter!("picloud_quota_refusals_total", "app" => app.slug.to_string(), "quota" => limit.as_str())
+                .increment(1);
+            let mut res = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                Code::QuotaExceeded,
+                &format!("over the app's {} quota", limit.as_str()),
+            );
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            res
+        }
+        Refused::Store(e) => {
+            tracing::warn!(error = %e, "quota lookup failed");
+            unavailable()
+        }
+    }
+}
+
+/// The stream's response, or a 503 when its topics' ends cannot be read. `permit`: its
+/// place in the app's connection quota (admin tails take none), held while it lives.
+#[allow(clippy::too_many_arguments)]
 async fn open(
     rt: Realtime,
     app: AppRef,
@@ -110,8 +140,9 @@ async fn open(
     socket: Option<Arc<TcpStream>>,
     peer: Peer,
     revoked: Option<CancellationToken>,
+    permit: Option<Permit>,
 ) -> Response {
-    match stream::open(rt, app, req, grant, socket, peer, revoked).await {
+    match stream::open(rt, app, req, grant, socket, peer, revoked, permit).await {
         Ok(body) => sse_response(body),
         Err(e) => {
             tracing::warn!(error = %e, "cannot open stream");
@@ -157,7 +188,7 @@ pub async fn tail(
         kind: StreamKind::AdminTail,
         remote,
     };
-    open(rt, app, req, None, None, peer, Some(revoked)).await
+    open(rt, app, req, None, None, peer, Some(revoked), None).await
 }
 
 /// `Ok(Some(grant))` when a token was needed and verified (its expiry then bounds the

@@ -40,6 +40,7 @@ use crate::frame::{self, MessageFrame};
 use crate::hub::Subscription;
 use crate::order::{order, Order};
 use crate::position;
+use crate::quota::Permit;
 use crate::streams::{Peer, Registration};
 use crate::token::Grant;
 use crate::Realtime;
@@ -83,6 +84,7 @@ struct Ends {
 }
 
 /// Subscribes, reads where each topic starts, and returns the streaming body.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn open(
     rt: Realtime,
     app: AppRef,
@@ -91,6 +93,7 @@ pub(super) async fn open(
     socket: Option<Arc<TcpStream>>,
     peer: Peer,
     revoked: Option<CancellationToken>,
+    permit: Option<Permit>,
 ) -> Result<Body, StoreError> {
     let subject = grant.as_ref().and_then(|g| g.subject.clone());
     let registration = rt.streams.register(&app, &req.topics, subject, peer);
@@ -141,7 +144,7 @@ pub(super) async fn open(
         }),
     };
     drop(grant);
-    let frames = run(rt, app, topics, start, live, ends, registration);
+    let frames = run(rt, app, topics, start, live, ends, (registration, permit));
     Ok(Body::from_stream(frames.map(Ok::<Bytes, Infallible>)))
 }
 
@@ -254,9 +257,11 @@ fn run(
     start: Vec<(Option<i64>, i64)>,
     live: LiveSet,
     ends: Ends,
-    registration: Registration,
+    held: (Registration, Option<Permit>),
 ) -> impl Stream<Item = Bytes> {
     async_stream::stream! {
+        // The quota permit lives as long as the stream.
+        let (registration, _permit) = held;
         let (mut stream, opening) = Subscriber::open(rt, app, topics, &start, live, ends.expires_at, registration);
         yield opening;
         let timers = Timers::new(&stream.rt, ends.revoked, stream.expire_at, stream.warn_at);

@@ -212,6 +212,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/apps/{app}/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_quotas"];
+        put: operations["set_quotas"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/apps/{app}/routes": {
         parameters: {
             query?: never;
@@ -997,6 +1013,35 @@ export interface components {
             seq?: number | null;
             topic: string;
         };
+        /** @description An app's quotas, each per node (docs/protocol.md "Quotas"). */
+        QuotaValues: {
+            /**
+             * Format: int32
+             * @description Open realtime connections of the app.
+             */
+            connections?: number | null;
+            /**
+             * Format: int32
+             * @description Ephemeral publishes per second through the admin API.
+             */
+            ephemeral_per_sec?: number | null;
+            /**
+             * Format: int32
+             * @description Durable publishes per second through the admin API (a batch counts each message).
+             */
+            publishes_per_sec?: number | null;
+            /**
+             * Format: int32
+             * @description Topics one connection may subscribe to (at most 100).
+             */
+            topics_per_connection?: number | null;
+        };
+        QuotasBody: {
+            /** @description What applies. */
+            effective: components["schemas"]["QuotaValues"];
+            /** @description What was set for this app (null: the default). */
+            overrides: components["schemas"]["QuotaValues"];
+        };
         /** @description `/readyz`'s answer while the node can serve. */
         Readiness: {
             /**
@@ -1018,10 +1063,36 @@ export interface components {
             frames_sent: number;
             /** Format: int64 */
             gap_repairs: number;
+            /** @description `PICLOUD_NODE_ID`, in a cluster. */
+            node_id?: string | null;
+            /**
+             * Format: int64
+             * @description Batched reads of every watched topic's committed end (cluster mode).
+             */
+            position_checks: number;
             /** Format: int64 */
             published_durable: number;
             /** Format: int64 */
             published_ephemeral: number;
+            /**
+             * @description `off` (one node), `live` (the relay's probes come back) or `stale` (they do not:
+             *     this node polls the database every second).
+             */
+            relay: string;
+            /** Format: int64 */
+            relay_dropped: number;
+            /** Format: int64 */
+            relay_received: number;
+            /**
+             * Format: int64
+             * @description Gaps this node read from history once for all local subscribers of a topic.
+             */
+            relay_repairs: number;
+            /**
+             * Format: int64
+             * @description Relay frames sent, received from other nodes, and dropped (not sent, or missed).
+             */
+            relay_sent: number;
             /** Format: int64 */
             resyncs: number;
             /** Format: int64 */
@@ -2448,6 +2519,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Over the app's publish quota (`quota_exceeded`; a batch counts each message): nothing published; `Retry-After` says when */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Database unavailable: nothing stored, retry with backoff */
             503: {
                 headers: {
@@ -2459,6 +2539,112 @@ export interface operations {
             };
             /** @description Storage full (`storage_full`): nothing stored, retry once space is freed */
             507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_quotas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description App slug or id */
+                app: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotasBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_quotas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description App slug or id */
+                app: string;
+            };
+            cookie?: never;
+        };
+        /** @description The overrides; an absent or null field takes the default */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuotaValues"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotasBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an InstanceAdmin key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3932,6 +4118,15 @@ export interface operations {
             };
             /** @description Invalid topic name */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the app's publish quota (`quota_exceeded`): nothing published; `Retry-After` says when */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
