@@ -141,14 +141,7 @@ async fn metrics_count_requests_by_route_pattern() {
     send(s.on_host("metrics-demo.localhost", "/no/such/path")).await;
     // A made-up method is answered, and counted under `other`: clients cannot mint labels.
     send(s.anon(Method::from_bytes(b"BREWCOFFEE").unwrap(), "/api/v1/apps")).await;
-    let text = s
-        .anon(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.text("/metrics").await;
     for needle in [
         r#"picloud_http_requests_total{route="/api/v1/apps",method="POST",status="201"}"#,
         r#"picloud_http_requests_total{route="/api/v1/apps/{app}",method="GET",status="200"}"#,

@@ -2,7 +2,6 @@
 //! Regenerate with `PICLOUD_UPDATE_OPENAPI=1 cargo test -p picloud-api openapi`.
 
 use picloud_store::Backend;
-use reqwest::Method;
 
 use crate::support::TestServer;
 
@@ -21,14 +20,7 @@ async fn served_document_matches_the_committed_one() {
     );
 
     let s = TestServer::start(Backend::Sqlite).await;
-    let served = s
-        .anon(Method::GET, "/api/v1/openapi.json")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let served = s.text("/api/v1/openapi.json").await;
     assert_eq!(served, generated);
     let doc: serde_json::Value = serde_json::from_str(&served).unwrap();
     for path in [

@@ -158,14 +158,7 @@ async fn quotas_are_set_by_an_instance_admin_and_enforced(backend: Backend) {
         assert_eq!(publish(&s, false).await.status(), StatusCode::CREATED);
     }
 
-    let metrics = s
-        .admin(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.text("/metrics").await;
     for quota in [
         "publishes_per_sec",
         "ephemeral_per_sec",

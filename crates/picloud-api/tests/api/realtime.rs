@@ -694,14 +694,7 @@ async fn keepalive_topic_deletion_and_channel_gc() {
         assert!(tokio::time::Instant::now() < deadline, "not released: {h}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let text = s
-        .anon(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.text("/metrics").await;
     assert!(text.contains("picloud_realtime_connections 0"), "{text}");
     assert!(text.contains("picloud_realtime_frames_sent_total"));
 }

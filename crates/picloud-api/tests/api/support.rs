@@ -317,6 +317,17 @@ impl TestServer {
         self.on_host(&format!("{slug}.localhost:{}", self.port), path)
     }
 
+    /// The body of a `GET` on the admin host, as text (`/metrics`, the OpenAPI document).
+    pub async fn text(&self, path: &str) -> String {
+        self.anon(Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn realtime_health(&self) -> Value {
         send(self.anon(Method::GET, "/health/realtime")).await.1
     }
