@@ -18,6 +18,9 @@ use std::sync::Arc;
 use picloud_core::message::Message;
 use smallvec::SmallVec;
 
+/// Most messages held past one topic's gap.
+pub(crate) const MAX_HELD: usize = 1024;
+
 /// Messages to send, in order; most of the time one.
 pub(crate) type Sends = SmallVec<[Arc<Message>; 1]>;
 
@@ -60,6 +63,11 @@ impl Sequence {
         }
         let opened = self.held.is_empty();
         self.held.insert(seq, m);
+        if self.held.len() > MAX_HELD {
+            // A gap that stays open (history unreadable) must not hold memory without end:
+            // go on past it; each stream repairs it on its own.
+            return Offered::Send(self.give_up_gap());
+        }
         Offered::Held { opened }
     }
 
@@ -190,6 +198,23 @@ mod tests {
         assert_eq!(seqs(s.offer(m(5))), [5]);
         assert_eq!(s.gap(), None);
         assert!(!s.notice(5));
+    }
+
+    #[test]
+    fn a_gap_never_holds_more_than_max_held() {
+        let mut s = Sequence::default();
+        s.started(0);
+        for seq in 2..=MAX_HELD as i64 + 1 {
+            assert!(matches!(s.offer(m(seq)), Offered::Held { .. }));
+        }
+        let out = seqs(s.offer(m(MAX_HELD as i64 + 2)));
+        assert_eq!(
+            out.len(),
+            MAX_HELD + 1,
+            "everything held goes out, in order"
+        );
+        assert_eq!(out[0], 2);
+        assert_eq!(s.gap(), None);
     }
 
     #[test]
