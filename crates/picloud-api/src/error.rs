@@ -49,8 +49,6 @@ impl ApiError {
         use picloud_realtime::quota::Refused;
         match refused {
             Refused::Over { limit, retry_after } => {
-                metrics::counter!("picloud_quota_refusals_total", "app" => app.to_owned(), "quota" => limit.as_str())
-                    .increment(1);
                 let mut e = Self::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "quota_exceeded",
@@ -59,7 +57,7 @@ impl ApiError {
                         limit.as_str()
                     ),
                 );
-                e.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
+                e.retry_after = Some(picloud_realtime::quota::refusal(app, limit, retry_after));
                 e
             }
             Refused::Store(e) => e.into(),

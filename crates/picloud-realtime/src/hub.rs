@@ -282,12 +282,12 @@ impl Hub {
     /// A durable message through its topic's order to its channel.
     fn deliver(&self, t: &Channel, m: Arc<Message>) {
         let mut order = t.topic.order.lock().expect("order lock");
-        match order.offer(m.clone()) {
+        match order.offer(m) {
             Offered::Send(ms) => send_all(t, ms),
             Offered::Skip => {}
             Offered::Held { opened } => {
-                if opened {
-                    self.due(&m.app_id, &m.topic, HOLD);
+                if let Some(first) = order.first_held().filter(|_| opened) {
+                    self.due(&first.app_id, &first.topic, HOLD);
                 }
             }
         }

@@ -41,6 +41,14 @@ impl Limit {
     }
 }
 
+/// Counts a refusal of `app` in `/metrics` (`picloud_quota_refusals_total{app,quota}`) and
+/// answers the whole seconds to send as `Retry-After`: what every refusing answer does.
+pub fn refusal(app: &str, limit: Limit, retry_after: Duration) -> u64 {
+    metrics::counter!("picloud_quota_refusals_total", "app" => app.to_owned(), "quota" => limit.as_str())
+        .increment(1);
+    retry_after.as_secs_f64().ceil().max(1.0) as u64
+}
+
 #[derive(Debug)]
 pub enum Refused {
     /// Over a quota: try again after `retry_after` (rates: when the bucket has room;

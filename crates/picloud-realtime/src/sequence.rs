@@ -90,6 +90,11 @@ impl Sequence {
         out
     }
 
+    /// The oldest message held past the gap, if any.
+    pub(crate) fn first_held(&self) -> Option<&Arc<Message>> {
+        self.held.first_key_value().map(|(_, m)| m)
+    }
+
     /// A stream of this node starts on the topic, whose last committed seq it read after
     /// subscribing: where an unknown order begins.
     pub(crate) fn started(&mut self, committed: i64) {

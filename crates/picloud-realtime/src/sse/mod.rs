@@ -21,7 +21,7 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::quota::{Permit, Refused};
+use crate::quota::{refusal, Permit, Refused};
 use crate::streams::{Peer, StreamKind};
 use crate::token::{Grant, VerifyError};
 use crate::Realtime;
@@ -110,14 +110,12 @@ async fn subscribe(
 fn quota_refusal(app: &AppRef, refused: Refused) -> Response {
     match refused {
         Refused::Over { limit, retry_after } => {
-            metrics::counter!("picloud_quota_refusals_total", "app" => app.slug.to_string(), "quota" => limit.as_str())
-                .increment(1);
+            let secs = refusal(app.slug.as_str(), limit, retry_after);
             let mut res = error(
                 StatusCode::TOO_MANY_REQUESTS,
                 Code::QuotaExceeded,
                 &format!("over the app's {} quota", limit.as_str()),
             );
-            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             res
