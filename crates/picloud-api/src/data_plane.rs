@@ -1,5 +1,6 @@
 //! The data plane: requests on an app's Host, after [`crate::dispatch`] resolved the app.
-//! `/realtime/...` subscribes over SSE (`picloud-realtime`); everything else goes to the
+//! `/realtime/...` subscribes over SSE, `/realtime/ws` over WebSocket (`picloud-realtime`);
+//! everything else goes to the
 //! app's script routes ([`crate::endpoint`]), with `GET /` describing the app when no
 //! route claims it.
 
@@ -22,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .layer(realtime_cors());
     Router::new()
         .merge(realtime)
+        .route("/realtime/ws", get(picloud_realtime::ws::connect))
         .fallback(crate::endpoint::serve)
         .with_state(state)
 }

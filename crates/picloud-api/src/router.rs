@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::metrics::RouteLabels;
 use crate::openapi::ApiDoc;
 use crate::routes::{
-    admin_keys, app_routes, apps, domains, publish, quotas, runtime, scripts, secrets,
+    admin_keys, app_routes, apps, domains, presence, publish, quotas, runtime, scripts, secrets,
     static_files, stats, subscribers, tokens, topics, triggers, try_request,
 };
 use crate::service::HttpService;
@@ -50,6 +50,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(topics::topic_history))
         .routes(routes!(topics::tail_topic))
         .routes(routes!(subscribers::list_subscribers))
+        .routes(routes!(presence::list_members))
         .routes(routes!(publish::publish))
         .routes(routes!(publish::publish_batch))
         .routes(routes!(tokens::mint_token))

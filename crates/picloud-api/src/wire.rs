@@ -69,6 +69,49 @@ pub struct QuotaValues {
     pub publishes_per_sec: Option<u32>,
     /// Ephemeral publishes per second through the admin API.
     pub ephemeral_per_sec: Option<u32>,
+    /// Client events per second one WebSocket connection may send (bursts of twice that).
+    pub client_events_per_sec: Option<u32>,
+    /// Presence enters, updates and leaves per second per connection (bursts of twice that).
+    pub presence_per_sec: Option<u32>,
+}
+
+impl From<picloud_core::quota::Quotas> for QuotaValues {
+    fn from(q: picloud_core::quota::Quotas) -> Self {
+        Self {
+            connections: q.connections,
+            topics_per_connection: q.topics_per_connection,
+            publishes_per_sec: q.publishes_per_sec,
+            ephemeral_per_sec: q.ephemeral_per_sec,
+            client_events_per_sec: q.client_events_per_sec,
+            presence_per_sec: q.presence_per_sec,
+        }
+    }
+}
+
+impl From<QuotaValues> for picloud_core::quota::Quotas {
+    fn from(q: QuotaValues) -> Self {
+        Self {
+            connections: q.connections,
+            topics_per_connection: q.topics_per_connection,
+            publishes_per_sec: q.publishes_per_sec,
+            ephemeral_per_sec: q.ephemeral_per_sec,
+            client_events_per_sec: q.client_events_per_sec,
+            presence_per_sec: q.presence_per_sec,
+        }
+    }
+}
+
+impl From<picloud_core::quota::Effective> for QuotaValues {
+    fn from(e: picloud_core::quota::Effective) -> Self {
+        Self {
+            connections: Some(e.connections),
+            topics_per_connection: Some(e.topics_per_connection),
+            publishes_per_sec: Some(e.publishes_per_sec),
+            ephemeral_per_sec: Some(e.ephemeral_per_sec),
+            client_events_per_sec: Some(e.client_events_per_sec),
+            presence_per_sec: Some(e.presence_per_sec),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -204,6 +247,13 @@ pub struct TopicBody {
     /// `public` or `token`.
     pub auth_mode: String,
     pub retention: RetentionBody,
+    /// Whether WebSocket clients may send client events to it (with a token whose
+    /// `publish` claim covers it).
+    pub client_publish: bool,
+    /// Whether clients may enter its presence (its subscribers get presence events).
+    pub presence: bool,
+    /// The topic's own per-connection limit on client events (null: the app's).
+    pub client_event_limit: Option<RateLimitBody>,
     /// The newest seq published (0 before the first message).
     pub last_seq: i64,
     pub created_at: DateTime<Utc>,
@@ -235,6 +285,12 @@ impl From<picloud_core::topic::Topic> for TopicBody {
                 max_messages: t.retention.max_messages,
                 max_age_secs: t.retention.max_age_secs,
             },
+            client_publish: t.client_publish,
+            presence: t.presence,
+            client_event_limit: t.client_event_limit.map(|l| RateLimitBody {
+                count: l.count,
+                per_secs: l.per_secs,
+            }),
             last_seq: t.last_seq,
             created_at: t.created_at,
             updated_at: t.updated_at,
@@ -260,6 +316,30 @@ pub struct CreateTopic {
     pub auth_mode: Option<String>,
     /// Default: 10,000 messages, 1 day.
     pub retention: Option<RetentionBody>,
+    /// Default `false`.
+    pub client_publish: Option<bool>,
+    /// Default `false`.
+    pub presence: Option<bool>,
+    /// Default none (the app's `client_events_per_sec`).
+    pub client_event_limit: Option<RateLimitBody>,
+}
+
+/// `count` events per `per_secs` seconds.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitBody {
+    pub count: u32,
+    pub per_secs: u32,
+}
+
+impl RateLimitBody {
+    pub fn parse(self) -> Result<picloud_core::topic::RateLimit, picloud_core::ValidationError> {
+        picloud_core::topic::RateLimit {
+            count: self.count,
+            per_secs: self.per_secs,
+        }
+        .validate()
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -270,6 +350,21 @@ pub struct UpdateTopic {
     pub auth_mode: Option<String>,
     /// Replaces both limits.
     pub retention: Option<RetentionBody>,
+    pub client_publish: Option<bool>,
+    pub presence: Option<bool>,
+    /// `null` removes the topic's own limit; absent keeps it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RateLimitBody>)]
+    pub client_event_limit: Option<Option<RateLimitBody>>,
+}
+
+/// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -348,8 +443,12 @@ pub struct MintToken {
     pub topics: Vec<String>,
     /// Lifetime, 1 s to the app's `max_token_ttl_secs` (30 days unless changed).
     pub ttl_secs: i64,
-    /// Subscriber id (`sub` claim).
+    /// Subscriber id (`sub` claim): the presence member.
     pub subject: Option<String>,
+    /// Topics (names or `prefix.*`) the holder may send client events to (`publish`
+    /// claim).
+    #[serde(default)]
+    pub publish: Vec<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -388,6 +487,25 @@ pub struct CreatedSecret {
     /// can mint tokens with any JWT library (HS256, header `kid`).
     pub secret: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// `GET …/topics/{topic}/presence`.
+#[derive(Serialize, ToSchema)]
+pub struct PresenceList {
+    pub topic: String,
+    /// By sub.
+    pub members: Vec<MemberBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberBody {
+    /// The token's `sub`.
+    pub sub: String,
+    /// What the member entered or last updated (any JSON).
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    /// Its open connections, on every node.
+    pub connections: usize,
 }
 
 /// `GET …/topics/{topic}/subscribers`: this node's streams on the topic.

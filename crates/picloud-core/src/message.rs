@@ -19,6 +19,17 @@ pub struct Message {
     pub payload: Arc<str>,
     /// Unix epoch milliseconds.
     pub published_at: i64,
+    pub kind: Kind,
+}
+
+/// What a [`Message`] carries to subscribers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Kind {
+    /// A published message (or a client event).
+    #[default]
+    Publish,
+    /// A presence event: the payload is `{"event","member"}`, never durable.
+    Presence,
 }
 
 /// One item of a publish batch handed to [`crate::store::MessageStore::publish`].

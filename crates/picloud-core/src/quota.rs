@@ -15,6 +15,11 @@ pub struct Quotas {
     pub publishes_per_sec: Option<u32>,
     /// Ephemeral publishes per second through the admin API.
     pub ephemeral_per_sec: Option<u32>,
+    /// Client events per second one WebSocket connection may send (bursts of twice that).
+    pub client_events_per_sec: Option<u32>,
+    /// Presence enters, updates and leaves per second one connection may send (bursts of
+    /// twice that).
+    pub presence_per_sec: Option<u32>,
 }
 
 /// What applies: the overrides over the defaults.
@@ -24,6 +29,8 @@ pub struct Effective {
     pub topics_per_connection: u32,
     pub publishes_per_sec: u32,
     pub ephemeral_per_sec: u32,
+    pub client_events_per_sec: u32,
+    pub presence_per_sec: u32,
 }
 
 /// The server's own cap on topics per connection, whatever an app is allowed.
@@ -36,6 +43,8 @@ pub const DEFAULTS: Effective = Effective {
     topics_per_connection: MAX_TOPICS_PER_CONNECTION,
     publishes_per_sec: 50_000,
     ephemeral_per_sec: 200_000,
+    client_events_per_sec: 10,
+    presence_per_sec: 5,
 };
 
 impl Quotas {
@@ -47,6 +56,10 @@ impl Quotas {
                 .unwrap_or(DEFAULTS.topics_per_connection),
             publishes_per_sec: self.publishes_per_sec.unwrap_or(DEFAULTS.publishes_per_sec),
             ephemeral_per_sec: self.ephemeral_per_sec.unwrap_or(DEFAULTS.ephemeral_per_sec),
+            client_events_per_sec: self
+                .client_events_per_sec
+                .unwrap_or(DEFAULTS.client_events_per_sec),
+            presence_per_sec: self.presence_per_sec.unwrap_or(DEFAULTS.presence_per_sec),
         }
     }
 
@@ -58,6 +71,8 @@ impl Quotas {
             ("topics_per_connection", self.topics_per_connection),
             ("publishes_per_sec", self.publishes_per_sec),
             ("ephemeral_per_sec", self.ephemeral_per_sec),
+            ("client_events_per_sec", self.client_events_per_sec),
+            ("presence_per_sec", self.presence_per_sec),
         ] {
             if v == Some(0) {
                 return Err(ValidationError::new(field, "must be at least 1"));

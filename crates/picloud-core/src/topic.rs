@@ -160,6 +160,26 @@ impl Retention {
     }
 }
 
+/// A rate over a window: `count` events per `per_secs` seconds (a topic's own limit on
+/// client events per connection, stricter than the app's, e.g. 60 a minute for typing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub per_secs: u32,
+}
+
+impl RateLimit {
+    pub fn validate(self) -> Result<Self, ValidationError> {
+        if self.count < 1 || self.per_secs < 1 || self.per_secs > 86_400 {
+            return Err(ValidationError::new(
+                "client_event_limit",
+                "count must be at least 1 and per_secs 1 to 86400",
+            ));
+        }
+        Ok(self)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topic {
     pub app_id: AppId,
@@ -168,6 +188,13 @@ pub struct Topic {
     pub external_subscribable: bool,
     pub auth_mode: AuthMode,
     pub retention: Retention,
+    /// Whether WebSocket clients may send ephemeral client events to it (their token's
+    /// `publish` claim must cover it too).
+    pub client_publish: bool,
+    /// Whether clients may enter its presence, and its subscribers get presence events.
+    pub presence: bool,
+    /// A per-connection limit on client events stricter than the app's.
+    pub client_event_limit: Option<RateLimit>,
     /// The seq of the newest message ever published (0 before the first).
     pub last_seq: i64,
     pub created_at: DateTime<Utc>,
@@ -181,6 +208,26 @@ pub struct NewTopic {
     pub external_subscribable: bool,
     pub auth_mode: AuthMode,
     pub retention: Retention,
+    pub client_publish: bool,
+    pub presence: bool,
+    pub client_event_limit: Option<RateLimit>,
+}
+
+impl NewTopic {
+    /// A topic with the defaults: internal, token mode, default retention, no client
+    /// events, no presence.
+    pub fn internal(name: TopicName) -> Self {
+        Self {
+            name,
+            description: String::new(),
+            external_subscribable: false,
+            auth_mode: AuthMode::Token,
+            retention: Retention::DEFAULT,
+            client_publish: false,
+            presence: false,
+            client_event_limit: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -189,6 +236,10 @@ pub struct TopicPatch {
     pub external_subscribable: Option<bool>,
     pub auth_mode: Option<AuthMode>,
     pub retention: Option<Retention>,
+    pub client_publish: Option<bool>,
+    pub presence: Option<bool>,
+    /// `Some(None)` removes the topic's own limit.
+    pub client_event_limit: Option<Option<RateLimit>>,
 }
 
 #[cfg(test)]

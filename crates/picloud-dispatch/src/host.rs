@@ -343,7 +343,7 @@ impl picloud_runtime::Host for AppHost {
             self.deps
                 .realtime
                 .tokens
-                .mint(&self.app, &topics, ttl_secs, subject),
+                .mint(&self.app, &topics, ttl_secs, subject, &[]),
         )
         .map(|(token, _)| token)
         .map_err(|e| match e {

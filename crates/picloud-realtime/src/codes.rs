@@ -1,5 +1,6 @@
 //! The realtime protocol's error codes (docs/protocol.md) as the wire spells them: the
-//! answers before a stream opens and the final `event: error` of one. `@picloud/client`
+//! answers before a stream opens, the final `event: error` of one, and the errors a
+//! WebSocket request is answered with. `@picloud/client`
 //! mirrors them in `clients/typescript/src/codes.ts`; a test keeps the two lists equal.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,10 +21,16 @@ pub enum Code {
     ServerShutdown,
     SlowConsumer,
     Unavailable,
+    // Answers to WebSocket requests (the connection stays open).
+    BadRequest,
+    Forbidden,
+    AlreadySubscribed,
+    PayloadTooLarge,
+    RateLimited,
 }
 
 impl Code {
-    pub const ALL: [Code; 13] = [
+    pub const ALL: [Code; 18] = [
         Code::InvalidTopic,
         Code::TooManyTopics,
         Code::InvalidLastEventId,
@@ -37,6 +44,11 @@ impl Code {
         Code::ServerShutdown,
         Code::SlowConsumer,
         Code::Unavailable,
+        Code::BadRequest,
+        Code::Forbidden,
+        Code::AlreadySubscribed,
+        Code::PayloadTooLarge,
+        Code::RateLimited,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -54,6 +66,11 @@ impl Code {
             Code::ServerShutdown => "server_shutdown",
             Code::SlowConsumer => "slow_consumer",
             Code::Unavailable => "unavailable",
+            Code::BadRequest => "bad_request",
+            Code::Forbidden => "forbidden",
+            Code::AlreadySubscribed => "already_subscribed",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::RateLimited => "rate_limited",
         }
     }
 }

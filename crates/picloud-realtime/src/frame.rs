@@ -1,15 +1,16 @@
-//! SSE frames, rendered to bytes once and shared.
+//! Frames, rendered to bytes once and shared: SSE, and a message's WebSocket frame (on
+//! first use: most messages never reach a WebSocket).
 //!
 //! A durable message's frame is `id: <position>\n` followed by the message body
 //! (`event: message\ndata: {...}\n\n`). The body is the same for every subscriber, so it is
 //! rendered once per message ([`MessageFrame`]) and only the `id:` line is per stream (a
 //! single-topic stream's id is the seq; a multi-topic stream's id carries every position).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, SecondsFormat};
-use picloud_core::message::Message;
+use picloud_core::message::{Kind, Message};
 
 /// A message with its frames, rendered once and shared by every subscriber.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ pub struct MessageFrame {
     /// The whole frame as a single-topic stream sends it: `id: <seq>\n` + `body` (just
     /// `body` for an ephemeral message). Most subscribers use this one: no per-delivery copy.
     pub single: Bytes,
+    ws: OnceLock<Bytes>,
 }
 
 impl MessageFrame {
@@ -33,11 +35,50 @@ impl MessageFrame {
             message,
             body,
             single,
+            ws: OnceLock::new(),
         }
+    }
+
+    /// The WebSocket text frame: SSE's `data` object with its `type` first, and a durable
+    /// message's `position` (its seq, as the topic's resume position) last.
+    pub fn ws(&self) -> &Bytes {
+        self.ws.get_or_init(|| {
+            let (name, data) = sse_parts(&self.body);
+            let mut b = BytesMut::with_capacity(data.len() + 48);
+            b.put_slice(b"{\"type\":\"");
+            b.put_slice(name);
+            b.put_slice(b"\",");
+            b.put_slice(&data[1..data.len() - 1]);
+            if let Some(seq) = self.message.seq {
+                b.put_slice(b",\"position\":\"");
+                b.put_slice(itoa::Buffer::new().format(seq).as_bytes());
+                b.put_u8(b'"');
+            }
+            b.put_u8(b'}');
+            b.freeze()
+        })
     }
 }
 
+/// The event name and the data of an `event: <name>\ndata: <json>\n\n` body.
+fn sse_parts(body: &[u8]) -> (&[u8], &[u8]) {
+    let rest = &body[b"event: ".len()..];
+    let nl = rest.iter().position(|&c| c == b'\n').unwrap_or(0);
+    let data = &rest[nl + 1 + b"data: ".len()..rest.len() - 2];
+    (&rest[..nl], data)
+}
+
 fn render_body(m: &Message) -> Bytes {
+    if m.kind == Kind::Presence {
+        // `{"topic":…,` then the event's own fields.
+        let mut b = BytesMut::with_capacity(m.payload.len() + m.topic.as_str().len() + 48);
+        b.put_slice(b"event: presence\ndata: {\"topic\":\"");
+        b.put_slice(m.topic.as_str().as_bytes());
+        b.put_slice(b"\",");
+        b.put_slice(&m.payload.as_bytes()[1..]);
+        b.put_slice(b"\n\n");
+        return b.freeze();
+    }
     let mut at = [0u8; 24];
     let chrono_text;
     let published_at = match picloud_core::time::write_utc_millis(m.published_at, true, &mut at) {
@@ -118,6 +159,7 @@ mod tests {
             seq: Some(7),
             payload: Arc::from(r#"{"text":"hi\nthere"}"#),
             published_at: 1_700_000_000_123,
+            kind: Default::default(),
         });
         let f = MessageFrame::new(m);
         let framed = f.single.clone();
@@ -133,5 +175,30 @@ mod tests {
             .trim_end();
         let v: serde_json::Value = serde_json::from_str(data).unwrap();
         assert_eq!(v["message"]["text"], "hi\nthere");
+        assert_eq!(
+            std::str::from_utf8(f.ws()).unwrap(),
+            r#"{"type":"message","topic":"chat","seq":7,"message":{"text":"hi\nthere"},"published_at":"2023-11-14T22:13:20.123Z","position":"7"}"#
+        );
+    }
+
+    #[test]
+    fn presence_frames_carry_the_topic_and_the_event() {
+        let m = Arc::new(Message {
+            app_id: AppId("a".into()),
+            topic: TopicName::parse("room").unwrap(),
+            seq: None,
+            payload: Arc::from(r#"{"event":"join","member":{"sub":"ann","data":{"x":1}}}"#),
+            published_at: 1,
+            kind: Kind::Presence,
+        });
+        let f = MessageFrame::new(m);
+        assert_eq!(
+            std::str::from_utf8(&f.single).unwrap(),
+            "event: presence\ndata: {\"topic\":\"room\",\"event\":\"join\",\"member\":{\"sub\":\"ann\",\"data\":{\"x\":1}}}\n\n"
+        );
+        assert_eq!(
+            std::str::from_utf8(f.ws()).unwrap(),
+            r#"{"type":"presence","topic":"room","event":"join","member":{"sub":"ann","data":{"x":1}}}"#
+        );
     }
 }

@@ -451,6 +451,7 @@ mod tests {
             seq: None,
             payload: Arc::from("{}"),
             published_at: 0,
+            kind: Default::default(),
         })
     }
 

@@ -24,6 +24,7 @@
 //! hub (each topic's order, then its channel → each subscriber's stream → its socket) and
 //! the relay (→ other nodes' hubs). History (the store) backs every repair.
 
+mod catchup;
 mod channel;
 pub mod cluster;
 pub mod codes;
@@ -33,6 +34,7 @@ pub mod frame;
 pub mod hub;
 mod order;
 pub mod position;
+pub mod presence;
 pub mod pruner;
 pub mod publisher;
 pub mod quota;
@@ -43,6 +45,7 @@ pub mod sse;
 pub mod stats;
 pub mod streams;
 pub mod token;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +85,10 @@ pub struct RealtimeConfig {
     /// Publish lanes (`PICLOUD_PUBLISH_LANES`); `None`: the store's
     /// [`Store::publish_lanes`].
     pub publish_lanes: Option<usize>,
+    /// How long a WebSocket may be silent before the server pings it
+    /// (`PICLOUD_WS_PING_SEC`); it is dropped when nothing comes within [`Self::ws_pong_wait`].
+    pub ws_ping: Duration,
+    pub ws_pong_wait: Duration,
 }
 
 impl Default for RealtimeConfig {
@@ -96,6 +103,8 @@ impl Default for RealtimeConfig {
             prune_every: Duration::from_secs(30),
             max_payload_bytes: picloud_core::message::DEFAULT_MAX_PAYLOAD_BYTES,
             publish_lanes: None,
+            ws_ping: Duration::from_secs(25),
+            ws_pong_wait: Duration::from_secs(10),
         }
     }
 }
@@ -118,6 +127,10 @@ pub struct Realtime {
     pub cluster: Option<Arc<cluster::Node>>,
     /// Per-app quotas on this node.
     pub quotas: quota::QuotaService,
+    /// Who is on presence topics (this process, or Redis in a cluster).
+    pub presence: presence::Presence,
+    /// Topic settings as WebSocket requests check them (kept 2 s).
+    pub(crate) topics: ws::TopicCache,
     sends: SendRecorder,
 }
 
@@ -139,6 +152,7 @@ impl Realtime {
             events.repairs,
             shutdown.clone(),
         );
+        let presence_store = cluster.as_ref().and_then(|c| c.presence.clone());
         let node = match (cluster, events.interest) {
             (Some(config), Some(interest)) => Some(
                 cluster::Node::start(
@@ -160,6 +174,13 @@ impl Realtime {
             hub: hub.clone(),
             node: node.clone(),
         });
+        let presence_store = match &presence_store {
+            Some(p) => p.clone(),
+            None => {
+                Arc::new(presence::LocalPresence::default()) as Arc<dyn presence::PresenceStore>
+            }
+        };
+        let presence = presence::Presence::start(presence_store, fanout.clone(), shutdown.clone());
         let publisher = Publisher::start(store.clone(), fanout, stats.clone(), lanes);
         let tokens = TokenService::new(store.clone(), store.clone(), config.key_cache_ttl);
         pruner::spawn(store.clone(), config.prune_every, shutdown.clone());
@@ -173,6 +194,8 @@ impl Realtime {
         };
         Self {
             quotas: quota::QuotaService::new(store.clone()),
+            presence,
+            topics: ws::TopicCache::new(store.clone()),
             store,
             hub,
             publisher,

@@ -219,6 +219,7 @@ impl Publisher {
             seq: None,
             payload,
             published_at: at,
+            kind: Default::default(),
         }));
     }
 }
@@ -376,6 +377,7 @@ fn finish(
                         seq: Some(*seq),
                         payload,
                         published_at,
+                        kind: Default::default(),
                     }));
                 }
             }

@@ -28,6 +28,8 @@ pub enum Limit {
     TopicsPerConnection,
     Publishes,
     EphemeralPublishes,
+    ClientEvents,
+    PresenceUpdates,
 }
 
 impl Limit {
@@ -37,6 +39,8 @@ impl Limit {
             Self::TopicsPerConnection => "topics_per_connection",
             Self::Publishes => "publishes_per_sec",
             Self::EphemeralPublishes => "ephemeral_per_sec",
+            Self::ClientEvents => "client_events_per_sec",
+            Self::PresenceUpdates => "presence_per_sec",
         }
     }
 }
@@ -124,6 +128,11 @@ impl QuotaService {
         Ok(limits)
     }
 
+    /// What applies to the app now.
+    pub async fn effective(&self, app: &AppId) -> Result<Effective, StoreError> {
+        Ok(self.limits(app).await?.quotas)
+    }
+
     /// The app's quotas changed: read them again on next use (its buckets start full).
     pub fn invalidate(&self, app: &AppId) {
         self.apps.write().expect("quota lock").remove(app);
@@ -175,6 +184,30 @@ impl QuotaService {
             open: self.open.clone(),
         })
     }
+}
+
+/// A connection's own bucket: `per_sec`, in bursts of twice that.
+pub fn per_connection(per_sec: u32) -> DefaultDirectRateLimiter {
+    let rate = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
+    let burst = rate.saturating_mul(NonZeroU32::new(2).expect("2"));
+    RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+}
+
+/// A bucket of `count` per `per_secs` seconds, all of it usable at once.
+pub fn per_window(limit: picloud_core::topic::RateLimit) -> DefaultDirectRateLimiter {
+    let count = NonZeroU32::new(limit.count).unwrap_or(NonZeroU32::MIN);
+    let period = Duration::from_secs(u64::from(limit.per_secs.max(1))) / count.get();
+    let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
+        .expect("a non-zero period")
+        .allow_burst(count);
+    RateLimiter::direct(quota)
+}
+
+/// Takes one from `bucket`, or says how long until it has one.
+pub fn take(bucket: &DefaultDirectRateLimiter) -> Result<(), Duration> {
+    bucket
+        .check()
+        .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
 }
 
 /// One admitted connection; dropping it frees its place.

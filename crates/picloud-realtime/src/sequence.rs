@@ -155,6 +155,7 @@ mod tests {
             seq: Some(seq),
             payload: Arc::from("{}"),
             published_at: 0,
+            kind: Default::default(),
         })
     }
 

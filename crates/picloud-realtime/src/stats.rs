@@ -38,7 +38,7 @@ impl Counter {
 
 #[derive(Default)]
 pub struct Stats {
-    /// Open SSE connections.
+    /// Open SSE streams and WebSocket connections.
     pub connections: Gauge,
     /// Topic subscriptions across connections (a multi-topic stream counts each topic).
     pub subscribers: Gauge,
@@ -130,5 +130,21 @@ impl Stats {
             relay_repairs: self.relay_repairs.get(),
             position_checks: self.position_checks.get(),
         }
+    }
+}
+
+/// Counts a connection while it lives.
+pub(crate) struct ConnectionGuard(std::sync::Arc<Stats>);
+
+impl ConnectionGuard {
+    pub(crate) fn new(stats: std::sync::Arc<Stats>) -> Self {
+        stats.connections.inc();
+        Self(stats)
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.dec();
     }
 }

@@ -37,6 +37,9 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     pub topics: Vec<String>,
+    /// Topics (names or patterns) the holder may send client events to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,6 +54,8 @@ pub struct Grant {
     pub kid: String,
     pub subject: Option<String>,
     pub patterns: Vec<TopicPattern>,
+    /// Where client events may go (the `publish` claim).
+    pub publish: Vec<TopicPattern>,
     /// Unix seconds.
     pub expires_at: i64,
 }
@@ -58,6 +63,10 @@ pub struct Grant {
 impl Grant {
     pub fn allows(&self, topic: &str) -> bool {
         self.patterns.iter().any(|p| p.matches(topic))
+    }
+
+    pub fn allows_publish(&self, topic: &str) -> bool {
+        self.publish.iter().any(|p| p.matches(topic))
     }
 }
 
@@ -186,11 +195,15 @@ impl TokenService {
         topics: &[String],
         ttl_secs: i64,
         subject: Option<String>,
+        publish: &[String],
     ) -> Result<(String, i64), MintError> {
         if topics.is_empty() || topics.len() > MAX_TOKEN_TOPICS {
             return Err(ValidationError::new("topics", "must list 1 to 100 topics").into());
         }
-        for t in topics {
+        if publish.len() > MAX_TOKEN_TOPICS {
+            return Err(ValidationError::new("publish", "must list at most 100 topics").into());
+        }
+        for t in topics.iter().chain(publish) {
             TopicPattern::parse(t)?;
         }
         let mut keys = self.active_keys(app).await?;
@@ -223,6 +236,7 @@ impl TokenService {
             aud: app.0.clone(),
             sub: subject,
             topics: topics.to_vec(),
+            publish: publish.to_vec(),
             iat: Some(now),
             nbf: None,
             exp: now + ttl_secs,
@@ -267,17 +281,17 @@ impl TokenService {
         if data.claims.exp.saturating_sub(issued) > keys.max_ttl {
             return Err(VerifyError::Invalid);
         }
-        let patterns = data
-            .claims
-            .topics
-            .iter()
-            .map(|t| TopicPattern::parse(t))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| VerifyError::Invalid)?;
+        let parse = |list: &[String]| {
+            list.iter()
+                .map(|t| TopicPattern::parse(t))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| VerifyError::Invalid)
+        };
         Ok(Grant {
             kid,
+            patterns: parse(&data.claims.topics)?,
+            publish: parse(&data.claims.publish)?,
             subject: data.claims.sub,
-            patterns,
             expires_at: data.claims.exp,
         })
     }

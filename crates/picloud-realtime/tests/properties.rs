@@ -46,7 +46,7 @@ fn tokens() -> &'static Tokens {
             .id;
             let service = TokenService::new(store.clone(), store, Duration::from_secs(60));
             let (token, _) = service
-                .mint(&app, &["room.*".into()], 600, Some("u".into()))
+                .mint(&app, &["room.*".into()], 600, Some("u".into()), &[])
                 .await
                 .unwrap();
             (db, service, app, token)

@@ -289,6 +289,7 @@ fn messages(app: &AppId, topic: &TopicName, rows: Vec<(i64, String, i64)>) -> Ve
             seq: Some(seq),
             payload: Arc::from(payload),
             published_at,
+            kind: Default::default(),
         })
         .collect()
 }

@@ -237,6 +237,8 @@ impl RuntimeStore for SqlStore {
             topics_per_connection: field("topics_per_connection"),
             publishes_per_sec: field("publishes_per_sec"),
             ephemeral_per_sec: field("ephemeral_per_sec"),
+            client_events_per_sec: field("client_events_per_sec"),
+            presence_per_sec: field("presence_per_sec"),
         })
     }
 
@@ -246,6 +248,8 @@ impl RuntimeStore for SqlStore {
             "topics_per_connection": q.topics_per_connection,
             "publishes_per_sec": q.publishes_per_sec,
             "ephemeral_per_sec": q.ephemeral_per_sec,
+            "client_events_per_sec": q.client_events_per_sec,
+            "presence_per_sec": q.presence_per_sec,
         });
         on_pool!(&self.db, pool => {
             sqlx::query(

@@ -403,7 +403,9 @@ async fn what_the_dashboard_reads_across_apps(store: SqlStore) {
             description: String::new(),
             external_subscribable: false,
             auth_mode: picloud_core::topic::AuthMode::Public,
-            retention: Default::default(),
+            ..picloud_core::topic::NewTopic::internal(
+                picloud_core::topic::TopicName::parse(name).unwrap(),
+            )
         };
         store.create_topic(&b.id, topic).await.unwrap();
     }

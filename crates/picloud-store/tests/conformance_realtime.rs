@@ -9,7 +9,7 @@ use picloud_core::ids::AppId;
 use picloud_core::message::PublishItem;
 use picloud_core::secret::AppSecret;
 use picloud_core::store::{AppStore, MessageStore, SecretStore, TopicStore};
-use picloud_core::topic::{AuthMode, NewTopic, Retention, TopicName, TopicPatch};
+use picloud_core::topic::{AuthMode, NewTopic, RateLimit, Retention, TopicName, TopicPatch};
 use picloud_core::StoreError;
 use picloud_store::testing::{insert_pubsub_trigger, outbox_rows};
 use picloud_store::SqlStore;
@@ -71,6 +71,12 @@ fn new_topic(name: &str) -> NewTopic {
             max_messages: Some(100),
             max_age_secs: None,
         },
+        client_publish: false,
+        presence: true,
+        client_event_limit: Some(RateLimit {
+            count: 60,
+            per_secs: 60,
+        }),
     }
 }
 
@@ -124,6 +130,33 @@ async fn topics_crud(store: SqlStore) {
     );
     assert_eq!(patched.description, "d", "absent fields are left alone");
     assert!(patched.external_subscribable);
+    assert!(patched.presence && !patched.client_publish);
+    assert_eq!(created.client_event_limit, patched.client_event_limit);
+
+    let features = store
+        .update_topic(
+            &a,
+            &t("chat"),
+            TopicPatch {
+                client_publish: Some(true),
+                presence: Some(false),
+                client_event_limit: Some(None),
+                ..TopicPatch::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(features.client_publish && !features.presence);
+    assert_eq!(
+        features.client_event_limit, None,
+        "the topic's limit removed"
+    );
+    assert_eq!(
+        features.auth_mode,
+        AuthMode::Token,
+        "the earlier patch kept"
+    );
     assert_eq!(
         store
             .get_topic(&b, &t("chat"))

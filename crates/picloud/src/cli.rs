@@ -86,9 +86,12 @@ pub struct TokenMintArgs {
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     pub ttl_secs: i64,
-    /// Subscriber id (the `sub` claim).
+    /// Subscriber id (the `sub` claim): the presence member.
     #[arg(long)]
     pub subject: Option<String>,
+    /// A topic (or `prefix.*`) the holder may send client events to; repeat for several.
+    #[arg(long = "publish")]
+    pub publish: Vec<String>,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -255,6 +258,10 @@ pub struct ServeArgs {
     /// Seconds between SSE keepalive comments (proxies cut idle streams at 60–100 s).
     #[arg(long, env = "PICLOUD_REALTIME_HEARTBEAT_SEC", default_value_t = 15)]
     pub realtime_heartbeat_sec: u64,
+    /// Seconds a WebSocket may be silent before the server pings it; it is dropped (and
+    /// its presence left) when nothing answers within 10 s more (at most the ping time).
+    #[arg(long, env = "PICLOUD_WS_PING_SEC", default_value_t = 25)]
+    pub ws_ping_sec: u64,
     /// Largest message payload a publish accepts, in bytes.
     #[arg(long, env = "PICLOUD_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub max_message_bytes: usize,

@@ -20,7 +20,13 @@ pub async fn mint(args: TokenMintArgs) -> anyhow::Result<()> {
     let shared = Arc::new(store.clone());
     let tokens = TokenService::new(shared.clone(), shared, std::time::Duration::from_secs(1));
     let minted = tokens
-        .mint(&app, &args.topics, args.ttl_secs, args.subject)
+        .mint(
+            &app,
+            &args.topics,
+            args.ttl_secs,
+            args.subject,
+            &args.publish,
+        )
         .await;
     store.close().await;
     let (token, exp) = minted.map_err(|e| match e {

@@ -67,9 +67,14 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
                 .await
                 .or_else(|_| picloud_realtime::relay::RedisRelay::start(url))
                 .context("REDIS_URL is not a Redis URL")?;
+            let presence =
+                picloud_realtime::presence::RedisPresence::start(url, &node, shutdown.token())
+                    .map_err(|e| anyhow::anyhow!(e))
+                    .context("REDIS_URL is not a Redis URL")?;
             Some(picloud_realtime::cluster::ClusterConfig {
                 node,
                 relay: Arc::new(relay),
+                presence: Some(presence),
             })
         }
         None => None,
@@ -78,6 +83,8 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         store_dyn.clone(),
         picloud_realtime::RealtimeConfig {
             heartbeat: Duration::from_secs(args.realtime_heartbeat_sec.max(1)),
+            ws_ping: Duration::from_secs(args.ws_ping_sec.max(1)),
+            ws_pong_wait: Duration::from_secs(args.ws_ping_sec.clamp(1, 10)),
             max_payload_bytes: args.max_message_bytes,
             publish_lanes: args.publish_lanes,
             ..Default::default()

@@ -5,6 +5,7 @@ pub mod admin_keys;
 pub mod app_routes;
 pub mod apps;
 pub mod domains;
+pub mod presence;
 pub mod publish;
 pub mod quotas;
 pub mod runtime;

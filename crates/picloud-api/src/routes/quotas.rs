@@ -14,20 +14,9 @@ use crate::state::AppState;
 use crate::wire::{QuotaValues, QuotasBody};
 
 fn body(q: Quotas) -> QuotasBody {
-    let e = q.effective();
     QuotasBody {
-        overrides: QuotaValues {
-            connections: q.connections,
-            topics_per_connection: q.topics_per_connection,
-            publishes_per_sec: q.publishes_per_sec,
-            ephemeral_per_sec: q.ephemeral_per_sec,
-        },
-        effective: QuotaValues {
-            connections: Some(e.connections),
-            topics_per_connection: Some(e.topics_per_connection),
-            publishes_per_sec: Some(e.publishes_per_sec),
-            ephemeral_per_sec: Some(e.ephemeral_per_sec),
-        },
+        overrides: q.into(),
+        effective: q.effective().into(),
     }
 }
 
@@ -64,12 +53,7 @@ pub async fn set_quotas(
             "quotas are set by an InstanceAdmin key: they protect the instance's other apps",
         ));
     }
-    let quotas = Quotas {
-        connections: input.connections,
-        topics_per_connection: input.topics_per_connection,
-        publishes_per_sec: input.publishes_per_sec,
-        ephemeral_per_sec: input.ephemeral_per_sec,
-    };
+    let quotas = Quotas::from(input);
     quotas.validate()?;
     state.store.set_quotas(&app.id, &quotas).await?;
     state

@@ -29,7 +29,13 @@ pub async fn mint_token(
     let (token, exp) = state
         .realtime
         .tokens
-        .mint(&app.id, &body.topics, body.ttl_secs, body.subject)
+        .mint(
+            &app.id,
+            &body.topics,
+            body.ttl_secs,
+            body.subject,
+            &body.publish,
+        )
         .await
         .map_err(|e| match e {
             MintError::Validation(v) => ApiError::from(v),

@@ -18,8 +18,8 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::state::AppState;
 use crate::wire::{
-    CreateTopic, HistoryMessage, HistoryPage, HistoryQuery, RetentionBody, TopicBody, TopicList,
-    TopicStats, UpdateTopic,
+    CreateTopic, HistoryMessage, HistoryPage, HistoryQuery, RateLimitBody, RetentionBody,
+    TopicBody, TopicList, TopicStats, UpdateTopic,
 };
 
 pub(crate) const READ: &[Capability] = &[Capability::AppRead, Capability::AppTopicManage];
@@ -121,6 +121,12 @@ pub async fn create_topic(
             .as_deref()
             .map_or(Ok(AuthMode::Token), AuthMode::parse)?,
         retention: body.retention.map_or(Ok(Retention::DEFAULT), retention)?,
+        client_publish: body.client_publish.unwrap_or(false),
+        presence: body.presence.unwrap_or(false),
+        client_event_limit: body
+            .client_event_limit
+            .map(RateLimitBody::parse)
+            .transpose()?,
     };
     let topic = state.store.create_topic(&app.id, new).await?;
     Ok((StatusCode::CREATED, ApiJson(topic.into())))
@@ -167,6 +173,12 @@ pub async fn update_topic(
         external_subscribable: body.external_subscribable,
         auth_mode: body.auth_mode.as_deref().map(AuthMode::parse).transpose()?,
         retention: body.retention.map(retention).transpose()?,
+        client_publish: body.client_publish,
+        presence: body.presence,
+        client_event_limit: body
+            .client_event_limit
+            .map(|l| l.map(RateLimitBody::parse).transpose())
+            .transpose()?,
     };
     let tightened =
         patch.external_subscribable == Some(false) || patch.auth_mode == Some(AuthMode::Token);

@@ -23,3 +23,5 @@ mod resume;
 mod scripts;
 mod slow_consumer;
 mod static_site;
+mod ws;
+mod ws_client;

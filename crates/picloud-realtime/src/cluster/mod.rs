@@ -47,6 +47,8 @@ pub struct ClusterConfig {
     /// `PICLOUD_NODE_ID`.
     pub node: Arc<str>,
     pub relay: Arc<dyn Relay>,
+    /// Where members live in the cluster (`None`: in this process, as on one node).
+    pub presence: Option<Arc<dyn crate::presence::PresenceStore>>,
 }
 
 /// What the relay looks like from this node.

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use picloud_core::ids::AppId;
-use picloud_core::message::Message;
+use picloud_core::message::{Kind, Message};
 use picloud_core::topic::TopicName;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -51,6 +51,9 @@ pub fn encode(own: &[u8], messages: &[Arc<Message>]) -> Vec<u8> {
             Some(seq) => out.extend_from_slice(format!("{{\"seq\":{seq},").as_bytes()),
             None => out.push(b'{'),
         }
+        if m.kind == Kind::Presence {
+            out.extend_from_slice(b"\"presence\":true,");
+        }
         out.extend_from_slice(format!("\"at\":{},\"payload\":", m.published_at).as_bytes());
         out.extend_from_slice(m.payload.as_bytes());
         out.push(b'}');
@@ -75,6 +78,8 @@ struct Frame<'a> {
 #[derive(Deserialize)]
 struct Item<'a> {
     seq: Option<i64>,
+    #[serde(default)]
+    presence: bool,
     at: i64,
     #[serde(borrow)]
     payload: &'a RawValue,
@@ -116,6 +121,11 @@ pub fn decode(bytes: &[u8], own: &[u8]) -> Option<Decoded> {
             seq: i.seq,
             payload: Arc::from(i.payload.get()),
             published_at: i.at,
+            kind: if i.presence {
+                Kind::Presence
+            } else {
+                Kind::Publish
+            },
         })
         .collect();
     Some(Decoded {
@@ -137,6 +147,7 @@ mod tests {
             seq,
             payload: Arc::from(payload),
             published_at: 42,
+            kind: Default::default(),
         })
     }
 
@@ -153,6 +164,15 @@ mod tests {
         let eph = decode(&encode(&prefix("n1"), &[m(None, "1")]), &prefix("n2")).unwrap();
         assert_eq!(eph.messages[0].seq, None);
         assert_eq!(&*eph.messages[0].payload, "1");
+        assert_eq!(eph.messages[0].kind, Kind::Publish);
+
+        let mut presence = (*m(None, r#"{"event":"leave"}"#)).clone();
+        presence.kind = Kind::Presence;
+        let got = decode(
+            &encode(&prefix("n1"), &[Arc::new(presence.clone())]),
+            &prefix("n2"),
+        );
+        assert_eq!(got.unwrap().messages, [presence]);
     }
 
     #[test]

@@ -107,7 +107,7 @@ async fn subscribe(
 }
 
 /// 429 with `Retry-After` for a quota, 503 for a database that cannot say.
-fn quota_refusal(app: &AppRef, refused: Refused) -> Response {
+pub(crate) fn quota_refusal(app: &AppRef, refused: Refused) -> Response {
     match refused {
         Refused::Over { limit, retry_after } => {
             let secs = refusal(app.slug.as_str(), limit, retry_after);
@@ -149,7 +149,7 @@ async fn open(
     }
 }
 
-fn unavailable() -> Response {
+pub(crate) fn unavailable() -> Response {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         Code::Unavailable,

@@ -1,10 +1,7 @@
-//! One subscriber connection: catch up from history, then stream live frames, repairing
-//! gaps from history and de-duplicating by seq.
+//! One SSE subscriber connection: catch up from history, then stream live frames, repairing
+//! gaps from history and de-duplicating by seq (the rule and the reads: `catchup`).
 //!
-//! Per topic the stream keeps `pos`, the last seq it sent. A live frame with
-//! `seq <= pos` is a duplicate (already replayed) and skipped; `seq == pos + 1` is sent;
-//! a higher seq means frames were missed (another node's order, a broadcast hiccup), so the
-//! gap is read from history first. A `Lagged` receiver (fell behind the hub's bounded queue)
+//! A `Lagged` receiver (fell behind the hub's bounded queue)
 //! reads everything after `pos` from history. Only when history no longer has the next seq
 //! (retention) does the client get `resync`, and the stream continues from the topic's
 //! current end.
@@ -24,8 +21,6 @@ use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, Stream, StreamExt};
 use picloud_core::app::AppRef;
-use picloud_core::message::Message;
-use picloud_core::topic::TopicName;
 use picloud_core::StoreError;
 use serde_json::json;
 use tokio::net::TcpStream;
@@ -34,19 +29,18 @@ use tokio_stream::StreamMap;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::SubscribeRequest;
+use crate::catchup::{in_order, repair_page, Framing, InOrder, TopicState};
 use crate::channel::Direct as _;
 use crate::direct::SocketWriter;
 use crate::frame::{self, MessageFrame};
 use crate::hub::Subscription;
-use crate::order::{order, Order};
 use crate::position;
 use crate::quota::Permit;
+use crate::stats::ConnectionGuard;
 use crate::streams::{Peer, Registration};
 use crate::token::Grant;
 use crate::Realtime;
 
-/// History read per query while catching up or repairing.
-const PAGE: u32 = 500;
 /// Most bytes of live frames gathered into one yield (one write).
 const MAX_WRITE: usize = 64 * 1024;
 /// Lag events tolerated within [`LAG_WINDOW`] before a consumer counts as too slow.
@@ -67,11 +61,6 @@ enum LiveItem {
     /// Direct writing ended with part of a frame unwritten: [`LiveSet::disarm`] has the
     /// rest, which goes out before anything else.
     Flush,
-}
-
-struct TopicState {
-    name: TopicName,
-    pos: i64,
 }
 
 /// What ends a stream besides its client and the server's shutdown.
@@ -302,7 +291,7 @@ impl Subscriber {
         expires_at: Option<i64>,
         registration: Registration,
     ) -> (Self, Bytes) {
-        let conn = ConnectionGuard::new(&rt);
+        let conn = ConnectionGuard::new(rt.stats.clone());
         let mut opening = BytesMut::from(&frame::retry(rt.config.retry_ms)[..]);
         let mut work = VecDeque::new();
         for (i, (resume, last)) in start.iter().copied().enumerate() {
@@ -311,11 +300,7 @@ impl Subscriber {
                 // A position this topic never reached (it was recreated): start over.
                 rt.stats.resyncs.add(1);
                 topics[i].pos = last;
-                let resync = frame::event(
-                    "resync",
-                    &json!({"topic": topics[i].name.as_str(), "from": from, "to": last, "reason": "position_ahead"}),
-                );
-                opening.extend_from_slice(&frame::with_id(&stream_id(&topics), &resync));
+                opening.extend_from_slice(&Sse.resync(&topics, i, from, last, "position_ahead"));
             } else {
                 work.push_back(Repair {
                     topic: i,
@@ -448,7 +433,7 @@ impl Subscriber {
         };
         match item {
             LiveItem::Flush => None, // its rest went out with this turn
-            LiveItem::Frame(Ok(f)) => match in_order(&self.rt, &mut self.topics, i, &f) {
+            LiveItem::Frame(Ok(f)) => match in_order(&self.rt, &Sse, &mut self.topics, i, &f) {
                 InOrder::Skip => None,
                 InOrder::Gap(seq) => {
                     self.rt.stats.gap_repairs.add(1);
@@ -479,7 +464,7 @@ impl Subscriber {
             };
             let sent = match &next {
                 Some((j, LiveItem::Frame(Ok(g)))) => {
-                    match in_order(&self.rt, &mut self.topics, *j, g) {
+                    match in_order(&self.rt, &Sse, &mut self.topics, *j, g) {
                         InOrder::Send(more) => Some(more),
                         InOrder::Skip => continue,
                         InOrder::Gap(_) => None,
@@ -528,6 +513,7 @@ impl Subscriber {
         let (i, until) = self.work.front().map(|r| (r.topic, r.until))?;
         let page = repair_page(
             &self.rt,
+            &Sse,
             &self.app,
             &mut self.topics,
             i,
@@ -574,34 +560,6 @@ enum Woken {
     Live(LiveNext),
 }
 
-/// What a live frame calls for on this stream.
-enum InOrder {
-    /// Sent already (replayed or repaired).
-    Skip,
-    /// Frames before this seq are missing: repair from history first.
-    Gap(i64),
-    /// Next in line: its bytes (the position is advanced and the send counted).
-    Send(Bytes),
-}
-
-fn in_order(rt: &Realtime, topics: &mut [TopicState], i: usize, f: &MessageFrame) -> InOrder {
-    let seq = f.message.seq;
-    match (order(topics[i].pos, seq), seq) {
-        (Order::Skip, _) => InOrder::Skip,
-        (Order::Gap, seq) => InOrder::Gap(seq.unwrap_or_default()),
-        (Order::Send, None) => {
-            // Ephemeral: no position, no history, no id.
-            rt.stats.frames_sent.add(1);
-            InOrder::Send(f.body.clone())
-        }
-        (Order::Send, Some(seq)) => {
-            topics[i].pos = seq;
-            rt.record_send(f.message.published_at);
-            InOrder::Send(live_frame(f, topics))
-        }
-    }
-}
-
 /// Two writes as one.
 fn join(a: Bytes, b: Bytes) -> Bytes {
     let mut out = BytesMut::with_capacity(a.len() + b.len());
@@ -632,77 +590,27 @@ fn concat(mut frames: impl ExactSizeIterator<Item = Bytes>) -> Bytes {
     out.freeze()
 }
 
-/// Reads one page of history after `topics[i].pos` into `out` as frames, advancing `pos`.
-/// Returns whether more remains (before `until`, or before the end when `until` is none).
-/// A hole in history (pruned by retention) becomes one `resync` frame and a jump to the
-/// topic's current end.
-async fn repair_page(
-    rt: &Realtime,
-    app: &AppRef,
-    topics: &mut [TopicState],
-    i: usize,
-    until: Option<i64>,
-    out: &mut Vec<Bytes>,
-) -> Result<bool, StoreError> {
-    let page = rt
-        .store
-        .read_after(&app.id, &topics[i].name, topics[i].pos, PAGE)
-        .await?;
-    let full = page.len() == PAGE as usize;
-    for m in &page {
-        let seq = m.seq.unwrap_or_default();
-        if until.is_some_and(|u| seq > u) {
-            return Ok(false);
-        }
-        if seq != topics[i].pos + 1 {
-            resync(rt, app, topics, i, seq - 1, out).await?;
-            return Ok(false);
-        }
-        topics[i].pos = seq;
-        out.push(history_frame(m, topics));
-    }
-    match until {
-        Some(u) if topics[i].pos >= u => Ok(false),
-        Some(u) if !full => {
-            // The gap ends in messages history no longer has.
-            resync(rt, app, topics, i, u, out).await?;
-            Ok(false)
-        }
-        _ => Ok(full),
-    }
-}
+/// SSE's frames: a durable message with its `id:` (the seq, or every topic's position on
+/// a multi-topic stream).
+pub(super) struct Sse;
 
-async fn resync(
-    rt: &Realtime,
-    app: &AppRef,
-    topics: &mut [TopicState],
-    i: usize,
-    missing_to: i64,
-    out: &mut Vec<Bytes>,
-) -> Result<(), StoreError> {
-    let last = rt
-        .store
-        .get_topic(&app.id, &topics[i].name)
-        .await?
-        .map_or(missing_to, |t| t.last_seq);
-    rt.stats.resyncs.add(1);
-    let resync = frame::event(
-        "resync",
-        &json!({"topic": topics[i].name.as_str(), "from": topics[i].pos + 1, "to": missing_to, "reason": "retention"}),
-    );
-    topics[i].pos = last;
-    // The id moves the client past the hole: reconnecting with it cannot skip what is
-    // published after the resync.
-    out.push(frame::with_id(&stream_id(topics), &resync));
-    Ok(())
-}
+impl Framing for Sse {
+    fn durable(&self, f: &MessageFrame, topics: &[TopicState], _: usize) -> Bytes {
+        live_frame(f, topics)
+    }
 
-fn history_frame(m: &Message, topics: &[TopicState]) -> Bytes {
-    let f = MessageFrame::new(Arc::new(m.clone()));
-    if topics.len() > 1 {
-        frame::with_id(&multi_id(topics), &f.body)
-    } else {
-        f.single
+    fn ephemeral(&self, f: &MessageFrame) -> Bytes {
+        f.body.clone()
+    }
+
+    fn resync(&self, topics: &[TopicState], i: usize, from: i64, to: i64, reason: &str) -> Bytes {
+        let resync = frame::event(
+            "resync",
+            &json!({"topic": topics[i].name.as_str(), "from": from, "to": to, "reason": reason}),
+        );
+        // The id moves the client past the hole: reconnecting with it cannot skip what is
+        // published after the resync.
+        frame::with_id(&stream_id(topics), &resync)
     }
 }
 
@@ -736,20 +644,4 @@ fn store_error(e: &StoreError) -> Bytes {
 fn deadline(unix_secs: i64) -> tokio::time::Instant {
     let now = chrono::Utc::now().timestamp();
     tokio::time::Instant::now() + Duration::from_secs(unix_secs.saturating_sub(now).max(0) as u64)
-}
-
-/// Counts the connection while its stream lives.
-struct ConnectionGuard(Arc<crate::stats::Stats>);
-
-impl ConnectionGuard {
-    fn new(rt: &Realtime) -> Self {
-        rt.stats.connections.inc();
-        Self(rt.stats.clone())
-    }
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.connections.dec();
-    }
 }
