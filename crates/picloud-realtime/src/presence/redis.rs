@@ -3,8 +3,8 @@
 //! - A topic's members: the hash `picloud:p:<app>:<topic>`, one field per `sub` holding
 //!   `{"d": <its data, JSON text>, "c": {<connection id>: 1, …}}`.
 //! - A node runs as an *incarnation* (`<node>.<random>`), alive while its lease key
-//!   `picloud:lease:<incarnation>` exists (renewed every [`RENEW_EVERY`], expiring after
-//!   [`LEASE`]); what each incarnation holds is listed in `picloud:pc:<incarnation>`, and
+//!   `picloud:lease:<incarnation>` exists (expiring [`LEASE`] after its last renewal,
+//!   renewed every third of that); what each incarnation holds is listed in `picloud:pc:<incarnation>`, and
 //!   every incarnation is in `picloud:incarnations`.
 //! - Every change is one Lua script, so it is atomic: an enter is refused once the
 //!   connection's incarnation has no lease (a paused node that comes back cannot bring its
@@ -27,9 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Event, EventKind, Member, PresenceError, PresenceStore, Reaped};
 
-/// How long a node's members outlive its last renewal.
+/// How long a node's members outlive its last renewal (renewed every third of it).
 pub const LEASE: Duration = Duration::from_secs(15);
-pub const RENEW_EVERY: Duration = Duration::from_secs(5);
 const TIMEOUT: Duration = Duration::from_secs(2);
 const MEMBERS: &str = "picloud:p:";
 const INCARNATIONS: &str = "picloud:incarnations";
@@ -121,6 +120,7 @@ pub struct RedisPresence {
     node: String,
     conn: Arc<OnceCell<ConnectionManager>>,
     client: ::redis::Client,
+    lease: Duration,
     current: Arc<RwLock<String>>,
     incarnation: watch::Sender<u64>,
     enter: Script,
@@ -141,18 +141,29 @@ impl RedisPresence {
     /// dropped, so its members leave at once). Redis may be down: the lease is taken once
     /// it answers, and enters are refused until then.
     pub fn start(url: &str, node: &str, shutdown: CancellationToken) -> Result<Arc<Self>, String> {
+        Self::start_with_lease(url, node, LEASE, shutdown)
+    }
+
+    /// [`Self::start`] with a lease other than [`LEASE`] (tests).
+    pub fn start_with_lease(
+        url: &str,
+        node: &str,
+        lease: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, String> {
         let client = ::redis::Client::open(url).map_err(|e| e.to_string())?;
         let p = Arc::new(Self {
             node: node.to_owned(),
             conn: Arc::default(),
             client,
+            lease,
             current: Arc::new(RwLock::new(new_incarnation(node))),
             incarnation: watch::channel(0).0,
             enter: Script::new(ENTER),
             leave: Script::new(LEAVE),
             reap: Script::new(REAP),
         });
-        tokio::spawn(lease(p.clone(), shutdown));
+        tokio::spawn(keep_lease(p.clone(), shutdown));
         Ok(p)
     }
 
@@ -182,7 +193,7 @@ impl RedisPresence {
             .arg(&self.node)
             .arg("XX")
             .arg("PX")
-            .arg(LEASE.as_millis() as u64)
+            .arg(self.lease.as_millis() as u64)
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -213,7 +224,7 @@ impl RedisPresence {
             .arg(lease_key(&inc))
             .arg(&self.node)
             .arg("PX")
-            .arg(LEASE.as_millis() as u64)
+            .arg(self.lease.as_millis() as u64)
             .ignore()
             .cmd("SADD")
             .arg(INCARNATIONS)
@@ -230,6 +241,11 @@ impl RedisPresence {
         Ok(())
     }
 
+    /// The incarnation this node runs as now.
+    pub fn incarnation_id(&self) -> String {
+        self.current()
+    }
+
     /// Ends this incarnation: its members leave now (the other nodes' reapers report it).
     async fn resign(&self) {
         if let Ok(mut conn) = self.conn().await {
@@ -241,8 +257,8 @@ impl RedisPresence {
     }
 }
 
-async fn lease(p: Arc<RedisPresence>, shutdown: CancellationToken) {
-    let mut every = tokio::time::interval(RENEW_EVERY);
+async fn keep_lease(p: Arc<RedisPresence>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(p.lease / 3);
     let mut logged = false;
     loop {
         tokio::select! {
