@@ -40,17 +40,23 @@ async fn conformance(a: &dyn PresenceStore, b: &dyn PresenceStore) {
     );
 
     assert_eq!(
-        a.enter(&app, &lobby, "ann", &a1, r#"{"x":1}"#).await.unwrap(),
+        a.enter(&app, &lobby, "ann", &a1, r#"{"x":1}"#)
+            .await
+            .unwrap(),
         ev(EventKind::Join, "ann", r#"{"x":1}"#),
         "the first connection joins"
     );
     assert_eq!(
-        b.enter(&app, &lobby, "ann", &b1, r#"{"x":1}"#).await.unwrap(),
+        b.enter(&app, &lobby, "ann", &b1, r#"{"x":1}"#)
+            .await
+            .unwrap(),
         None,
         "a second tab, on another node, with the same data: nothing to tell"
     );
     assert_eq!(
-        a.enter(&app, &lobby, "ann", &a2, r#"{"x":2}"#).await.unwrap(),
+        a.enter(&app, &lobby, "ann", &a2, r#"{"x":2}"#)
+            .await
+            .unwrap(),
         ev(EventKind::Update, "ann", r#"{"x":2}"#),
         "new data from a third: an update, not a join"
     );
@@ -68,8 +74,14 @@ async fn conformance(a: &dyn PresenceStore, b: &dyn PresenceStore) {
         .map(|m| (m.sub.as_str(), m.data.as_str(), m.connections))
         .collect();
     assert_eq!(summary, [("ann", r#"{"x":22}"#, 3), ("bob", "null", 1)]);
-    assert!(a.members(&other, &lobby).await.unwrap().is_empty(), "apps apart");
-    assert!(a.members(&app, &t("elsewhere")).await.unwrap().is_empty(), "topics apart");
+    assert!(
+        a.members(&other, &lobby).await.unwrap().is_empty(),
+        "apps apart"
+    );
+    assert!(
+        a.members(&app, &t("elsewhere")).await.unwrap().is_empty(),
+        "topics apart"
+    );
 
     assert_eq!(a.leave(&app, &lobby, "ann", &a1).await.unwrap(), None);
     assert_eq!(b.leave(&app, &lobby, "ann", &b1).await.unwrap(), None);
@@ -78,7 +90,11 @@ async fn conformance(a: &dyn PresenceStore, b: &dyn PresenceStore) {
         ev(EventKind::Leave, "ann", r#"{"x":22}"#),
         "the last connection leaves"
     );
-    assert_eq!(a.leave(&app, &lobby, "ann", &a2).await.unwrap(), None, "once");
+    assert_eq!(
+        a.leave(&app, &lobby, "ann", &a2).await.unwrap(),
+        None,
+        "once"
+    );
     assert_eq!(
         a.leave(&app, &lobby, "nobody", &a1).await.unwrap(),
         None,
