@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::both_backends;
 use crate::sse::Sse;
-use crate::support::{send, TestServer};
+use crate::support::{create_key, realtime_config, send, TestServer};
 use crate::ws_client::{connect, open, Ws};
 
 both_backends!(
@@ -20,6 +20,7 @@ both_backends!(
     presence_is_one_member_per_sub_and_updates_without_leaving,
     bad_frames_get_errors_or_documented_closes,
     tokens_before_and_after_the_upgrade,
+    a_silent_connection_is_dropped_and_leaves,
 );
 
 async fn topic(s: &TestServer, name: &str, fields: Value) {
@@ -484,4 +485,46 @@ async fn tokens_before_and_after_the_upgrade(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     let _one = connect(s.port, "demo", None).await;
     assert_eq!(open(s.port, &host, "").await.err(), Some(429));
+}
+
+/// A member whose connection stops answering (its client reads nothing, so it sends no
+/// pong) is dropped after the ping and its wait, and leaves; a reading one stays.
+async fn a_silent_connection_is_dropped_and_leaves(backend: Backend) {
+    let db = picloud_store::testing::TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let key = create_key(
+        &store,
+        &[picloud_core::capability::Capability::InstanceAdmin],
+        None,
+    )
+    .await;
+    let rt = picloud_realtime::RealtimeConfig {
+        ws_ping: Duration::from_millis(600),
+        ws_pong_wait: Duration::from_millis(600),
+        ..realtime_config()
+    };
+    let s = TestServer::serve_with(db, store, Default::default(), rt, key).await;
+    s.create_app("demo").await;
+    topic(&s, "lobby", json!({"presence": true})).await;
+    let mut watcher = connect(s.port, "demo", None).await;
+    subscribed(&mut watcher, "lobby", None).await;
+    let ann = token(&s, &["lobby"], Some("ann"), &[]).await;
+    let mut member = connect(s.port, "demo", Some(&ann)).await;
+    let entered = member
+        .request(json!({"type": "presence.enter", "topic": "lobby"}))
+        .await;
+    assert_eq!(entered["type"], "ok");
+    assert_eq!(watcher.next_of("presence").await["event"], "join");
+    // The member reads nothing from now on; the watcher keeps reading (and so answers pings).
+    let leave = watcher.next_of("presence").await;
+    assert_eq!(
+        (leave["event"].as_str(), leave["member"]["sub"].as_str()),
+        (Some("leave"), Some("ann"))
+    );
+    assert_eq!(
+        watcher.request(json!({"type": "ping"})).await["type"],
+        "pong",
+        "the reader stays"
+    );
+    assert_eq!(member.closed().await, None, "dropped without a close frame");
 }

@@ -16,7 +16,8 @@ pub struct Ws {
     next_id: u64,
 }
 
-/// How an upgrade went: the connection, or the HTTP status it was refused with.
+/// How an upgrade went: the connection, or the HTTP status it was refused with (0: no
+/// server answered).
 pub async fn open(port: u16, host: &str, query: &str) -> Result<Ws, u16> {
     let mut req = format!("ws://127.0.0.1:{port}/realtime/ws{query}")
         .into_client_request()
@@ -36,6 +37,7 @@ pub async fn open(port: u16, host: &str, query: &str) -> Result<Ws, u16> {
             Ok(Ws { socket, next_id: 0 })
         }
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(tokio_tungstenite::tungstenite::Error::Io(_)) => Err(0),
         Err(e) => panic!("connect: {e}"),
     }
 }
