@@ -104,7 +104,7 @@ async fn a_killed_nodes_members_leave_once_from_a_survivor() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let mut token = |sub: &'static str| {
+    let token = |sub: &'static str| {
         let (n1, admin) = (&n1, admin.clone());
         async move {
             let (status, body) = admin_post(

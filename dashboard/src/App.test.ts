@@ -3,8 +3,9 @@
 // (the key goes as Bearer and is kept per tab), navigation by links with one URL per page, the
 // topics table, a publish (invalid JSON disables it; seqs shown), the live tail fed by the admin
 // stream through @picloud/client (its position line, pause counting), the subscribers panel, the
-// topic settings form (only what changed is sent; the server's refusal verbatim), the navigation's
-// count of waiting dead letters, and a 401 that returns to sign-in.
+// topic settings form (only what changed is sent; the server's refusal verbatim; an invalid client
+// event limit is never sent), a presence topic's members kept live from the tail's presence events,
+// the navigation's count of waiting dead letters, and a 401 that returns to sign-in.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 const enc = new TextEncoder();
@@ -16,6 +17,8 @@ let validKey = 'pk_good';
 /** What PATCH saved on chat (the stub's topic store). */
 let chatSaved: Record<string, unknown> = {};
 const patches: unknown[] = [];
+/** What GET …/chat/presence answers. */
+let members: { sub: string; data: unknown; connections: number }[] = [];
 
 const json = (status: number, v: unknown) => new Response(JSON.stringify(v), { status, headers: { 'content-type': 'application/json' } });
 const topic = (name: string, last_seq: number, external: boolean) => ({
@@ -24,6 +27,9 @@ const topic = (name: string, last_seq: number, external: boolean) => ({
   external_subscribable: external,
   auth_mode: external ? 'public' : 'token',
   retention: {},
+  client_publish: false,
+  presence: false,
+  client_event_limit: null,
   last_seq,
   created_at: '2026-01-01T00:00:00Z',
   updated_at: '2026-01-01T00:00:00Z',
@@ -53,6 +59,7 @@ async function server(input: RequestInfo | URL, init?: RequestInit): Promise<Res
     chatSaved = { ...chatSaved, ...b };
     return json(200, { ...topic('chat', seq, true), ...chatSaved });
   }
+  if (p === '/api/v1/apps/demo/topics/chat/presence') return json(200, { topic: 'chat', members });
   if (p === '/api/v1/apps/demo/domains') return json(200, { domains: [] });
   if (p === '/api/v1/apps/demo/dead-letters/count') return json(200, { waiting: 2 });
   if (p === '/api/v1/apps/demo/topics/chat/subscribers') return json(200, { count: 1, truncated: false, streams: [{ id: 's1', since: '2026-01-01T00:00:00Z', position: 3, subject: null, remote_addr: '127.0.0.1:5000', kind: 'admin_tail', topics: 1 }] });
@@ -240,6 +247,80 @@ describe('dashboard shell', () => {
     expect(facts).toContain('Room for ann');
     expect(facts).toContain('at most 50 messages');
     expect(byText('dl.facts dd', 'token')).toBeTruthy();
+  });
+
+  it('turns presence on; its members are read, then follow the tail\'s presence events', async () => {
+    const form = () => $('form[aria-label="Topic settings"]')!;
+    const save = () => click([...form().querySelectorAll('button')].find((b) => b.textContent === 'Save'));
+    const count = labelled('At most (events)')!;
+    const per = labelled('Per (seconds)')!;
+    // Half a limit, or seconds beyond a day: explained, and Save is off.
+    type(count, '60');
+    await until(() => $('#settings-limit-state.error')?.textContent === 'Give both the number of events and the seconds, or neither for no limit of its own.');
+    expect(count.getAttribute('aria-invalid')).toBe('true');
+    expect(([...form().querySelectorAll('button')].find((b) => b.textContent === 'Save') as HTMLButtonElement).disabled).toBe(true);
+    type(per, '86401');
+    await until(() => $('#settings-limit-state.error')?.textContent === 'The seconds must be a whole number from 1 to 86,400 (a day).');
+    type(per, '60');
+    await until(() => $('#settings-limit-state.hint')?.textContent === "At most 60 client events per 60 s on each connection, within the app's rate.");
+
+    members = [{ sub: 'bob', data: { name: 'Bob' }, connections: 2 }];
+    click(labelled("Presence (WebSocket clients whose token has a sub may enter; subscribers see who is there)"));
+    click(labelled("Client events (WebSocket clients whose token's publish claim covers the topic may send ephemeral messages)"));
+    save();
+    await until(() => patches.length === 3);
+    expect(patches.at(-1)).toEqual({ presence: true, client_publish: true, client_event_limit: { count: 60, per_secs: 60 } });
+    expect(byText('dl.facts dd', 'allowed (at most 60 per 60 s per connection)')).toBeTruthy();
+
+    // The section appears with the list as read.
+    const rows = () => [...document.querySelectorAll('table[aria-label="Members of chat"] tbody tr')].map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent));
+    await until(() => rows().length === 1);
+    expect(rows()).toEqual([['bob', '{"name":"Bob"}', '2']]);
+    expect($('[aria-labelledby="presence-h"] [role=status]')?.textContent?.trim()).toBe('1 member, live');
+
+    // Events from the tail's stream (the stub's list changed first, as the server's would): a join
+    // (connections unknown until the next read), an update, a leave.
+    const presence = (event: string, sub: string, data: unknown = null) =>
+      streamCtl!.enqueue(enc.encode(`event: presence\ndata: ${JSON.stringify({ topic: 'chat', event, member: { sub, data } })}\n\n`));
+    members = [{ sub: 'ann', data: { name: 'Ann' }, connections: 1 }, ...members];
+    presence('join', 'ann', { name: 'Ann' });
+    await until(() => rows().length === 2);
+    expect(rows()).toEqual([['ann', '{"name":"Ann"}', '1+'], ['bob', '{"name":"Bob"}', '2']]);
+    // The read after the join gives ann's count.
+    await until(() => rows()[0]?.[2] === '1');
+    expect(seen.filter((r) => r.url === '/api/v1/apps/demo/topics/chat/presence').length).toBeGreaterThanOrEqual(2);
+    members = [members[0]!, { sub: 'bob', data: { name: 'Bob', typing: true }, connections: 2 }];
+    presence('update', 'bob', { name: 'Bob', typing: true });
+    await until(() => rows()[1]?.[1] === '{"name":"Bob","typing":true}');
+    members = [];
+    presence('leave', 'ann');
+    presence('leave', 'bob');
+    await until(() => byText('p', "Nobody is here: no client has entered this topic's presence."));
+    expect(rows()).toEqual([]);
+    expect($('[aria-labelledby="presence-h"] [role=status]')?.textContent?.trim()).toBe('0 members, live');
+
+    // Events missed while the tail's stream was down: the list is read again when it reopens.
+    members = [{ sub: 'carl', data: null, connections: 1 }];
+    const reads = seen.filter((r) => r.url === '/api/v1/apps/demo/topics/chat/presence').length;
+    streamCtl!.close();
+    await vi.waitFor(
+      () => {
+        if (rows()[0]?.[0] !== 'carl') throw new Error('carl not listed yet');
+      },
+      { timeout: 10_000, interval: 50 },
+    );
+    expect(seen.filter((r) => r.url === '/api/v1/apps/demo/topics/chat/presence').length).toBe(reads + 1);
+    expect(rows()).toEqual([['carl', 'null', '1']]);
+    await until(() => $('[aria-labelledby="presence-h"] [role=status]')?.textContent?.trim() === '1 member, live');
+
+    // Removing the limit sends an explicit null (an absent field would keep it).
+    type(count, '');
+    type(per, '');
+    await until(() => $('#settings-limit-state.hint')?.textContent === "No limit of its own: the app's rate applies.");
+    save();
+    await until(() => patches.length === 4);
+    expect(patches.at(-1)).toEqual({ client_event_limit: null });
+    await until(() => byText('dl.facts dd', "allowed (the app's rate)"));
   });
 
   it('counts the waiting dead letters beside their link', async () => {

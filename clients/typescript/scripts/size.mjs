@@ -1,10 +1,10 @@
 // Measures the built entries minified + gzipped (what an app bundler ships) and enforces the
-// core budget: ≤ 6 KB (6144 bytes) min+gzip for `@picloud/client` without eventsource-parser.
+// core budget: ≤ 8 KB (8192 bytes) min+gzip for `@picloud/client` without eventsource-parser.
 // Usage: node scripts/size.mjs [--json]
 import { build } from 'esbuild';
 import { gzipSync } from 'node:zlib';
 
-const BUDGET = 6144;
+const BUDGET = 8192;
 async function measure(entry, external) {
   const r = await build({
     entryPoints: [entry],

@@ -9,7 +9,10 @@ import { type ConnectionState, PiCloudError } from './codes';
 import { Connection, type Source } from './connection';
 import { endpoint } from './endpoint';
 import { parsePosition } from './position';
+import { presence } from './presence';
+import { safe } from './safe';
 import { shared } from './shared';
+import type { WebSocketConstructor } from './transport/ws';
 import type { ClientOptions, FetchLike, PiCloudClient, RawMessage, Sink, SubscribeOptions } from './types';
 
 interface Listener {
@@ -19,16 +22,6 @@ interface Listener {
   o: SubscribeOptions<unknown>;
 }
 
-/** User code must not break the stream: its exceptions are rethrown outside of it. */
-const safe = (f: () => void) => {
-  try {
-    f();
-  } catch (e) {
-    setTimeout(() => {
-      throw e;
-    });
-  }
-};
 
 export function createClient(options: ClientOptions): PiCloudClient {
   const o = options;
@@ -74,7 +67,7 @@ export function createClient(options: ClientOptions): PiCloudClient {
         l.o.onResync?.(e);
       }, e.topic),
     status: (e) => each((l) => l.o.onStatus?.(e)),
-    error: (e) => each((l) => l.o.onError?.(e)),
+    error: (e, topic) => each((l) => l.o.onError?.(e), topic),
     // A subscription without a position starts where its stream started: a replay another one
     // (or another tab) asks for later is not shown to it.
     position: (e) =>
@@ -83,13 +76,19 @@ export function createClient(options: ClientOptions): PiCloudClient {
         l.o.onPosition?.(e);
       }, e.topic),
     expiring: (e) => each((l) => l.o.onTokenExpiring?.(e)),
+    presence: (e) => each((l) => l.o.onPresence?.(e), e.topic),
   };
 
   const make = (s: Sink) =>
     new Connection(
       {
         streamUrl: o.streamUrl ?? ((topics) => `${url}/realtime?${topics.map((t) => `topic=${encodeURIComponent(t)}`).join('&')}`),
+        wsUrl: `${url.replace(/^http/, 'ws')}/realtime/ws`,
         fetch: fetchFn,
+        WebSocket: () => o.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket,
+        transport: o.transport ?? 'auto',
+        pingMs: 25000,
+        pongMs: 10000,
         token,
         refreshable,
         minMs: o.backoff?.minMs ?? 500,
@@ -99,10 +98,13 @@ export function createClient(options: ClientOptions): PiCloudClient {
       s,
     );
   let h = 0;
-  for (const c of `${url}\n${o.token ?? ''}\n${o.shareKey ?? ''}`) h = (h * 31 + c.charCodeAt(0)) | 0;
+  for (const c of `${url}\n${o.token ?? ''}\n${o.shareKey ?? ''}\n${o.transport ?? ''}`) h = (h * 31 + c.charCodeAt(0)) | 0;
   // Pausing a shared stream would starve the visible tabs it serves: pauseWhenHidden means one per tab.
   const share = o.shareAcrossTabs !== false && !o.pauseWhenHidden;
-  const source: Source = (share && shared(h.toString(36), make, sink)) || make(sink);
+  /** This client's id: its presence handles are `<tab>:<n>` (a tab's own, also to a leader in another tab). */
+  const tab = Math.random().toString(36).slice(2);
+  let handles = 0;
+  const source: Source = (share && shared(h.toString(36), tab, make, sink)) || make(sink);
 
   const sync = (from?: Record<string, number>, kick?: boolean) =>
     source.update([...new Set([...listeners].flatMap((l) => l.topics))], from, kick);
@@ -120,7 +122,7 @@ export function createClient(options: ClientOptions): PiCloudClient {
 
   // Closing is deferred by a tick so an unsubscribe/subscribe pair (React StrictMode) keeps the stream.
   let closing: ReturnType<typeof setTimeout> | undefined;
-  return {
+  const client: PiCloudClient = {
     url,
     get state(): ConnectionState {
       return source.state;
@@ -143,9 +145,16 @@ export function createClient(options: ClientOptions): PiCloudClient {
       };
     },
     endpoint: (path) => endpoint(url, path, fetchFn, token, refreshable),
+    publish: (topic, data) => source.call({ type: 'publish', topic, data }).then(() => {}),
+    presence(topic) {
+      // Before subscribing: an `auto` client that is not connected yet opens on WebSocket at once.
+      source.upgrade();
+      return presence(topic, `${tab}:${++handles}`, source, (t, so) => client.subscribe(t, () => {}, so));
+    },
     close() {
       listeners.clear();
       source.close();
     },
   };
+  return client;
 }

@@ -23,6 +23,12 @@ export const ErrorCode = {
   ServerShutdown: 'server_shutdown',
   SlowConsumer: 'slow_consumer',
   Unavailable: 'unavailable',
+  // Answers to WebSocket requests (the connection stays open).
+  BadRequest: 'bad_request',
+  Forbidden: 'forbidden', // the topic does not allow client events / presence, or the token lacks `publish` / `sub`
+  AlreadySubscribed: 'already_subscribed',
+  PayloadTooLarge: 'payload_too_large',
+  RateLimited: 'rate_limited', // `retryAfterMs` says when to send again
   // The client's own.
   Network: 'network', // fetch failed or the stream broke
   Idle: 'idle', // no byte (not even a keepalive) for `idleTimeoutMs`
@@ -33,6 +39,9 @@ export const ErrorCode = {
   TopicsChanged: 'topics_changed', // re-opened to add topics
   Paused: 'paused', // closed while the page is hidden
   Closed: 'closed', // closed by the application
+  Upgrade: 'upgrade', // an `auto` connection moved from SSE to WebSocket (presence or client events used)
+  Unsupported: 'unsupported', // no WebSocket here (pass the `WebSocket` option), or `transport: 'sse'`
+  NotEntered: 'not_entered', // presence `update()` before `enter()`
 } as const;
 
 /** One of {@link ErrorCode}'s values, or a code a newer server sends. */
@@ -52,6 +61,8 @@ export class PiCloudError extends Error {
   readonly fatal: boolean;
   /** The parsed response body (endpoint calls), when there was one. */
   readonly body: unknown;
+  /** `rate_limited`: send again after this many ms (nothing was sent). */
+  retryAfterMs?: number;
 
   /** `cause`: the underlying error, e.g. the `TypeError` of a failed `fetch` (whose own `cause` says DNS, refused, reset…). */
   constructor(code: ErrorCodeValue, message: string, status?: number, fatal = false, body?: unknown, cause?: unknown) {

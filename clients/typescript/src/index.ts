@@ -4,6 +4,7 @@ export type { ConnectionState, ErrorCodeValue } from './codes';
 export { backoffDelay } from './backoff';
 export { readStream as readEventStream } from './transport/sse';
 export type { StreamHandlers as EventStreamHandlers } from './transport/sse';
+export type { WebSocketConstructor, WebSocketLike } from './transport/ws';
 export type { BackoffOptions } from './backoff';
 export type {
   ClientOptions,
@@ -12,6 +13,9 @@ export type {
   GetToken,
   PiCloudClient,
   PositionEvent,
+  Presence,
+  PresenceEvent,
+  PresenceMember,
   QueryValue,
   RequestOptions,
   ResyncEvent,
@@ -19,6 +23,7 @@ export type {
   SubscribeOptions,
   TokenExpiringEvent,
   TopicMessage,
+  Transport,
   Unsubscribe,
   Validator,
 } from './types';

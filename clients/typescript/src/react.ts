@@ -1,13 +1,13 @@
 /**
- * React bindings: `<PiCloudProvider client>`, `useTopic` and `useEndpoint`.
+ * React bindings: `<PiCloudProvider client>`, `useTopic`, `usePresence` and `useEndpoint`.
  *
  * Subscriptions live in effects and end in their cleanup, so StrictMode's mount → unmount → mount
  * leaves exactly one subscription; the client defers closing its stream by a tick, so that double
  * mount does not even reconnect.
  */
 import { createContext, createElement, type ReactNode, useContext, useEffect, useRef, useState, useCallback } from 'react';
-import type { ConnectionState, PiCloudError } from './codes';
-import type { PiCloudClient, QueryValue, ResyncEvent, TopicMessage, Validator } from './types';
+import { type ConnectionState, PiCloudError } from './codes';
+import type { PiCloudClient, Presence, PresenceMember, QueryValue, ResyncEvent, TopicMessage, Validator } from './types';
 
 const Ctx = createContext<PiCloudClient | null>(null);
 
@@ -117,4 +117,73 @@ export function useEndpoint<T = unknown>(path: string, options: UseEndpointOptio
     return () => ac.abort();
   }, [client, path, q, enabled, n]);
   return { ...state, refetch };
+}
+
+export interface UsePresenceOptions<T> {
+  client?: PiCloudClient | undefined;
+  /** Enter with this while mounted (and while `enabled`), updating when it changes (compared as JSON). */
+  data?: T | undefined;
+  /** Watch only while true (default true). */
+  enabled?: boolean | undefined;
+}
+
+export interface PresenceState<T> {
+  /** Who is there, one entry per `sub`. */
+  members: PresenceMember<T>[];
+  /** Whether this component entered. */
+  entered: boolean;
+  /** The last error: of the topic's subscription, or of enter / update / leave. */
+  error: PiCloudError | undefined;
+  enter: (data?: T) => Promise<void>;
+  update: (data: T) => Promise<void>;
+  leave: () => Promise<void>;
+}
+
+/**
+ * Presence on `topic` while mounted: the members, and this component's own presence (entered with
+ * `options.data`, or by hand with `enter`). Unmounting leaves; the client keeps one member per
+ * user however many components and tabs enter.
+ */
+export function usePresence<T = unknown>(topic: string, options: UsePresenceOptions<T> = {}): PresenceState<T> {
+  const client = useClient(options.client);
+  const enabled = options.enabled !== false;
+  const json = options.data === undefined ? undefined : JSON.stringify(options.data);
+  const [handle, setHandle] = useState<Presence<T>>();
+  const [state, setState] = useState<Omit<PresenceState<T>, 'enter' | 'update' | 'leave'>>({ members: [], entered: false, error: undefined });
+  const ref = useRef(handle);
+  ref.current = handle;
+  useEffect(() => {
+    if (!enabled) return;
+    const p = client.presence<T>(topic);
+    setHandle(p);
+    setState({ members: p.members, entered: false, error: undefined });
+    p.onChange((members) => setState((s) => ({ ...s, members })));
+    p.onError((error) => setState((s) => ({ ...s, error })));
+    return () => {
+      p.close();
+      setHandle((h) => (h === p ? undefined : h));
+    };
+  }, [client, topic, enabled]);
+  /** Runs an operation on the current handle; `entered` follows it, a refusal becomes `error` (and rejects). */
+  const run = useCallback(async (f: (p: Presence<T>) => Promise<void>) => {
+    const p = ref.current;
+    if (!p) throw new PiCloudError('closed', 'usePresence: not watching (unmounted or disabled)');
+    const sync = (error?: PiCloudError) => ref.current === p && setState((s) => ({ ...s, entered: p.entered, ...(error && { error }) }));
+    const r = f(p);
+    sync();
+    try {
+      await r;
+      sync();
+    } catch (e) {
+      sync(e instanceof PiCloudError ? e : new PiCloudError('network', String(e)));
+      throw e;
+    }
+  }, []);
+  useEffect(() => {
+    if (handle && json !== undefined) run((p) => (p.entered ? p.update(JSON.parse(json) as T) : p.enter(JSON.parse(json) as T))).catch(() => {});
+  }, [handle, json, run]);
+  const enter = useCallback((data?: T) => run((p) => p.enter(data)), [run]);
+  const update = useCallback((data: T) => run((p) => p.update(data)), [run]);
+  const leave = useCallback(() => run((p) => p.leave()), [run]);
+  return { ...state, enter, update, leave };
 }

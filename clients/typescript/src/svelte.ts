@@ -3,8 +3,8 @@
  * ends with its last (Svelte's `readable` start/stop), so a component that unmounts leaks nothing.
  */
 import { type Readable, readable } from 'svelte/store';
-import type { ConnectionState, PiCloudError } from './codes';
-import type { PiCloudClient, QueryValue, ResyncEvent, TopicMessage, Validator } from './types';
+import { type ConnectionState, PiCloudError } from './codes';
+import type { PiCloudClient, Presence, PresenceMember, QueryValue, ResyncEvent, TopicMessage, Validator } from './types';
 
 export interface TopicStoreOptions<T> {
   /** How many recent messages `messages` keeps (default 100; 0 keeps none, only `last`). */
@@ -84,4 +84,65 @@ export function endpointStore<T = unknown>(
     };
   });
   return { subscribe: store.subscribe, refetch: () => run?.() };
+}
+
+export interface PresenceStoreOptions<T> {
+  /** Enter with this while the store has subscribers. */
+  data?: T | undefined;
+}
+
+export interface PresenceState<T> {
+  members: PresenceMember<T>[];
+  /** Whether this store entered. */
+  entered: boolean;
+  /** The last error: of the topic's subscription, or of enter / update / leave. */
+  error: PiCloudError | undefined;
+}
+
+export interface PresenceStore<T> extends Readable<PresenceState<T>> {
+  /** These act while the store has a subscriber (else they reject with `closed`). */
+  enter(data?: T): Promise<void>;
+  update(data: T): Promise<void>;
+  leave(): Promise<void>;
+}
+
+/**
+ * Presence on `topic`: the members, and this store's own presence. Watching starts with the first
+ * store subscriber and ends (leaving, if entered) with the last.
+ */
+export function presenceStore<T = unknown>(client: PiCloudClient, topic: string, options: PresenceStoreOptions<T> = {}): PresenceStore<T> {
+  let handle: Presence<T> | undefined;
+  let put: ((p: Partial<PresenceState<T>>) => void) | undefined;
+  const run = async (f: (p: Presence<T>) => Promise<void>) => {
+    const p = handle;
+    if (!p) throw new PiCloudError('closed', 'presenceStore: no subscriber');
+    const r = f(p);
+    const sync = (error?: PiCloudError) => handle === p && put?.({ entered: p.entered, ...(error && { error }) });
+    sync();
+    try {
+      await r;
+      sync();
+    } catch (e) {
+      sync(e instanceof PiCloudError ? e : new PiCloudError('network', String(e)));
+      throw e;
+    }
+  };
+  const store = readable<PresenceState<T>>({ members: [], entered: false, error: undefined }, (set) => {
+    let s: PresenceState<T> = { members: [], entered: false, error: undefined };
+    put = (p) => set((s = { ...s, ...p }));
+    const p = (handle = client.presence<T>(topic));
+    p.onChange((members) => put?.({ members }));
+    p.onError((error) => put?.({ error }));
+    if (options.data !== undefined) run((h) => h.enter(options.data)).catch(() => {});
+    return () => {
+      p.close();
+      handle = put = undefined;
+    };
+  });
+  return {
+    subscribe: store.subscribe,
+    enter: (data) => run((p) => p.enter(data)),
+    update: (data) => run((p) => p.update(data)),
+    leave: () => run((p) => p.leave()),
+  };
 }

@@ -1,5 +1,6 @@
 import type { BackoffOptions } from './backoff';
 import type { ConnectionState, PiCloudError } from './codes';
+import type { WebSocketConstructor } from './transport/ws';
 
 /** Anything with `parse(input)` that returns the value or throws: a Zod schema works as is. */
 export interface Validator<T> {
@@ -11,6 +12,9 @@ export type GetToken = () => string | null | undefined | Promise<string | null |
 
 /** The subset of `fetch` this library uses. */
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+/** `auto`: SSE until the page uses presence or client events, then WebSocket. */
+export type Transport = 'auto' | 'sse' | 'ws';
 
 export interface ClientOptions {
   /** The app's base URL, e.g. `https://demo.example.com` or `http://demo.localhost:8080`. */
@@ -33,6 +37,10 @@ export interface ClientOptions {
   shareKey?: string | undefined;
   /** The stream URL for a set of topics; default `${url}/realtime?topic=a&topic=b`. For another SSE endpoint with the same frames (e.g. the admin API's topic stream); give such clients their own `shareKey` or `shareAcrossTabs: false`. */
   streamUrl?: ((topics: readonly string[]) => string) | undefined;
+  /** `auto` (default): SSE until `publish` or `presence()` is used, then WebSocket (resuming every topic from its position); `sse`; `ws`. */
+  transport?: Transport | undefined;
+  /** The WebSocket constructor (default: the global one, looked up at connect time). Node 20 has none: pass the `ws` package's. */
+  WebSocket?: WebSocketConstructor | undefined;
 }
 
 /** A message delivered to `onMessage`. */
@@ -68,6 +76,43 @@ export interface TokenExpiringEvent {
   expiresIn: number;
 }
 
+/** A presence member: a token's `sub`, however many tabs and connections it has. */
+export interface PresenceMember<T = unknown> {
+  sub: string;
+  /** What it entered with or last updated to (`null` when it entered without data). */
+  data: T;
+}
+
+/** A presence frame: a member joined, left, or changed its data. */
+export interface PresenceEvent<T = unknown> {
+  topic: string;
+  event: 'join' | 'leave' | 'update';
+  member: PresenceMember<T>;
+}
+
+/** `client.presence(topic)`: who is on a topic (with `presence: true`), and this page's own presence. */
+export interface Presence<T = unknown> {
+  readonly topic: string;
+  /** Who is there now, one entry per `sub`; a new array after every change. */
+  readonly members: PresenceMember<T>[];
+  /** Whether this handle has entered (and not left). */
+  readonly entered: boolean;
+  onJoin(cb: (member: PresenceMember<T>) => void): Unsubscribe;
+  onLeave(cb: (member: PresenceMember<T>) => void): Unsubscribe;
+  onUpdate(cb: (member: PresenceMember<T>) => void): Unsubscribe;
+  /** `members` changed (an event, or the list read after each (re)connect). */
+  onChange(cb: (members: PresenceMember<T>[]) => void): Unsubscribe;
+  /** The topic's subscription failed (e.g. `not_found`, `unauthorized`), or the connection is retrying. */
+  onError(cb: (error: PiCloudError) => void): Unsubscribe;
+  /** Enters with `data` (at most 1 KiB of JSON); entering again changes it. Resolves when the server took it. */
+  enter(data?: T): Promise<void>;
+  /** Changes this member's data (an `update` event, never a leave and join). */
+  update(data: T): Promise<void>;
+  leave(): Promise<void>;
+  /** Leaves (if entered) and stops watching. */
+  close(): void;
+}
+
 /** A transition of the connection state machine. */
 export interface StatusEvent {
   old: ConnectionState;
@@ -88,6 +133,8 @@ export interface SubscribeOptions<T = unknown> {
   onPosition?: ((event: PositionEvent) => void) | undefined;
   /** Called when the server warns the token expires soon. With `getToken` the client then reconnects with a fresh token; with a fixed token the stream ends at expiry. */
   onTokenExpiring?: ((event: TokenExpiringEvent) => void) | undefined;
+  /** Presence events of the subscribed topics (those with `presence: true`), on both transports. */
+  onPresence?: ((event: PresenceEvent) => void) | undefined;
 }
 
 export type Unsubscribe = () => void;
@@ -121,6 +168,14 @@ export interface PiCloudClient {
     options?: SubscribeOptions<T>,
   ): Unsubscribe;
   endpoint(path: string): Endpoint;
+  /**
+   * Sends a client event (an ephemeral message, seq `null`) to the topic's subscribers over the
+   * WebSocket (an `auto` client moves to it). Rejects with a PiCloudError: `forbidden`,
+   * `rate_limited` (`retryAfterMs`), `payload_too_large`, `not_found`…
+   */
+  publish(topic: string, data: unknown): Promise<void>;
+  /** Who is on `topic`, and this page's presence there (an `auto` client moves to WebSocket). */
+  presence<T = unknown>(topic: string): Presence<T>;
   /** Ends every subscription and the connection. */
   close(): void;
 }
@@ -133,7 +188,9 @@ export interface Sink {
   message(m: RawMessage): void;
   resync(e: ResyncEvent): void;
   status(e: StatusEvent): void;
-  error(e: PiCloudError): void;
+  /** `topic`: an error of that topic only (a refused WebSocket subscribe); else the connection's. */
+  error(e: PiCloudError, topic?: string): void;
   position(e: PositionEvent): void;
   expiring(e: TokenExpiringEvent): void;
+  presence(e: PresenceEvent): void;
 }

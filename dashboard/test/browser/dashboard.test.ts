@@ -6,7 +6,9 @@
 // stream's position, the Subscribers panel lists the open streams, a 60-second token shows its
 // expiry warning; the Overview shows version, charts and per-app activity from the stats stream;
 // the Keys page says when a key was last used; app settings rename an app and the URL follows;
-// topic settings edit a topic (a refusal verbatim; a read-only key sees no form); a wrong key and
+// topic settings edit a topic (a refusal verbatim; a read-only key sees no form); a presence topic
+// created from the Topics page lists a member who enters over a real WebSocket, live, and drops it
+// when the socket closes; a wrong key and
 // a revoked key are sent back to sign-in; a failing pubsub handler's dead letter is listed, viewed and
 // replayed after a fix from the Dead letters page, and the Logs page shows both runs (one expanded,
 // a Live run prepended once), a read-only key seeing no replay button; the Routes & triggers page
@@ -25,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appFetch, PiCloud, until } from '../../../clients/typescript/test/support/picloud';
+import { appFetch, AppWebSocket, PiCloud, until } from '../../../clients/typescript/test/support/picloud';
 import { DIST_ARGS, serveDist } from '../dist';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
@@ -96,6 +98,34 @@ async function paste(editor: Locator, text: string) {
     data.setData('text/plain', t);
     el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
   }, text);
+}
+
+/**
+ * A presence member as an app's browser would be: a WebSocket on the app's Host with a token of
+ * subject `sub`, entered into `topic` with `data` (resolves once the server answered `ok`).
+ */
+async function enterPresence(topic: string, sub: string, data: unknown, app = 'demo'): Promise<InstanceType<typeof AppWebSocket>> {
+  const { token } = await pc.api<{ token: string }>('POST', `/apps/${app}/tokens`, { topics: [topic], ttl_secs: 600, subject: sub });
+  const ws = new AppWebSocket(`${pc.appUrl(app).replace(/^http/, 'ws')}/realtime/ws?token=${encodeURIComponent(token)}`, 'picloud.v1');
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const answer = new Promise<{ type: string }>((resolve) =>
+    ws.on('message', (raw) => {
+      const f = JSON.parse(String(raw)) as { type: string; id?: unknown };
+      if (f.id === 1) resolve(f);
+    }),
+  );
+  ws.send(JSON.stringify({ type: 'presence.enter', id: 1, topic, data }));
+  expect(await answer).toEqual({ type: 'ok', id: 1 });
+  return ws;
+}
+
+async function closeSocket(ws: InstanceType<typeof AppWebSocket>) {
+  const closed = new Promise((resolve) => ws.once('close', resolve));
+  ws.close();
+  await closed;
 }
 
 async function signIn(page: Page, key: string) {
@@ -389,6 +419,70 @@ describe('dashboard in a real browser', () => {
     expect(await page.getByRole('button', { name: 'Save' }).count()).toBe(0);
     expect(await page.locator('summary', { hasText: 'Edit topic' }).count()).toBe(0);
     await page.getByRole('button', { name: 'Sign out' }).click();
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('creates a presence topic; a member entering over a WebSocket is listed live, and gone when it closes', async () => {
+    const { page, problems } = await tab();
+    await signIn(page, pc.key);
+    await shown(page.getByRole('link', { name: 'Apps' }));
+    await page.goto(`${pc.admin}/_/apps/demo/topics`);
+    await page.locator('summary', { hasText: 'Create topic' }).click();
+    const create = page.getByRole('form', { name: 'Create topic' });
+    await create.getByLabel('Topic name').fill('lobby');
+    await create.getByLabel('External (browsers may subscribe)').check();
+    await create.getByLabel('Presence').check();
+    await create.getByLabel('Client events').check();
+    // Half a limit is explained, and nothing can be sent.
+    await create.getByLabel('At most (events)').fill('60');
+    await shown(create.getByText('Give both the number of events and the seconds, or neither for no limit of its own.'));
+    expect(await create.getByLabel('At most (events)').getAttribute('aria-invalid')).toBe('true');
+    expect(await create.getByRole('button', { name: 'Create topic' }).isDisabled()).toBe(true);
+    await create.getByLabel('Per (seconds)').fill('60');
+    await create.getByRole('button', { name: 'Create topic' }).click();
+    await shown(page.getByRole('link', { name: 'lobby', exact: true }));
+    const made = await pc.api<Record<string, unknown>>('GET', '/apps/demo/topics/lobby');
+    expect(made).toMatchObject({ presence: true, client_publish: true, client_event_limit: { count: 60, per_secs: 60 }, external_subscribable: true, auth_mode: 'token' });
+
+    await page.getByRole('link', { name: 'lobby', exact: true }).click();
+    await shown(page.getByText('Stream: open'), 30_000);
+    const section = page.getByRole('region', { name: 'Presence' });
+    await shown(section.getByText("Nobody is here: no client has entered this topic's presence."));
+    await shown(page.getByRole('definition').filter({ hasText: 'allowed (at most 60 per 60 s per connection)' }));
+    // Set on this document: still there at the end means the page was never reloaded.
+    await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+
+    const members = section.getByRole('table', { name: 'Members of lobby' });
+    const ann = members.getByRole('row').filter({ has: page.getByRole('cell', { name: 'ann', exact: true }) });
+    const socket = await enterPresence('lobby', 'ann', { name: 'Ann' });
+    await shown(ann);
+    expect((await ann.getByRole('cell').allTextContents()).slice(0, 2)).toEqual(['ann', '{"name":"Ann"}']);
+    // Its connections come with the read that follows a join.
+    await until(async () => (await ann.getByRole('cell').nth(2).textContent()) === '1', "ann's one connection");
+    await shown(section.getByRole('status').filter({ hasText: '1 member, live' }));
+
+    // A second tab of ann: no event (ann is already there), counted when the list is read again.
+    const second = await enterPresence('lobby', 'ann', { name: 'Ann' });
+    const connections = async (n: string) => {
+      await section.getByRole('button', { name: 'Refresh members' }).click();
+      return (await ann.getByRole('cell').nth(2).textContent()) === n;
+    };
+    await until(() => connections('2'), "ann's two connections");
+    // The settings form shows the new fields as saved (checked here by axe too, open).
+    await page.locator('summary', { hasText: 'Edit topic' }).click();
+    const settings = page.getByRole('form', { name: 'Topic settings' });
+    expect(await settings.getByLabel('Presence').isChecked()).toBe(true);
+    expect(await settings.getByLabel('At most (events)').inputValue()).toBe('60');
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    // Ann leaves once, after the last connection is gone.
+    await closeSocket(second);
+    await until(() => connections('1'), "ann's one remaining connection");
+    await closeSocket(socket);
+    await shown(section.getByText("Nobody is here: no client has entered this topic's presence."));
+    expect(await members.count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
     expect(problems).toEqual([]);
     await page.close();
   });

@@ -10,6 +10,11 @@
 // checks a script, a topic and a cron schedule in the page, and its checkScript time on a
 // 500-line script is printed (a figure, not asserted).
 //
+// Three tabs using presence and client events share ONE WebSocket (the server counts one
+// connection and one member with one connection): every tab lists the member, gets the admin
+// API's messages and a follower tab's client event; a follower tab closing is no leave; the
+// leader tab closing hands the socket over and the next leader enters again by itself.
+//
 // The page is served from http://127.0.0.1:<port> and subscribes to http://demo.localhost:<port>
 // (Chromium resolves *.localhost to loopback), a cross-origin request: it needs CORS on the
 // data plane's /realtime routes, which the server answers (no web-security switch is used).
@@ -61,6 +66,8 @@ beforeAll(async () => {
   await pc.createTopic('chat');
   await pc.createTopic('private', 'token');
   await pc.createTopic('history');
+  await pc.topic('room', { presence: true });
+  await pc.topic('talk', { client_publish: true });
   web = createServer((req, res) => {
     const file = FILES[new URL(req.url!, 'http://x').pathname];
     if (!file) {
@@ -99,8 +106,12 @@ afterAll(async () => {
   await pc?.destroy();
 });
 
+/** The WebSockets the pages opened (Playwright sees each one), with the page that opened it. */
+const sockets: { page: Page; url: string }[] = [];
+
 async function open(share = true, extra = ''): Promise<Page> {
   const page = await ctx.newPage();
+  page.on('websocket', (ws) => sockets.push({ page, url: ws.url() }));
   page.on('console', (m) => m.type() === 'error' && console.error(`[page] ${m.text()}`));
   page.on('pageerror', (e) => console.error(`[page] ${e.message}`));
   await page.goto(`${origin}/?server=${encodeURIComponent(pc.appUrl())}&share=${share ? 1 : 0}${extra}`);
@@ -108,6 +119,7 @@ async function open(share = true, extra = ''): Promise<Page> {
   return page;
 }
 
+const members = (p: Page) => p.getByRole('list', { name: 'members' }).getByRole('listitem').allTextContents();
 const state = (p: Page) => p.evaluate(() => (window as unknown as PageWindow).client.state);
 const received = (p: Page) => p.evaluate(() => (window as unknown as PageWindow).received.map((m) => m.seq));
 const errors = (p: Page) => p.evaluate(() => (window as unknown as PageWindow).errors);
@@ -193,6 +205,53 @@ describe('real browser', () => {
     await tab.close();
     await tab2.close();
     await pc.connections(0);
+  });
+
+  it('shares one WebSocket between tabs: one member, presence and messages in every tab', async () => {
+    const token = await pc.token({ topics: ['talk', 'room'], subject: 'alice', publish: ['talk'] });
+    const tabs: Page[] = [];
+    sockets.length = 0;
+    for (const name of ['one', 'two', 'three']) {
+      const tab = await open(true, `&topic=talk&presence=room&tab=${name}&token=${encodeURIComponent(token)}`);
+      await until(async () => (await state(tab)) === 'open', `tab ${name} open`, 60_000);
+      tabs.push(tab);
+    }
+    const [one, two, three] = tabs as [Page, Page, Page];
+    for (const tab of tabs) await tab.getByRole('button', { name: 'enter' }).click();
+    for (const tab of tabs) await until(async () => (await members(tab)).join() === 'alice', 'every tab lists alice', 30_000);
+    expect((await pc.realtimeHealth()).connections).toBe(1);
+    // That one connection is a WebSocket, the first tab's (it leads).
+    expect(sockets.map((s) => [s.page, s.url.replace(/\?.*/, '')])).toEqual([[one, `${pc.appUrl().replace('http', 'ws')}/realtime/ws`]]);
+    expect(await pc.members('room')).toEqual([{ sub: 'alice', data: { tab: expect.any(String) }, connections: 1 }]);
+
+    // The admin API's message and a follower tab's client event reach every tab.
+    const m = await pc.publish('talk', { text: 'from the server' });
+    await three.getByRole('button', { name: 'send' }).click();
+    for (const tab of tabs)
+      await until(async () => {
+        const got = await tab.evaluate(() => (window as unknown as PageWindow).received);
+        return got.length === 2 && got.some((x) => x.seq === m.seq) && got.some((x) => x.seq === null && (x.message as { text: string }).text === 'hi from three');
+      }, 'both messages in every tab');
+
+    // A follower tab goes: still one member on the one connection.
+    await three.close();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await pc.members('room')).toEqual([{ sub: 'alice', data: expect.anything(), connections: 1 }]);
+    expect(await members(one)).toEqual(['alice']);
+
+    // The leader tab goes: tab two opens its own socket and enters again by itself.
+    await one.close();
+    await until(() => sockets.length === 2, 'tab two opening its socket', 60_000);
+    expect(sockets.map((s) => s.page)).toEqual([one, two]);
+    const enteredByTwo = JSON.stringify([{ sub: 'alice', data: { tab: 'two' }, connections: 1 }]);
+    await until(async () => JSON.stringify(await pc.members('room')) === enteredByTwo, 'alice entered again by tab two', 60_000);
+    await pc.connections(1);
+    await until(async () => (await state(two)) === 'open', 'tab two open');
+    await until(async () => (await members(two)).join() === 'alice', 'tab two lists alice');
+    expect(await errors(two)).toEqual([]);
+    await two.close();
+    await pc.connections(0);
+    await until(async () => (await pc.members('room')).length === 0, 'alice gone');
   });
 
   it('runs the wasm checker in the page', async () => {

@@ -10,11 +10,22 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FetchLike } from '../../src/types';
 import { localhostFetch } from './localhost-fetch';
+import { LocalhostWebSocket } from './localhost-ws';
 
 export const BIN = process.env.PICLOUD_BIN || join(homedir(), '.cache/picloud/target/debug/picloud');
 
 /** fetch for `*.localhost` URLs (what a browser does natively): the README's Node recipe. */
 export const appFetch: FetchLike = localhostFetch;
+/** A WebSocket for `*.localhost` URLs (Node 20 has no global WebSocket). */
+export const AppWebSocket = LocalhostWebSocket;
+
+/** Topic settings of the WebSocket features (docs/protocol.md, "WebSocket"). */
+export interface TopicSettings {
+  auth_mode?: 'public' | 'token';
+  client_publish?: boolean;
+  presence?: boolean;
+  client_event_limit?: { count: number; per_secs: number } | null;
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -156,6 +167,31 @@ export class PiCloud {
 
   createTopic(name: string, auth_mode: 'public' | 'token' = 'public', app = 'demo') {
     return this.api('POST', `/apps/${app}/topics`, { name, external_subscribable: true, auth_mode });
+  }
+
+  /** Creates an external topic with the WebSocket settings. */
+  topic(name: string, settings: TopicSettings = {}, app = 'demo') {
+    return this.api('POST', `/apps/${app}/topics`, { name, external_subscribable: true, auth_mode: 'public', ...settings });
+  }
+
+  patchTopic(name: string, settings: TopicSettings, app = 'demo') {
+    return this.api('PATCH', `/apps/${app}/topics/${encodeURIComponent(name)}`, settings);
+  }
+
+  /** Mints a token with a `sub` (the presence member) and a `publish` claim (client events). */
+  async token(o: { topics: string[]; subject?: string; publish?: string[]; ttl_secs?: number }, app = 'demo'): Promise<string> {
+    return (await this.api<{ token: string }>('POST', `/apps/${app}/tokens`, { ttl_secs: 600, ...o })).token;
+  }
+
+  /** Sets the app's quota overrides (the bootstrap key is an InstanceAdmin); absent fields: the default. */
+  quotas(q: Partial<Record<'connections' | 'topics_per_connection' | 'publishes_per_sec' | 'ephemeral_per_sec' | 'client_events_per_sec' | 'presence_per_sec', number>>, app = 'demo') {
+    const all = { connections: null, topics_per_connection: null, publishes_per_sec: null, ephemeral_per_sec: null, client_events_per_sec: null, presence_per_sec: null };
+    return this.api('PUT', `/apps/${app}/quotas`, { ...all, ...q });
+  }
+
+  /** The topic's members as the admin API sees them. */
+  async members(topic: string, app = 'demo'): Promise<{ sub: string; data: unknown; connections: number }[]> {
+    return (await this.api<{ members: { sub: string; data: unknown; connections: number }[] }>('GET', `/apps/${app}/topics/${encodeURIComponent(topic)}/presence`)).members;
   }
 
   publish(topic: string, message: unknown, app = 'demo') {

@@ -1,11 +1,13 @@
 // Shows the Svelte stores: topicStore subscribes with its first store subscriber, accumulates
 // messages and status (a retried failure is `error` until the stream opens), and closes the
-// stream with its last; endpointStore fetches and refetches.
+// stream with its last; endpointStore fetches and refetches; presenceStore enters with its
+// first subscriber, follows the members, updates, and leaves with its last.
 import { get } from 'svelte/store';
 import { describe, expect, it, vi } from 'vitest';
 import { createClient } from '../../src/index';
-import { endpointStore, topicStore } from '../../src/svelte';
+import { endpointStore, presenceStore, topicStore } from '../../src/svelte';
 import { errorAnswer, msg, mockSse } from '../support/mock-sse';
+import { mockWs } from '../support/mock-ws';
 
 describe('svelte', () => {
   it('topicStore follows its subscribers', async () => {
@@ -45,5 +47,27 @@ describe('svelte', () => {
     store.refetch();
     await vi.waitFor(() => expect(seen.at(-1)).toEqual({ n: 2 }));
     stop();
+  });
+
+  it('presenceStore enters with its first subscriber and leaves with its last', async () => {
+    const w = mockWs();
+    const c = createClient({ url: 'http://x', transport: 'ws', WebSocket: w.WebSocket, shareAcrossTabs: false });
+    const store = presenceStore<{ name: string }>(c, 'room', { data: { name: 'ann' } });
+    await expect(store.update({ name: 'x' })).rejects.toMatchObject({ code: 'closed' }); // no subscriber yet
+    const states: string[] = [];
+    const stop = store.subscribe((s) => states.push(`${s.entered}:${s.members.map((m) => m.data.name).join(',')}`));
+    const s = await w.sock(0);
+    s.open();
+    await s.subscribeAll();
+    const enter = await s.next('presence.enter', 'room');
+    expect(enter.data).toEqual({ name: 'ann' });
+    s.reply(enter, { type: 'ok' });
+    s.push({ type: 'presence', topic: 'room', event: 'join', member: { sub: 'u1', data: { name: 'ann' } } });
+    await vi.waitFor(() => expect(states.at(-1)).toBe('true:ann'));
+    const updating = store.update({ name: 'Ann' });
+    s.reply(await s.next('presence.update', 'room'), { type: 'ok' });
+    await updating;
+    stop();
+    await s.next('presence.leave', 'room');
   });
 });

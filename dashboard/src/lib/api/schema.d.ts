@@ -501,6 +501,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/apps/{app}/topics/{topic}/presence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_members"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/apps/{app}/topics/{topic}/publish": {
         parameters: {
             query?: never;
@@ -808,11 +824,16 @@ export interface components {
         CreateTopic: {
             /** @description `public` or `token` (default). */
             auth_mode?: string | null;
+            client_event_limit?: null | components["schemas"]["RateLimitBody"];
+            /** @description Default `false`. */
+            client_publish?: boolean | null;
             description?: string | null;
             /** @description Default `false`. */
             external_subscribable?: boolean | null;
             /** @description 1–128 of `[A-Za-z0-9_-.:@]`, dot-separated segments; `*` is reserved. */
             name: string;
+            /** @description Default `false`. */
+            presence?: boolean | null;
             retention?: null | components["schemas"]["RetentionBody"];
         };
         CreateTrigger: {
@@ -979,8 +1000,21 @@ export interface components {
              */
             next_before?: number | null;
         };
+        MemberBody: {
+            /** @description Its open connections, on every node. */
+            connections: number;
+            /** @description What the member entered or last updated (any JSON). */
+            data: Record<string, never>;
+            /** @description The token's `sub`. */
+            sub: string;
+        };
         MintToken: {
-            /** @description Subscriber id (`sub` claim). */
+            /**
+             * @description Topics (names or `prefix.*`) the holder may send client events to (`publish`
+             *     claim).
+             */
+            publish?: string[];
+            /** @description Subscriber id (`sub` claim): the presence member. */
             subject?: string | null;
             /** @description Topic names, or `prefix.*` for every topic under `prefix.`. */
             topics: string[];
@@ -994,6 +1028,12 @@ export interface components {
             /** Format: date-time */
             expires_at: string;
             token: string;
+        };
+        /** @description `GET …/topics/{topic}/presence`. */
+        PresenceList: {
+            /** @description By sub. */
+            members: components["schemas"]["MemberBody"][];
+            topic: string;
         };
         PublishBatch: {
             /** @description 1 to 1,000 messages, on any topics of the app. Within a topic, seqs follow this order. */
@@ -1017,6 +1057,11 @@ export interface components {
         QuotaValues: {
             /**
              * Format: int32
+             * @description Client events per second one WebSocket connection may send (bursts of twice that).
+             */
+            client_events_per_sec?: number | null;
+            /**
+             * Format: int32
              * @description Open realtime connections of the app.
              */
             connections?: number | null;
@@ -1025,6 +1070,11 @@ export interface components {
              * @description Ephemeral publishes per second through the admin API.
              */
             ephemeral_per_sec?: number | null;
+            /**
+             * Format: int32
+             * @description Presence enters, updates and leaves per second per connection (bursts of twice that).
+             */
+            presence_per_sec?: number | null;
             /**
              * Format: int32
              * @description Durable publishes per second through the admin API (a batch counts each message).
@@ -1041,6 +1091,13 @@ export interface components {
             effective: components["schemas"]["QuotaValues"];
             /** @description What was set for this app (null: the default). */
             overrides: components["schemas"]["QuotaValues"];
+        };
+        /** @description `count` events per `per_secs` seconds. */
+        RateLimitBody: {
+            /** Format: int32 */
+            count: number;
+            /** Format: int32 */
+            per_secs: number;
         };
         /** @description `/readyz`'s answer while the node can serve. */
         Readiness: {
@@ -1314,6 +1371,12 @@ export interface components {
         TopicBody: {
             /** @description `public` or `token`. */
             auth_mode: string;
+            client_event_limit?: null | components["schemas"]["RateLimitBody"];
+            /**
+             * @description Whether WebSocket clients may send client events to it (with a token whose
+             *     `publish` claim covers it).
+             */
+            client_publish: boolean;
             /** Format: date-time */
             created_at: string;
             description: string;
@@ -1325,6 +1388,8 @@ export interface components {
              */
             last_seq: number;
             name: string;
+            /** @description Whether clients may enter its presence (its subscribers get presence events). */
+            presence: boolean;
             retention: components["schemas"]["RetentionBody"];
             stats?: null | components["schemas"]["TopicStats"];
             /** Format: date-time */
@@ -1399,8 +1464,11 @@ export interface components {
         };
         UpdateTopic: {
             auth_mode?: string | null;
+            client_event_limit?: null | components["schemas"]["RateLimitBody"];
+            client_publish?: boolean | null;
             description?: string | null;
             external_subscribable?: boolean | null;
+            presence?: boolean | null;
             retention?: null | components["schemas"]["RetentionBody"];
         };
         UpdateTrigger: {
@@ -4025,6 +4093,64 @@ export interface operations {
             };
             /** @description A limit outside 1–500 */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_members: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description App slug or id */
+                app: string;
+                /** @description Topic name */
+                topic: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The topic's members, by sub (none when the topic has no presence) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PresenceList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Where members live (Redis) did not answer */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
