@@ -54,7 +54,8 @@ export class PiCloudError extends Error {
   /** The HTTP status when the error is an HTTP answer. */
   readonly status: number | undefined;
   /**
-   * True when the client stopped because of it: the state is `closed`, no further reconnect.
+   * True when the client stopped because of it: the state is `closed`, no further reconnect (or,
+   * reported to one topic's subscriptions over WebSocket, that topic was refused and stopped).
    * False for a connection failure the client retries (the state is `reconnecting`), and for
    * `token_provider` / `invalid_message`.
    */

@@ -281,9 +281,15 @@ async fn plan(
                 fields.insert("auth_mode".into(), json!(a));
             }
         }
-        if let Some(e) = t.external_subscribable {
-            if differs("external_subscribable", json!(e)) {
-                fields.insert("external_subscribable".into(), json!(e));
+        for (key, wanted) in [
+            ("external_subscribable", t.external_subscribable),
+            ("client_publish", t.client_publish),
+            ("presence", t.presence),
+        ] {
+            if let Some(v) = wanted {
+                if differs(key, json!(v)) {
+                    fields.insert(key.into(), json!(v));
+                }
             }
         }
         if let Some(r) = &t.retention {
@@ -622,6 +628,8 @@ pub async fn export(args: AppExportArgs) -> anyhow::Result<()> {
                 max_messages: t["retention"]["max_messages"].as_i64(),
                 max_age_secs: t["retention"]["max_age_secs"].as_i64(),
             }),
+            client_publish: t["client_publish"].as_bool().filter(|on| *on),
+            presence: t["presence"].as_bool().filter(|on| *on),
         });
     }
     let scripts_dir = args.dir.join("scripts");

@@ -64,6 +64,12 @@ pub struct Topic {
     pub external_subscribable: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// WebSocket client events allowed (docs/protocol.md "Client events").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_publish: Option<bool>,
+    /// Presence on (docs/protocol.md "Presence").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
