@@ -502,7 +502,7 @@ pub struct MemberBody {
     /// The token's `sub`.
     pub sub: String,
     /// What the member entered or last updated (any JSON).
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub data: serde_json::Value,
     /// Its open connections, on every node.
     pub connections: usize,

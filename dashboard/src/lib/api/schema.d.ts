@@ -1004,7 +1004,7 @@ export interface components {
             /** @description Its open connections, on every node. */
             connections: number;
             /** @description What the member entered or last updated (any JSON). */
-            data: Record<string, never>;
+            data: unknown;
             /** @description The token's `sub`. */
             sub: string;
         };
