@@ -7,7 +7,9 @@
 //! `seq <= pos` is a duplicate (already replayed) and skipped; `seq == pos + 1` is sent; a
 //! higher seq means messages were missed, so the gap is read from history first.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use picloud_core::app::AppRef;
@@ -131,4 +133,29 @@ async fn resync(
     topics[i].pos = last;
     out.push(framing.resync(topics, i, from, missing_to, "retention"));
     Ok(())
+}
+
+/// Lag events tolerated within [`LAG_WINDOW`] before a consumer counts as too slow.
+const MAX_LAGS: usize = 5;
+const LAG_WINDOW: Duration = Duration::from_secs(30);
+
+/// A subscriber's recent lags (it fell behind the hub's queue), for the slow-consumer rule.
+#[derive(Default)]
+pub(crate) struct Lags(VecDeque<Instant>);
+
+impl Lags {
+    /// Records a lag; `true` when the subscriber lagged more than [`MAX_LAGS`] times within
+    /// [`LAG_WINDOW`] and must be dropped as too slow (else it repairs from history).
+    pub(crate) fn too_slow(&mut self) -> bool {
+        let now = Instant::now();
+        self.0.push_back(now);
+        while self
+            .0
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > LAG_WINDOW)
+        {
+            self.0.pop_front();
+        }
+        self.0.len() > MAX_LAGS
+    }
 }

@@ -29,7 +29,7 @@ use tokio_stream::StreamMap;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::SubscribeRequest;
-use crate::catchup::{in_order, repair_page, Framing, InOrder, TopicState};
+use crate::catchup::{in_order, repair_page, Framing, InOrder, Lags, TopicState};
 use crate::channel::Direct as _;
 use crate::direct::SocketWriter;
 use crate::frame::{self, MessageFrame};
@@ -43,9 +43,6 @@ use crate::Realtime;
 
 /// Most bytes of live frames gathered into one yield (one write).
 const MAX_WRITE: usize = 64 * 1024;
-/// Lag events tolerated within [`LAG_WINDOW`] before a consumer counts as too slow.
-const MAX_LAGS: usize = 5;
-const LAG_WINDOW: Duration = Duration::from_secs(30);
 /// Longest a stream waits for the relay to listen to its topic (Redis round trips are
 /// bounded by the relay's own deadline; past this, the position check covers the topic).
 const RELAY_WAIT: Duration = Duration::from_secs(3);
@@ -213,7 +210,7 @@ struct Subscriber {
     expire_at: Option<tokio::time::Instant>,
     warned: bool,
     /// Recent lag events, for the slow-consumer rule.
-    lags: VecDeque<Instant>,
+    lags: Lags,
     buf: Vec<Bytes>,
     /// Set by the turn that wrote the stream's last frame.
     ended: bool,
@@ -324,7 +321,7 @@ impl Subscriber {
             work,
             stashed: None,
             heartbeat,
-            lags: VecDeque::new(),
+            lags: Lags::default(),
             buf: Vec::new(),
             ended: false,
             _conn: conn,
@@ -483,18 +480,9 @@ impl Subscriber {
     }
 
     /// A subscription fell behind the hub's queue: repair it from history, unless it has
-    /// lagged more than [`MAX_LAGS`] times within [`LAG_WINDOW`] (a consumer too slow).
+    /// lagged too often (`Lags`: a consumer too slow).
     fn lagged(&mut self, i: usize) -> Option<Bytes> {
-        let now = Instant::now();
-        self.lags.push_back(now);
-        while self
-            .lags
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > LAG_WINDOW)
-        {
-            self.lags.pop_front();
-        }
-        if self.lags.len() > MAX_LAGS {
+        if self.lags.too_slow() {
             self.rt.stats.slow_consumer_disconnects.add(1);
             return self.end(frame::error(Code::SlowConsumer));
         }

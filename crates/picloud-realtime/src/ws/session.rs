@@ -23,7 +23,7 @@ use tokio_stream::StreamMap;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::request::{self, Refusal, Request};
-use crate::catchup::{in_order, repair_page, Framing, InOrder, TopicState};
+use crate::catchup::{in_order, repair_page, Framing, InOrder, Lags, TopicState};
 use crate::codes::Code;
 use crate::frame::MessageFrame;
 use crate::presence::{MemberJson, PresenceError, MAX_DATA_BYTES};
@@ -35,9 +35,6 @@ use crate::Realtime;
 
 /// Longest a write may wait for the client to read.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-/// Lag events tolerated within [`LAG_WINDOW`] before a consumer counts as too slow.
-const MAX_LAGS: usize = 5;
-const LAG_WINDOW: Duration = Duration::from_secs(30);
 /// Longest a subscribe waits for the relay to listen to its topic.
 const RELAY_WAIT: Duration = Duration::from_secs(3);
 /// Frames gathered into one flush.
@@ -150,7 +147,7 @@ struct Session {
     registered: Vec<(Registration, AuthMode)>,
     live: StreamMap<TopicName, Live>,
     work: VecDeque<Repair>,
-    lags: VecDeque<Instant>,
+    lags: Lags,
     /// This connection's id in presence, and the topics it entered.
     conn: String,
     entered: HashSet<TopicName>,
@@ -183,7 +180,7 @@ pub(super) async fn run(o: Opened) {
         registered: Vec::new(),
         live: StreamMap::new(),
         work: VecDeque::new(),
-        lags: VecDeque::new(),
+        lags: Lags::default(),
         conn,
         entered: HashSet::new(),
         topic_events: HashMap::new(),
@@ -761,16 +758,7 @@ impl Session {
     }
 
     fn lagged(&mut self, topic: TopicName) -> Result<(), End> {
-        let now = Instant::now();
-        self.lags.push_back(now);
-        while self
-            .lags
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > LAG_WINDOW)
-        {
-            self.lags.pop_front();
-        }
-        if self.lags.len() > MAX_LAGS {
+        if self.lags.too_slow() {
             self.rt.stats.slow_consumer_disconnects.add(1);
             return Err(End::with(Code::SlowConsumer, close_code::AGAIN));
         }
