@@ -113,7 +113,7 @@ pub enum ScenarioArg {
     D1,
     /// PiCloud only: script endpoint requests/s with `wrk` (64 connections), SQLite.
     E1,
-    /// All of the above (not C1, C2).
+    /// All of the above (not C1, C2, W1, W2).
     All,
     /// Cluster: 3 nodes (PiCloud on one PostgreSQL database; Nchan on Redis) sharing a
     /// private redis-server; 1,000 subscribers on 10 topics spread over the nodes, 100
@@ -121,4 +121,9 @@ pub enum ScenarioArg {
     C1,
     /// PiCloud only: S4 on one node on PostgreSQL, relay off (no REDIS_URL) then on.
     C2,
+    /// S2's shape over WebSocket: 1,000 WebSocket subscribers on one topic (PiCloud also
+    /// runs as many SSE subscribers in the same run; Nchan `nchan_subscriber websocket`).
+    W1,
+    /// PiCloud only: presence churn, 10,000 members leaving and entering one topic.
+    W2,
 }

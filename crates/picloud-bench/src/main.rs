@@ -143,6 +143,8 @@ async fn run(ctx: &Ctx, nofile: (u64, u64)) -> Value {
         ScenarioArg::E1 => vec![Scenario::E1],
         ScenarioArg::C1 => vec![Scenario::C1],
         ScenarioArg::C2 => vec![Scenario::C2],
+        ScenarioArg::W1 => vec![Scenario::W1],
+        ScenarioArg::W2 => vec![Scenario::W2],
         ScenarioArg::All => Scenario::ALL.to_vec(),
     };
     let mut rounds = Vec::with_capacity(a.rounds);

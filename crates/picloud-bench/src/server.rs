@@ -82,6 +82,22 @@ pub fn picloud_subscribe_request(t: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A client's text frame (clients mask theirs; any key will do).
+pub fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
+    const KEY: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
+    let mut f = vec![0x81];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&KEY);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ KEY[i % 4]));
+    f
+}
+
 /// The topic a publish goes to: `t<i>`, or a named one (D1's `jobs`).
 #[derive(Clone, Copy, Debug)]
 pub enum TopicRef {
@@ -101,6 +117,29 @@ impl std::fmt::Display for TopicRef {
 impl Endpoint {
     pub fn subscribe_request(&self, topic: usize) -> Vec<u8> {
         self.subscribe_topic_request(&topic_name(topic))
+    }
+
+    /// A WebSocket subscriber of topic `topic`: the upgrade, then (PiCloud) its subscribe
+    /// frame, sent once the upgrade is answered (see `sse_client`).
+    pub fn ws_subscribe_request(&self, topic: usize) -> Vec<u8> {
+        let t = topic_name(topic);
+        let (path, host, protocol) = match self.kind {
+            Kind::Picloud => (
+                "/realtime/ws".to_owned(),
+                "bench.localhost",
+                "Sec-WebSocket-Protocol: picloud.v1\r\n",
+            ),
+            Kind::Nchan | Kind::Floor => (format!("/sub/{t}"), "localhost", ""),
+        };
+        let mut req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{protocol}\r\n"
+        )
+        .into_bytes();
+        if self.kind == Kind::Picloud {
+            let frame = format!(r#"{{"type":"subscribe","id":1,"topic":"{t}"}}"#);
+            req.extend(masked_text_frame(frame.as_bytes()));
+        }
+        req
     }
 
     pub fn subscribe_topic_request(&self, t: &str) -> Vec<u8> {
@@ -837,8 +876,13 @@ fn read_nchan_conf(conf: &Path) -> Result<String> {
     if !Path::new(NCHAN_MODULE).exists() {
         install_nchan()?;
     }
-    std::fs::read_to_string(conf)
-        .with_context(|| format!("read the Nchan config {}", conf.display()))
+    let text = std::fs::read_to_string(conf)
+        .with_context(|| format!("read the Nchan config {}", conf.display()))?;
+    // W1's subscribers are WebSockets; allowing them changes nothing for EventSource ones.
+    Ok(text.replace(
+        "nchan_subscriber eventsource;",
+        "nchan_subscriber eventsource websocket;",
+    ))
 }
 
 /// The shared Nchan config with every channel kept in the Redis at `redis_url` instead of

@@ -1,4 +1,10 @@
-//! Lean SSE subscribers: one raw `TcpStream` and one small task each, no HTTP library.
+//! Lean SSE (and WebSocket) subscribers: one raw `TcpStream` and one small task each, no
+//! HTTP or WebSocket library.
+//!
+//! WebSocket ([`ConnectOpts::websocket`]): the request is the upgrade's head, then the
+//! frames to send once it is answered `101` (PiCloud's subscribe); each server text frame
+//! is a message, after the first [`ConnectOpts::ws_skip`] (PiCloud's `subscribed` answer),
+//! and a ping is answered.
 //!
 //! A subscriber writes its GET, reads the response head (200 = connected), then waits for
 //! readiness and reads into one 64 KiB buffer shared by every subscriber of the thread (the
@@ -106,6 +112,10 @@ pub struct ConnectOpts {
     /// publishers tag send times with their node ([`latency::origin_of`]): samples from
     /// another node go to `SubStats::latency_other`. `None`: every sample to `latency`.
     pub home: Option<u64>,
+    /// WebSocket subscribers (see the module's docs).
+    pub websocket: bool,
+    /// Text frames before the first message (WebSocket).
+    pub ws_skip: u64,
 }
 
 impl Default for ConnectOpts {
@@ -114,6 +124,8 @@ impl Default for ConnectOpts {
             sample_every: SAMPLE_EVERY,
             retry_refused_for: None,
             home: None,
+            websocket: false,
+            ws_skip: 0,
         }
     }
 }
@@ -164,6 +176,7 @@ impl Subscribers {
                     every,
                     offset: i as u64 % every,
                     home: opts.home,
+                    ws: opts.websocket.then_some(opts.ws_skip),
                 };
                 if let Err(e) =
                     subscriber(addr, req, sampling, retry_until, epoch, &stats, &gate).await
@@ -231,6 +244,8 @@ struct Sampling {
     offset: u64,
     /// See [`ConnectOpts::home`].
     home: Option<u64>,
+    /// WebSocket: the text frames to skip.
+    ws: Option<u64>,
 }
 
 async fn subscriber(
@@ -253,7 +268,15 @@ async fn subscriber(
                 Err(e) => return Err(e),
             }
         };
-        stream.write_all(&req).await?;
+        // WebSocket: the upgrade first, its frames once it is answered.
+        let (req, after) = match sampling.ws {
+            Some(_) => {
+                let end = memmem::find(&req, b"\r\n\r\n").map_or(req.len(), |i| i + 4);
+                (&req[..end], &req[end..])
+            }
+            None => (&req[..], &[][..]),
+        };
+        stream.write_all(req).await?;
         let mut head = Vec::with_capacity(1024);
         let head_end = loop {
             if let Some(i) = memmem::find(&head, b"\r\n\r\n") {
@@ -268,12 +291,13 @@ async fn subscriber(
             }
         };
         let status = parse_status(&head)?;
-        if status != 200 {
+        if status != if sampling.ws.is_some() { 101 } else { 200 } {
             bail!(
                 "status {status}: {}",
                 String::from_utf8_lossy(&head[head_end + 4..])
             );
         }
+        stream.write_all(after).await?;
         Ok((stream, head.split_off(head_end + 4)))
     }
     .await;
@@ -286,11 +310,19 @@ async fn subscriber(
         }
     };
     stats.connected.fetch_add(1, Relaxed);
-    let mut scan = Scanner {
+    let scanner = Scanner {
         every: sampling.every,
         until_sample: sampling.offset + 1,
         home: sampling.home,
         ..Scanner::default()
+    };
+    let mut scan = match sampling.ws {
+        Some(skip) => Framing::Ws(WsScanner {
+            inner: scanner,
+            skip,
+            ..WsScanner::default()
+        }),
+        None => Framing::Sse(scanner),
     };
     if !rest.is_empty() {
         scan.feed(&rest, stats, epoch);
@@ -309,6 +341,12 @@ async fn subscriber(
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
             Err(e) => Err(e),
         });
+        if let Framing::Ws(ws) = &mut scan {
+            for _ in 0..std::mem::take(&mut ws.pings) {
+                // An empty pong, masked as a client's frames must be.
+                let _ = stream.try_write(&[0x8A, 0x80, 1, 2, 3, 4]);
+            }
+        }
         match r {
             Ok(true) => {}
             Ok(false) => {
@@ -320,6 +358,96 @@ async fn subscriber(
                 return Err(e.into());
             }
         }
+    }
+}
+
+/// How a subscriber's bytes are read.
+enum Framing {
+    Sse(Scanner),
+    Ws(WsScanner),
+}
+
+impl Framing {
+    fn feed(&mut self, data: &[u8], stats: &SubStats, epoch: Instant) {
+        match self {
+            Framing::Sse(s) => s.feed(data, stats, epoch),
+            Framing::Ws(w) => w.feed(data, stats, epoch),
+        }
+    }
+}
+
+/// WebSocket frames across reads (server frames are never masked); each text frame is
+/// handed to [`Scanner::frame_end`] as an SSE frame would be.
+#[derive(Default)]
+struct WsScanner {
+    inner: Scanner,
+    /// Header bytes of the next frame, while its header is incomplete.
+    header: Vec<u8>,
+    /// Reading a payload (else a header).
+    in_payload: bool,
+    /// Payload bytes of the current frame still to come.
+    remaining: u64,
+    opcode: u8,
+    /// Text frames to skip before counting.
+    skip: u64,
+    /// Pings to answer.
+    pings: u32,
+}
+
+impl WsScanner {
+    fn feed(&mut self, data: &[u8], stats: &SubStats, epoch: Instant) {
+        let mut acc = Acc::new(stats, epoch);
+        let mut i = 0;
+        while i < data.len() {
+            if !self.in_payload {
+                self.header.push(data[i]);
+                i += 1;
+                if let Some((len, opcode)) = ws_header(&self.header) {
+                    self.header.clear();
+                    self.opcode = opcode;
+                    self.remaining = len;
+                    if len == 0 {
+                        self.frame_done(&[], &mut acc);
+                    } else {
+                        self.in_payload = true;
+                    }
+                }
+                continue;
+            }
+            let take = (self.remaining as usize).min(data.len() - i);
+            let part = &data[i..i + take];
+            i += take;
+            self.remaining -= take as u64;
+            if self.remaining == 0 {
+                self.in_payload = false;
+                self.frame_done(part, &mut acc);
+            }
+        }
+        acc.finish(data.len());
+    }
+
+    fn frame_done(&mut self, tail: &[u8], acc: &mut Acc<'_>) {
+        match self.opcode {
+            0x1 if self.skip > 0 => self.skip -= 1,
+            0x1 => {
+                let before = tail.last().copied().unwrap_or(b'}');
+                self.inner.frame_end(tail, before, acc);
+            }
+            0x9 => self.pings += 1,
+            _ => {}
+        }
+    }
+}
+
+/// A complete frame header's payload length and opcode, `None` while incomplete.
+fn ws_header(h: &[u8]) -> Option<(u64, u8)> {
+    let [b0, b1, ..] = *h else { return None };
+    let opcode = b0 & 0x0F;
+    match b1 & 0x7F {
+        126 if h.len() >= 4 => Some((u64::from(u16::from_be_bytes([h[2], h[3]])), opcode)),
+        127 if h.len() >= 10 => Some((u64::from_be_bytes(h[2..10].try_into().ok()?), opcode)),
+        126 | 127 => None,
+        n => Some((u64::from(n), opcode)),
     }
 }
 
@@ -347,15 +475,37 @@ struct Acc<'a> {
     hist_other: Option<MutexGuard<'a, Option<Histogram<u64>>>>,
 }
 
-impl Scanner {
-    fn feed(&mut self, data: &[u8], stats: &SubStats, epoch: Instant) {
-        let mut acc = Acc {
+impl<'a> Acc<'a> {
+    fn new(stats: &'a SubStats, epoch: Instant) -> Self {
+        Self {
             stats,
             now_ns: epoch.elapsed().as_nanos() as u64,
             messages: 0,
             hist: None,
             hist_other: None,
-        };
+        }
+    }
+
+    /// Adds one read of `len` bytes to the stats.
+    fn finish(self, len: usize) {
+        let stats = self.stats;
+        if self.messages > 0 {
+            let now = self.now_ns.max(1);
+            if stats.first_message_ns.load(Relaxed) == 0 {
+                let _ = stats
+                    .first_message_ns
+                    .compare_exchange(0, now, Relaxed, Relaxed);
+            }
+            stats.last_message_ns.store(now, Relaxed);
+        }
+        stats.messages.fetch_add(self.messages, Relaxed);
+        stats.bytes.fetch_add(len as u64, Relaxed);
+    }
+}
+
+impl Scanner {
+    fn feed(&mut self, data: &[u8], stats: &SubStats, epoch: Instant) {
+        let mut acc = Acc::new(stats, epoch);
         // Start of the current frame within `data` (0 when it began in an earlier read).
         let mut frame_start = 0usize;
         // A `\n\n` split across the previous read and this one.
@@ -376,17 +526,7 @@ impl Scanner {
             [b] => [self.tail[1], *b],
             [] => self.tail,
         };
-        if acc.messages > 0 {
-            let now = acc.now_ns.max(1);
-            if stats.first_message_ns.load(Relaxed) == 0 {
-                let _ = stats
-                    .first_message_ns
-                    .compare_exchange(0, now, Relaxed, Relaxed);
-            }
-            stats.last_message_ns.store(now, Relaxed);
-        }
-        stats.messages.fetch_add(acc.messages, Relaxed);
-        stats.bytes.fetch_add(data.len() as u64, Relaxed);
+        acc.finish(data.len());
     }
 
     /// `frame` is the part of the frame in this read (all of it, or its end when it began
@@ -504,6 +644,58 @@ mod tests {
         assert_eq!(stats.messages(), 4);
         assert_eq!(stats.take_latency().len(), 2, "same node: origin 1");
         assert_eq!(stats.take_latency_other().len(), 2, "other nodes: 0 and 2");
+    }
+
+    #[test]
+    fn websocket_frames_across_every_split() {
+        let frame = |payload: &[u8], opcode: u8| {
+            let mut f = vec![0x80 | opcode];
+            if payload.len() < 126 {
+                f.push(payload.len() as u8);
+            } else {
+                f.push(126);
+                f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+            }
+            f.extend_from_slice(payload);
+            f
+        };
+        let mut all = frame(br#"{"type":"subscribed","id":1}"#, 1);
+        all.extend(frame(b"", 9));
+        let long = format!(
+            r#"{{"type":"message","message":{{"pad":"{}","t":1000}},"published_at":"x"}}"#,
+            "x".repeat(200)
+        );
+        for i in 0..10 {
+            let body = if i % 2 == 0 {
+                long.as_bytes()
+            } else {
+                br#"{"pad":"x","t":1000}"#
+            };
+            all.extend(frame(body, 1));
+        }
+        for cut in 0..all.len() {
+            let stats = SubStats {
+                latency: Mutex::new(Some(latency::histogram())),
+                ..SubStats::default()
+            };
+            let mut ws = WsScanner {
+                inner: Scanner {
+                    every: 1,
+                    until_sample: 1,
+                    ..Scanner::default()
+                },
+                skip: 1,
+                ..WsScanner::default()
+            };
+            let epoch = Instant::now() - Duration::from_secs(1);
+            let (a, b) = all.split_at(cut);
+            ws.feed(a, &stats, epoch);
+            if !b.is_empty() {
+                ws.feed(b, &stats, epoch);
+            }
+            assert_eq!(stats.messages(), 10, "cut at {cut}");
+            assert_eq!(ws.pings, 1, "cut at {cut}");
+        }
     }
 
     #[test]

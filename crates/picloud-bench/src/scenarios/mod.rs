@@ -13,6 +13,8 @@ mod s2;
 mod s3;
 mod s4;
 mod s5;
+mod w1;
+mod w2;
 
 pub use d1::DRAIN_MESSAGES as D1_DRAIN_MESSAGES;
 
@@ -41,6 +43,8 @@ pub enum Scenario {
     E1,
     C1,
     C2,
+    W1,
+    W2,
 }
 
 impl Scenario {
@@ -68,6 +72,8 @@ impl Scenario {
             Scenario::E1 => "e1",
             Scenario::C1 => "c1",
             Scenario::C2 => "c2",
+            Scenario::W1 => "w1",
+            Scenario::W2 => "w2",
         }
     }
 
@@ -76,13 +82,14 @@ impl Scenario {
     /// and one message per request is where "the system calls and nothing else" is a
     /// floor; with S2's 1,000 subscribers per topic it would be a naive fan-out (one send
     /// per frame per subscriber), not a bound. C1 runs on PiCloud and Nchan (with Redis);
-    /// C2, the relay's cost, on PiCloud only.
+    /// C2, the relay's cost, on PiCloud only. W1 (WebSocket fan-out) on both; W2 (presence
+    /// churn) on PiCloud only: Nchan has no presence.
     pub fn runs_on(self, kind: Kind) -> bool {
         match kind {
             Kind::Picloud => true,
             Kind::Nchan => !matches!(
                 self,
-                Scenario::S5 | Scenario::D1 | Scenario::E1 | Scenario::C2
+                Scenario::S5 | Scenario::D1 | Scenario::E1 | Scenario::C2 | Scenario::W2
             ),
             Kind::Floor => self == Scenario::S4,
         }
@@ -136,6 +143,28 @@ impl Ctx {
         .await
     }
 
+    /// Opens `n` WebSocket subscribers of topic 0.
+    pub async fn subscribe_ws(&self, server: &Server, n: usize) -> Result<Subscribers> {
+        let ep = &server.endpoint;
+        let reqs = (0..n).map(|_| ep.ws_subscribe_request(0)).collect();
+        let opts = crate::sse_client::ConnectOpts {
+            websocket: true,
+            // PiCloud answers the subscribe frame first.
+            ws_skip: u64::from(ep.kind == Kind::Picloud),
+            ..Default::default()
+        };
+        let subs =
+            Subscribers::connect_with(ep.addr, reqs, self.epoch, Duration::from_secs(180), opts)
+                .await?;
+        if subs.connected() == 0 {
+            anyhow::bail!(
+                "no WebSocket subscriber connected: {}",
+                subs.first_error().unwrap_or_default()
+            );
+        }
+        Ok(subs)
+    }
+
     /// Opens `n` subscribers, subscriber `i` on topic `topic_of(i)`.
     pub async fn subscribe(
         &self,
@@ -168,6 +197,8 @@ pub async fn run(ctx: &Ctx, kind: Kind, s: Scenario) -> Value {
         Scenario::E1 => e1::run(ctx).await,
         Scenario::C1 => c1::run(ctx, kind).await,
         Scenario::C2 => c2::run(ctx).await,
+        Scenario::W1 => w1::run(ctx, kind).await,
+        Scenario::W2 => w2::run(ctx).await,
     };
     r.unwrap_or_else(|e| json!({ "error": format!("{e:#}") }))
 }
@@ -327,6 +358,9 @@ pub fn ratios(results: &Value, side: Kind) -> Value {
         // Three nodes each: PiCloud's durable publishes over its relay against Nchan on Redis.
         "c1_cross_node_p50_ms": r(&["c1", "run", "e2e_latency_cross_node_ms", "p50_ms"], &["c1", "run", "e2e_latency_cross_node_ms", "p50_ms"]),
         "c1_cross_node_p99_ms": r(&["c1", "run", "e2e_latency_cross_node_ms", "p99_ms"], &["c1", "run", "e2e_latency_cross_node_ms", "p99_ms"]),
+        // WebSocket subscribers on both.
+        "w1_deliveries_per_sec_ws": r(&["w1", "runs", "ws", "deliveries_per_sec"], &["w1", "runs", "ws", "deliveries_per_sec"]),
+        "w1_server_cpu_us_per_delivery_ws": r(&["w1", "runs", "ws", "server_cpu_us_per_delivery"], &["w1", "runs", "ws", "server_cpu_us_per_delivery"]),
         "how_to_read": format!("{name} figure / Nchan figure from this one run. {RATIO_READING}"),
     })
 }
