@@ -20,11 +20,7 @@ fn t(name: &str) -> TopicName {
 }
 
 fn ev(kind: EventKind, sub: &str, data: &str) -> Option<Event> {
-    Some(Event {
-        kind,
-        sub: sub.into(),
-        data: data.into(),
-    })
+    Some(Event::new(kind, sub, data))
 }
 
 /// `a` and `b` are two nodes over the same members (the same store on one node).

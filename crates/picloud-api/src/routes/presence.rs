@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use crate::auth::AdminAuth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
-use crate::routes::topics::{topic_segment, READ};
+use crate::routes::topics::{existing_topic, READ};
 use crate::state::AppState;
 use crate::wire::{MemberBody, PresenceList};
 
@@ -22,12 +22,7 @@ pub async fn list_members(
     Path((app, topic)): Path<(String, String)>,
 ) -> ApiResult<ApiJson<PresenceList>> {
     let app = auth.app_with_any(&app, READ).await?;
-    let topic = topic_segment(&topic)?;
-    state
-        .store
-        .get_topic(&app.id, &topic)
-        .await?
-        .ok_or_else(|| ApiError::not_found("topic"))?;
+    let topic = existing_topic(&state, &app.id, &topic).await?.name;
     let members = state
         .realtime
         .presence

@@ -6,7 +6,7 @@ use picloud_realtime::streams::StreamKind;
 use crate::auth::AdminAuth;
 use crate::error::{ApiResult, ErrorBody};
 use crate::json::ApiJson;
-use crate::routes::topics::{topic_segment, READ};
+use crate::routes::topics::{existing_topic, READ};
 use crate::state::AppState;
 use crate::wire::{SubscriberBody, SubscriberList};
 
@@ -24,12 +24,7 @@ pub async fn list_subscribers(
     Path((app, topic)): Path<(String, String)>,
 ) -> ApiResult<ApiJson<SubscriberList>> {
     let app = auth.app_with_any(&app, READ).await?;
-    let topic = topic_segment(&topic)?;
-    state
-        .store
-        .get_topic(&app.id, &topic)
-        .await?
-        .ok_or_else(|| crate::error::ApiError::not_found("topic"))?;
+    let topic = existing_topic(&state, &app.id, &topic).await?.name;
     let found = state.realtime.streams.on_topic(&app.id, &topic, LISTED);
     let streams: Vec<SubscriberBody> = found
         .newest

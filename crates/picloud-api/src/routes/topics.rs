@@ -47,6 +47,20 @@ pub(crate) fn topic_segment(s: &str) -> ApiResult<TopicName> {
     TopicName::parse(s).map_err(|_| ApiError::not_found("topic"))
 }
 
+/// The topic a `{topic}` path segment names in `app`, or 404.
+pub(crate) async fn existing_topic(
+    state: &AppState,
+    app: &AppId,
+    segment: &str,
+) -> ApiResult<picloud_core::topic::Topic> {
+    let name = topic_segment(segment)?;
+    state
+        .store
+        .get_topic(app, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("topic"))
+}
+
 #[utoipa::path(get, path = "/api/v1/apps/{app}/topics", tag = "topics",
     params(("app" = String, Path, description = "App slug or id")),
     security(("admin_key" = [])),
@@ -143,12 +157,8 @@ pub async fn get_topic(
     Path((app, topic)): Path<(String, String)>,
 ) -> ApiResult<ApiJson<TopicBody>> {
     let app = auth.app_with_any(&app, READ).await?;
-    let name = topic_segment(&topic)?;
-    let topic = state
-        .store
-        .get_topic(&app.id, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("topic"))?;
+    let topic = existing_topic(&state, &app.id, &topic).await?;
+    let name = topic.name.clone();
     let mut bodies = with_stats(&state, &app.id, vec![topic], Some(&name)).await?;
     Ok(ApiJson(bodies.pop().expect("one topic in, one out")))
 }

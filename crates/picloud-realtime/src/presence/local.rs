@@ -45,11 +45,7 @@ impl PresenceStore for LocalPresence {
     ) -> Result<Option<Event>, PresenceError> {
         let mut topics = self.topics.lock().expect("presence lock");
         let members = topics.entry((app.clone(), topic.clone())).or_default();
-        let event = |kind| Event {
-            kind,
-            sub: sub.to_owned(),
-            data: data.to_owned(),
-        };
+        let event = |kind| Event::new(kind, sub, data);
         match members.get_mut(sub) {
             None => {
                 members.insert(
@@ -94,11 +90,7 @@ impl PresenceStore for LocalPresence {
         if members.is_empty() {
             topics.remove(&key);
         }
-        Ok(Some(Event {
-            kind: EventKind::Leave,
-            sub: sub.to_owned(),
-            data: held.data,
-        }))
+        Ok(Some(Event::new(EventKind::Leave, sub, held.data)))
     }
 
     async fn members(&self, app: &AppId, topic: &TopicName) -> Result<Vec<Member>, PresenceError> {

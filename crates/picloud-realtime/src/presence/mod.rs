@@ -46,6 +46,16 @@ pub struct Event {
     pub data: String,
 }
 
+impl Event {
+    pub fn new(kind: EventKind, sub: &str, data: impl Into<String>) -> Self {
+        Self {
+            kind,
+            sub: sub.to_owned(),
+            data: data.into(),
+        }
+    }
+}
+
 /// A member as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {

@@ -279,14 +279,6 @@ async fn keep_lease(p: Arc<RedisPresence>, shutdown: CancellationToken) {
     }
 }
 
-fn event(kind: EventKind, sub: &str, data: String) -> Event {
-    Event {
-        kind,
-        sub: sub.to_owned(),
-        data,
-    }
-}
-
 #[async_trait]
 impl PresenceStore for RedisPresence {
     async fn enter(
@@ -314,8 +306,8 @@ impl PresenceStore for RedisPresence {
             .map_err(unavailable)?;
         Ok(match ev {
             -1 => return Err(PresenceError::LeaseLost),
-            1 => Some(event(EventKind::Join, sub, data.to_owned())),
-            2 => Some(event(EventKind::Update, sub, data.to_owned())),
+            1 => Some(Event::new(EventKind::Join, sub, data.to_owned())),
+            2 => Some(Event::new(EventKind::Update, sub, data.to_owned())),
             _ => None,
         })
     }
@@ -340,7 +332,7 @@ impl PresenceStore for RedisPresence {
             .await
             .map_err(unavailable)?;
         Ok(match out.as_slice() {
-            [_, ::redis::Value::BulkString(data)] => Some(event(
+            [_, ::redis::Value::BulkString(data)] => Some(Event::new(
                 EventKind::Leave,
                 sub,
                 String::from_utf8_lossy(data).into_owned(),
@@ -414,7 +406,7 @@ impl PresenceStore for RedisPresence {
                 reaped.push(Reaped {
                     app: AppId(app.to_owned()),
                     topic,
-                    event: event(EventKind::Leave, &item[1], item[2].clone()),
+                    event: Event::new(EventKind::Leave, &item[1], item[2].clone()),
                 });
             }
         }

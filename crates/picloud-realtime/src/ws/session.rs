@@ -148,8 +148,10 @@ struct Session {
     live: StreamMap<TopicName, Live>,
     work: VecDeque<Repair>,
     lags: Lags,
-    /// This connection's id in presence, and the topics it entered.
+    /// This connection's id in presence, the topics it entered, and this node's presence
+    /// incarnation (a new one takes the entered members away).
     conn: String,
+    incarnation: tokio::sync::watch::Receiver<u64>,
     entered: HashSet<TopicName>,
     client_events: DefaultDirectRateLimiter,
     topic_events: HashMap<TopicName, DefaultDirectRateLimiter>,
@@ -164,9 +166,8 @@ struct Session {
 
 pub(super) async fn run(o: Opened) {
     let conn = o.rt.presence.connection();
-    let mut incarnation = o.rt.presence.incarnation();
-    incarnation.borrow_and_update();
     let mut s = Session {
+        incarnation: o.rt.presence.incarnation(),
         auth: Auth::new(&o.rt, &o.app, o.grant),
         _conn: ConnectionGuard::new(o.rt.stats.clone()),
         client_events: quota::per_connection(o.quotas.client_events_per_sec),
@@ -189,14 +190,15 @@ pub(super) async fn run(o: Opened) {
         pinged: false,
         _permit: o.permit,
     };
-    let end = s.serve(&mut incarnation).await;
+    let end = s.serve().await;
     s.leave_all();
     s.finish(end).await;
 }
 
 impl Session {
-    async fn serve(&mut self, incarnation: &mut tokio::sync::watch::Receiver<u64>) -> End {
-        let shutdown = self.rt.shutdown.clone();
+    async fn serve(&mut self) -> End {
+        // Made once: a waiter registered per wait would cost more than the frame it guards.
+        let mut shutdown = std::pin::pin!(self.rt.shutdown.clone().cancelled_owned());
         let mut check = tokio::time::interval(heartbeat_check(&self.rt));
         check.reset();
         loop {
@@ -207,9 +209,10 @@ impl Session {
                 continue;
             }
             let warned = self.auth.warn.is_none();
+            let holds_presence = !self.entered.is_empty();
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => return End::with(Code::ServerShutdown, close_code::RESTART),
+                () = &mut shutdown => return End::with(Code::ServerShutdown, close_code::RESTART),
                 () = or_never(self.auth.revoked.as_mut()) => return End::with(Code::TokenRevoked, close_code::POLICY),
                 () = or_never(self.auth.expire.as_mut()) => {
                     self.rt.stats.token_expirations.add(1);
@@ -223,8 +226,8 @@ impl Session {
                         return end;
                     }
                 }
-                changed = incarnation.changed() => {
-                    if changed.is_ok() && !self.entered.is_empty() {
+                changed = self.incarnation.changed(), if holds_presence => {
+                    if changed.is_ok() {
                         // Its members were taken away: reconnecting enters them again.
                         self.entered.clear();
                         return End::close(close_code::RESTART);
@@ -605,6 +608,10 @@ impl Session {
         }
         if let Err(d) = self.take_presence() {
             return Ok(Err(d));
+        }
+        if self.entered.is_empty() {
+            // From here on a new incarnation matters (the enter below fails under a lost one).
+            self.incarnation.borrow_and_update();
         }
         match self
             .rt
