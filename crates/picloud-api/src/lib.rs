@@ -20,6 +20,7 @@
 
 pub mod activity;
 pub mod auth;
+pub mod backups;
 pub mod changes;
 pub mod dashboard;
 pub mod data_plane;

@@ -11,8 +11,8 @@ use crate::error::ApiError;
 use crate::metrics::RouteLabels;
 use crate::openapi::ApiDoc;
 use crate::routes::{
-    admin_keys, app_routes, apps, domains, presence, publish, quotas, runtime, scripts, secrets,
-    static_files, stats, subscribers, tokens, topics, triggers, try_request,
+    admin_keys, app_routes, apps, backups, domains, presence, publish, quotas, runtime, scripts,
+    secrets, static_files, stats, subscribers, tokens, topics, triggers, try_request,
 };
 use crate::service::HttpService;
 use crate::state::AppState;
@@ -41,6 +41,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin_keys::list_keys, admin_keys::create_key))
         .routes(routes!(admin_keys::delete_key))
         .routes(routes!(admin_keys::me))
+        .routes(routes!(backups::list_backups, backups::create_backup))
+        .routes(routes!(backups::download_backup, backups::delete_backup))
         .routes(routes!(topics::list_topics, topics::create_topic))
         .routes(routes!(
             topics::get_topic,

@@ -80,6 +80,8 @@ pub struct Inner {
     pub key_revocations: KeyRevocations,
     /// The cluster's control channel, when this node is in one (`join_cluster`).
     pub control: std::sync::OnceLock<crate::changes::ControlPlane>,
+    /// Where `/api/v1/backups` writes, when the binary has a data dir (`with_backups`).
+    pub backups: std::sync::OnceLock<Arc<crate::backups::Backups>>,
 }
 
 impl AppState {
@@ -107,7 +109,13 @@ impl AppState {
             activity,
             key_revocations: KeyRevocations::default(),
             control: std::sync::OnceLock::new(),
+            backups: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Serves `/api/v1/backups` from `backups`.
+    pub fn with_backups(&self, backups: Arc<crate::backups::Backups>) {
+        let _ = self.backups.set(backups);
     }
 
     /// Makes this node send its changes on `control` and apply the other nodes'.

@@ -114,6 +114,18 @@ pub trait HealthStore: Send + Sync {
     fn storage_full(&self) -> bool;
 }
 
+/// Online backups of the database itself (the files directory is the caller's part).
+#[async_trait]
+pub trait BackupStore: Send + Sync {
+    /// True when [`BackupStore::snapshot_into`] works on this backend; PostgreSQL is backed up
+    /// with its own tools (`pg_dump`), which know its roles, extensions and versions.
+    fn can_snapshot(&self) -> bool;
+    /// Writes a consistent copy of the whole database, as of one moment, to `dest` (a file
+    /// that must not exist yet) while writes go on. Fails with `Internal` where
+    /// `can_snapshot` is false.
+    async fn snapshot_into(&self, dest: &std::path::Path) -> StoreResult<()>;
+}
+
 #[async_trait]
 pub trait TopicStore: Send + Sync {
     /// `Conflict("topic")` when the app already has a topic of that name (including one
@@ -456,6 +468,7 @@ pub trait Store:
     + DomainStore
     + AdminKeyStore
     + HealthStore
+    + BackupStore
     + TopicStore
     + MessageStore
     + SecretStore
@@ -475,6 +488,7 @@ impl<T> Store for T where
         + DomainStore
         + AdminKeyStore
         + HealthStore
+        + BackupStore
         + TopicStore
         + MessageStore
         + SecretStore

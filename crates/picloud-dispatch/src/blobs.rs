@@ -2,9 +2,15 @@
 //! first, is synced, then renamed into place, so a crash leaves either nothing or an
 //! orphaned `*.tmp.*` (which the sweeper removes), never a torn blob. Blob ids are fresh
 //! per write, so a reader of the old version is never cut off mid-read.
+//!
+//! A backup holds deletes ([`BlobStore::hold_deletes`]): a blob is written before the row
+//! that names it commits, and removed only after that row is gone, so with deletes held from
+//! before the database snapshot until the copy of this directory ends, every blob the
+//! snapshot names is copied.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use picloud_core::ids::AppId;
@@ -12,11 +18,66 @@ use picloud_core::ids::AppId;
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     root: PathBuf,
+    held: Arc<Mutex<Held>>,
+}
+
+/// Deletes asked for while a [`DeleteHold`] lives: done when the last hold ends.
+#[derive(Debug, Default)]
+struct Held {
+    holds: usize,
+    deferred: Vec<PathBuf>,
+}
+
+/// While one lives, [`BlobStore::delete`] defers its removals.
+#[must_use]
+pub struct DeleteHold {
+    held: Arc<Mutex<Held>>,
+}
+
+impl Drop for DeleteHold {
+    fn drop(&mut self) {
+        let deferred = {
+            let mut held = self.held.lock().expect("blob hold lock");
+            held.holds -= 1;
+            if held.holds > 0 {
+                return;
+            }
+            std::mem::take(&mut held.deferred)
+        };
+        for path in deferred {
+            if let Err(e) = remove(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "deferred blob delete failed");
+            }
+        }
+    }
+}
+
+fn remove(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
 }
 
 impl BlobStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            held: Arc::default(),
+        }
+    }
+
+    /// The directory holding every app's blobs.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Defers every delete until the returned hold (and any other) is dropped.
+    pub fn hold_deletes(&self) -> DeleteHold {
+        self.held.lock().expect("blob hold lock").holds += 1;
+        DeleteHold {
+            held: self.held.clone(),
+        }
     }
 
     fn dir(&self, app: &AppId) -> PathBuf {
@@ -46,12 +107,17 @@ impl BlobStore {
         std::fs::read(self.dir(app).join(checked(blob)?))
     }
 
-    /// Removes a blob; a missing one is not an error.
+    /// Removes a blob (later, while deletes are held); a missing one is not an error.
     pub fn delete(&self, app: &AppId, blob: &str) -> std::io::Result<()> {
-        match std::fs::remove_file(self.dir(app).join(checked(blob)?)) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            r => r,
+        let path = self.dir(app).join(checked(blob)?);
+        {
+            let mut held = self.held.lock().expect("blob hold lock");
+            if held.holds > 0 {
+                held.deferred.push(path);
+                return Ok(());
+            }
         }
+        remove(&path)
     }
 
     /// Removes `*.tmp.*` files older than `older_than` (writes that never finished);
@@ -132,5 +198,23 @@ mod tests {
         blobs.delete(&app, &id).unwrap();
         blobs.delete(&app, &id).unwrap();
         assert!(blobs.get(&app, &id).is_err());
+    }
+
+    #[test]
+    fn held_deletes_happen_when_the_last_hold_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path());
+        let app = AppId::new();
+        let id = blobs.put(&app, b"kept").unwrap();
+        let first = blobs.hold_deletes();
+        let second = blobs.hold_deletes();
+        blobs.delete(&app, &id).unwrap();
+        drop(first);
+        assert_eq!(blobs.get(&app, &id).unwrap(), b"kept", "still held");
+        drop(second);
+        assert!(blobs.get(&app, &id).is_err(), "deleted once released");
+        let id = blobs.put(&app, b"x").unwrap();
+        blobs.delete(&app, &id).unwrap();
+        assert!(blobs.get(&app, &id).is_err(), "no hold: deleted at once");
     }
 }

@@ -9,6 +9,8 @@
 //!   per store trait; `scripts` (scripts, routes), `triggers` (triggers, runtime settings,
 //!   env), `data` (kv, docs, file metadata, each write with its outbox rows), `outbox`
 //!   (claims, leases, retries, dead letters, cron fires, invocation records).
+//! - `backup`: online SQLite snapshots (`VACUUM INTO`) and the integrity check a restore
+//!   runs.
 //! - `storage`: the storage-full view `/readyz` and `/metrics` report (a probe write).
 //! - `migrate`: the embedded migrators (`migrations/sqlite`, `migrations/postgres`).
 //! - `testing` (feature): throwaway SQLite files and PostgreSQL databases for tests.
@@ -19,6 +21,7 @@
 
 mod admin_keys;
 mod apps;
+mod backup;
 mod checkpoint;
 mod connect;
 mod data;
@@ -40,6 +43,7 @@ pub mod testing;
 mod topics;
 mod triggers;
 
+pub use backup::check_sqlite_file;
 pub use connect::{connect, connect_existing, ConnectError, DatabaseLocation, SQLITE_FILE};
 pub use db::{Backend, Db};
 

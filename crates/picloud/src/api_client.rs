@@ -72,6 +72,49 @@ impl AdminApi {
         Ok(bytes)
     }
 
+    /// Streams a GET's answer into `dest` (written to a `.part` file, synced, then renamed):
+    /// backups are too big to hold in memory. Answers the bytes written.
+    pub async fn download(&self, path: &str, dest: &std::path::Path) -> anyhow::Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let url = format!("{}/api/v1{path}", self.base);
+        let mut res = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        let status = res.status();
+        if !status.is_success() {
+            let bytes = res.bytes().await.unwrap_or_default();
+            let body = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+            return Err(Refused { status, body }.into());
+        }
+        let mut part = dest.as_os_str().to_owned();
+        part.push(".part");
+        let part = std::path::PathBuf::from(part);
+        let mut file = tokio::fs::File::create(&part)
+            .await
+            .with_context(|| format!("cannot create {}", part.display()))?;
+        let mut written = 0u64;
+        let copied: anyhow::Result<()> = async {
+            while let Some(chunk) = res.chunk().await.context("reading the answer")? {
+                file.write_all(&chunk).await?;
+                written += chunk.len() as u64;
+            }
+            file.sync_all().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = copied {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(e);
+        }
+        tokio::fs::rename(&part, dest).await?;
+        Ok(written)
+    }
+
     /// A JSON answer (`null` for an empty one).
     pub async fn json(&self, method: Method, path: &str, body: Body) -> anyhow::Result<Value> {
         let bytes = self.send(method, path, body).await?;

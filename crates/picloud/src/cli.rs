@@ -37,11 +37,51 @@ pub enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
+    /// Backups of a SQLite server: made and listed by the running server, restored
+    /// offline into an empty data dir (docs/operations.md).
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
     /// Administer the instance offline, straight against the database.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackupCommand {
+    /// Make a backup now, while the server runs; prints its name (kept on the server, in
+    /// its backup directory).
+    Create(BackupCreateArgs),
+    /// List the server's backups, newest first.
+    List(ServerArgs),
+    /// Restore a backup file into a new or empty data dir (offline: then start
+    /// `picloud serve` on that data dir).
+    Restore(BackupRestoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BackupCreateArgs {
+    /// Also download the backup to this file.
+    #[arg(long)]
+    pub to: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupRestoreArgs {
+    /// The backup file (`picloud-….tar.gz`).
+    pub file: PathBuf,
+    /// The data dir to restore into: it must not exist or be empty.
+    #[arg(long, env = "PICLOUD_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Where the files go, when the server keeps them outside the data dir
+    /// (`PICLOUD_BLOB_DIR`; default `<data dir>/files`). It must not exist or be empty.
+    #[arg(long, env = "PICLOUD_BLOB_DIR")]
+    pub blob_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -281,6 +321,18 @@ pub struct ServeArgs {
     /// scripts get 70 % of it, closing the database the rest; then the process exits.
     #[arg(long, env = "PICLOUD_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// Where backups are written (default: `<data dir>/backups`). SQLite only.
+    #[arg(long, env = "PICLOUD_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Make a backup on this cron schedule (UTC; 5 fields, or 6 with seconds first), e.g.
+    /// `0 3 * * *` for 03:00 every day. SQLite only.
+    #[arg(long, env = "PICLOUD_BACKUP_CRON")]
+    pub backup_cron: Option<String>,
+    /// Scheduled backups to keep (older ones are deleted after each new one; backups
+    /// made by hand are kept until deleted).
+    #[arg(long, env = "PICLOUD_BACKUP_KEEP", default_value_t = 7,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub backup_keep: u32,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

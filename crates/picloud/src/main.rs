@@ -6,12 +6,13 @@
 //! - `lock`: one server per SQLite database; `private`: the data dir's modes.
 //! - `admin`: offline admin commands; `realtime_cmd`: `token mint`, `publish`, `deploy`;
 //!   `app_cmd`: `app deploy`/`app export` over `manifest` (picloud.toml); `api_client`: the
-//!   admin API as those commands call it; `shutdown`: the signal-driven shutdown token;
+//!   admin API as those commands call it; `backup_cmd`: `backup create|list|restore`; `shutdown`: the signal-driven shutdown token;
 //!   `logging`: tracing setup.
 
 mod admin;
 mod api_client;
 mod app_cmd;
+mod backup_cmd;
 mod cli;
 mod lock;
 mod logging;
@@ -24,7 +25,7 @@ mod shutdown;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{AdminCommand, AppCommand, Cli, Command, DbArgs, LogFormat, TokenCommand};
+use cli::{AdminCommand, AppCommand, BackupCommand, Cli, Command, DbArgs, LogFormat, TokenCommand};
 use picloud_store::{DatabaseLocation, SqlStore};
 
 /// mimalloc: cheaper small allocations on the request and fan-out paths than glibc's
@@ -87,6 +88,14 @@ async fn run() -> ExitCode {
             match command {
                 AppCommand::Deploy(args) => app_cmd::deploy(args).await,
                 AppCommand::Export(args) => app_cmd::export(args).await,
+            }
+        }
+        Command::Backup { command } => {
+            logging::init(LogFormat::Text, "warn");
+            match command {
+                BackupCommand::Create(args) => backup_cmd::create(args).await,
+                BackupCommand::List(server) => backup_cmd::list(server).await,
+                BackupCommand::Restore(args) => backup_cmd::restore(args).await,
             }
         }
         Command::Admin {

@@ -22,6 +22,7 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
              too (SQLite serves one node)"
         );
     }
+    let backup_schedule = backup_schedule(&args)?;
     let (store, _lock) = crate::open_store_locked(&args.db).await?;
     // Listening first: a start that cannot bind (the port is taken) must not spend the
     // one-time bootstrap key it could never show working.
@@ -137,11 +138,21 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     };
     picloud_dispatch::sweeper::spawn(
         store_dyn.clone(),
-        blobs,
+        blobs.clone(),
         Default::default(),
         shutdown.token(),
     );
+    let backups = Arc::new(picloud_api::backups::Backups::new(
+        args.backup_dir
+            .clone()
+            .unwrap_or_else(|| args.db.data_dir.join("backups")),
+        store_dyn.clone(),
+        blobs,
+        backup_schedule,
+    ));
+    backups.clone().spawn_schedule(shutdown.token());
     let state = AppState::new(store_dyn, config, realtime, invoker.clone());
+    state.with_backups(backups);
     if let Some(node) = state.realtime.cluster.clone() {
         tracing::info!(node = %node.id, "cluster mode: messages and changes relayed through Redis");
         state.join_cluster(picloud_api::changes::ControlPlane::new(node));
@@ -183,6 +194,27 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `PICLOUD_BACKUP_CRON` and `PICLOUD_BACKUP_KEEP`, checked before anything starts.
+fn backup_schedule(
+    args: &ServeArgs,
+) -> anyhow::Result<Option<picloud_api::backups::BackupSchedule>> {
+    let Some(cron) = &args.backup_cron else {
+        return Ok(None);
+    };
+    if args.db.database_url.is_some() {
+        anyhow::bail!(
+            "PICLOUD_BACKUP_CRON backs up SQLite; with DATABASE_URL, back up PostgreSQL with \
+             pg_dump (docs/operations.md)"
+        );
+    }
+    let cron = picloud_core::trigger::Schedule::parse(cron)
+        .map_err(|e| anyhow::anyhow!("PICLOUD_BACKUP_CRON: {}", e.message))?;
+    Ok(Some(picloud_api::backups::BackupSchedule {
+        cron,
+        keep: args.backup_keep as usize,
+    }))
 }
 
 /// The part of the shutdown deadline in-flight requests and deliveries get; the rest is

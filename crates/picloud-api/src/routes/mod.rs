@@ -4,6 +4,7 @@
 pub mod admin_keys;
 pub mod app_routes;
 pub mod apps;
+pub mod backups;
 pub mod domains;
 pub mod presence;
 pub mod publish;
