@@ -12,6 +12,7 @@ describe('capabilities', () => {
     expect(can.manageKeys(k)).toBe(true);
     expect(can.publish(k)).toBe(true);
     expect(can.createApps(k)).toBe(true);
+    expect(can.manageBackups(k)).toBe(true);
   });
 
   it('a read-only key may read but write nothing', () => {
@@ -25,6 +26,7 @@ describe('capabilities', () => {
     expect(can.publish(k)).toBe(false);
     expect(can.manageSecrets(k)).toBe(false);
     expect(can.manageKeys(k)).toBe(false);
+    expect(can.manageBackups(k)).toBe(false);
   });
 
   it('AppTopicManage alone reads topics too (the server accepts either)', () => {
@@ -41,6 +43,13 @@ describe('capabilities', () => {
     expect(seesApp(k, { id: 'app_2', slug: 'demo' })).toBe(false);
     expect(landing(k)).toBe('/apps/app_1/topics');
     expect(landing(key(['AppRead']))).toBe('/');
+  });
+
+  it('only an unbound InstanceAdmin key manages backups (every other capability together does not)', () => {
+    expect(can.manageBackups(key(['InstanceAdmin']))).toBe(true);
+    expect(can.manageBackups(key(['InstanceAdmin'], 'app_1'))).toBe(false);
+    expect(can.manageBackups(key(['AppRead', 'AppWrite', 'AppTopicManage', 'AppPublish', 'ScriptDeploy', 'SecretsManage']))).toBe(false);
+    expect(can.manageBackups(null)).toBe(false);
   });
 
   it('no key may do nothing', () => {

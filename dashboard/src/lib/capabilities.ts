@@ -51,6 +51,8 @@ export const can = {
   wire: (k: KeyScope | null | undefined) => has(k, 'ScriptDeploy'),
   manageSecrets: (k: KeyScope | null | undefined) => has(k, 'SecretsManage'),
   manageKeys: (k: KeyScope | null | undefined) => has(k, 'InstanceAdmin'),
+  /** Backups hold every app's data and secrets: an instance admin's, unbound to an app (as the server checks). */
+  manageBackups: (k: KeyScope | null | undefined) => !!k && k.app_id === null && has(k, 'InstanceAdmin'),
 };
 
 /** Whether the key may touch this app at all: any app for an unbound key, only its own for a bound one. */

@@ -32,3 +32,23 @@ export function ago(iso: string | null | undefined, nowMs: number): string {
   if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
   return `${Math.floor(s / 86400)} d ago`;
 }
+
+const SIZE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
+
+/** A size in bytes as `512 B`, `8.1 KiB`, `143 MiB`, `1.2 GiB` (binary units; one decimal below 100). */
+export function size(bytes: number): string {
+  let v = Math.max(0, Math.floor(bytes));
+  let i = 0;
+  while (i < SIZE_UNITS.length - 1 && v >= 1024) {
+    v /= 1024;
+    i++;
+  }
+  if (i === 0) return `${v} B`;
+  let text = v.toFixed(v < 100 ? 1 : 0);
+  // 1023.6 KiB would round to "1024 KiB": say 1.0 MiB instead.
+  if (Number(text) >= 1024 && i < SIZE_UNITS.length - 1) {
+    i++;
+    text = (v / 1024).toFixed(1);
+  }
+  return `${text} ${SIZE_UNITS[i]}`;
+}

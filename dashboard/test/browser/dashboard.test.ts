@@ -5,6 +5,8 @@
 // the topics table's counts agree; a minted token tails as a subscriber; the tail shows the
 // stream's position, the Subscribers panel lists the open streams, a 60-second token shows its
 // expiry warning; the Overview shows version, charts and per-app activity from the stats stream;
+// "Back up now" on the Overview lists a new backup, which downloads (the key in a header, the file
+// the server's bytes) and deletes after a confirmation, and a key without InstanceAdmin sees no backups;
 // the Keys page says when a key was last used; app settings rename an app and the URL follows;
 // topic settings edit a topic (a refusal verbatim; a read-only key sees no form); a presence topic
 // created from the Topics page lists a member who enters over a real WebSocket, live, and drops it
@@ -29,6 +31,7 @@ import { type BrowserContext, chromium, type Locator, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appFetch, AppWebSocket, PiCloud, until } from '../../../clients/typescript/test/support/picloud';
 import { DIST_ARGS, serveDist } from '../dist';
+import { size } from '../../src/lib/format';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -298,6 +301,83 @@ describe('dashboard in a real browser', () => {
     await until(() => page.url().endsWith('/_/apps/demo/topics'), 'the app link to open its topics');
     expect(problems).toEqual([]);
     await page.close();
+  });
+
+  it('backs up from the Overview, downloads the backup with the key in a header, and deletes it', async () => {
+    const { page, problems } = await tab();
+    // Every backups request and its Authorization header (read before the request is gone).
+    const requests: Promise<{ method: string; url: string; auth: string | null }>[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/api/v1/backups')) requests.push(r.headerValue('authorization').then((auth) => ({ method: r.method(), url: r.url(), auth })));
+    });
+    await signIn(page, pc.key);
+    await shown(page.getByRole('heading', { name: 'Overview' }));
+    const section = page.getByRole('region', { name: 'Backups' });
+    await shown(section.getByText('No backups yet.'));
+    await shown(section.getByText(/^Not scheduled/));
+
+    await section.getByRole('button', { name: 'Back up now' }).click();
+    const table = section.getByRole('table', { name: 'Backups' });
+    await shown(table, 60_000);
+    const listed = await pc.api<{ backups: { name: string; bytes: number; created_at: string; scheduled: boolean }[] }>('GET', '/backups');
+    expect(listed.backups).toHaveLength(1);
+    const b = listed.backups[0]!;
+    expect(b.scheduled).toBe(false);
+    const row = table.getByRole('row').filter({ hasText: b.name });
+    expect(await table.getByRole('row').count()).toBe(2);
+    expect(await row.getByRole('cell').nth(0).textContent()).toBe(b.name);
+    // The row shows the POST's answer (nanoseconds), the list says milliseconds: the same instant.
+    expect(Date.parse((await row.getByRole('cell').nth(1).locator('time').getAttribute('datetime'))!)).toBe(Date.parse(b.created_at));
+    expect(await row.getByRole('cell').nth(2).textContent()).toBe(size(b.bytes));
+    const listedBytes = Number(await row.locator('data').getAttribute('value'));
+    expect(listedBytes).toBe(b.bytes);
+    expect(await section.getByRole('status').textContent()).toBe(`Backup ${b.name} made (${size(b.bytes)}).`);
+    expect(await section.getByRole('button', { name: 'Back up now' }).isEnabled()).toBe(true);
+
+    const [download] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: `Download backup ${b.name}` }).click()]);
+    expect(download.suggestedFilename()).toBe(b.name);
+    const file = readFileSync(await download.path());
+    expect(file.length).toBe(listedBytes);
+    expect([...file.subarray(0, 2)]).toEqual([0x1f, 0x8b]);
+    const direct = await fetch(`${pc.admin}/api/v1/backups/${encodeURIComponent(b.name)}`, { headers: { authorization: `Bearer ${pc.key}` } });
+    expect(file.equals(Buffer.from(await direct.arrayBuffer()))).toBe(true);
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    // Deleted only once confirmed.
+    await row.getByRole('button', { name: `Delete backup ${b.name}` }).click();
+    await section.getByRole('button', { name: 'Cancel' }).click();
+    expect((await pc.api<{ backups: unknown[] }>('GET', '/backups')).backups).toHaveLength(1);
+    await row.getByRole('button', { name: `Delete backup ${b.name}` }).click();
+    await section.getByRole('button', { name: `Confirm delete of ${b.name}` }).click();
+    await shown(section.getByText('No backups yet.'));
+    expect(await table.count()).toBe(0);
+    expect((await pc.api<{ backups: unknown[] }>('GET', '/backups')).backups).toEqual([]);
+
+    // The key went in a header on every call, the download's included, never in a URL.
+    const seen = await Promise.all(requests);
+    expect(seen.map((r) => `${r.method} ${new URL(r.url).pathname}`)).toEqual([
+      'GET /api/v1/backups',
+      'POST /api/v1/backups',
+      `GET /api/v1/backups/${b.name}`,
+      `DELETE /api/v1/backups/${b.name}`,
+    ]);
+    expect(seen.every((r) => r.auth === `Bearer ${pc.key}` && !r.url.includes(pc.key))).toBe(true);
+    expect(problems).toEqual([]);
+    await page.close();
+
+    // Every capability but InstanceAdmin: no backups on the Overview, and the server refuses them.
+    const other = await pc.api<{ id: string; key: string }>('POST', '/admin-keys', {
+      capabilities: ['AppRead', 'AppWrite', 'AppTopicManage', 'AppPublish', 'ScriptDeploy', 'SecretsManage'],
+      label: 'not an instance admin',
+    });
+    const second = await tab();
+    await signIn(second.page, other.key);
+    await shown(second.page.getByRole('heading', { name: 'Instance' }));
+    expect(await second.page.getByRole('heading', { name: 'Backups' }).count()).toBe(0);
+    expect((await fetch(`${pc.admin}/api/v1/backups`, { headers: { authorization: `Bearer ${other.key}` } })).status).toBe(403);
+    expect(second.problems).toEqual([]);
+    await second.page.close();
+    await pc.api('DELETE', `/admin-keys/${other.id}`);
   });
 
   it('shows when a key was last used', async () => {
