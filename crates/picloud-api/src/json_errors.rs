@@ -24,11 +24,19 @@ pub async fn ensure_json(res: Response) -> Response {
     if is_json {
         return res;
     }
+    // A 405's `Allow` (RFC 9110 requires it) must outlive the rewrite.
+    let allow = res.headers().get(axum::http::header::ALLOW).cloned();
     let message = match axum::body::to_bytes(res.into_body(), MAX_MESSAGE).await {
         Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).trim().to_owned(),
         _ => status.canonical_reason().unwrap_or("error").to_owned(),
     };
-    ApiError::new(status, code_for(status), message).into_response()
+    let mut rewritten = ApiError::new(status, code_for(status), message).into_response();
+    if let Some(allow) = allow {
+        rewritten
+            .headers_mut()
+            .insert(axum::http::header::ALLOW, allow);
+    }
+    rewritten
 }
 
 fn code_for(status: StatusCode) -> &'static str {

@@ -134,6 +134,7 @@ pub struct AppList {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Page size, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Return items after this slug.
     pub after: Option<String>,
@@ -230,12 +231,35 @@ pub struct AppInfo {
 }
 
 #[derive(Serialize, Deserialize, ToSchema, Clone, Copy, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "RetentionObject")]
 pub struct RetentionBody {
     /// Keep at most this many messages (null: no count limit).
     pub max_messages: Option<i64>,
     /// Keep messages at most this many seconds (null: no age limit).
     pub max_age_secs: Option<i64>,
+}
+
+/// [`RetentionBody`] as it is read: serde's derive also reads a struct from a JSON array
+/// (`[10, null]`), which the document does not allow; only an object is accepted.
+#[derive(Deserialize)]
+struct RetentionObject(serde_json::Map<String, serde_json::Value>);
+
+impl TryFrom<RetentionObject> for RetentionBody {
+    type Error = serde_json::Error;
+
+    fn try_from(RetentionObject(fields): RetentionObject) -> Result<Self, Self::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            max_messages: Option<i64>,
+            max_age_secs: Option<i64>,
+        }
+        let f: Fields = serde_json::from_value(serde_json::Value::Object(fields))?;
+        Ok(Self {
+            max_messages: f.max_messages,
+            max_age_secs: f.max_age_secs,
+        })
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -406,6 +430,7 @@ pub struct HistoryQuery {
     /// Only messages with a lower seq (default: from the newest).
     pub before_seq: Option<i64>,
     /// Page size, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -538,4 +563,18 @@ pub struct SubscriberBody {
     pub kind: &'static str,
     /// How many topics the stream carries.
     pub topics: usize,
+}
+
+/// One event of a `text/event-stream` answer, as an EventSource client reads it. OpenAPI
+/// 3.1 documents a stream by the schema of one event (3.2 names that `itemSchema`); which
+/// JSON `data` holds for each `event` is in the operation's description.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents what the streams write; never built
+pub struct ServerSentEvent {
+    /// `event:`; absent for the default type, `message`.
+    pub event: Option<String>,
+    /// `data:`, JSON text.
+    pub data: String,
+    /// `id:`, where a reconnecting client resumes (`Last-Event-ID`).
+    pub id: Option<String>,
 }

@@ -32,10 +32,14 @@ pub struct CompileErrorBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct CompileErrorDetail {
-    /// `compile_error`
+    /// `compile_error`; other refusals (`invalid_field`: the name) carry no position.
     pub code: &'static str,
     pub message: String,
+    /// Present for `compile_error`.
+    #[schema(required = false)]
     pub line: usize,
+    /// Present for `compile_error`.
+    #[schema(required = false)]
     pub column: usize,
 }
 
@@ -296,8 +300,9 @@ pub struct RuntimeBody {
     pub limits: serde_json::Value,
     /// Script runs of this app at once on one node.
     pub max_concurrency: u32,
-    /// The limits in effect (defaults merged with the overrides). Ignored on input.
-    #[serde(default, skip_deserializing)]
+    /// The limits in effect (defaults merged with the overrides). Ignored on input (read,
+    /// not skipped: utoipa leaves a `skip_deserializing` field out of the document).
+    #[serde(default)]
     #[schema(value_type = Object, read_only)]
     pub effective_limits: serde_json::Value,
 }
@@ -371,6 +376,7 @@ pub struct InvocationList {
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// Page size, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Records older than this id.
     pub before: Option<i64>,

@@ -24,7 +24,11 @@ pub async fn list_apps(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<ApiJson<AppList>> {
     auth.require(Capability::AppRead)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    // Refused out of range, as a topic's history and the logs do, rather than clamped.
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(picloud_core::ValidationError::new("limit", "must be 1 to 500").into());
+    }
     let apps = match &auth.key.app_id {
         // An app-bound key lists exactly its own app.
         Some(id) => state.store.get_app(id).await?.into_iter().collect(),

@@ -61,8 +61,8 @@ pub async fn instance(_auth: AdminAuth, State(state): State<AppState>) -> ApiJso
     security(("admin_key" = [])),
     responses(
         (status = 200, content_type = "text/event-stream",
-            description = "`event: history` with a StatsHistory, then `event: stats` with a StatsFrame every second",
-            body = StatsFrame),
+            description = "`event: history` with a StatsHistory as its data, then `event: stats` with a StatsFrame every second",
+            body = crate::wire::ServerSentEvent),
         (status = 401, body = ErrorBody)))]
 pub async fn stats_stream(auth: AdminAuth, State(state): State<AppState>) -> Response {
     let history = StatsHistory {

@@ -280,7 +280,7 @@ pub async fn topic_history(
 #[utoipa::path(get, path = "/api/v1/apps/{app}/topics/{topic}/stream", tag = "topics",
     params(("app" = String, Path, description = "App slug or id"), ("topic" = String, Path, description = "Topic name")),
     security(("admin_key" = [])),
-    responses((status = 200, description = "An SSE stream (docs/protocol.md)", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "An SSE stream of docs/protocol.md's events (`message`, `position`, …)", content_type = "text/event-stream", body = crate::wire::ServerSentEvent),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn tail_topic(
     auth: AdminAuth,
@@ -291,6 +291,9 @@ pub async fn tail_topic(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let app = auth.app_with_any(&app, READ).await?;
+    // A name no topic can have is a topic that does not exist, as on the other topic
+    // routes (the stream itself would answer the protocol's 400 `invalid_topic`).
+    topic_segment(&topic)?;
     let app = AppRef {
         id: app.id,
         slug: app.slug,

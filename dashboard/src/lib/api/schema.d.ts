@@ -857,10 +857,12 @@ export interface components {
             error: components["schemas"]["CompileErrorDetail"];
         };
         CompileErrorDetail: {
-            /** @description `compile_error` */
+            /** @description `compile_error`; other refusals (`invalid_field`: the name) carry no position. */
             code: string;
-            column: number;
-            line: number;
+            /** @description Present for `compile_error`. */
+            column?: number;
+            /** @description Present for `compile_error`. */
+            line?: number;
             message: string;
         };
         CreateAdminKey: {
@@ -1271,6 +1273,11 @@ export interface components {
         };
         RuntimeBody: {
             /**
+             * @description The limits in effect (defaults merged with the overrides). Ignored on input (read,
+             *     not skipped: utoipa leaves a `skip_deserializing` field out of the document).
+             */
+            effective_limits?: Record<string, never>;
+            /**
              * @description Overrides of the script limits: `max_operations`, `max_call_depth`,
              *     `max_expr_depth`, `max_string_bytes`, `max_array_len`, `max_map_len`,
              *     `timeout_ms`, `max_log_lines`.
@@ -1322,6 +1329,19 @@ export interface components {
         };
         SecretList: {
             secrets: components["schemas"]["SecretBody"][];
+        };
+        /**
+         * @description One event of a `text/event-stream` answer, as an EventSource client reads it. OpenAPI
+         *     3.1 documents a stream by the schema of one event (3.2 names that `itemSchema`); which
+         *     JSON `data` holds for each `event` is in the operation's description.
+         */
+        ServerSentEvent: {
+            /** @description `data:`, JSON text. */
+            data: string;
+            /** @description `event:`; absent for the default type, `message`. */
+            event?: string | null;
+            /** @description `id:`, where a reconnecting client resumes (`Last-Event-ID`). */
+            id?: string | null;
         };
         /** @enum {string} */
         SeverityBody: "error";
@@ -1606,6 +1626,15 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedAdminKey"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1660,6 +1689,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1709,6 +1747,15 @@ export interface operations {
                     "application/json": components["schemas"]["AppList"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1718,6 +1765,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A JSON body of the wrong shape (`invalid_body`), or a value out of its range (`invalid_field`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1747,6 +1803,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AppBody"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -1805,6 +1870,15 @@ export interface operations {
                     "application/json": components["schemas"]["AppBody"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1849,6 +1923,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             401: {
                 headers: {
@@ -1898,6 +1981,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AppBody"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -1963,6 +2055,15 @@ export interface operations {
                     "application/json": components["schemas"]["DeadLetterList"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2008,6 +2109,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DeadLetterCount"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -2058,6 +2168,15 @@ export interface operations {
                     "application/json": components["schemas"]["Replayed"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2102,6 +2221,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DomainList"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -2152,6 +2280,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DomainBody"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -2219,6 +2356,15 @@ export interface operations {
                     "application/json": components["schemas"]["DomainBody"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2265,6 +2411,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             401: {
                 headers: {
@@ -2316,6 +2471,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DomainBody"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -2380,6 +2544,15 @@ export interface operations {
                     "application/json": components["schemas"]["EnvList"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2429,6 +2602,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             401: {
                 headers: {
@@ -2483,6 +2665,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2535,6 +2726,15 @@ export interface operations {
                     "application/json": components["schemas"]["InvocationList"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2552,6 +2752,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A JSON body of the wrong shape (`invalid_body`), or a value out of its range (`invalid_field`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2699,6 +2908,15 @@ export interface operations {
                     "application/json": components["schemas"]["QuotasBody"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2748,6 +2966,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["QuotasBody"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -2805,6 +3032,15 @@ export interface operations {
                     "application/json": components["schemas"]["RouteList"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2853,6 +3089,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RouteBody"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -2917,6 +3162,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2961,6 +3215,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RuntimeBody"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -3011,6 +3274,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RuntimeBody"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -3067,6 +3339,15 @@ export interface operations {
                     "application/json": components["schemas"]["ScriptList"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3116,6 +3397,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DeployedScript"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -3187,6 +3477,15 @@ export interface operations {
                     "application/json": components["schemas"]["ScriptCheck"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3204,6 +3503,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A JSON body of the wrong shape (`invalid_body`), or a value out of its range (`invalid_field`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3233,6 +3541,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ScriptDetail"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -3280,6 +3597,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             401: {
                 headers: {
@@ -3333,6 +3659,15 @@ export interface operations {
                     "application/json": components["schemas"]["ScriptBody"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3351,6 +3686,15 @@ export interface operations {
             };
             /** @description No such script or version */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A JSON body of the wrong shape (`invalid_body`), or a value out of its range (`invalid_field`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3380,6 +3724,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ScriptVersionBody"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -3426,6 +3779,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SecretList"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -3475,6 +3837,15 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedSecret"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3522,6 +3893,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3567,6 +3947,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StaticFileList"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -3617,6 +4006,15 @@ export interface operations {
                     "application/octet-stream": number[];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3656,7 +4054,7 @@ export interface operations {
             cookie?: never;
         };
         /** @description The file's bytes (at most 16 MiB); its content type comes from its extension */
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/octet-stream": number[];
             };
@@ -3678,6 +4076,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StaticFileBody"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -3750,6 +4157,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3798,6 +4214,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MintedToken"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -3854,6 +4279,15 @@ export interface operations {
                     "application/json": components["schemas"]["TopicList"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3902,6 +4336,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TopicBody"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -3969,6 +4412,15 @@ export interface operations {
                     "application/json": components["schemas"]["TopicBody"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4015,6 +4467,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             401: {
                 headers: {
@@ -4066,6 +4527,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TopicBody"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -4130,6 +4600,15 @@ export interface operations {
                     "application/json": components["schemas"]["HistoryPage"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4186,6 +4665,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PresenceList"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -4357,13 +4845,22 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description An SSE stream (docs/protocol.md) */
+            /** @description An SSE stream of docs/protocol.md's events (`message`, `position`, …) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["ServerSentEvent"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -4415,6 +4912,15 @@ export interface operations {
                     "application/json": components["schemas"]["SubscriberList"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4459,6 +4965,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TriggerList"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -4509,6 +5024,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TriggerBody"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -4566,6 +5090,15 @@ export interface operations {
                     "application/json": components["schemas"]["TriggerBody"];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4611,6 +5144,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             401: {
                 headers: {
@@ -4661,6 +5203,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TriggerBody"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -4720,6 +5271,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TryResponse"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
@@ -4883,6 +5443,15 @@ export interface operations {
                     "application/gzip": number[];
                 };
             };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4935,6 +5504,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Malformed request: a body that is not JSON, an unknown or mistyped query parameter, or a path segment of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             401: {
                 headers: {
@@ -5034,13 +5612,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description `event: history` with a StatsHistory, then `event: stats` with a StatsFrame every second */
+            /** @description `event: history` with a StatsHistory as its data, then `event: stats` with a StatsFrame every second */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["StatsFrame"];
+                    "text/event-stream": components["schemas"]["ServerSentEvent"];
                 };
             };
             401: {
