@@ -402,13 +402,19 @@ async fn renew_loop(ctx: Arc<Ctx>, lease: Duration, stop: CancellationToken) {
         }
         let until = now_ms() + lease.as_millis() as i64;
         match ctx.store.renew_leases(&ctx.owner, &ids, until).await {
-            Ok(lost) if !lost.is_empty() => {
-                tracing::warn!(
-                    ?lost,
-                    "leases lost while running (another node may run them too)"
-                )
+            Ok(lost) => {
+                // A run that finished while the renewal was on its way has had its row
+                // completed (or rescheduled): not lost, just done.
+                let running = ctx.inflight.lock().expect("inflight");
+                let lost: Vec<i64> = lost.into_iter().filter(|id| running.contains(id)).collect();
+                drop(running);
+                if !lost.is_empty() {
+                    tracing::warn!(
+                        ?lost,
+                        "leases lost while running (another node may run them too)"
+                    );
+                }
             }
-            Ok(_) => {}
             Err(e) => crate::warn_unless_full!(e, "renewing leases failed"),
         }
     }

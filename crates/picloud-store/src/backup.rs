@@ -31,7 +31,14 @@ impl BackupStore for SqlStore {
             .bind(dest)
             .execute(pool)
             .await
-            .map_err(error::other)?;
+            .map_err(|e| match &e {
+                // The copy's disk is full, which says nothing about the database's own room
+                // (backups may live on another disk): no storage-full state for it.
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("13") => {
+                    StoreError::StorageFull(e.to_string())
+                }
+                _ => error::other(e),
+            })?;
         Ok(())
     }
 }
