@@ -94,6 +94,10 @@ pub fn handle() -> PrometheusHandle {
                 "picloud_storage_full",
                 "1 while the database refuses writes for lack of space (docs/operations.md)"
             );
+            metrics::describe_gauge!(
+                "picloud_runtime_alive_tasks",
+                "Tasks alive in the server's tokio runtime"
+            );
             metrics::gauge!("picloud_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             handle
         })
@@ -268,6 +272,13 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         metrics::gauge!("picloud_relay_live").set(f64::from(u8::from(live)));
     }
     metrics::gauge!("picloud_storage_full").set(f64::from(u8::from(state.store.storage_full())));
+    // A task that outlives its connection or request is a leak no other figure shows;
+    // the churn and soak tests watch this one return to its baseline.
+    metrics::gauge!("picloud_runtime_alive_tasks").set(
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks() as f64,
+    );
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),
