@@ -53,15 +53,8 @@ struct Figures {
 
 async fn figures(server: &Server, key: &str) -> Figures {
     let pid = server.child.id();
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count() as u64;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
+    let fds = support::open_fds(pid);
+    let rss_kib = support::rss_kib(pid);
     let tasks = sample(&scrape(server, key).await, "picloud_runtime_alive_tasks") as u64;
     Figures {
         fds,

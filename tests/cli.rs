@@ -11,7 +11,7 @@ use picloud_store::testing::TestDatabase;
 use picloud_store::Backend;
 use serde_json::{json, Value};
 
-use support::{admin_post, call, read_until, sample, scrape, Server, BIN};
+use support::{admin_post, call, read_until, rss_kib, sample, scrape, Server, BIN};
 
 /// Runs a one-shot `picloud` command; returns (success, stdout, stderr).
 fn run(args: &[&str], data_dir: &Path, database_url: Option<&str>) -> (bool, String, String) {
@@ -526,12 +526,6 @@ async fn token_mint_and_publish_commands_reach_a_live_subscriber() {
     let (status, _, stderr) = server.stop("TERM");
     assert!(status.success());
     assert!(!stderr.contains(&token), "a token leaked into the logs");
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// A subscriber that stops reading does not make the server hold what it misses: the real

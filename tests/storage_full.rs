@@ -25,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{admin_post, call, sample, scrape, Server};
+use support::{admin_post, call, readyz, sample, scrape, Server};
 
 const FS_BYTES: u64 = 16 << 20;
 const FILLER_BYTES: usize = 4 << 20;
@@ -210,19 +210,6 @@ async fn app_call(
     body: Option<Value>,
 ) -> (u16, Value) {
     call(method, &server.url(path), "full.localhost", None, body).await
-}
-
-async fn readyz(server: &Server) -> Value {
-    let (status, body) = call(
-        reqwest::Method::GET,
-        &server.url("/readyz"),
-        "localhost",
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body
 }
 
 async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::postgres::PrivatePostgres;
-use support::{admin_post, call, read_until, Server};
+use support::{admin_post, call, read_until, readyz, Server};
 
 const FS_BYTES: u64 = 24 << 20;
 const FILLER_BYTES: usize = 8 << 20;
@@ -87,19 +87,6 @@ async fn publish(server: &Server, key: &str, body: &Value, ephemeral: bool) -> (
         .expect("an answer, never a hang");
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
-}
-
-async fn readyz(server: &Server) -> Value {
-    let (status, body) = call(
-        reqwest::Method::GET,
-        &server.url("/readyz"),
-        "localhost",
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,7 +32,7 @@ use picloud_store::Backend;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use support::{call, capture, listening_port, Server, BIN};
+use support::{call, Server, BIN};
 
 /// The commit whose binary the data is written with: the last one before issue 28 changed
 /// a migration (0010 is the first migration it does not have). Move it forward at each
@@ -161,51 +161,11 @@ fn build_old_binary() -> PathBuf {
 
 /// `bin serve` on `db` (its data dir; its `DATABASE_URL` for PostgreSQL), listening.
 fn start(bin: &Path, db: &TestDatabase) -> Server {
-    let mut cmd = Command::new(bin);
-    cmd.arg("serve")
-        .env_clear()
-        .env("PICLOUD_LISTEN", "127.0.0.1:0")
-        .env("PICLOUD_DATA_DIR", db.data_dir())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut env = vec![("RUST_LOG", "info")];
     if let Some(url) = &db.database_url {
-        cmd.env("DATABASE_URL", url);
+        env.push(("DATABASE_URL", url.as_str()));
     }
-    let mut child = cmd.spawn().expect("spawn picloud");
-    let stdout = capture(child.stdout.take().unwrap());
-    let stderr = capture(child.stderr.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let port = loop {
-        let found = stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .find_map(|l| listening_port(l));
-        if let Some(p) = found {
-            break p;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "{} exited early ({status}): {:?}",
-                bin.display(),
-                stderr.lock().unwrap()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} did not start: {:?}",
-            bin.display(),
-            stderr.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Server {
-        child,
-        port,
-        stdout,
-        stderr,
-    }
+    Server::start_bin(bin, &[], db.data_dir(), &env)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -41,11 +41,16 @@ impl Server {
     /// Like [`Server::start`], with `picloud` run by `wrapper` (a program and its
     /// arguments that then execs the rest, such as `nsenter …`).
     pub fn start_via(wrapper: &[&str], data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_bin(Path::new(BIN), wrapper, data_dir, env)
+    }
+
+    /// Like [`Server::start_via`], with the `picloud` binary at `bin` (another version's).
+    pub fn start_bin(bin: &Path, wrapper: &[&str], data_dir: &Path, env: &[(&str, &str)]) -> Self {
         let mut cmd = match wrapper {
-            [] => Command::new(BIN),
+            [] => Command::new(bin),
             [program, args @ ..] => {
                 let mut c = Command::new(program);
-                c.args(args).arg(BIN);
+                c.args(args).arg(bin);
                 c
             }
         };
@@ -185,6 +190,37 @@ pub async fn call(
     let res = req.send().await.expect("request");
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// The process's resident memory (`VmRSS`), in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+/// The process's open file descriptors.
+pub fn open_fds(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64
+}
+
+/// `/readyz`'s body, which must come with `200` (ready, or storage full).
+pub async fn readyz(server: &Server) -> Value {
+    let (status, body) = call(
+        reqwest::Method::GET,
+        &server.url("/readyz"),
+        "localhost",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 /// POSTs `body` to `path` on the admin host with `key`: (status, JSON body).
