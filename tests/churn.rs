@@ -8,7 +8,9 @@
 //! and RSS (`/proc/<pid>/status` VmRSS) are sampled at a baseline taken after a warm-up (the
 //! same two phases, smaller, so the allocator's arenas and the server's caches exist) and
 //! after each phase once the server has settled. Asserted: fds and tasks return to the
-//! baseline within 2 (a scrape's own connection may still be closing), RSS within ± 10 %;
+//! baseline within 2 (a scrape's own connection may still be closing) after each phase;
+//! RSS within ± 10 % at the end (right after the churn it only must not have run away: the
+//! allocator returns what the churn used later, see the assertion);
 //! the reading subscriber got every message while the 5,000 stalled ones held their
 //! buffers full; the server never refused or failed a connection.
 //!
@@ -373,13 +375,28 @@ async fn churn_and_stalled_subscribers_leave_nothing_behind() {
         began.elapsed()
     );
 
-    for (phase, f) in [("churn", after_churn), ("stalled", after_stalled)] {
-        assert!(
-            within(base, f, 2),
-            "after the {phase} phase the server is back to its baseline (fds and tasks ± 2, \
-             RSS ± 10 %): baseline {base:?}, now {f:?}"
-        );
-    }
+    // Right after the churn, RSS is checked only against a gross leak: the allocator keeps
+    // what 48 busy client connections at a time used (measured: +14 MiB after 100,000
+    // cycles, +20 MiB after 300,000), and gives it back later — the final figures, after
+    // the stalled phase, are within 10 % of the baseline, which a leak in either phase
+    // could not be (measured: 80.5 MiB against 79.9 after 300,000 cycles).
+    assert!(
+        within(
+            base,
+            Figures {
+                rss_kib: base.rss_kib,
+                ..after_churn
+            },
+            2
+        ) && after_churn.rss_kib < base.rss_kib * 3 / 2,
+        "after the churn phase: fds and tasks back to the baseline (± 2), RSS not run away: \
+         baseline {base:?}, now {after_churn:?}"
+    );
+    assert!(
+        within(base, after_stalled, 2),
+        "after both phases the server is back to its baseline (fds and tasks ± 2, RSS ± 10 %): \
+         baseline {base:?}, now {after_stalled:?}"
+    );
     let log = server.stderr.lock().unwrap().join("\n");
     assert!(
         !log.contains(" ERROR "),
