@@ -9,7 +9,7 @@
 //! same two phases, smaller, so the allocator's arenas and the server's caches exist) and
 //! after each phase once the server has settled. Asserted: fds and tasks return to the
 //! baseline within 2 (a scrape's own connection may still be closing) after each phase;
-//! RSS within ± 10 % at the end (right after the churn it only must not have run away: the
+//! RSS at most 10 % above it at the end (right after the churn it only must not have run away: the
 //! allocator returns what the churn used later, see the assertion);
 //! the reading subscriber got every message while the 5,000 stalled ones held their
 //! buffers full; the server never refused or failed a connection.
@@ -284,29 +284,27 @@ async fn stalled_round(server: &Server, key: &str) -> String {
 
 /// Runs cycles in batches until RSS is within 10 % of `base` (or, without one, until a
 /// batch lowers it by less than 2 %); the figures then and the cycles it took.
-async fn reclaim(server: &Server, key: &str, base: Option<Figures>) -> (Figures, u64) {
+async fn reclaim(server: &Server, key: &str, base: Figures) -> (Figures, u64) {
     let mut last = figures(server, key).await;
     let mut cycles = 0;
     while cycles < RECLAIM_MAX {
         churn(server.port, RECLAIM_BATCH).await;
         cycles += RECLAIM_BATCH;
         let now = figures(server, key).await;
-        let done = match base {
-            Some(b) => now.rss_kib <= b.rss_kib + b.rss_kib / 10,
-            None => cycles >= 2 * RECLAIM_BATCH && now.rss_kib + last.rss_kib / 50 >= last.rss_kib,
-        };
         last = now;
-        if done {
+        if now.rss_kib <= base.rss_kib + base.rss_kib / 10 {
             break;
         }
     }
     (last, cycles)
 }
 
+/// fds and tasks within `slack` of the baseline, RSS at most 10 % above it (less is memory
+/// given back, not a fault).
 fn within(base: Figures, now: Figures, slack: u64) -> bool {
     now.fds.abs_diff(base.fds) <= slack
         && now.tasks.abs_diff(base.tasks) <= slack
-        && now.rss_kib.abs_diff(base.rss_kib) <= base.rss_kib / 10
+        && now.rss_kib <= base.rss_kib + base.rss_kib / 10
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,9 +332,13 @@ async fn churn_and_stalled_subscribers_leave_nothing_behind() {
     // Warm-up: a few cycles, then the stalled phase at full size, so that the allocator
     // holds the memory that phase needs (a second identical phase must then need none).
     churn(port, 2_000).await;
+    let idle = figures(&server, &key).await;
     let first = stalled_round(&server, &key).await;
     let (held, _) = settled(&server, &key, figures(&server, &key).await, 0).await;
-    let (_, reclaim_warm) = reclaim(&server, &key, None).await;
+    // Until RSS is back near where it was before the phase (the allocator gives the
+    // phase's memory back only as later requests run, and unevenly): a baseline taken
+    // while it still held it would be a baseline of nothing.
+    let (_, reclaim_warm) = reclaim(&server, &key, idle).await;
     let (base, _) = settled(&server, &key, figures(&server, &key).await, 0).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let base = {
@@ -348,8 +350,8 @@ async fn churn_and_stalled_subscribers_leave_nothing_behind() {
         }
     };
     println!(
-        "churn: warm-up stalled phase: {first}\nchurn: closed: {held:?}; after \
-         {reclaim_warm} cycles, the baseline: {base:?} ({:?})",
+        "churn: idle before: {idle:?}; warm-up stalled phase: {first}\nchurn: closed: \
+         {held:?}; after {reclaim_warm} cycles, the baseline: {base:?} ({:?})",
         began.elapsed()
     );
 
@@ -367,7 +369,7 @@ async fn churn_and_stalled_subscribers_leave_nothing_behind() {
 
     let second = stalled_round(&server, &key).await;
     let (held, settle_stalled) = settled(&server, &key, base, 2).await;
-    let (_, reclaim_cycles) = reclaim(&server, &key, Some(base)).await;
+    let (_, reclaim_cycles) = reclaim(&server, &key, base).await;
     let (after_stalled, _) = settled(&server, &key, base, 2).await;
     println!(
         "churn: stalled phase: {second}\nchurn: closed, settled in {settle_stalled:?}: \
