@@ -356,6 +356,9 @@ async fn ws_churn(ctx: Arc<Ctx>) {
                 match ws_next(&mut ws).await {
                     Some(v) if v["type"] == "message" => break,
                     Some(v) if v["type"] == "token_expiring" => continue,
+                    // The publishers stopped with the run while this one waited: no message
+                    // was owed to it.
+                    None if !ctx.running() => break,
                     other => {
                         ctx.problems.add(format!("ws live message: {other:?}"));
                         break;
