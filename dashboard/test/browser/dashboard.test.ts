@@ -995,7 +995,7 @@ describe('dashboard in a real browser', () => {
     for (const path of ['/_/', '/_/apps', '/_/apps/demo', '/_/apps/demo/topics', '/_/apps/demo/topics/chat', '/_/apps/demo/secrets', '/_/apps/demo/dead-letters', '/_/apps/demo/logs', '/_/apps/demo/wiring', '/_/apps/wired/scripts', '/_/apps/wired/scripts/hello', '/_/keys']) {
       await page.goto(`${pc.admin}${path}`);
       await shown(page.getByRole('heading', { level: 1 }));
-      await page.locator('.loading').waitFor({ state: 'detached', timeout: 10_000 });
+      await page.waitForFunction(() => document.querySelector('.loading') === null, undefined, { timeout: 10_000 });
       found.push(...(await accessibilityProblems(page)).map((p) => `${path}: ${p}`));
     }
     expect(found).toEqual([]);

@@ -59,7 +59,7 @@ it('refreshes docs/dashboard/*.png', async () => {
     for (const [name, path] of pages) {
       await page.goto(`${pc.admin}${path}`);
       await page.getByRole('heading', { level: 1 }).waitFor();
-      await page.locator('.loading').waitFor({ state: 'detached' });
+      await page.waitForFunction(() => document.querySelector('.loading') === null);
       if (name === 'overview') {
         // A few live samples with some traffic, drawn by the lazily loaded charts.
         await page.locator('.chart-canvas canvas').nth(2).waitFor();
