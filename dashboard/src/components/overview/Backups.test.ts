@@ -3,7 +3,7 @@
 // schedule); "Back up now" disabled while the server works, then the new backup first; the server's
 // 409 and 507 messages verbatim with the button usable again; a download that sends the key in the
 // Authorization header (never in the URL) and saves the answer's bytes under the backup's name; a
-// delete only after its confirmation; PostgreSQL's explanation instead of the button.
+// delete only after its confirmation (left open, with the server's message, when refused); PostgreSQL's explanation instead of the button.
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
 type Backup = { name: string; created_at: string; bytes: number; scheduled: boolean };
@@ -14,6 +14,8 @@ let schedule: string | null = null;
 /** The next POST's answer; `hold` keeps it pending until released. */
 let createAnswer: { status: number; body: unknown } = { status: 201, body: null };
 let hold: Promise<void> | null = null;
+/** When set, the next DELETE fails with this answer. */
+let deleteRefusal: { status: number; body: unknown } | null = null;
 const FILE = new Uint8Array([0x1f, 0x8b, 8, 0, 1, 2, 3]);
 
 const json = (status: number, v: unknown) => new Response(JSON.stringify(v), { status, headers: { 'content-type': 'application/json' } });
@@ -33,6 +35,11 @@ async function server(input: RequestInfo | URL, init?: RequestInit): Promise<Res
   const one = /^\/api\/v1\/backups\/([^/]+)$/.exec(p);
   if (one && req.method === 'GET') return new Response(FILE, { headers: { 'content-type': 'application/gzip' } });
   if (one && req.method === 'DELETE') {
+    if (deleteRefusal) {
+      const r = deleteRefusal;
+      deleteRefusal = null;
+      return json(r.status, r.body);
+    }
     listed = listed.filter((b) => b.name !== decodeURIComponent(one[1]!));
     return new Response(null, { status: 204 });
   }
@@ -80,6 +87,7 @@ afterEach(() => {
   unmount();
   seen.length = 0;
   hold = null;
+  deleteRefusal = null;
   vi.restoreAllMocks();
 });
 
@@ -170,6 +178,22 @@ describe('backups on the Overview', () => {
     await until(() => rows().length === 1);
     expect(rows()[0]![0]).toBe('picloud-a.tar.gz');
     expect(seen.filter((r) => r.method === 'DELETE').map((r) => r.url)).toEqual(['/api/v1/backups/picloud-b.tar.gz']);
+  });
+
+  it("keeps the confirmation open after a refused delete, with the server's message once", async () => {
+    listed = [backup('picloud-a.tar.gz', 10)];
+    await mountIt();
+    deleteRefusal = { status: 409, body: { error: { code: 'conflict', message: 'the backup is being read' } } };
+    click(button('Delete backup picloud-a.tar.gz'));
+    click(await until(() => button('Confirm delete of picloud-a.tar.gz')));
+    await until(() => alertText().length === 1 && !button('Confirm delete of picloud-a.tar.gz')?.disabled);
+    expect(alertText()).toEqual(['Deleting picloud-a.tar.gz failed: the backup is being read']);
+    expect(button('Cancel')).toBeDefined();
+    expect(rows()).toHaveLength(1);
+    click(button('Confirm delete of picloud-a.tar.gz'));
+    await until(() => rows().length === 0 || document.body.textContent?.includes('No backups yet.'));
+    expect(alertText()).toEqual([]);
+    expect(seen.filter((r) => r.method === 'DELETE')).toHaveLength(2);
   });
 
   it('on PostgreSQL shows how to back up instead of the button', async () => {
