@@ -25,6 +25,7 @@ use picloud_store::testing::{PrivateRedis, TcpProxy, TestDatabase};
 use picloud_store::{Backend, SqlStore};
 use serde_json::{json, Value};
 
+use support::sse::SseStream;
 use support::{admin_post, call, Server};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -295,47 +296,26 @@ async fn follow(
 }
 
 async fn read_stream(
-    mut res: reqwest::Response,
+    res: reqwest::Response,
     got: &Mutex<Received>,
     ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
 ) {
-    let mut buf = String::new();
-    loop {
-        let chunk = match res.chunk().await {
-            Ok(Some(c)) => c,
-            _ => return,
-        };
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let event: String = buf.drain(..end + 2).collect();
-            let (mut id, mut kind, mut data) = (None, "message", None);
-            for line in event.lines() {
-                if let Some(v) = line.strip_prefix("id: ") {
-                    id = Some(v.to_owned());
-                } else if let Some(v) = line.strip_prefix("event: ") {
-                    kind = if v == "message" { "message" } else { "other" };
-                    if v == "position" {
-                        if let Some(r) = ready.take() {
-                            let _ = r.send(());
-                        }
-                    }
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = Some(v.to_owned());
-                }
+    let mut stream = SseStream::new(res);
+    while let Some(frame) = stream.next().await {
+        if frame.event == "position" {
+            if let Some(r) = ready.take() {
+                let _ = r.send(());
             }
-            let mut g = got.lock().unwrap();
-            if let Some(id) = &id {
-                g.last_id = Some(id.clone());
-            }
-            if kind == "message" {
-                if let Some(data) = data {
-                    let v: Value = serde_json::from_str(&data).unwrap();
-                    let mid = v["message"]["id"].as_str().unwrap_or_default().to_owned();
-                    match v["seq"].as_i64() {
-                        Some(seq) => g.frames.push((seq, mid)),
-                        None => g.ephemeral.push(mid),
-                    }
-                }
+        }
+        let mut g = got.lock().unwrap();
+        if let Some(id) = &frame.id {
+            g.last_id = Some(id.clone());
+        }
+        if let Some(v) = frame.message() {
+            let mid = v["message"]["id"].as_str().unwrap_or_default().to_owned();
+            match v["seq"].as_i64() {
+                Some(seq) => g.frames.push((seq, mid)),
+                None => g.ephemeral.push(mid),
             }
         }
     }

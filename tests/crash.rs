@@ -32,6 +32,7 @@ use picloud_store::testing::{outbox_rows, TestDatabase};
 use picloud_store::{Backend, SqlStore};
 use serde_json::{json, Value};
 
+use support::sse::SseStream;
 use support::{admin_post, Server};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -325,43 +326,27 @@ async fn follow(
     }
 }
 
-/// Reads SSE frames until the stream ends. A frame cut off by a kill is never counted, so
-/// `last_id` is always the last whole frame's.
+/// Reads frames until the stream ends; `last_id` is always the last whole frame's.
 async fn read_stream(
-    mut res: reqwest::Response,
+    res: reqwest::Response,
     got: &Mutex<Got>,
     ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
 ) {
-    let mut buf = String::new();
-    while let Ok(Some(chunk)) = res.chunk().await {
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            let (mut id, mut event, mut data) = (None, "message", None);
-            for line in frame.lines() {
-                if let Some(v) = line.strip_prefix("id: ") {
-                    id = Some(v.to_owned());
-                } else if let Some(v) = line.strip_prefix("event: ") {
-                    event = if v == "message" { "message" } else { "other" };
-                    if v == "position" {
-                        if let Some(r) = ready.take() {
-                            let _ = r.send(());
-                        }
-                    }
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = Some(v.to_owned());
-                }
+    let mut stream = SseStream::new(res);
+    while let Some(frame) = stream.next().await {
+        if frame.event == "position" {
+            if let Some(r) = ready.take() {
+                let _ = r.send(());
             }
-            let mut g = got.lock().unwrap();
-            if let Some(id) = id {
-                g.last_id = Some(id);
-            }
-            if let (Some(data), "message") = (data, event) {
-                let v: Value = serde_json::from_str(&data).unwrap();
-                let seq = v["seq"].as_i64().expect("a durable message has a seq");
-                let mid = v["message"]["id"].as_str().unwrap_or_default().to_owned();
-                g.frames.push((seq, mid));
-            }
+        }
+        let mut g = got.lock().unwrap();
+        if let Some(id) = &frame.id {
+            g.last_id = Some(id.clone());
+        }
+        if let Some(v) = frame.message() {
+            let seq = v["seq"].as_i64().expect("a durable message has a seq");
+            let mid = v["message"]["id"].as_str().unwrap_or_default().to_owned();
+            g.frames.push((seq, mid));
         }
     }
 }

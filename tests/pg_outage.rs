@@ -27,6 +27,7 @@ use picloud_core::topic::TopicName;
 use picloud_store::{DatabaseLocation, SqlStore};
 use serde_json::{json, Value};
 use support::postgres::PrivatePostgres;
+use support::sse::{Frame, SseStream};
 use support::{admin_post, Server};
 
 const TOPICS: usize = 4;
@@ -160,16 +161,12 @@ async fn follow(
         if let Some(id) = last_id {
             req = req.header("last-event-id", id);
         }
-        if let Ok(mut res) = req.send().await {
+        if let Ok(res) = req.send().await {
             if res.status() == 200 {
                 got.lock().unwrap().connections += 1;
-                let mut buf = String::new();
-                while let Ok(Some(chunk)) = res.chunk().await {
-                    buf.push_str(&String::from_utf8_lossy(&chunk));
-                    while let Some(end) = buf.find("\n\n") {
-                        let frame: String = buf.drain(..end + 2).collect();
-                        take_frame(&frame, &got, &mut ready);
-                    }
+                let mut stream = SseStream::new(res);
+                while let Some(frame) = stream.next().await {
+                    take_frame(&frame, &got, &mut ready);
                 }
             }
         }
@@ -178,31 +175,20 @@ async fn follow(
 }
 
 fn take_frame(
-    frame: &str,
+    frame: &Frame,
     got: &Mutex<Received>,
     ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
 ) {
-    let (mut id, mut event, mut data) = (None, "", None);
-    for line in frame.lines() {
-        if let Some(v) = line.strip_prefix("id: ") {
-            id = Some(v.to_owned());
-        } else if let Some(v) = line.strip_prefix("event: ") {
-            event = v;
-        } else if let Some(v) = line.strip_prefix("data: ") {
-            data = Some(v);
-        }
-    }
-    if event == "position" {
+    if frame.event == "position" {
         if let Some(r) = ready.take() {
             let _ = r.send(());
         }
     }
     let mut g = got.lock().unwrap();
-    if let Some(id) = id {
-        g.last_id = Some(id);
+    if let Some(id) = &frame.id {
+        g.last_id = Some(id.clone());
     }
-    if event == "message" {
-        let v: Value = serde_json::from_str(data.expect("a message has data")).unwrap();
+    if let Some(v) = frame.message() {
         if let Some(seq) = v["seq"].as_i64() {
             let mid = v["message"]["id"].as_str().unwrap().to_owned();
             g.frames.push((seq, mid));

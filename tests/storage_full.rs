@@ -25,6 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::sse::SseStream;
 use support::{admin_post, call, readyz, sample, scrape, Server};
 
 const FS_BYTES: u64 = 16 << 20;
@@ -118,18 +119,8 @@ impl Drop for SmallDisk {
     }
 }
 
-/// One SSE frame's fields.
-#[derive(Debug, Default)]
-struct Frame {
-    event: String,
-    data: String,
-}
-
-/// Reads frames from an SSE response.
-struct Frames {
-    res: reqwest::Response,
-    buf: String,
-}
+/// An SSE stream of the app's `chat` topic.
+struct Frames(SseStream);
 
 impl Frames {
     async fn open(server: &Server, query: &str) -> Self {
@@ -140,44 +131,18 @@ impl Frames {
             .await
             .unwrap();
         assert_eq!(res.status(), 200);
-        Self {
-            res,
-            buf: String::new(),
-        }
-    }
-
-    async fn next(&mut self) -> Frame {
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let text: String = self.buf.drain(..end + 2).collect();
-                let mut frame = Frame::default();
-                for line in text.lines() {
-                    if let Some(v) = line.strip_prefix("event: ") {
-                        frame.event = v.to_owned();
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        frame.data = v.to_owned();
-                    }
-                }
-                if !frame.event.is_empty() {
-                    return frame;
-                }
-                continue;
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(15), self.res.chunk())
-                .await
-                .expect("a frame within 15 s")
-                .unwrap()
-                .expect("the stream stays open");
-            self.buf.push_str(&String::from_utf8_lossy(&chunk));
-        }
+        Self(SseStream::new(res))
     }
 
     /// The next `message` frame's data.
     async fn message(&mut self) -> Value {
         loop {
-            let f = self.next().await;
-            if f.event == "message" {
-                return serde_json::from_str(&f.data).unwrap();
+            let frame = tokio::time::timeout(Duration::from_secs(15), self.0.next())
+                .await
+                .expect("a frame within 15 s")
+                .expect("the stream stays open");
+            if let Some(v) = frame.message() {
+                return v;
             }
         }
     }

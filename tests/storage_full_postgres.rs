@@ -91,8 +91,9 @@ async fn publish(server: &Server, key: &str, body: &Value, ephemeral: bool) -> (
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_postgresql_volume_acknowledges_only_what_is_stored() {
-    let pg = PrivatePostgres::start();
+    // Declared first so it is dropped last: PostgreSQL must stop before the tmpfs unmounts.
     let disk = SmallDisk::mount();
+    let pg = PrivatePostgres::start();
     let space: PathBuf = disk.path().join("pg");
     std::fs::create_dir(&space).unwrap();
     let chown = Command::new("chown")

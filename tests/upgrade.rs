@@ -32,6 +32,7 @@ use picloud_store::Backend;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use support::sse::{Frame, SseStream};
 use support::{call, Server, BIN};
 
 /// The commit whose binary the data is written with: the last one before issue 28 changed
@@ -236,18 +237,8 @@ async fn publish(s: &Server, key: &str, topic: &str, body: &str) -> i64 {
     res.json::<Value>().await.unwrap()["seq"].as_i64().unwrap()
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct Frame {
-    id: Option<String>,
-    event: String,
-    data: String,
-}
-
 /// An SSE stream on the app's Host, read frame by frame.
-struct Sse {
-    res: reqwest::Response,
-    buf: String,
-}
+struct Sse(SseStream);
 
 impl Sse {
     /// Opens `/realtime/topics/{topic}`, resuming after `last_id` (header form).
@@ -263,44 +254,14 @@ impl Sse {
         }
         let res = req.send().await.unwrap();
         assert_eq!(res.status().as_u16(), 200, "stream of {topic}");
-        Self {
-            res,
-            buf: String::new(),
-        }
+        Self(SseStream::new(res))
     }
 
-    /// The next frame with an event (`retry:` and comments skipped); `None` once the
-    /// server closed the stream.
+    /// The next frame; `None` once the server closed the stream.
     async fn next(&mut self) -> Option<Frame> {
-        loop {
-            while let Some(end) = self.buf.find("\n\n") {
-                let raw: String = self.buf.drain(..end + 2).collect();
-                let mut frame = Frame {
-                    id: None,
-                    event: String::new(),
-                    data: String::new(),
-                };
-                for line in raw.lines() {
-                    if let Some(v) = line.strip_prefix("id: ") {
-                        frame.id = Some(v.to_owned());
-                    } else if let Some(v) = line.strip_prefix("event: ") {
-                        frame.event = v.to_owned();
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        frame.data = v.to_owned();
-                    }
-                }
-                if !frame.event.is_empty() {
-                    return Some(frame);
-                }
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(15), self.res.chunk())
-                .await
-                .expect("a frame within 15 s");
-            match chunk {
-                Ok(Some(c)) => self.buf.push_str(&String::from_utf8_lossy(&c)),
-                _ => return None,
-            }
-        }
+        tokio::time::timeout(Duration::from_secs(15), self.0.next())
+            .await
+            .expect("a frame within 15 s")
     }
 
     /// Frames up to and including the message with `seq`.

@@ -274,3 +274,4 @@ pub async fn read_until(stream: &mut reqwest::Response, seen: &mut String, needl
 }
 
 pub mod postgres;
+pub mod sse;

@@ -30,8 +30,8 @@ pub struct BackupList {
 }
 
 fn backups(auth: &AdminAuth, state: &AppState) -> ApiResult<std::sync::Arc<Backups>> {
+    // InstanceAdmin is never bound to an app, so this also refuses app-bound keys.
     auth.require(Capability::InstanceAdmin)?;
-    auth.require_unbound("manage backups")?;
     state.backups.get().cloned().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
