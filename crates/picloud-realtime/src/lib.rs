@@ -89,6 +89,10 @@ pub struct RealtimeConfig {
     /// (`PICLOUD_WS_PING_SEC`); it is dropped when nothing comes within [`Self::ws_pong_wait`].
     pub ws_ping: Duration,
     pub ws_pong_wait: Duration,
+    /// Longest a write to a subscriber (SSE or WebSocket) may wait for its client to take
+    /// any of it (`PICLOUD_SEND_TIMEOUT_SECS`): past it the client has stopped reading and
+    /// is dropped, counted in `slow_consumer_disconnects`.
+    pub send_timeout: Duration,
 }
 
 impl Default for RealtimeConfig {
@@ -105,6 +109,7 @@ impl Default for RealtimeConfig {
             publish_lanes: None,
             ws_ping: Duration::from_secs(25),
             ws_pong_wait: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -302,6 +302,12 @@ pub struct ServeArgs {
     /// its presence left) when nothing answers within 10 s more (at most the ping time).
     #[arg(long, env = "PICLOUD_WS_PING_SEC", default_value_t = 25)]
     pub ws_ping_sec: u64,
+    /// Seconds a write to a subscriber (SSE or WebSocket) may wait for its client to take
+    /// any of it; past that the client has stopped reading and is dropped (counted in
+    /// `picloud_realtime_slow_consumer_disconnects_total`). It resumes when it reconnects.
+    #[arg(long, env = "PICLOUD_SEND_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub send_timeout_secs: u64,
     /// Largest message payload a publish accepts, in bytes.
     #[arg(long, env = "PICLOUD_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub max_message_bytes: usize,

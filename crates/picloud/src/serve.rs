@@ -86,6 +86,7 @@ pub async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             heartbeat: Duration::from_secs(args.realtime_heartbeat_sec.max(1)),
             ws_ping: Duration::from_secs(args.ws_ping_sec.max(1)),
             ws_pong_wait: Duration::from_secs(args.ws_ping_sec.clamp(1, 10)),
+            send_timeout: Duration::from_secs(args.send_timeout_secs),
             max_payload_bytes: args.max_message_bytes,
             publish_lanes: args.publish_lanes,
             ..Default::default()

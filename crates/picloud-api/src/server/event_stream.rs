@@ -8,13 +8,14 @@
 use std::io;
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Request, Response};
 use bytes::BytesMut;
 use http_body_util::BodyExt;
-use picloud_realtime::sse::DirectSocket;
+use picloud_realtime::sse::{DirectSocket, SendDeadline};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tower::ServiceExt;
@@ -32,13 +33,18 @@ pub(super) async fn serve(stream: TcpStream, service: impl Handler, mut req: Req
     };
     // Built outside this async fn: its locals would otherwise keep their space in every
     // subscriber's task for the stream's whole life.
-    let (mut out, body, streaming) = head_of(res);
+    let (mut out, body, streaming, deadline) = head_of(res);
     if streaming {
         out.extend_from_slice(b"\r\n");
-        let head = write_all(&stream, &out).await;
+        let stall = deadline.as_ref().map(|d| d.after);
+        let head = write_all(&stream, &out, stall).await;
         drop(out);
-        if head.is_ok() {
-            pump(&stream, body).await;
+        let end = match head {
+            Ok(()) => pump(&stream, body, stall).await,
+            Err(e) => e,
+        };
+        if let (io::ErrorKind::TimedOut, Some(d)) = (end.kind(), &deadline) {
+            d.missed();
         }
     } else {
         // An error answer: rare, so its state is boxed.
@@ -61,18 +67,19 @@ fn attach(stream: TcpStream, req: &mut Request<Body>) -> Arc<TcpStream> {
     stream
 }
 
-/// The response's head so far (status, headers, `connection: close`), its body, and
-/// whether it is an event stream.
-fn head_of(res: Response<Body>) -> (BytesMut, Body, bool) {
+/// The response's head so far (status, headers, `connection: close`), its body, whether
+/// it is an event stream, and how long its writes may stall.
+fn head_of(res: Response<Body>) -> (BytesMut, Body, bool, Option<SendDeadline>) {
     let streaming = res
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let (parts, body) = res.into_parts();
+    let (mut parts, body) = res.into_parts();
+    let deadline = parts.extensions.remove::<SendDeadline>();
     let mut out = BytesMut::with_capacity(512);
     put_head(&mut out, &parts);
     out.extend_from_slice(b"connection: close\r\n");
-    (out, body, streaming)
+    (out, body, streaming, deadline)
 }
 
 /// Writes a whole (non-streaming) answer: `head` so far, then its length and body.
@@ -83,25 +90,27 @@ async fn answer(stream: &TcpStream, mut head: BytesMut, body: Body) {
     let bytes = collected.to_bytes();
     head.extend_from_slice(format!("content-length: {}\r\n\r\n", bytes.len()).as_bytes());
     head.extend_from_slice(&bytes);
-    let _ = write_all(stream, &head).await;
+    let _ = write_all(stream, &head, None).await;
 }
 
-/// Copies the body's frames to the socket until either ends. Waits for the socket to take
-/// each write before pulling more (backpressure: nothing queues here), and notices a client
-/// that hangs up while idle. Frames that are ready together come as one (the stream
-/// gathers them), so each is one write.
-async fn pump(stream: &TcpStream, mut body: Body) {
+/// Copies the body's frames to the socket until either ends; why it ended. Waits for the
+/// socket to take each write before pulling more (backpressure: nothing queues here), at
+/// most `stall` without progress, and notices a client that hangs up while idle. Frames
+/// that are ready together come as one (the stream gathers them), so each is one write.
+async fn pump(stream: &TcpStream, mut body: Body, stall: Option<Duration>) -> io::Error {
     loop {
         let frame = tokio::select! {
             frame = body.frame() => frame,
-            () = hang_up(stream) => return,
+            () = hang_up(stream) => return io::ErrorKind::ConnectionReset.into(),
         };
-        let Some(Ok(frame)) = frame else { return };
+        let Some(Ok(frame)) = frame else {
+            return io::ErrorKind::UnexpectedEof.into();
+        };
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        if write_all(stream, &data).await.is_err() {
-            return;
+        if let Err(e) = write_all(stream, &data, stall).await {
+            return e;
         }
     }
 }

@@ -6,9 +6,12 @@
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
+use std::future::Future as _;
 use std::io;
 use std::ops::Range;
+use std::pin::Pin;
 use std::task::Poll;
+use std::time::Duration;
 
 use axum::body::{Body, HttpBody as _};
 use axum::http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -17,6 +20,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 /// The longest head a hand reader takes; hyper is held to the same (it answers `431`).
 pub(super) const MAX_HEAD: usize = 16 * 1024;
@@ -319,15 +323,38 @@ fn put_date_at(out: &mut BytesMut, secs: i64) {
 }
 
 /// `write_all` for a shared socket. Poll-based readiness (not `writable()`'s future) keeps
-/// this state small: it is part of every subscriber's task.
-pub(super) async fn write_all(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+/// this state small: it is part of every subscriber's task. With `stall`, a client that
+/// takes none of it for that long has stopped reading: `TimedOut`. Its timer is made (and
+/// boxed) only once the socket is full, so a write that goes out at once never has one.
+pub(super) async fn write_all(
+    stream: &TcpStream,
+    mut buf: &[u8],
+    stall: Option<Duration>,
+) -> io::Result<()> {
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
     std::future::poll_fn(|cx| {
         while !buf.is_empty() {
             match stream.try_write(buf) {
                 Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Ok(n) => buf = &buf[n..],
+                Ok(n) => {
+                    buf = &buf[n..];
+                    if let (Some(t), Some(after)) = (timer.as_mut(), stall) {
+                        t.as_mut().reset(tokio::time::Instant::now() + after);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    std::task::ready!(stream.poll_write_ready(cx))?;
+                    if let Poll::Ready(ready) = stream.poll_write_ready(cx) {
+                        ready?;
+                        continue;
+                    }
+                    let Some(after) = stall else {
+                        return Poll::Pending;
+                    };
+                    let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                    return match t.as_mut().poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(Err(io::ErrorKind::TimedOut.into())),
+                        Poll::Pending => Poll::Pending,
+                    };
                 }
                 Err(e) => return Poll::Ready(Err(e)),
             }

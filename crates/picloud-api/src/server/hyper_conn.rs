@@ -177,11 +177,7 @@ pub(super) async fn serve(
                 None => {}
                 Some(Overdue::Head) => {
                     if !h2 {
-                        let _ = tokio::time::timeout(
-                            Duration::from_secs(1),
-                            write_all(&socket, REQUEST_TIMEOUT),
-                        )
-                        .await;
+                        let _ = write_all(&socket, REQUEST_TIMEOUT, Some(Duration::from_secs(1))).await;
                     }
                     return;
                 }

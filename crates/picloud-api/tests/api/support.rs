@@ -194,6 +194,9 @@ impl TestServer {
         let key = create_key(&store, &[Capability::InstanceAdmin], None).await;
         let rt = picloud_realtime::RealtimeConfig {
             channel_capacity: 16,
+            // Its stalled subscribers read again later, however long a slow machine takes
+            // to publish past them: not dropped meanwhile.
+            send_timeout: std::time::Duration::from_secs(600),
             ..realtime_config()
         };
         let s = Self::serve_with(db, store, ApiConfig::default(), rt, key).await;

@@ -18,10 +18,12 @@ use picloud_core::app::AppRef;
 use picloud_core::topic::{AuthMode, TopicName};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::quota::{refusal, Permit, Refused};
+use crate::stats::Stats;
 use crate::streams::{Peer, StreamKind};
 use crate::token::{Grant, VerifyError};
 use crate::Realtime;
@@ -35,6 +37,23 @@ pub use request::{parse, BadRequest, SubscribeRequest};
 /// response body.
 #[derive(Clone)]
 pub struct DirectSocket(pub Arc<TcpStream>);
+
+/// On a stream's response, for a server that writes it to the socket itself: how long a
+/// write may wait for the client to take any of it before the server gives up on it (the
+/// client stopped reading), and the count to add to when it does. hyper, which writes the
+/// other streams, knows no such deadline.
+#[derive(Clone)]
+pub struct SendDeadline {
+    pub after: Duration,
+    stats: Arc<Stats>,
+}
+
+impl SendDeadline {
+    /// The stream is dropped: its client took nothing for [`Self::after`].
+    pub fn missed(&self) {
+        self.stats.slow_consumer_disconnects.add(1);
+    }
+}
 
 /// The client's address, as the server puts it on each request (axum's `ConnectInfo`).
 type Remote = Option<Extension<ConnectInfo<SocketAddr>>>;
@@ -140,8 +159,16 @@ async fn open(
     revoked: Option<CancellationToken>,
     permit: Option<Permit>,
 ) -> Response {
+    let deadline = SendDeadline {
+        after: rt.config.send_timeout,
+        stats: rt.stats.clone(),
+    };
     match stream::open(rt, app, req, grant, socket, peer, revoked, permit).await {
-        Ok(body) => sse_response(body),
+        Ok(body) => {
+            let mut res = sse_response(body);
+            res.extensions_mut().insert(deadline);
+            res
+        }
         Err(e) => {
             tracing::warn!(error = %e, "cannot open stream");
             unavailable()

@@ -1,7 +1,7 @@
 //! One WebSocket connection: a loop that owes history first (one page per turn, as an SSE
 //! stream does), then waits for whichever comes first — a client's frame, a live message,
 //! a timer — and answers it. Writes wait for the socket (backpressure), at most
-//! [`SEND_TIMEOUT`]; a client that reads nothing that long is dropped.
+//! `RealtimeConfig::send_timeout`; a client that reads nothing that long is dropped.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -33,8 +33,6 @@ use crate::streams::{Peer, Registration, StreamKind};
 use crate::token::Grant;
 use crate::Realtime;
 
-/// Longest a write may wait for the client to read.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a subscribe waits for the relay to listen to its topic.
 const RELAY_WAIT: Duration = Duration::from_secs(3);
 /// Frames gathered into one flush.
@@ -829,22 +827,25 @@ impl Session {
 
     async fn feed(&mut self, frame: Bytes) -> Result<(), End> {
         let text = Utf8Bytes::try_from(frame).map_err(|_| End::gone())?;
-        let done =
-            tokio::time::timeout(SEND_TIMEOUT, self.socket.feed(WsMessage::Text(text))).await;
+        let done = tokio::time::timeout(
+            self.rt.config.send_timeout,
+            self.socket.feed(WsMessage::Text(text)),
+        )
+        .await;
         self.written(done)
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        let done = tokio::time::timeout(SEND_TIMEOUT, self.socket.flush()).await;
+        let done = tokio::time::timeout(self.rt.config.send_timeout, self.socket.flush()).await;
         self.written(done)
     }
 
     async fn write(&mut self, msg: WsMessage) -> Result<(), End> {
-        let done = tokio::time::timeout(SEND_TIMEOUT, self.socket.send(msg)).await;
+        let done = tokio::time::timeout(self.rt.config.send_timeout, self.socket.send(msg)).await;
         self.written(done)
     }
 
-    /// A write that failed or waited past [`SEND_TIMEOUT`] ends the connection.
+    /// A write that failed or waited past the send timeout ends the connection.
     fn written(
         &self,
         done: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>,
