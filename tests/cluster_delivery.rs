@@ -25,7 +25,7 @@ use picloud_store::testing::{PrivateRedis, TcpProxy, TestDatabase};
 use picloud_store::{Backend, SqlStore};
 use serde_json::{json, Value};
 
-use support::sse::SseStream;
+use support::sse::{follow_once, Received};
 use support::{admin_post, call, Server};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -195,16 +195,6 @@ impl Cluster {
 }
 
 /// What a subscriber received: per seq, the message's `id`, in arrival order.
-#[derive(Default)]
-struct Received {
-    frames: Vec<(i64, String)>,
-    /// Ephemeral messages' ids.
-    ephemeral: Vec<String>,
-    /// Each (re)connection: to which port, when.
-    connections: Vec<(u16, Instant)>,
-    last_id: Option<String>,
-}
-
 /// An SSE subscriber of one topic. When its stream ends it reconnects, with
 /// `Last-Event-ID`, to the next port of `ports` that answers.
 struct Subscriber {
@@ -275,49 +265,10 @@ async fn follow(
     let mut at = 0;
     loop {
         let port = ports[at % ports.len()];
-        let mut req = client
-            .get(format!("http://127.0.0.1:{port}/realtime/topics/{topic}"))
-            .header("host", "demo.localhost");
-        let last_id = got.lock().unwrap().last_id.clone();
-        if let Some(id) = last_id {
-            req = req.header("last-event-id", id);
-        }
-        match req.send().await {
-            Ok(res) if res.status() == 200 => {
-                got.lock().unwrap().connections.push((port, Instant::now()));
-                read_stream(res, &got, &mut ready).await;
-            }
-            _ => {}
-        }
+        follow_once(&client, port, &topic, &got, &mut ready).await;
         // Ended (its node died or shut down): the next node.
         at += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn read_stream(
-    res: reqwest::Response,
-    got: &Mutex<Received>,
-    ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
-) {
-    let mut stream = SseStream::new(res);
-    while let Some(frame) = stream.next().await {
-        if frame.event == "position" {
-            if let Some(r) = ready.take() {
-                let _ = r.send(());
-            }
-        }
-        let mut g = got.lock().unwrap();
-        if let Some(id) = &frame.id {
-            g.last_id = Some(id.clone());
-        }
-        if let Some(v) = frame.message() {
-            let mid = v["message"]["id"].as_str().unwrap_or_default().to_owned();
-            match v["seq"].as_i64() {
-                Some(seq) => g.frames.push((seq, mid)),
-                None => g.ephemeral.push(mid),
-            }
-        }
     }
 }
 

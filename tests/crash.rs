@@ -32,7 +32,7 @@ use picloud_store::testing::{outbox_rows, TestDatabase};
 use picloud_store::{Backend, SqlStore};
 use serde_json::{json, Value};
 
-use support::sse::SseStream;
+use support::sse::{follow_once, Received};
 use support::{admin_post, Server};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -252,25 +252,16 @@ async fn publisher(
     }
 }
 
-/// What one subscriber received.
-#[derive(Default)]
-struct Got {
-    /// (seq, message id), in arrival order.
-    frames: Vec<(i64, String)>,
-    last_id: Option<String>,
-    connections: usize,
-}
-
 struct Follower {
     topic: usize,
-    got: Arc<Mutex<Got>>,
+    got: Arc<Mutex<Received>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Follower {
     /// Connected (its `position` frame read) when this returns.
     async fn start(t: usize, port: Arc<AtomicU16>) -> Self {
-        let got = Arc::new(Mutex::new(Got::default()));
+        let got = Arc::new(Mutex::new(Received::default()));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(follow(topic(t), port, got.clone(), ready_tx));
         tokio::time::timeout(Duration::from_secs(10), ready_rx)
@@ -300,7 +291,7 @@ impl Drop for Follower {
 async fn follow(
     topic: String,
     port: Arc<AtomicU16>,
-    got: Arc<Mutex<Got>>,
+    got: Arc<Mutex<Received>>,
     ready: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut ready = Some(ready);
@@ -308,46 +299,9 @@ async fn follow(
     loop {
         let at = port.load(Ordering::SeqCst);
         if at != 0 {
-            let mut req = client
-                .get(format!("http://127.0.0.1:{at}/realtime/topics/{topic}"))
-                .header("host", "demo.localhost");
-            let last_id = got.lock().unwrap().last_id.clone();
-            if let Some(id) = last_id {
-                req = req.header("last-event-id", id);
-            }
-            if let Ok(res) = req.send().await {
-                if res.status() == 200 {
-                    got.lock().unwrap().connections += 1;
-                    read_stream(res, &got, &mut ready).await;
-                }
-            }
+            follow_once(&client, at, &topic, &got, &mut ready).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Reads frames until the stream ends; `last_id` is always the last whole frame's.
-async fn read_stream(
-    res: reqwest::Response,
-    got: &Mutex<Got>,
-    ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
-) {
-    let mut stream = SseStream::new(res);
-    while let Some(frame) = stream.next().await {
-        if frame.event == "position" {
-            if let Some(r) = ready.take() {
-                let _ = r.send(());
-            }
-        }
-        let mut g = got.lock().unwrap();
-        if let Some(id) = &frame.id {
-            g.last_id = Some(id.clone());
-        }
-        if let Some(v) = frame.message() {
-            let seq = v["seq"].as_i64().expect("a durable message has a seq");
-            let mid = v["message"]["id"].as_str().unwrap_or_default().to_owned();
-            g.frames.push((seq, mid));
-        }
     }
 }
 
@@ -588,11 +542,11 @@ async fn crash_run(backend: Backend) {
             );
         }
         assert!(
-            got.connections > kill_count,
+            got.connections.len() > kill_count,
             "{}: resumed after every kill",
             topic(f.topic)
         );
-        resumes += got.connections - 1;
+        resumes += got.connections.len() - 1;
     }
 
     // Triggers: the outbox drains within the lease (and a margin) of the last restart.

@@ -27,7 +27,7 @@ use picloud_core::topic::TopicName;
 use picloud_store::{DatabaseLocation, SqlStore};
 use serde_json::{json, Value};
 use support::postgres::PrivatePostgres;
-use support::sse::{Frame, SseStream};
+use support::sse::{follow_once, Received};
 use support::{admin_post, Server};
 
 const TOPICS: usize = 4;
@@ -75,14 +75,6 @@ struct Attempt {
     status: u16,
     seq: Option<i64>,
     code: Option<String>,
-}
-
-#[derive(Default)]
-struct Received {
-    /// (seq, id) of every durable message, in arrival order.
-    frames: Vec<(i64, String)>,
-    connections: usize,
-    last_id: Option<String>,
 }
 
 fn topic_name(i: usize) -> String {
@@ -154,45 +146,8 @@ async fn follow(
     let mut ready = Some(ready);
     let client = reqwest::Client::new();
     loop {
-        let mut req = client
-            .get(format!("http://127.0.0.1:{port}/realtime/topics/{topic}"))
-            .header("host", "demo.localhost");
-        let last_id = got.lock().unwrap().last_id.clone();
-        if let Some(id) = last_id {
-            req = req.header("last-event-id", id);
-        }
-        if let Ok(res) = req.send().await {
-            if res.status() == 200 {
-                got.lock().unwrap().connections += 1;
-                let mut stream = SseStream::new(res);
-                while let Some(frame) = stream.next().await {
-                    take_frame(&frame, &got, &mut ready);
-                }
-            }
-        }
+        follow_once(&client, port, &topic, &got, &mut ready).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn take_frame(
-    frame: &Frame,
-    got: &Mutex<Received>,
-    ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
-) {
-    if frame.event == "position" {
-        if let Some(r) = ready.take() {
-            let _ = r.send(());
-        }
-    }
-    let mut g = got.lock().unwrap();
-    if let Some(id) = &frame.id {
-        g.last_id = Some(id.clone());
-    }
-    if let Some(v) = frame.message() {
-        if let Some(seq) = v["seq"].as_i64() {
-            let mid = v["message"]["id"].as_str().unwrap().to_owned();
-            g.frames.push((seq, mid));
-        }
     }
 }
 
@@ -466,7 +421,7 @@ async fn postgres_restarts_under_load_lose_nothing() {
     }
     let reconnects: usize = followers
         .iter()
-        .map(|f| f.1.lock().unwrap().connections - 1)
+        .map(|f| f.1.lock().unwrap().connections.len() - 1)
         .sum();
     for (_, _, task) in &followers {
         task.abort();

@@ -1,6 +1,9 @@
 //! Server-Sent Events as the system tests read them: whole frames only, so a frame cut off
 //! by a killed server is never seen (and a resuming reader's last id is a whole frame's).
 
+use std::sync::Mutex;
+use std::time::Instant;
+
 use serde_json::Value;
 
 /// One frame with an `event:` line (`retry:` hints and comments are skipped).
@@ -63,6 +66,62 @@ impl SseStream {
             match self.res.chunk().await {
                 Ok(Some(chunk)) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
                 _ => return None,
+            }
+        }
+    }
+}
+
+/// What a subscriber that reconnects across server restarts and node failures has read.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// (seq, message id) of every durable message, in arrival order.
+    pub frames: Vec<(i64, String)>,
+    /// Ephemeral messages' ids.
+    pub ephemeral: Vec<String>,
+    /// Each (re)connection: to which port, when.
+    pub connections: Vec<(u16, Instant)>,
+    /// The last whole frame's id, to resume after.
+    pub last_id: Option<String>,
+}
+
+/// One connection of a following subscriber: subscribes to `topic` of app `demo` on `port`,
+/// resuming after what `got` read last, and reads until the stream ends (a refused or failed
+/// connection returns at once). `ready` fires at the first `position` frame.
+pub async fn follow_once(
+    client: &reqwest::Client,
+    port: u16,
+    topic: &str,
+    got: &Mutex<Received>,
+    ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
+) {
+    let mut req = client
+        .get(format!("http://127.0.0.1:{port}/realtime/topics/{topic}"))
+        .header("host", "demo.localhost");
+    let last_id = got.lock().unwrap().last_id.clone();
+    if let Some(id) = last_id {
+        req = req.header("last-event-id", id);
+    }
+    let Ok(res) = req.send().await else { return };
+    if res.status() != 200 {
+        return;
+    }
+    got.lock().unwrap().connections.push((port, Instant::now()));
+    let mut stream = SseStream::new(res);
+    while let Some(frame) = stream.next().await {
+        if frame.event == "position" {
+            if let Some(r) = ready.take() {
+                let _ = r.send(());
+            }
+        }
+        let mut g = got.lock().unwrap();
+        if let Some(id) = &frame.id {
+            g.last_id = Some(id.clone());
+        }
+        if let Some(v) = frame.message() {
+            let mid = v["message"]["id"].as_str().unwrap_or_default().to_owned();
+            match v["seq"].as_i64() {
+                Some(seq) => g.frames.push((seq, mid)),
+                None => g.ephemeral.push(mid),
             }
         }
     }
