@@ -8,7 +8,6 @@
 use std::io;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -36,14 +35,13 @@ pub(super) async fn serve(stream: TcpStream, service: impl Handler, mut req: Req
     let (mut out, body, streaming, deadline) = head_of(res);
     if streaming {
         out.extend_from_slice(b"\r\n");
-        let stall = deadline.as_ref().map(|d| d.after);
-        let head = write_all(&stream, &out, stall).await;
+        let head = write_all(&stream, &out, deadline.as_ref().map(|d| d.after)).await;
         drop(out);
         let end = match head {
-            Ok(()) => pump(&stream, body, stall).await,
+            Ok(()) => pump(&stream, body, deadline.as_ref()).await,
             Err(e) => e,
         };
-        if let (io::ErrorKind::TimedOut, Some(d)) = (end.kind(), &deadline) {
+        if let (io::ErrorKind::TimedOut, Some(d)) = (end.kind(), deadline) {
             d.missed();
         }
     } else {
@@ -97,7 +95,7 @@ async fn answer(stream: &TcpStream, mut head: BytesMut, body: Body) {
 /// socket to take each write before pulling more (backpressure: nothing queues here), at
 /// most `stall` without progress, and notices a client that hangs up while idle. Frames
 /// that are ready together come as one (the stream gathers them), so each is one write.
-async fn pump(stream: &TcpStream, mut body: Body, stall: Option<Duration>) -> io::Error {
+async fn pump(stream: &TcpStream, mut body: Body, stall: Option<&SendDeadline>) -> io::Error {
     loop {
         let frame = tokio::select! {
             frame = body.frame() => frame,
@@ -109,7 +107,7 @@ async fn pump(stream: &TcpStream, mut body: Body, stall: Option<Duration>) -> io
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        if let Err(e) = write_all(stream, &data, stall).await {
+        if let Err(e) = write_all(stream, &data, stall.map(|d| d.after)).await {
             return e;
         }
     }
